@@ -1,0 +1,102 @@
+/*
+ * store.h: object stores (local directory, later S3, Azure, GCS).
+ *
+ * A store is opened from a URL; each backend fills in a struct store_ops.
+ * Keys are '/'-separated relative names ("logship.json",
+ * "00000001a2b3c4d5/seg/0000000000000001").  Objects are written once.
+ * Every call returns 0 or a negative LS_ERR_* code and, on failure, sets
+ * *errmsg (caller frees) to one line naming the store URL and the object.
+ */
+#ifndef LS_STORE_H
+#define LS_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+
+/* One page of a listing: keys in ascending byte order, with sizes. */
+struct store_entry {
+	char		*key;
+	uint64_t	 size;
+};
+
+struct store_list {
+	struct store_entry	*entries;
+	size_t			 n;
+	int			 truncated;	/* more keys follow the last one */
+};
+
+struct store_ops {
+	const char *scheme;
+	/*
+	 * Write the whole content of fd (read with pread from offset 0 to EOF)
+	 * as key.  put_if_absent returns LS_ERR_EXISTS, and changes nothing,
+	 * when key already exists; of two concurrent creators exactly one wins.
+	 */
+	int (*put)(struct store *, const char *key, int fd, char **errmsg);
+	int (*put_if_absent)(struct store *, const char *key, int fd, char **errmsg);
+	/* Write the whole object to fd (appending at its current offset). */
+	int (*get)(struct store *, const char *key, int fd, char **errmsg);
+	/* Read up to len bytes at off into buf; *got is what was read. */
+	int (*get_range)(struct store *, const char *key, uint64_t off,
+	    size_t len, void *buf, size_t *got, char **errmsg);
+	/* LS_ERR_NOTFOUND if absent; otherwise *size is its length. */
+	int (*head)(struct store *, const char *key, uint64_t *size, char **errmsg);
+	/*
+	 * Keys beginning with prefix and sorting strictly after start_after
+	 * (NULL or "" for the first), at most max of them, ascending.
+	 */
+	int (*list_after)(struct store *, const char *prefix,
+	    const char *start_after, size_t max, struct store_list *out,
+	    char **errmsg);
+	/* Deleting an absent key is not an error. */
+	int (*del)(struct store *, const char *key, char **errmsg);
+	void (*free)(struct store *);
+};
+
+/* Every backend's struct begins with this. */
+struct store {
+	const struct store_ops	*ops;
+	char			*url;	/* as given, for messages; no secrets */
+};
+
+/*
+ * Open the store named by url: a plain path or file:///abs/path.
+ * Unknown schemes give LS_ERR_INVALID with a message naming the accepted ones.
+ * Free the result with store_free().
+ */
+int store_open(const char *url, struct store **out, char **errmsg);
+void store_free(struct store *);
+const char *store_url(const struct store *);
+
+int store_put(struct store *, const char *key, int fd, char **errmsg);
+int store_put_if_absent(struct store *, const char *key, int fd, char **errmsg);
+int store_get(struct store *, const char *key, int fd, char **errmsg);
+int store_get_range(struct store *, const char *key, uint64_t off, size_t len,
+    void *buf, size_t *got, char **errmsg);
+int store_head(struct store *, const char *key, uint64_t *size, char **errmsg);
+int store_list_after(struct store *, const char *prefix, const char *start_after,
+    size_t max, struct store_list *out, char **errmsg);
+int store_delete(struct store *, const char *key, char **errmsg);
+void store_list_clear(struct store_list *);
+
+/* Conveniences over the table for small objects held in memory. */
+int store_put_buf(struct store *, const char *key, const void *buf, size_t len,
+    int if_absent, char **errmsg);
+/* Read a whole object of at most max bytes; *bufp is malloc'd, NUL-terminated. */
+int store_get_buf(struct store *, const char *key, size_t max, char **bufp,
+    size_t *lenp, char **errmsg);
+
+/*
+ * List every key under prefix, calling fn for each in order, paging
+ * through list_after.  fn returns 0 to go on, nonzero to stop (returned).
+ */
+int store_list_all(struct store *, const char *prefix,
+    int (*fn)(void *arg, const struct store_entry *), void *arg, char **errmsg);
+
+/* Backend constructors (store_open picks one by scheme). */
+int store_file_open(const char *url, const char *path, struct store **out,
+    char **errmsg);
+
+#endif

@@ -1,0 +1,33 @@
+/* util.h: small helpers shared by liblogship: I/O, hex, time, LSNs. */
+#ifndef LS_UTIL_H
+#define LS_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* write(2) until all of buf is written; 0 or -1 with errno set. */
+int ls_write_all(int fd, const void *buf, size_t len);
+/* pread(2) until len bytes or EOF; bytes read or -1 with errno set. */
+ssize_t ls_pread_all(int fd, void *buf, size_t len, off_t off);
+
+/* Lowercase hex of len bytes into out (2*len+1 bytes). */
+void ls_hex(const uint8_t *buf, size_t len, char *out);
+/* Parse exactly 2*len hex digits; 0 or -1. */
+int ls_unhex(const char *s, uint8_t *buf, size_t len);
+
+/* Wall clock, microseconds since the Unix epoch. */
+int64_t ls_now_us(void);
+/* "2026-11-21T05:44:30.123456Z" into out (at least 32 bytes). */
+void ls_format_time(int64_t us, char *out, size_t outlen);
+/* Parse "YYYY-MM-DD HH:MM:SS[.ffffff][Z|+hh[:mm]]" (T or space). */
+int ls_parse_time(const char *s, int64_t *us);
+
+/* "16/B374D848" <-> uint64. */
+void ls_lsn_format(uint64_t lsn, char out[32]);
+int ls_lsn_parse(const char *s, uint64_t *lsn);
+
+/* Read a 32-byte key file: 32 raw bytes or 64 hex digits (newline allowed). */
+int ls_key_load(const char *path, uint8_t key[32], char **errmsg);
+
+#endif

@@ -1,0 +1,599 @@
+/*
+ * test_segment.c: segment format v1 — round trips of every record and value
+ * kind, big transactions, corruption, chain breaks, encryption, hostile
+ * length fields.
+ */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+#include <openssl/evp.h>
+#include <zlib.h>
+
+#include "error.h"
+#include "segment.h"
+#include "tap.h"
+#include "util.h"
+
+#define GEN "00000001deadbeef"
+
+static const uint8_t key1[32] = "0123456789abcdef0123456789abcdef";
+static const uint8_t key2[32] = "fedcba9876543210fedcba9876543210";
+
+static struct ls_column cols[4] = {
+	{ "id", 23, -1, LS_COL_KEY }, { "name", 25, -1, 0 },
+	{ "blob", 17, -1, 0 }, { "big", 25, -1, 0 },
+};
+static struct ls_relation rel = { 16384, "public", "t", 'd', 4, cols };
+
+static int
+memfd(void)
+{
+	return memfd_create("seg", MFD_CLOEXEC);
+}
+
+static struct segment_writer *
+writer(uint64_t segno, const uint8_t *prev, const uint8_t *key)
+{
+	struct segment_writer_opts o = { 0 };
+	struct segment_writer *w = NULL;
+	char *err = NULL;
+
+	o.segno = segno;
+	o.generation = GEN;
+	o.system_id = 7301234567890123456ULL;
+	o.database = "app";
+	o.prev_sha256 = prev;
+	o.key = key;
+	if (segment_writer_new(&o, &w, &err) != 0) {
+		diag("writer: %s", err);
+		exit(1);
+	}
+	return w;
+}
+
+static int
+add(struct segment_writer *w, const struct ls_record *rec)
+{
+	char *err = NULL;
+	int r = segment_writer_add(w, rec, &err);
+
+	if (r != 0)
+		diag("add: %s", err);
+	free(err);
+	return r;
+}
+
+static void
+add_txn_edges(struct segment_writer *w, char kind, uint64_t lsn)
+{
+	struct ls_record rec = { .kind = kind };
+
+	rec.u.txn.xid = 700 + (uint32_t)(lsn & 0xff);
+	rec.u.txn.commit_lsn = lsn;
+	rec.u.txn.end_lsn = lsn + 8;
+	rec.u.txn.commit_time = 1700000000000000LL + (int64_t)lsn;
+	add(w, &rec);
+}
+
+static void
+add_insert(struct segment_writer *w, int id, struct ls_value *vals)
+{
+	struct ls_record rec = { .kind = LS_REC_CHANGE };
+	char idbuf[16];
+
+	snprintf(idbuf, sizeof(idbuf), "%d", id);
+	vals[0] = (struct ls_value){ LS_VAL_TEXT, (uint32_t)strlen(idbuf), idbuf };
+	rec.u.change.kind = LS_CHANGE_INSERT;
+	rec.u.change.relid = rel.oid;
+	rec.u.change.new = (struct ls_tuple){ 4, vals };
+	add(w, &rec);
+}
+
+/* Every kind of record and value. */
+static void
+write_all_kinds(struct segment_writer *w)
+{
+	struct ls_record rec = { .kind = LS_REC_RELATION };
+	struct ls_value v[4], o[4];
+	uint32_t relids[1] = { 16384 };
+
+	rec.u.rel = rel;
+	add(w, &rec);
+	add_txn_edges(w, LS_REC_BEGIN, 0x1000);
+	v[1] = (struct ls_value){ LS_VAL_TEXT, 0, "" };		/* empty string */
+	v[2] = (struct ls_value){ LS_VAL_BINARY, 3, "\x00\x01\xff" };
+	v[3] = (struct ls_value){ LS_VAL_NULL, 0, NULL };
+	add_insert(w, 1, v);
+	memset(&rec, 0, sizeof(rec));
+	rec.kind = LS_REC_CHANGE;
+	rec.u.change.kind = LS_CHANGE_UPDATE;
+	rec.u.change.relid = rel.oid;
+	rec.u.change.old_kind = LS_OLD_KEY;
+	o[0] = (struct ls_value){ LS_VAL_TEXT, 1, "1" };
+	o[1] = o[2] = o[3] = (struct ls_value){ LS_VAL_NULL, 0, NULL };
+	rec.u.change.old = (struct ls_tuple){ 4, o };
+	v[0] = (struct ls_value){ LS_VAL_TEXT, 1, "2" };
+	v[3] = (struct ls_value){ LS_VAL_UNCHANGED, 0, NULL };
+	rec.u.change.new = (struct ls_tuple){ 4, v };
+	add(w, &rec);
+	rec.u.change.kind = LS_CHANGE_DELETE;
+	rec.u.change.old_kind = LS_OLD_FULL;
+	add(w, &rec);
+	memset(&rec.u.change, 0, sizeof(rec.u.change));
+	rec.u.change.kind = LS_CHANGE_TRUNCATE;
+	rec.u.change.trunc_flags = LS_TRUNCATE_CASCADE | LS_TRUNCATE_RESTART_IDENTITY;
+	rec.u.change.nrelids = 1;
+	rec.u.change.relids = relids;
+	add(w, &rec);
+	memset(&rec, 0, sizeof(rec));
+	rec.kind = LS_REC_MESSAGE;
+	rec.u.msg = (struct ls_message){ 0x1001, true, "app", 5, "hi\0yo" };
+	add(w, &rec);
+	add_txn_edges(w, LS_REC_COMMIT, 0x1000);
+	add_txn_edges(w, LS_REC_BEGIN, 0x2000);		/* empty transaction */
+	add_txn_edges(w, LS_REC_COMMIT, 0x2000);
+	memset(&rec, 0, sizeof(rec));
+	rec.kind = LS_REC_SEQUENCE;
+	rec.u.seq = (struct ls_sequence){ "public", "t_id_seq", -42, true, 0x2008 };
+	add(w, &rec);
+	rec.kind = LS_REC_MESSAGE;
+	rec.u.msg = (struct ls_message){ 0x2009, false, "ddl", 3, "abc" };
+	add(w, &rec);
+}
+
+static int
+finish(struct segment_writer *w, uint8_t sha[32], struct segment_header *h)
+{
+	char *err = NULL;
+	int fd = memfd();
+
+	if (segment_writer_finish(w, fd, h, sha, &err) != 0) {
+		diag("finish: %s", err);
+		exit(1);
+	}
+	segment_writer_free(w);
+	return fd;
+}
+
+static int
+val_eq(const struct ls_value *a, char kind, const char *data, uint32_t len)
+{
+	return a->kind == kind && a->len == len &&
+	    (len == 0 || memcmp(a->data, data, len) == 0) &&
+	    (kind != LS_VAL_TEXT || a->data[len] == '\0');
+}
+
+static void
+test_round_trip(const uint8_t *key)
+{
+	struct segment_reader *r = NULL;
+	struct segment_header h;
+	struct ls_record rec;
+	uint8_t sha[32];
+	char *err = NULL;
+	int fd, n = 0, good = 1;
+
+	struct segment_writer *w = writer(1, NULL, key);
+
+	write_all_kinds(w);
+	fd = finish(w, sha, &h);
+	ok(h.txns == 2 && h.changes == 4 && h.records == 12 &&
+	    h.first_lsn == 0x1000 && h.last_lsn == 0x2000 && h.end_lsn == 0x2008,
+	    "%s: header counts and LSN range", key ? "encrypted" : "plain");
+	n = segment_reader_open(fd, "segment 1", key, &r, &err);
+	ok(n == 0, "reader opens (%s)", err ? err : "ok");
+	n = 0;
+	while (r != NULL && segment_reader_next(r, &rec, &err) == 1) {
+		n++;
+		switch (n) {
+		case 1:
+			good &= rec.kind == 'R' && rec.u.rel.oid == 16384 &&
+			    !strcmp(rec.u.rel.schema, "public") &&
+			    rec.u.rel.ncols == 4 && rec.u.rel.replident == 'd' &&
+			    !strcmp(rec.u.rel.cols[3].name, "big") &&
+			    rec.u.rel.cols[0].flags == LS_COL_KEY &&
+			    rec.u.rel.cols[2].type_oid == 17 &&
+			    rec.u.rel.cols[1].typmod == -1;
+			break;
+		case 3:
+			good &= rec.kind == 'X' && rec.u.change.kind == 'I' &&
+			    val_eq(&rec.u.change.new.vals[0], 't', "1", 1) &&
+			    val_eq(&rec.u.change.new.vals[1], 't', "", 0) &&
+			    val_eq(&rec.u.change.new.vals[2], 'b', "\x00\x01\xff", 3) &&
+			    val_eq(&rec.u.change.new.vals[3], 'n', NULL, 0);
+			break;
+		case 4:
+			good &= rec.u.change.kind == 'U' &&
+			    rec.u.change.old_kind == 'K' &&
+			    val_eq(&rec.u.change.old.vals[0], 't', "1", 1) &&
+			    val_eq(&rec.u.change.old.vals[1], 'n', NULL, 0) &&
+			    val_eq(&rec.u.change.new.vals[3], 'u', NULL, 0) &&
+			    val_eq(&rec.u.change.new.vals[1], 't', "", 0);
+			break;
+		case 5:
+			good &= rec.u.change.kind == 'D' &&
+			    rec.u.change.old_kind == 'O';
+			break;
+		case 6:
+			good &= rec.u.change.kind == 'T' &&
+			    rec.u.change.trunc_flags == 3 &&
+			    rec.u.change.nrelids == 1 &&
+			    rec.u.change.relids[0] == 16384;
+			break;
+		case 7:
+			good &= rec.kind == 'M' && rec.u.msg.transactional &&
+			    rec.u.msg.len == 5 &&
+			    !memcmp(rec.u.msg.content, "hi\0yo", 5);
+			break;
+		case 8:
+			good &= rec.kind == 'C' && rec.u.txn.nchanges == 4 &&
+			    rec.u.txn.end_lsn == 0x1008;
+			break;
+		case 9:
+			good &= rec.kind == 'B' && rec.u.txn.commit_lsn == 0x2000 &&
+			    rec.u.txn.commit_time == 1700000000000000LL + 0x2000;
+			break;
+		case 10:
+			good &= rec.kind == 'C' && rec.u.txn.nchanges == 0;
+			break;
+		case 11:
+			good &= rec.kind == 'S' && rec.u.seq.last_value == -42 &&
+			    rec.u.seq.is_called && !strcmp(rec.u.seq.name, "t_id_seq");
+			break;
+		case 12:
+			good &= rec.kind == 'M' && !rec.u.msg.transactional &&
+			    !strcmp(rec.u.msg.prefix, "ddl");
+			break;
+		}
+	}
+	ok(n == 12, "read every record back (%d)", n);
+	ok(good, "every record and value kind round-trips exactly");
+	ok(r != NULL && segment_reader_next(r, &rec, &err) == 0,
+	    "end of segment verified");
+	segment_reader_free(r);
+	close(fd);
+	free(err);
+}
+
+/* A 100,000-change transaction streams through with bounded memory. */
+static void
+test_big_txn(void)
+{
+	struct segment_writer *w = writer(1, NULL, NULL);
+	struct ls_record rec = { .kind = LS_REC_RELATION };
+	struct ls_value v[4];
+	struct segment_header h;
+	uint8_t sha[32];
+	char *err = NULL;
+	int fd, i;
+
+	rec.u.rel = rel;
+	add(w, &rec);
+	add_txn_edges(w, LS_REC_BEGIN, 0x5000);
+	v[1] = (struct ls_value){ LS_VAL_TEXT, 11, "hello world" };
+	v[2] = (struct ls_value){ LS_VAL_BINARY, 4, "\x01\x02\x03\x04" };
+	v[3] = (struct ls_value){ LS_VAL_NULL, 0, NULL };
+	for (i = 0; i < 100000; i++)
+		add_insert(w, i, v);
+	add_txn_edges(w, LS_REC_COMMIT, 0x5000);
+	fd = finish(w, sha, &h);
+	ok(h.changes == 100000 && h.txns == 1, "100,000-change transaction written");
+	i = segment_verify_fd(fd, "big", NULL, &h, NULL, &err);
+	ok(i == 0, "100,000-change transaction verifies (%s)", err ? err : "ok");
+	close(fd);
+	free(err);
+}
+
+/* Copy an object into a fresh memfd, return the fd and its bytes. */
+static uint8_t *
+slurp(int fd, size_t *len)
+{
+	struct stat st;
+	uint8_t *buf;
+
+	fstat(fd, &st);
+	*len = (size_t)st.st_size;
+	buf = malloc(*len);
+	ls_pread_all(fd, buf, *len, 0);
+	return buf;
+}
+
+static int
+spill(const uint8_t *buf, size_t len)
+{
+	int fd = memfd();
+
+	ls_write_all(fd, buf, len);
+	return fd;
+}
+
+static int
+verify_buf(const uint8_t *buf, size_t len, const uint8_t *key, char **err)
+{
+	int fd = spill(buf, len);
+	int r = segment_verify_fd(fd, "segment 0000000000000001", key, NULL,
+	    NULL, err);
+
+	close(fd);
+	return r;
+}
+
+static void
+test_every_byte(void)
+{
+	struct segment_writer *w = writer(1, NULL, NULL);
+	struct segment_header h;
+	uint8_t sha[32], *buf;
+	size_t len, i;
+	int fd, missed = 0, x;
+	char *err = NULL;
+
+	write_all_kinds(w);
+	fd = finish(w, sha, &h);
+	buf = slurp(fd, &len);
+	close(fd);
+	for (i = 0; i < len; i++) {
+		for (x = 0; x < 3; x++) {
+			uint8_t save = buf[i];
+			buf[i] ^= x == 0 ? 0x01 : x == 1 ? 0x80 : 0xff;
+			if (verify_buf(buf, len, NULL, &err) == 0)
+				missed++;
+			buf[i] = save;
+		}
+	}
+	ok(missed == 0, "every single-byte corruption of a %zu-byte segment "
+	    "is detected (%d missed)", len, missed);
+	ok(err != NULL && strstr(err, "segment 0000000000000001") != NULL,
+	    "errors name the object: %s", err);
+	for (i = 0, missed = 0; i < len; i++)
+		if (verify_buf(buf, i, NULL, NULL) == 0)
+			missed++;
+	ok(missed == 0, "every truncation is detected");
+	ok(verify_buf(buf, len, NULL, NULL) == 0, "the untouched copy verifies");
+	free(buf);
+	free(err);
+}
+
+/* Rewrite the SHA-256 trailer so that only the GCM tag can object. */
+static void
+reseal(uint8_t *buf, size_t len)
+{
+	EVP_Digest(buf, len - 32, buf + len - 32, NULL, EVP_sha256(), NULL);
+}
+
+static void
+test_encryption(void)
+{
+	struct segment_writer *w = writer(1, NULL, key1);
+	struct segment_header h;
+	uint8_t sha[32], *buf;
+	size_t len;
+	char *err = NULL;
+	int fd, r;
+
+	write_all_kinds(w);
+	fd = finish(w, sha, &h);
+	buf = slurp(fd, &len);
+	close(fd);
+	r = verify_buf(buf, len, key1, &err);
+	ok(h.encrypted && r == 0, "right key round-trips");
+	r = verify_buf(buf, len, key2, &err);
+	ok(r == LS_ERR_AUTH && strstr(err, "wrong --key-file") != NULL,
+	    "wrong key fails: %s", err);
+	r = verify_buf(buf, len, NULL, &err);
+	ok(r == LS_ERR_AUTH && strstr(err, "--key-file") != NULL,
+	    "missing key fails: %s", err);
+	/* body byte flipped, trailer recomputed: only GCM can see it */
+	buf[len - 32 - 16 - 5] ^= 0x10;
+	reseal(buf, len);
+	r = verify_buf(buf, len, key1, &err);
+	ok(r == LS_ERR_AUTH || r == LS_ERR_CORRUPT, "tampered body fails: %s", err);
+	buf[len - 32 - 16 - 5] ^= 0x10;
+	/* header field changed in place (database "app" -> "apq") */
+	{
+		uint8_t *p = memmem(buf, len, "app", 3);
+		p[2] = 'q';
+		reseal(buf, len);
+		r = verify_buf(buf, len, key1, &err);
+		ok(r == LS_ERR_AUTH && strstr(err, "tampered") != NULL,
+		    "tampered header fails authentication: %s", err);
+		p[2] = 'p';
+		reseal(buf, len);
+	}
+	ok(verify_buf(buf, len, key1, NULL) == 0, "restored copy verifies");
+	free(buf);
+	free(err);
+}
+
+static void
+test_unencrypted_with_key(void)
+{
+	struct segment_writer *w = writer(1, NULL, NULL);
+	struct segment_header h;
+	uint8_t sha[32];
+	char *err = NULL;
+	int fd = (write_all_kinds(w), finish(w, sha, &h));
+
+	int r = segment_verify_fd(fd, "s", key1, NULL, NULL, &err);
+
+	ok(r == LS_ERR_AUTH, "plain segment refused when a key is configured: %s",
+	    err);
+	close(fd);
+	free(err);
+}
+
+static void
+test_chain(void)
+{
+	struct segment_header h1, h2, h3;
+	uint8_t s1[32], s2[32], s3[32], bogus[32];
+	struct segment_writer *w;
+	char *err = NULL;
+	int fd, r;
+
+	w = writer(1, NULL, NULL);
+	add_txn_edges(w, LS_REC_BEGIN, 0x100);
+	add_txn_edges(w, LS_REC_COMMIT, 0x100);
+	close(finish(w, s1, &h1));
+	w = writer(2, s1, NULL);
+	add_txn_edges(w, LS_REC_BEGIN, 0x200);
+	add_txn_edges(w, LS_REC_COMMIT, 0x200);
+	close(finish(w, s2, &h2));
+	ok(segment_check_chain(&h1, s1, &h2, &err) == 0, "2 follows 1");
+	memset(bogus, 0xab, sizeof(bogus));
+	w = writer(3, bogus, NULL);
+	add_txn_edges(w, LS_REC_BEGIN, 0x300);
+	add_txn_edges(w, LS_REC_COMMIT, 0x300);
+	fd = finish(w, s3, &h3);
+	r = segment_check_chain(&h2, s2, &h3, &err);
+	ok(r == LS_ERR_CHAIN && strstr(err, "0000000000000003") &&
+	    strstr(err, "0000000000000002"), "chain break names both segments: %s",
+	    err);
+	r = segment_check_chain(&h1, s1, &h3, &err);
+	ok(r == LS_ERR_CHAIN && strstr(err, "gap"), "gap reported: %s", err);
+	close(fd);
+	free(err);
+}
+
+/* Build an object by hand: header fields from a real one, body given. */
+static uint8_t *
+forge(const uint8_t *body_plain, size_t plen, uint64_t records, uint16_t version,
+    size_t *outlen)
+{
+	msgpack_sbuffer sb;
+	msgpack_packer pk;
+	uLongf zlen = compressBound(plen);
+	uint8_t *z = malloc(zlen), *out;
+	size_t n;
+	const char *names[] = { "segno", "system_id", "first_lsn", "last_lsn",
+	    "end_lsn", "first_time", "last_time", "created", "txns", "changes" };
+	int i;
+
+	compress(z, &zlen, body_plain, plen);
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 17);
+	for (i = 0; i < 10; i++) {
+		msgpack_pack_str_with_body(&pk, names[i], strlen(names[i]));
+		msgpack_pack_uint64(&pk, i == 0 ? 1 : 0);
+	}
+	msgpack_pack_str_with_body(&pk, "records", 7);
+	msgpack_pack_uint64(&pk, records);
+	msgpack_pack_str_with_body(&pk, "generation", 10);
+	msgpack_pack_str_with_body(&pk, GEN, 16);
+	msgpack_pack_str_with_body(&pk, "database", 8);
+	msgpack_pack_str_with_body(&pk, "db", 2);
+	msgpack_pack_str_with_body(&pk, "prev_sha256", 11);
+	msgpack_pack_nil(&pk);
+	msgpack_pack_str_with_body(&pk, "compression", 11);
+	msgpack_pack_str_with_body(&pk, "zlib", 4);
+	msgpack_pack_str_with_body(&pk, "body_len", 8);
+	msgpack_pack_uint64(&pk, zlen);
+	msgpack_pack_str_with_body(&pk, "encryption", 10);
+	msgpack_pack_nil(&pk);
+	n = 12 + sb.size + zlen + 32;
+	out = calloc(1, n);
+	memcpy(out, "LSEG", 4);
+	out[5] = (uint8_t)version;
+	out[4] = (uint8_t)(version >> 8);
+	out[10] = (uint8_t)(sb.size >> 8);
+	out[11] = (uint8_t)sb.size;
+	memcpy(out + 12, sb.data, sb.size);
+	memcpy(out + 12 + sb.size, z, zlen);
+	reseal(out, n);
+	msgpack_sbuffer_destroy(&sb);
+	free(z);
+	*outlen = n;
+	return out;
+}
+
+static void
+test_hostile(void)
+{
+	/* a frame claiming 0x3fffffff bytes, then a few */
+	uint8_t huge_frame[] = { 0x3f, 0xff, 0xff, 0xff, 0x91, 0xa1, 'S' };
+	/* a record: array32 claiming 4 billion elements */
+	uint8_t huge_array[] = { 0, 0, 0, 5, 0xdd, 0xff, 0xff, 0xff, 0xff };
+	/* a record: str32 claiming 4 GiB */
+	uint8_t huge_str[] = { 0, 0, 0, 7, 0x92, 0xa1, 'R', 0xdb, 0xff, 0xff, 0xff };
+	uint8_t empty[1];
+	uint8_t *buf;
+	size_t len;
+	char *err = NULL;
+	int r;
+
+	buf = forge(huge_frame, sizeof(huge_frame), 1, 1, &len);
+	r = verify_buf(buf, len, NULL, &err);
+	ok(r == LS_ERR_CORRUPT, "huge frame length: %s", err);
+	free(buf);
+	buf = forge(huge_array, sizeof(huge_array), 1, 1, &len);
+	r = verify_buf(buf, len, NULL, &err);
+	ok(r == LS_ERR_CORRUPT, "huge array count: %s", err);
+	free(buf);
+	buf = forge(huge_str, sizeof(huge_str), 1, 1, &len);
+	r = verify_buf(buf, len, NULL, &err);
+	ok(r == LS_ERR_CORRUPT, "huge string length: %s", err);
+	free(buf);
+	buf = forge(empty, 0, 1000000000, 1, &len);
+	r = verify_buf(buf, len, NULL, &err);
+	ok(r == LS_ERR_CORRUPT, "a billion records promised, none given: %s", err);
+	free(buf);
+	buf = forge(empty, 0, 0, 2, &len);
+	r = verify_buf(buf, len, NULL, &err);
+	ok(r == LS_ERR_VERSION && strstr(err, "version 2"), "wrong version: %s", err);
+	free(buf);
+	buf = forge(empty, 0, 0, 1, &len);
+	r = verify_buf(buf, len, NULL, &err);
+	ok(r == 0, "forged empty segment is valid");
+	buf[8] = 0xff;		/* header length 0xff.... */
+	r = verify_buf(buf, len, NULL, &err);
+	ok(r == LS_ERR_CORRUPT && strstr(err, "header length"),
+	    "huge header length: %s", err);
+	free(buf);
+	free(err);
+}
+
+static void
+test_writer_rules(void)
+{
+	struct segment_writer *w = writer(1, NULL, NULL);
+	struct ls_record rec = { .kind = LS_REC_CHANGE };
+	struct ls_value v[4] = { { LS_VAL_NULL, 0, NULL } };
+	char *err = NULL;
+	int fd;
+
+	rec.u.change.kind = LS_CHANGE_INSERT;
+	rec.u.change.relid = 99;
+	rec.u.change.new = (struct ls_tuple){ 4, v };
+	ok(segment_writer_add(w, &rec, &err) == LS_ERR_INVALID,
+	    "change outside a transaction refused");
+	add_txn_edges(w, LS_REC_BEGIN, 0x10);
+	ok(segment_writer_add(w, &rec, &err) == LS_ERR_INVALID,
+	    "change to an undefined relation refused");
+	ok(segment_writer_finish(w, (fd = memfd()), NULL, (uint8_t[32]){ 0 },
+	    &err) == LS_ERR_INVALID, "finish inside a transaction refused");
+	close(fd);
+	segment_writer_free(w);
+	free(err);
+}
+
+int
+main(void)
+{
+	test_round_trip(NULL);
+	test_round_trip(key1);
+	test_big_txn();
+	test_every_byte();
+	test_encryption();
+	test_unencrypted_with_key();
+	test_chain();
+	test_hostile();
+	test_writer_rules();
+	return tap_done();
+}
