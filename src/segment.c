@@ -20,10 +20,8 @@
 #include <unistd.h>
 
 #include <msgpack.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
-#include <zlib.h>
 
+#include "container.h"
 #include "error.h"
 #include "mp.h"
 #include "relset.h"
@@ -31,7 +29,6 @@
 #include "util.h"
 
 #define MAGIC		"LSEG"
-#define IOBUF		65536
 #define MAX_COLUMNS	1664		/* PostgreSQL's MaxTupleAttributeNumber */
 #define UNCHANGED_EXT	0		/* msgpack ext type of unchanged TOAST */
 
@@ -39,29 +36,13 @@
 enum {
 	HK_SEGNO, HK_GENERATION, HK_SYSTEM_ID, HK_DATABASE, HK_FIRST_LSN,
 	HK_LAST_LSN, HK_END_LSN, HK_FIRST_TIME, HK_LAST_TIME, HK_CREATED,
-	HK_TXNS, HK_CHANGES, HK_RECORDS, HK_PREV, HK_COMPRESSION, HK_BODY_LEN,
-	HK_ENCRYPTION, HK_COUNT
+	HK_TXNS, HK_CHANGES, HK_RECORDS, HK_PREV, HK_COUNT
 };
 static const char *const header_keys[HK_COUNT] = {
 	"segno", "generation", "system_id", "database", "first_lsn",
 	"last_lsn", "end_lsn", "first_time", "last_time", "created",
-	"txns", "changes", "records", "prev_sha256", "compression", "body_len",
-	"encryption"
+	"txns", "changes", "records", "prev_sha256"
 };
-
-void
-segment_key_id(const uint8_t key[SEGMENT_KEY_LEN], uint8_t id[SEGMENT_KEYID_LEN])
-{
-	uint8_t md[32];
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-
-	EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
-	EVP_DigestUpdate(ctx, "logship-key-id", 14);
-	EVP_DigestUpdate(ctx, key, SEGMENT_KEY_LEN);
-	EVP_DigestFinal_ex(ctx, md, NULL);
-	EVP_MD_CTX_free(ctx);
-	memcpy(id, md, SEGMENT_KEYID_LEN);
-}
 
 void
 segment_object_key(const char *generation, uint64_t segno, char out[64])
@@ -93,14 +74,8 @@ struct segment_writer {
 	char		 database[64];
 	uint8_t		 prev[32];
 	bool		 has_prev;
-	uint8_t		 key[SEGMENT_KEY_LEN];
-	bool		 has_key;
 
-	int		 spool;
-	z_stream	 z;
-	bool		 z_init;
-	uint8_t		 zout[IOBUF];
-	uint64_t	 body_len;
+	struct container_writer cw;
 	msgpack_sbuffer	 sb;
 	msgpack_packer	 pk;
 
@@ -111,33 +86,15 @@ struct segment_writer {
 	struct ls_txn	 cur;
 	uint64_t	 cur_changes;
 	struct relset	 rels;
+	bool		 failed;	/* after any error the writer is unusable */
 };
-
-static int
-open_spool(const char *dir, char **errmsg)
-{
-	char path[4096];
-	int fd;
-
-	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
-		dir = "/tmp";
-	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		return fd;
-	snprintf(path, sizeof(path), "%s/logship-spool.XXXXXX", dir);
-	if ((fd = mkstemp(path)) < 0)
-		return ls_errf(errmsg, LS_ERR_IO, "spool file in %s: %s", dir,
-		    strerror(errno));
-	unlink(path);
-	return fd;
-}
 
 int
 segment_writer_new(const struct segment_writer_opts *o,
     struct segment_writer **out, char **errmsg)
 {
 	struct segment_writer *w;
-	int level = o->level > 0 ? o->level : 3;
+	int r;
 
 	if (o->segno == 0 || o->generation == NULL ||
 	    !valid_generation(o->generation, strlen(o->generation)) ||
@@ -152,21 +109,13 @@ segment_writer_new(const struct segment_writer_opts *o,
 	snprintf(w->database, sizeof(w->database), "%s", o->database);
 	if ((w->has_prev = o->prev_sha256 != NULL))
 		memcpy(w->prev, o->prev_sha256, 32);
-	if ((w->has_key = o->key != NULL))
-		memcpy(w->key, o->key, SEGMENT_KEY_LEN);
 	msgpack_sbuffer_init(&w->sb);
 	msgpack_packer_init(&w->pk, &w->sb, msgpack_sbuffer_write);
-	if ((w->spool = open_spool(o->spool_dir, errmsg)) < 0) {
-		int r = w->spool;
-		w->spool = -1;
+	if ((r = container_writer_init(&w->cw, o->spool_dir, o->level, o->key,
+	    errmsg)) != 0) {
 		segment_writer_free(w);
 		return r;
 	}
-	if (deflateInit(&w->z, level) != Z_OK) {
-		segment_writer_free(w);
-		return ls_errf(errmsg, LS_ERR_NOMEM, "zlib init failed");
-	}
-	w->z_init = true;
 	*out = w;
 	return 0;
 }
@@ -176,39 +125,10 @@ segment_writer_free(struct segment_writer *w)
 {
 	if (w == NULL)
 		return;
-	if (w->z_init)
-		deflateEnd(&w->z);
-	if (w->spool >= 0)
-		close(w->spool);
+	container_writer_cleanup(&w->cw);
 	msgpack_sbuffer_destroy(&w->sb);
 	relset_clear(&w->rels);
-	OPENSSL_cleanse(w->key, sizeof(w->key));
 	free(w);
-}
-
-/* Deflate len bytes (flush: Z_NO_FLUSH or Z_FINISH) into the spool. */
-static int
-spool_deflate(struct segment_writer *w, const void *buf, size_t len, int flush,
-    char **errmsg)
-{
-	size_t have;
-	int rc;
-
-	w->z.next_in = (Bytef *)(uintptr_t)buf;
-	w->z.avail_in = (uInt)len;
-	do {
-		w->z.next_out = w->zout;
-		w->z.avail_out = sizeof(w->zout);
-		rc = deflate(&w->z, flush);
-		if (rc == Z_STREAM_ERROR)
-			return ls_errf(errmsg, LS_ERR_INTERNAL, "deflate failed");
-		have = sizeof(w->zout) - w->z.avail_out;
-		if (have > 0 && ls_write_all(w->spool, w->zout, have) != 0)
-			return ls_errf(errmsg, LS_ERR_IO, "spool write: %s",
-			    strerror(errno));
-		w->body_len += have;
-	} while (w->z.avail_out == 0 || (flush == Z_FINISH && rc != Z_STREAM_END));
-	return 0;
 }
 
 static void
@@ -380,6 +300,23 @@ pack_record(msgpack_packer *pk, const struct ls_record *rec)
 
 /* Check that a change fits the relations added so far. */
 static int
+valid_tuple(const struct ls_tuple *t)
+{
+	const struct ls_value *v;
+	uint16_t i;
+
+	for (i = 0; i < t->ncols; i++) {
+		v = &t->vals[i];
+		if (v->kind != LS_VAL_NULL && v->kind != LS_VAL_UNCHANGED &&
+		    v->kind != LS_VAL_TEXT && v->kind != LS_VAL_BINARY)
+			return 0;
+		if (v->kind == LS_VAL_TEXT && memchr(v->data, '\0', v->len) != NULL)
+			return 0;
+	}
+	return 1;
+}
+
+static int
 check_change(const struct relset *rels, const struct ls_change *c)
 {
 	uint16_t ncols;
@@ -389,18 +326,25 @@ check_change(const struct relset *rels, const struct ls_change *c)
 		for (i = 0; i < c->nrelids; i++)
 			if (!relset_get(rels, c->relids[i], &ncols))
 				return -1;
-		return c->trunc_flags <= 3 ? 0 : -1;
+		return c->nrelids > 0 && c->trunc_flags <= 3 ? 0 : -1;
 	}
+	if (c->kind != LS_CHANGE_INSERT && c->kind != LS_CHANGE_UPDATE &&
+	    c->kind != LS_CHANGE_DELETE)
+		return -1;
 	if (!relset_get(rels, c->relid, &ncols))
 		return -1;
-	if (c->kind != LS_CHANGE_DELETE && c->new.ncols != ncols)
+	if (c->old_kind != LS_OLD_NONE && c->old_kind != LS_OLD_KEY &&
+	    c->old_kind != LS_OLD_FULL)
 		return -1;
-	if (c->kind == LS_CHANGE_DELETE && c->old_kind == LS_OLD_NONE)
+	if (c->kind == LS_CHANGE_DELETE)
+		return c->old_kind != LS_OLD_NONE && c->old.ncols == ncols &&
+		    valid_tuple(&c->old) ? 0 : -1;
+	if (c->kind == LS_CHANGE_INSERT && c->old_kind != LS_OLD_NONE)
 		return -1;
-	if (c->old_kind != LS_OLD_NONE && c->old.ncols != ncols)
+	if (c->old_kind != LS_OLD_NONE &&
+	    (c->old.ncols != ncols || !valid_tuple(&c->old)))
 		return -1;
-	return c->kind == LS_CHANGE_INSERT || c->kind == LS_CHANGE_UPDATE ||
-	    c->kind == LS_CHANGE_DELETE ? 0 : -1;
+	return c->new.ncols == ncols && valid_tuple(&c->new) ? 0 : -1;
 }
 
 /* Enforce record order; update counters.  0 or -1. */
@@ -412,7 +356,8 @@ writer_track(struct segment_writer *w, const struct ls_record *rec)
 	switch (rec->kind) {
 	case LS_REC_RELATION:
 		if (w->in_txn || rec->u.rel.oid == 0 ||
-		    rec->u.rel.ncols > MAX_COLUMNS)
+		    rec->u.rel.ncols > MAX_COLUMNS || rec->u.rel.replident == '\0' ||
+		    strchr("dnfi", rec->u.rel.replident) == NULL)
 			return -1;
 		return relset_put(&w->rels, rec->u.rel.oid, rec->u.rel.ncols);
 	case LS_REC_BEGIN:
@@ -457,6 +402,10 @@ segment_writer_add(struct segment_writer *w, const struct ls_record *rec,
 	struct ls_record fixed;
 	uint8_t len[4];
 
+	if (w->failed)
+		return ls_errf(errmsg, LS_ERR_INVALID, "segment %016" PRIx64
+		    ": writer already failed", w->segno);
+	w->failed = true;		/* until this record is fully written */
 	if (writer_track(w, rec) != 0)
 		return ls_errf(errmsg, LS_ERR_INVALID, "segment %016" PRIx64
 		    ": record '%c' out of order or inconsistent", w->segno,
@@ -477,9 +426,10 @@ segment_writer_add(struct segment_writer *w, const struct ls_record *rec,
 	len[2] = (uint8_t)(w->sb.size >> 8);
 	len[3] = (uint8_t)w->sb.size;
 	w->records++;
-	if (spool_deflate(w, len, 4, Z_NO_FLUSH, errmsg) != 0 ||
-	    spool_deflate(w, w->sb.data, w->sb.size, Z_NO_FLUSH, errmsg) != 0)
+	if (container_writer_write(&w->cw, len, 4, errmsg) != 0 ||
+	    container_writer_write(&w->cw, w->sb.data, w->sb.size, errmsg) != 0)
 		return LS_ERR_IO;
+	w->failed = false;
 	return 0;
 }
 
@@ -494,7 +444,7 @@ segment_writer_has_relation(const struct segment_writer *w, uint32_t oid)
 uint64_t
 segment_writer_bytes(const struct segment_writer *w)
 {
-	return w->body_len + w->z.avail_in;
+	return container_writer_bytes(&w->cw);
 }
 
 uint64_t
@@ -523,22 +473,15 @@ pack_kv_int(msgpack_packer *pk, const char *k, int64_t v)
 	msgpack_pack_int64(pk, v);
 }
 
+/* The header map, into w->sb. */
 static void
-pack_kv_bin(msgpack_packer *pk, const char *k, const uint8_t *b, size_t len)
-{
-	pack_str(pk, k);
-	msgpack_pack_bin(pk, len);
-	msgpack_pack_bin_body(pk, b, len);
-}
-
-/* The header map, into w->sb; fills h. */
-static void
-pack_header(struct segment_writer *w, struct segment_header *h)
+pack_header(struct segment_writer *w, const struct segment_header *h,
+    const struct container_crypto *cc)
 {
 	msgpack_packer *pk = &w->pk;
 
 	msgpack_sbuffer_clear(&w->sb);
-	msgpack_pack_map(pk, HK_COUNT);
+	msgpack_pack_map(pk, HK_COUNT + 3);	/* + the container's three */
 	pack_kv_uint(pk, "segno", h->segno);
 	pack_str(pk, "generation");
 	pack_str(pk, h->generation);
@@ -554,33 +497,20 @@ pack_header(struct segment_writer *w, struct segment_header *h)
 	pack_kv_uint(pk, "txns", h->txns);
 	pack_kv_uint(pk, "changes", h->changes);
 	pack_kv_uint(pk, "records", h->records);
+	pack_str(pk, "prev_sha256");
 	if (h->has_prev)
-		pack_kv_bin(pk, "prev_sha256", h->prev_sha256, 32);
-	else {
-		pack_str(pk, "prev_sha256");
+		msgpack_pack_bin_with_body(pk, h->prev_sha256, 32);
+	else
 		msgpack_pack_nil(pk);
-	}
-	pack_str(pk, "compression");
-	pack_str(pk, "zlib");
-	pack_kv_uint(pk, "body_len", h->body_len);
-	pack_str(pk, "encryption");
-	if (!h->encrypted) {
-		msgpack_pack_nil(pk);
-		return;
-	}
-	msgpack_pack_map(pk, 3);
-	pack_str(pk, "alg");
-	pack_str(pk, "aes-256-gcm");
-	pack_kv_bin(pk, "nonce", h->nonce, SEGMENT_NONCE_LEN);
-	pack_kv_bin(pk, "key_id", h->key_id, SEGMENT_KEYID_LEN);
+	container_pack_common(pk, h->body_len, cc);
 }
 
 static void
-fill_header(const struct segment_writer *w, struct segment_header *h)
+fill_header(const struct segment_writer *w, const struct container_crypto *cc,
+    struct segment_header *h)
 {
 	memset(h, 0, sizeof(*h));
 	h->version = SEGMENT_VERSION;
-	h->encrypted = w->has_key;
 	h->segno = w->segno;
 	memcpy(h->generation, w->generation, 17);
 	h->system_id = w->system_id;
@@ -596,129 +526,35 @@ fill_header(const struct segment_writer *w, struct segment_header *h)
 	h->records = w->records;
 	if ((h->has_prev = w->has_prev))
 		memcpy(h->prev_sha256, w->prev, 32);
-	h->body_len = w->body_len;
-}
-
-/* Output side of finish: write + hash. */
-struct sink {
-	int		 fd;
-	EVP_MD_CTX	*sha;
-};
-
-static int
-sink_write(struct sink *s, const void *buf, size_t len)
-{
-	EVP_DigestUpdate(s->sha, buf, len);
-	return ls_write_all(s->fd, buf, len);
-}
-
-/* Copy the spool to the sink, encrypting with gcm when not NULL. */
-static int
-copy_body(struct segment_writer *w, struct sink *s, EVP_CIPHER_CTX *gcm)
-{
-	uint8_t in[IOBUF], out[IOBUF];
-	uint64_t off = 0;
-	ssize_t n;
-	int outl;
-
-	while (off < w->body_len) {
-		n = ls_pread_all(w->spool, in, sizeof(in), (off_t)off);
-		if (n <= 0)
-			return -1;
-		off += (uint64_t)n;
-		if (gcm == NULL) {
-			if (sink_write(s, in, (size_t)n) != 0)
-				return -1;
-			continue;
-		}
-		if (EVP_EncryptUpdate(gcm, out, &outl, in, (int)n) != 1 ||
-		    sink_write(s, out, (size_t)outl) != 0)
-			return -1;
-	}
-	return 0;
-}
-
-static int
-write_encrypted(struct segment_writer *w, struct sink *s, const uint8_t *aad1,
-    size_t aad1len, const void *aad2, size_t aad2len, const uint8_t *nonce)
-{
-	EVP_CIPHER_CTX *gcm = EVP_CIPHER_CTX_new();
-	uint8_t tag[SEGMENT_TAG_LEN], tmp[32];
-	int outl, r = -1;
-
-	if (gcm == NULL ||
-	    EVP_EncryptInit_ex(gcm, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(gcm, EVP_CTRL_GCM_SET_IVLEN, SEGMENT_NONCE_LEN,
-	    NULL) != 1 ||
-	    EVP_EncryptInit_ex(gcm, NULL, NULL, w->key, nonce) != 1 ||
-	    EVP_EncryptUpdate(gcm, NULL, &outl, aad1, (int)aad1len) != 1 ||
-	    EVP_EncryptUpdate(gcm, NULL, &outl, aad2, (int)aad2len) != 1)
-		goto out;
-	if (copy_body(w, s, gcm) != 0 ||
-	    EVP_EncryptFinal_ex(gcm, tmp, &outl) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(gcm, EVP_CTRL_GCM_GET_TAG, SEGMENT_TAG_LEN,
-	    tag) != 1 || sink_write(s, tag, sizeof(tag)) != 0)
-		goto out;
-	r = 0;
- out:
-	EVP_CIPHER_CTX_free(gcm);
-	return r;
+	h->body_len = container_writer_bytes(&w->cw);
+	h->encrypted = cc->encrypted;
+	memcpy(h->nonce, cc->nonce, sizeof(h->nonce));
+	memcpy(h->key_id, cc->key_id, sizeof(h->key_id));
 }
 
 int
 segment_writer_finish(struct segment_writer *w, int out_fd,
     struct segment_header *hp, uint8_t sha256_out[32], char **errmsg)
 {
+	struct container_crypto cc;
 	struct segment_header h;
-	struct sink s = { out_fd, NULL };
-	uint8_t prefix[SEGMENT_PREFIX_LEN], sha[32];
-	int r = LS_ERR_IO;
+	int r;
 
-	if (w->in_txn)
+	if (w->in_txn || w->failed)
 		return ls_errf(errmsg, LS_ERR_INVALID, "segment %016" PRIx64
-		    ": finish inside a transaction", w->segno);
-	if ((r = spool_deflate(w, NULL, 0, Z_FINISH, errmsg)) != 0)
+		    ": finish inside a transaction or after an error", w->segno);
+	if ((r = container_writer_seal(&w->cw, &cc, errmsg)) != 0)
 		return r;
-	fill_header(w, &h);
-	if (h.encrypted) {
-		if (RAND_bytes(h.nonce, SEGMENT_NONCE_LEN) != 1)
-			return ls_errf(errmsg, LS_ERR_INTERNAL, "no random nonce");
-		segment_key_id(w->key, h.key_id);
-	}
-	pack_header(w, &h);
-	memcpy(prefix, MAGIC, 4);
-	prefix[4] = 0;
-	prefix[5] = SEGMENT_VERSION;
-	prefix[6] = 0;
-	prefix[7] = h.encrypted ? SEGMENT_FLAG_ENCRYPTED : 0;
-	prefix[8] = (uint8_t)(w->sb.size >> 24);
-	prefix[9] = (uint8_t)(w->sb.size >> 16);
-	prefix[10] = (uint8_t)(w->sb.size >> 8);
-	prefix[11] = (uint8_t)w->sb.size;
-	if ((s.sha = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(s.sha, EVP_sha256(), NULL) != 1)
-		goto fail;
-	if (sink_write(&s, prefix, sizeof(prefix)) != 0 ||
-	    sink_write(&s, w->sb.data, w->sb.size) != 0)
-		goto fail;
-	if (h.encrypted ? write_encrypted(w, &s, prefix, sizeof(prefix),
-	    w->sb.data, w->sb.size, h.nonce) != 0 : copy_body(w, &s, NULL) != 0)
-		goto fail;
-	EVP_DigestFinal_ex(s.sha, sha, NULL);
-	if (ls_write_all(out_fd, sha, sizeof(sha)) != 0)
-		goto fail;
+	fill_header(w, &cc, &h);
+	pack_header(w, &h, &cc);
+	if ((r = container_writer_emit(&w->cw, out_fd, MAGIC, &cc, w->sb.data,
+	    w->sb.size, sha256_out, errmsg)) != 0)
+		return ls_errprefix(errmsg, r, "segment %016" PRIx64, w->segno);
 	h.header_len = w->sb.size;
-	h.total_len = SEGMENT_PREFIX_LEN + h.header_len + h.body_len +
-	    (h.encrypted ? SEGMENT_TAG_LEN : 0) + SEGMENT_TRAILER_LEN;
+	h.total_len = container_total_len(h.header_len, h.body_len, h.encrypted);
 	if (hp != NULL)
 		*hp = h;
-	memcpy(sha256_out, sha, 32);
-	EVP_MD_CTX_free(s.sha);
 	return 0;
- fail:
-	EVP_MD_CTX_free(s.sha);
-	return ls_errf(errmsg, LS_ERR_IO, "segment %016" PRIx64 ": write: %s",
-	    w->segno, errno != 0 ? strerror(errno) : "encryption failed");
 }
 
 /* ------------------------------------------------------------------ */
@@ -737,54 +573,6 @@ hdr_key(const char *k, uint32_t len)
 }
 
 static int
-hdr_fixed_bin(struct mp_cur *c, uint8_t *dst, uint32_t want)
-{
-	const uint8_t *b;
-	uint32_t len;
-
-	if (mp_bin(c, &b, &len) != 0 || len != want)
-		return -1;
-	memcpy(dst, b, want);
-	return 0;
-}
-
-static int
-hdr_encryption(struct mp_cur *c, struct segment_header *h)
-{
-	uint32_t n, i, klen, vlen;
-	const char *k, *v;
-	int seen = 0;
-
-	if (mp_peek(c) == MP_NIL) {
-		h->encrypted = false;
-		return mp_nil(c);
-	}
-	if (mp_map(c, &n) != 0)
-		return -1;
-	for (i = 0; i < n; i++) {
-		if (mp_str(c, &k, &klen) != 0)
-			return -1;
-		if (klen == 3 && memcmp(k, "alg", 3) == 0) {
-			if (mp_str(c, &v, &vlen) != 0 || vlen != 11 ||
-			    memcmp(v, "aes-256-gcm", 11) != 0)
-				return -1;
-			seen |= 1;
-		} else if (klen == 5 && memcmp(k, "nonce", 5) == 0) {
-			if (hdr_fixed_bin(c, h->nonce, SEGMENT_NONCE_LEN) != 0)
-				return -1;
-			seen |= 2;
-		} else if (klen == 6 && memcmp(k, "key_id", 6) == 0) {
-			if (hdr_fixed_bin(c, h->key_id, SEGMENT_KEYID_LEN) != 0)
-				return -1;
-			seen |= 4;
-		} else if (mp_skip(c, 8) != 0)
-			return -1;
-	}
-	h->encrypted = true;
-	return seen == 7 ? 0 : -1;
-}
-
-static int
 hdr_string(struct mp_cur *c, char *dst, size_t cap)
 {
 	const char *s;
@@ -800,7 +588,7 @@ hdr_string(struct mp_cur *c, char *dst, size_t cap)
 static int
 hdr_value(struct mp_cur *c, int key, struct segment_header *h)
 {
-	const char *s;
+	const uint8_t *b;
 	uint32_t len;
 
 	switch (key) {
@@ -815,26 +603,22 @@ hdr_value(struct mp_cur *c, int key, struct segment_header *h)
 	case HK_TXNS:		return mp_uint(c, &h->txns);
 	case HK_CHANGES:	return mp_uint(c, &h->changes);
 	case HK_RECORDS:	return mp_uint(c, &h->records);
-	case HK_BODY_LEN:	return mp_uint(c, &h->body_len);
 	case HK_DATABASE:
 		return hdr_string(c, h->database, sizeof(h->database));
-	case HK_ENCRYPTION:
-		return hdr_encryption(c, h);
 	case HK_GENERATION:
 		if (hdr_string(c, h->generation, sizeof(h->generation)) != 0)
 			return -1;
 		return valid_generation(h->generation, strlen(h->generation)) ? 0 : -1;
-	case HK_COMPRESSION:
-		if (mp_str(c, &s, &len) != 0 || len != 4 || memcmp(s, "zlib", 4) != 0)
-			return -1;
-		return 0;
 	case HK_PREV:
 		if (mp_peek(c) == MP_NIL) {
 			h->has_prev = false;
 			return mp_nil(c);
 		}
 		h->has_prev = true;
-		return hdr_fixed_bin(c, h->prev_sha256, 32);
+		if (mp_bin(c, &b, &len) != 0 || len != 32)
+			return -1;
+		memcpy(h->prev_sha256, b, 32);
+		return 0;
 	}
 	return -1;
 }
@@ -844,10 +628,11 @@ parse_header_map(const uint8_t *buf, size_t len, struct segment_header *h,
     const char **why)
 {
 	struct mp_cur c = { buf, buf + len };
+	struct container_crypto cc = { 0 };
 	uint32_t n, i, klen;
-	uint32_t seen = 0;
+	uint32_t seen = 0, common = 0;
 	const char *k;
-	int key;
+	int key, r;
 
 	*why = "header is not a msgpack map";
 	if (mp_map(&c, &n) != 0)
@@ -856,6 +641,11 @@ parse_header_map(const uint8_t *buf, size_t len, struct segment_header *h,
 		*why = "malformed header entry";
 		if (mp_str(&c, &k, &klen) != 0)
 			return -1;
+		r = container_parse_common(&c, k, klen, &h->body_len, &cc, &common);
+		if (r < 0)
+			return -1;
+		if (r > 0)
+			continue;
 		if ((key = hdr_key(k, klen)) < 0) {
 			if (mp_skip(&c, 8) != 0)	/* unknown keys are skipped */
 				return -1;
@@ -870,7 +660,12 @@ parse_header_map(const uint8_t *buf, size_t len, struct segment_header *h,
 	if (c.p != c.end)
 		return -1;
 	*why = "a required header field is missing";
-	return seen == (1u << HK_COUNT) - 1 ? 0 : -1;
+	if (seen != (1u << HK_COUNT) - 1 || common != CONTAINER_COMMON_ALL)
+		return -1;
+	h->encrypted = cc.encrypted;
+	memcpy(h->nonce, cc.nonce, sizeof(h->nonce));
+	memcpy(h->key_id, cc.key_id, sizeof(h->key_id));
+	return 0;
 }
 
 /* Semantic checks on a parsed header. */
@@ -881,8 +676,6 @@ header_problem(const struct segment_header *h)
 		return "segno is 0";
 	if (h->has_prev != (h->segno > 1))
 		return "prev_sha256 must be present exactly when segno > 1";
-	if (h->body_len > ((uint64_t)1 << 48))
-		return "body_len is absurdly large";
 	if (h->records < h->txns * 2 || h->txns > h->records)
 		return "record count is smaller than the transactions need";
 	if (h->txns > 0 && (h->first_lsn > h->last_lsn || h->end_lsn < h->last_lsn))
@@ -890,54 +683,43 @@ header_problem(const struct segment_header *h)
 	return NULL;
 }
 
-int
-segment_parse_header(const uint8_t *buf, size_t len, const char *name,
-    struct segment_header *h, size_t *need, char **errmsg)
+/* Parse and check the header map of hlen bytes. */
+static int
+parse_header(const uint8_t *hbuf, size_t hlen, bool flag_encrypted,
+    const char *name, struct segment_header *h, char **errmsg)
 {
-	uint32_t hlen;
-	uint16_t version, flags;
 	const char *why;
 
 	memset(h, 0, sizeof(*h));
-	if (len < SEGMENT_PREFIX_LEN) {
-		*need = SEGMENT_PREFIX_LEN;
-		return LS_ERR_END;
-	}
-	if (memcmp(buf, MAGIC, 4) != 0)
-		return ls_errf(errmsg, LS_ERR_CORRUPT, "%s: not a logship "
-		    "segment (bad magic)", name);
-	version = (uint16_t)(buf[4] << 8 | buf[5]);
-	flags = (uint16_t)(buf[6] << 8 | buf[7]);
-	hlen = (uint32_t)buf[8] << 24 | (uint32_t)buf[9] << 16 |
-	    (uint32_t)buf[10] << 8 | buf[11];
-	if (version != SEGMENT_VERSION)
-		return ls_errf(errmsg, LS_ERR_VERSION, "%s: segment format "
-		    "version %u; this logship reads version %d — upgrade logship",
-		    name, version, SEGMENT_VERSION);
-	if ((flags & ~SEGMENT_FLAG_ENCRYPTED) != 0)
-		return ls_errf(errmsg, LS_ERR_CORRUPT, "%s: unknown flags 0x%04x",
-		    name, flags);
-	if (hlen == 0 || hlen > SEGMENT_HEADER_MAX)
-		return ls_errf(errmsg, LS_ERR_CORRUPT, "%s: header length %u "
-		    "out of range (1..%d)", name, hlen, SEGMENT_HEADER_MAX);
-	if (len < SEGMENT_PREFIX_LEN + (size_t)hlen) {
-		*need = SEGMENT_PREFIX_LEN + (size_t)hlen;
-		return LS_ERR_END;
-	}
-	if (parse_header_map(buf + SEGMENT_PREFIX_LEN, hlen, h, &why) != 0)
+	if (parse_header_map(hbuf, hlen, h, &why) != 0)
 		return ls_errf(errmsg, LS_ERR_CORRUPT, "%s: bad header: %s",
 		    name, why);
-	if (h->encrypted != ((flags & SEGMENT_FLAG_ENCRYPTED) != 0))
+	if (h->encrypted != flag_encrypted)
 		return ls_errf(errmsg, LS_ERR_CORRUPT, "%s: bad header: "
 		    "encryption flag and header disagree", name);
 	if ((why = header_problem(h)) != NULL)
 		return ls_errf(errmsg, LS_ERR_CORRUPT, "%s: bad header: %s",
 		    name, why);
-	h->version = version;
+	h->version = SEGMENT_VERSION;
 	h->header_len = hlen;
-	h->total_len = SEGMENT_PREFIX_LEN + (uint64_t)hlen + h->body_len +
-	    (h->encrypted ? SEGMENT_TAG_LEN : 0) + SEGMENT_TRAILER_LEN;
+	h->total_len = container_total_len(hlen, h->body_len, h->encrypted);
 	return 0;
+}
+
+int
+segment_parse_header(const uint8_t *buf, size_t len, const char *name,
+    struct segment_header *h, size_t *need, char **errmsg)
+{
+	uint32_t hlen;
+	bool enc;
+	int r;
+
+	memset(h, 0, sizeof(*h));
+	r = container_parse_prefix(buf, len, MAGIC, name, &hlen, &enc, need,
+	    errmsg);
+	if (r != 0)
+		return r;
+	return parse_header(buf + SEGMENT_PREFIX_LEN, hlen, enc, name, h, errmsg);
 }
 
 /* ------------------------------------------------------------------ */
@@ -945,29 +727,15 @@ segment_parse_header(const uint8_t *buf, size_t len, const char *name,
 /* ------------------------------------------------------------------ */
 
 struct segment_reader {
-	int		 fd;
-	char		*name;
+	struct container_reader c;
 	struct segment_header h;
-	uint8_t		 key[SEGMENT_KEY_LEN];
-	bool		 has_key;
-
-	EVP_MD_CTX	*sha;
-	EVP_CIPHER_CTX	*gcm;
-	z_stream	 z;
-	bool		 z_init;
-	uint64_t	 off;		/* next file offset to read */
-	uint64_t	 body_left;	/* stored body bytes not yet read */
-	uint8_t		 raw[IOBUF];
-	uint8_t		 plain[IOBUF];
 
 	uint8_t		*rec;		/* current record's bytes */
 	size_t		 rec_cap;
 	char		*arena;		/* NUL-terminated copies */
 	size_t		 arena_cap, arena_used;
-	struct ls_value	*vals;		/* old + new tuple values */
-	size_t		 vals_cap;
+	struct ls_value	*vals;		/* new tuple, then old tuple */
 	struct ls_column *cols;
-	size_t		 cols_cap;
 	uint32_t	*relids;
 	size_t		 relids_cap;
 
@@ -977,141 +745,36 @@ struct segment_reader {
 	struct ls_txn	 cur;
 	uint64_t	 cur_changes;
 	struct relset	 rels;
-	int		 failed;	/* sticky error code */
+	uint8_t		 sha[32];	/* trailer, once done */
 	bool		 done;
 };
-
-static int
-rd_err(struct segment_reader *r, char **errmsg, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int
-rd_err(struct segment_reader *r, char **errmsg, int code, const char *fmt, ...)
-{
-	va_list ap;
-	char *msg = NULL;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	r->failed = code;
-	ls_errf(errmsg, code, "%s: %s", r->name, msg != NULL ? msg : "error");
-	free(msg);
-	return code;
-}
-
-/* pread exactly len bytes at r->off, hashing them. */
-static int
-raw_read(struct segment_reader *r, void *buf, size_t len, char **errmsg)
-{
-	ssize_t n = ls_pread_all(r->fd, buf, len, (off_t)r->off);
-
-	if (n < 0)
-		return rd_err(r, errmsg, LS_ERR_IO, "read: %s", strerror(errno));
-	if ((size_t)n != len)
-		return rd_err(r, errmsg, LS_ERR_CORRUPT, "truncated at byte %"
-		    PRIu64, r->off + (uint64_t)n);
-	EVP_DigestUpdate(r->sha, buf, len);
-	r->off += len;
-	return 0;
-}
-
-static int
-setup_gcm(struct segment_reader *r, const uint8_t *aad, size_t aadlen,
-    char **errmsg)
-{
-	uint8_t id[SEGMENT_KEYID_LEN];
-	char want[17], have[17];
-	int outl;
-
-	if (!r->has_key)
-		return rd_err(r, errmsg, LS_ERR_AUTH, "segment is encrypted; "
-		    "pass its key with --key-file");
-	segment_key_id(r->key, id);
-	if (memcmp(id, r->h.key_id, sizeof(id)) != 0) {
-		ls_hex(r->h.key_id, sizeof(id), want);
-		ls_hex(id, sizeof(id), have);
-		return rd_err(r, errmsg, LS_ERR_AUTH, "encrypted with another "
-		    "key (key id %s; the key file given has id %s): wrong "
-		    "--key-file", want, have);
-	}
-	if ((r->gcm = EVP_CIPHER_CTX_new()) == NULL ||
-	    EVP_DecryptInit_ex(r->gcm, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(r->gcm, EVP_CTRL_GCM_SET_IVLEN,
-	    SEGMENT_NONCE_LEN, NULL) != 1 ||
-	    EVP_DecryptInit_ex(r->gcm, NULL, NULL, r->key, r->h.nonce) != 1 ||
-	    EVP_DecryptUpdate(r->gcm, NULL, &outl, aad, (int)aadlen) != 1)
-		return rd_err(r, errmsg, LS_ERR_INTERNAL, "cipher setup failed");
-	return 0;
-}
-
-/* Read prefix and header, check the length, prepare hash/cipher/zlib. */
-static int
-reader_start(struct segment_reader *r, char **errmsg)
-{
-	uint8_t *head = NULL;
-	size_t need = SEGMENT_PREFIX_LEN, have = 0;
-	struct stat st;
-	int rc;
-
-	if (fstat(r->fd, &st) != 0)
-		return rd_err(r, errmsg, LS_ERR_IO, "stat: %s", strerror(errno));
-	for (;;) {
-		uint8_t *bigger = realloc(head, need);
-		if (bigger == NULL) {
-			rc = rd_err(r, errmsg, LS_ERR_NOMEM, "out of memory");
-			goto out;
-		}
-		head = bigger;
-		if ((rc = raw_read(r, head + have, need - have, errmsg)) != 0)
-			goto out;
-		have = need;
-		rc = segment_parse_header(head, have, r->name, &r->h, &need, errmsg);
-		if (rc != LS_ERR_END)
-			break;
-	}
-	if (rc != 0) {
-		r->failed = rc;
-		goto out;
-	}
-	if ((uint64_t)st.st_size != r->h.total_len) {
-		rc = rd_err(r, errmsg, LS_ERR_CORRUPT, "object is %jd bytes but "
-		    "its header describes %" PRIu64 " (truncated or extended)",
-		    (intmax_t)st.st_size, r->h.total_len);
-		goto out;
-	}
-	if (r->h.encrypted)
-		rc = setup_gcm(r, head, have, errmsg);
-	else if (r->has_key)
-		rc = rd_err(r, errmsg, LS_ERR_AUTH, "segment is not encrypted "
-		    "but a key was given: refusing a possible downgrade");
-	r->body_left = r->h.body_len;
- out:
-	free(head);
-	return rc;
-}
 
 int
 segment_reader_open(int fd, const char *name, const uint8_t *key,
     struct segment_reader **out, char **errmsg)
 {
 	struct segment_reader *r;
+	struct container_crypto cc;
+	uint8_t *hbuf = NULL;
+	size_t hlen = 0;
 	int rc;
 
-	if ((r = calloc(1, sizeof(*r))) == NULL ||
-	    (r->name = strdup(name)) == NULL ||
-	    (r->sha = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL) != 1 ||
-	    inflateInit(&r->z) != Z_OK) {
-		segment_reader_free(r);
+	if ((r = calloc(1, sizeof(*r))) == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "%s: out of memory", name);
+	rc = container_reader_init(&r->c, fd, name, key, MAGIC, &hbuf, &hlen,
+	    errmsg);
+	if (rc == 0)
+		rc = parse_header(hbuf, hlen, r->c.flag_encrypted, name, &r->h,
+		    errmsg);
+	if (rc == 0) {
+		cc.encrypted = r->h.encrypted;
+		memcpy(cc.nonce, r->h.nonce, sizeof(cc.nonce));
+		memcpy(cc.key_id, r->h.key_id, sizeof(cc.key_id));
+		rc = container_reader_start(&r->c, r->h.body_len, &cc, hbuf, hlen,
+		    errmsg);
 	}
-	r->z_init = true;
-	r->fd = fd;
-	if ((r->has_key = key != NULL))
-		memcpy(r->key, key, SEGMENT_KEY_LEN);
-	if ((rc = reader_start(r, errmsg)) != 0) {
+	free(hbuf);
+	if (rc != 0) {
 		segment_reader_free(r);
 		return rc;
 	}
@@ -1130,65 +793,22 @@ segment_reader_free(struct segment_reader *r)
 {
 	if (r == NULL)
 		return;
-	if (r->z_init)
-		inflateEnd(&r->z);
-	EVP_MD_CTX_free(r->sha);
-	EVP_CIPHER_CTX_free(r->gcm);
+	container_reader_cleanup(&r->c);
 	relset_clear(&r->rels);
-	OPENSSL_cleanse(r->key, sizeof(r->key));
 	free(r->rec);
 	free(r->arena);
 	free(r->vals);
 	free(r->cols);
 	free(r->relids);
-	free(r->name);
 	free(r);
 }
 
-/* Feed the inflater the next chunk of stored body. */
-static int
-refill(struct segment_reader *r, char **errmsg)
-{
-	size_t n = r->body_left < IOBUF ? (size_t)r->body_left : IOBUF;
-	int outl;
-	int rc;
-
-	if (n == 0)
-		return rd_err(r, errmsg, LS_ERR_CORRUPT, "body ends before its "
-		    "last record");
-	if ((rc = raw_read(r, r->raw, n, errmsg)) != 0)
-		return rc;
-	r->body_left -= n;
-	r->z.next_in = r->raw;
-	if (r->gcm != NULL) {
-		if (EVP_DecryptUpdate(r->gcm, r->plain, &outl, r->raw, (int)n) != 1)
-			return rd_err(r, errmsg, LS_ERR_AUTH, "decryption failed");
-		r->z.next_in = r->plain;
-	}
-	r->z.avail_in = (uInt)n;
-	return 0;
-}
-
-/* Inflate exactly len bytes into dst. */
 static int
 body_read(struct segment_reader *r, void *dst, size_t len, char **errmsg)
 {
-	int zr, rc;
+	size_t got;
 
-	r->z.next_out = dst;
-	r->z.avail_out = (uInt)len;
-	while (r->z.avail_out > 0) {
-		if (r->z.avail_in == 0 && (rc = refill(r, errmsg)) != 0)
-			return rc;
-		zr = inflate(&r->z, Z_NO_FLUSH);
-		if (zr == Z_STREAM_END && r->z.avail_out > 0)
-			return rd_err(r, errmsg, LS_ERR_CORRUPT, "compressed "
-			    "body ends inside record %" PRIu64, r->nrec + 1);
-		if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
-			return rd_err(r, errmsg, LS_ERR_CORRUPT, "zlib: %s",
-			    r->z.msg != NULL ? r->z.msg : "bad data");
-	}
-	return 0;
+	return container_read(&r->c, dst, len, &got, true, errmsg);
 }
 
 /* Read the next framed record into r->rec; *len its size. */
@@ -1201,10 +821,11 @@ next_frame(struct segment_reader *r, size_t *len, char **errmsg)
 	int rc;
 
 	if ((rc = body_read(r, lb, 4, errmsg)) != 0)
-		return rc;
+		return rc == LS_ERR_CORRUPT ? container_fail(&r->c, errmsg, rc,
+		    "compressed body ends inside record %" PRIu64, r->nrec + 1) : rc;
 	want = (size_t)lb[0] << 24 | (size_t)lb[1] << 16 | (size_t)lb[2] << 8 | lb[3];
 	if (want == 0 || want > SEGMENT_RECORD_MAX)
-		return rd_err(r, errmsg, LS_ERR_CORRUPT, "record %" PRIu64
+		return container_fail(&r->c, errmsg, LS_ERR_CORRUPT, "record %" PRIu64
 		    " has length %zu (limit %u)", r->nrec + 1, want,
 		    SEGMENT_RECORD_MAX);
 	/* Grow only as bytes arrive, so a lying length costs nothing. */
@@ -1212,7 +833,7 @@ next_frame(struct segment_reader *r, size_t *len, char **errmsg)
 		step = want - got < (1u << 20) ? want - got : (1u << 20);
 		if (got + step > r->rec_cap) {
 			if ((bigger = realloc(r->rec, got + step)) == NULL)
-				return rd_err(r, errmsg, LS_ERR_NOMEM, "out of memory");
+				return container_fail(&r->c, errmsg, LS_ERR_NOMEM, "out of memory");
 			r->rec = bigger;
 			r->rec_cap = got + step;
 		}
@@ -1549,39 +1170,16 @@ check_order(struct segment_reader *r, const struct ls_record *rec)
 static int
 reader_finish(struct segment_reader *r, char **errmsg)
 {
-	uint8_t extra, tag[SEGMENT_TAG_LEN], want[32], got[32];
-	int zr, outl, rc;
+	int rc;
 
 	if (r->in_txn || r->txns != r->h.txns || r->changes != r->h.changes ||
 	    (r->txns > 0 && (r->first_lsn != r->h.first_lsn ||
 	    r->last_lsn != r->h.last_lsn || r->end_lsn != r->h.end_lsn)))
-		return rd_err(r, errmsg, LS_ERR_CORRUPT, "records disagree with "
-		    "the header (transactions, changes or LSN range)");
-	r->z.next_out = &extra;
-	r->z.avail_out = 1;
-	do {
-		if (r->z.avail_in == 0 && r->body_left > 0 &&
-		    (rc = refill(r, errmsg)) != 0)
-			return rc;
-		zr = inflate(&r->z, Z_NO_FLUSH);
-	} while (zr == Z_OK && r->z.avail_out == 1 && (r->z.avail_in > 0 ||
-	    r->body_left > 0));
-	if (zr != Z_STREAM_END || r->z.avail_out != 1 || r->z.avail_in != 0 ||
-	    r->body_left != 0)
-		return rd_err(r, errmsg, LS_ERR_CORRUPT, "body does not end "
-		    "after its last record");
-	if (r->gcm != NULL && (rc = raw_read(r, tag, sizeof(tag), errmsg)) != 0)
+		return container_fail(&r->c, errmsg, LS_ERR_CORRUPT, "records "
+		    "disagree with the header (transactions, changes or LSN "
+		    "range)");
+	if ((rc = container_reader_finish(&r->c, r->sha, errmsg)) != 0)
 		return rc;
-	EVP_DigestFinal_ex(r->sha, got, NULL);
-	if (ls_pread_all(r->fd, want, 32, (off_t)r->off) != 32 ||
-	    memcmp(want, got, 32) != 0)
-		return rd_err(r, errmsg, LS_ERR_CORRUPT, "checksum mismatch: "
-		    "the object is corrupt");
-	if (r->gcm != NULL && (EVP_CIPHER_CTX_ctrl(r->gcm, EVP_CTRL_GCM_SET_TAG,
-	    SEGMENT_TAG_LEN, tag) != 1 ||
-	    EVP_DecryptFinal_ex(r->gcm, r->plain, &outl) != 1))
-		return rd_err(r, errmsg, LS_ERR_AUTH, "authentication failed: "
-		    "the segment was tampered with");
 	r->done = true;
 	return 0;
 }
@@ -1616,8 +1214,9 @@ segment_reader_next(struct segment_reader *r, struct ls_record *rec,
 	size_t len;
 	int rc;
 
-	if (r->failed)
-		return rd_err(r, errmsg, r->failed, "reader already failed");
+	if (r->c.failed)
+		return container_fail(&r->c, errmsg, r->c.failed, "reader already "
+		    "failed");
 	if (r->done)
 		return 0;
 	if (r->nrec == r->h.records)
@@ -1625,14 +1224,14 @@ segment_reader_next(struct segment_reader *r, struct ls_record *rec,
 	if ((rc = next_frame(r, &len, errmsg)) != 0)
 		return rc;
 	if (ensure_scratch(r, len) != 0)
-		return rd_err(r, errmsg, LS_ERR_NOMEM, "out of memory");
+		return container_fail(&r->c, errmsg, LS_ERR_NOMEM, "out of memory");
 	memset(rec, 0, sizeof(*rec));
 	r->nrec++;
 	if (dec_record(r, len, rec) != 0)
-		return rd_err(r, errmsg, LS_ERR_CORRUPT, "record %" PRIu64
+		return container_fail(&r->c, errmsg, LS_ERR_CORRUPT, "record %" PRIu64
 		    " does not decode", r->nrec);
 	if ((why = check_order(r, rec)) != NULL)
-		return rd_err(r, errmsg, LS_ERR_CORRUPT, "record %" PRIu64
+		return container_fail(&r->c, errmsg, LS_ERR_CORRUPT, "record %" PRIu64
 		    ": %s", r->nrec, why);
 	return 1;
 }
@@ -1652,9 +1251,8 @@ segment_verify_fd(int fd, const char *name, const uint8_t *key,
 	if (rc == 0) {
 		if (h != NULL)
 			*h = r->h;
-		if (sha256 != NULL &&
-		    ls_pread_all(fd, sha256, 32, (off_t)r->off) != 32)
-			rc = ls_errf(errmsg, LS_ERR_IO, "%s: read trailer", name);
+		if (sha256 != NULL)
+			memcpy(sha256, r->sha, 32);
 	}
 	segment_reader_free(r);
 	return rc;
@@ -1670,10 +1268,14 @@ segment_check_chain(const struct segment_header *prev, const uint8_t prev_sha[32
 		return ls_errf(errmsg, LS_ERR_CHAIN, "segment %016" PRIx64
 		    " follows segment %016" PRIx64 ": gap in the numbering",
 		    cur->segno, prev->segno);
-	if (strcmp(cur->generation, prev->generation) != 0)
+	if (strcmp(cur->generation, prev->generation) != 0 ||
+	    cur->system_id != prev->system_id ||
+	    strcmp(cur->database, prev->database) != 0)
 		return ls_errf(errmsg, LS_ERR_CHAIN, "segment %016" PRIx64
-		    " is in generation %s but segment %016" PRIx64 " in %s",
-		    cur->segno, cur->generation, prev->segno, prev->generation);
+		    " (generation %s, system %" PRIu64 ", database %s) does not "
+		    "belong with segment %016" PRIx64 " (%s, %" PRIu64 ", %s)",
+		    cur->segno, cur->generation, cur->system_id, cur->database,
+		    prev->segno, prev->generation, prev->system_id, prev->database);
 	if (!cur->has_prev || memcmp(cur->prev_sha256, prev_sha, 32) != 0) {
 		ls_hex(prev_sha, 32, have);
 		ls_hex(cur->prev_sha256, 32, want);

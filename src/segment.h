@@ -17,15 +17,11 @@
 #include "record.h"
 
 #define SEGMENT_VERSION		1
-#define SEGMENT_PREFIX_LEN	12	/* magic, version, flags, header length */
-#define SEGMENT_HEADER_MAX	65536
-#define SEGMENT_TRAILER_LEN	32
-#define SEGMENT_TAG_LEN		16
+#define SEGMENT_PREFIX_LEN	12	/* = CONTAINER_PREFIX_LEN */
 #define SEGMENT_NONCE_LEN	12
 #define SEGMENT_KEY_LEN		32
 #define SEGMENT_KEYID_LEN	8
-#define SEGMENT_RECORD_MAX	(1024u * 1024u * 1024u)	/* 1 GiB, > any PG value */
-#define SEGMENT_FLAG_ENCRYPTED	0x0001
+#define SEGMENT_RECORD_MAX	(1024u * 1024u * 1024u)	/* 1 GiB per record */
 
 struct segment_header {
 	uint16_t	version;
@@ -118,7 +114,7 @@ const struct segment_header *segment_reader_header(const struct segment_reader *
 /*
  * Next record: 1 and *rec filled (pointers valid until the next call), 0 at
  * the end once the trailer and tag have been verified, or an LS_ERR_* code:
- * CORRUPT (checksum, decoding, structure), AUTH (key), TOOBIG.
+ * CORRUPT (checksum, decoding, structure, oversize frame), AUTH (key), IO.
  */
 int segment_reader_next(struct segment_reader *, struct ls_record *rec,
     char **errmsg);
@@ -143,9 +139,6 @@ int segment_parse_header(const uint8_t *buf, size_t len, const char *name,
  */
 int segment_check_chain(const struct segment_header *prev,
     const uint8_t prev_sha[32], const struct segment_header *cur, char **errmsg);
-
-/* Key id: first 8 bytes of SHA-256("logship-key-id" || key). */
-void segment_key_id(const uint8_t key[SEGMENT_KEY_LEN], uint8_t id[SEGMENT_KEYID_LEN]);
 
 /* Object name under a generation: "<gen>/seg/<segno:016x>". */
 void segment_object_key(const char *generation, uint64_t segno, char out[64]);

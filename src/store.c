@@ -27,7 +27,7 @@
 
 /*
  * Length of the scheme of url ("s3" in "s3://b/p"), or 0 if url does not
- * begin with "scheme://" (RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )).
+ * begin with "scheme://" (RFC 3986: ALPHA *(ALPHA / DIGIT / "+" / "-" / ".")).
  */
 static size_t
 url_scheme_len(const char *url)

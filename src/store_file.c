@@ -13,6 +13,17 @@
  * The root need not exist until the first put; until then the store is
  * simply empty.  Symbolic links are followed for get/head but a listing
  * yields only regular files and descends only into real directories.
+ *
+ * Listing walks the tree in key order and prunes directories that cannot
+ * hold a wanted key, so paging through nested directories costs about one
+ * page per call.  A single large directory (a generation's seg/) would
+ * still be read whole for every page, so when a page ends inside a
+ * directory of DIRCACHE_MIN or more entries, its sorted entries are kept
+ * and the next call that continues that listing (same prefix, start_after
+ * = the last key returned, within DIRCACHE_SECS, no put in between) goes
+ * on from them.  Such a paging sequence sees that directory as it was when
+ * its snapshot was taken, less keys deleted since (each listed file is
+ * stat'ed), like a listing that happened at that moment.
  */
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -22,6 +33,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,14 +45,37 @@
 #include "store.h"
 
 #define TMP_PREFIX	".tmp."
-#define TMP_NAME_KEEP	160		/* bytes of the key's name kept in a temp name */
+#define TMP_NAME_KEEP	160		/* bytes of name kept in a temp name */
 #define COPY_BUF	(256 * 1024)
 #define FILE_MODE	0640
 #define DIR_MODE	0750
+#define DIRCACHE_MIN	1024		/* entries worth keeping for later */
+#define DIRCACHE_SECS	30
+
+/* A directory entry to visit; name has a trailing '/' if it is a directory. */
+struct dent {
+	char	*name;
+	size_t	 len;			/* without the '/' */
+	int	 isdir;
+};
+
+/* A directory's wanted entries, kept for the next page of a listing. */
+struct dircache {
+	struct dent	*ents;		/* NULL if empty */
+	size_t		 n;
+	char		*rel;		/* the directory's key prefix, "a/b/" */
+	char		*prefix;	/* the listing's prefix */
+	char		*cursor;	/* last key of the page */
+	dev_t		 dev;
+	ino_t		 ino;
+	time_t		 when;		/* CLOCK_MONOTONIC seconds */
+};
 
 struct store_file {
 	struct store	 base;
-	char		*root;		/* absolute, no trailing '/' (unless "/") */
+	char		*root;		/* absolute; no trailing '/' */
+	pthread_mutex_t	 lock;		/* protects cache */
+	struct dircache	 cache;
 };
 
 /* State of one list_after call. */
@@ -52,18 +87,13 @@ struct lister {
 	size_t			 max;
 	size_t			 cap;
 	struct store_list	*out;
-	int			 done;		/* found the key after the max'th */
+	int			 done;		/* saw a key past the max'th */
+	int			 cached;	/* kept a directory's entries */
 	char			**errmsg;
 };
 
-/* A directory entry to visit; name has a trailing '/' if it is a directory. */
-struct dent {
-	char	*name;
-	size_t	 len;			/* without the '/' */
-	int	 isdir;
-};
-
 static const struct store_ops store_file_ops;
+static void cache_drop(struct store_file *);
 
 /* Set *errmsg to "store <url>: <op> <key>: <detail>"; return code. */
 static int __attribute__((format(printf, 6, 7)))
@@ -452,6 +482,7 @@ file_put_common(struct store *s, const char *key, int fd, int excl,
 	}
 	free(tmp);		/* renamed or linked and removed */
 	tmp = NULL;
+	cache_drop(sf);
 	if (fsync_dir(dir) == -1) {
 		r = ferr(sf, errmsg, LS_ERR_IO, op, key, "fsync directory %s: "
 		    "%s", dir, strerror(errno));
@@ -646,7 +677,7 @@ dents_free(struct dent *ents, size_t n)
 	free(ents);
 }
 
-/* Is entry de (in directory fd) a regular file (0), a directory (1), other (-1)? */
+/* Kind of entry de of directory fd: 0 regular file, 1 directory, -1 other. */
 static int
 dent_kind(int fd, const struct dirent *de)
 {
@@ -680,7 +711,7 @@ dents_add(struct dent **ents, size_t *n, size_t *cap, const char *name,
 		return -1;
 	memcpy(e->name, name, len);
 	e->name[len] = '/';
-	e->name[len + isdir] = '\0';
+	e->name[isdir ? len + 1 : len] = '\0';
 	e->len = len;
 	e->isdir = isdir;
 	(*n)++;
@@ -688,22 +719,19 @@ dents_add(struct dent **ents, size_t *n, size_t *cap, const char *name,
 }
 
 /*
- * Read directory d (whose keys begin with rel) into *entsp: the regular
- * files and directories that wanted() keeps, sorted as dent_cmp says.
+ * Read directory d into *entsp: the regular files and directories that
+ * wanted() keeps, sorted as dent_cmp says.  key holds the directory's key
+ * prefix (rel) and has room for rlen + NAME_MAX + 2 bytes.
  */
 static int
-read_dents(struct lister *l, DIR *d, const char *rel, struct dent **entsp,
-    size_t *np)
+read_dents(struct lister *l, DIR *d, char *key, size_t rlen,
+    struct dent **entsp, size_t *np)
 {
 	struct dirent *de;
 	struct dent *ents = NULL;
-	char *key = NULL;
-	size_t rlen = strlen(rel), len, n = 0, cap = 0;
+	size_t len, n = 0, cap = 0;
 	int kind, r = LS_ERR_INTERNAL;
 
-	if ((key = malloc(rlen + NAME_MAX + 2)) == NULL)
-		goto nomem;
-	memcpy(key, rel, rlen);
 	for (errno = 0; (de = readdir(d)) != NULL; errno = 0) {
 		len = strlen(de->d_name);
 		if (len > NAME_MAX || has_prefix(de->d_name, TMP_PREFIX) ||
@@ -713,31 +741,147 @@ read_dents(struct lister *l, DIR *d, const char *rel, struct dent **entsp,
 			continue;
 		memcpy(key + rlen, de->d_name, len);
 		key[rlen + len] = '/';
-		key[rlen + len + kind] = '\0';
+		key[kind ? rlen + len + 1 : rlen + len] = '\0';
 		if (wanted(l, key, kind) &&
-		    dents_add(&ents, &n, &cap, de->d_name, len, kind) == -1)
-			goto nomem;
+		    dents_add(&ents, &n, &cap, de->d_name, len, kind) == -1) {
+			r = ferr(l->sf, l->errmsg, LS_ERR_NOMEM, "list",
+			    l->label, "out of memory");
+			goto out;
+		}
 	}
 	if (errno != 0) {
+		key[rlen] = '\0';
 		r = ferr(l->sf, l->errmsg, LS_ERR_IO, "list", l->label,
-		    "read directory %s/%s: %s", l->sf->root, rel,
+		    "read directory %s/%s: %s", l->sf->root, key,
 		    strerror(errno));
 		goto out;
 	}
-	qsort(ents, n, sizeof(*ents), dent_cmp);
+	if (n > 1)
+		qsort(ents, n, sizeof(*ents), dent_cmp);
 	*entsp = ents;
 	*np = n;
 	ents = NULL;
 	n = 0;
 	r = 0;
-	goto out;
- nomem:
-	r = ferr(l->sf, l->errmsg, LS_ERR_NOMEM, "list", l->label,
-	    "out of memory");
  out:
 	dents_free(ents, n);
-	free(key);
 	return r;
+}
+
+/*
+ * Index of the first of the sorted entries ents that wanted() keeps (all
+ * of them match the prefix).  The kept ones form a tail of the array:
+ * the entries sorting after start_after, preceded by the directory that
+ * start_after lies in, if any.  key is as for read_dents.
+ */
+static size_t
+first_wanted(const struct lister *l, const struct dent *ents, size_t n,
+    char *key, size_t rlen)
+{
+	size_t lo = 0, hi = n, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		strcpy(key + rlen, ents[mid].name);
+		if (wanted(l, key, ents[mid].isdir))
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+static time_t
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
+
+/* Empty a cache (lock held or not yet shared). */
+static void
+cache_clear(struct dircache *c)
+{
+	dents_free(c->ents, c->n);
+	free(c->rel);
+	free(c->prefix);
+	free(c->cursor);
+	memset(c, 0, sizeof(*c));
+}
+
+/* Forget kept entries: a put may have added to their directory. */
+static void
+cache_drop(struct store_file *sf)
+{
+	pthread_mutex_lock(&sf->lock);
+	cache_clear(&sf->cache);
+	pthread_mutex_unlock(&sf->lock);
+}
+
+/*
+ * If this call continues the listing whose previous page ended in
+ * directory st (keys beginning with rel), move that directory's kept
+ * entries to *entsp and return 1.
+ */
+static int
+cache_take(struct lister *l, const struct stat *st, const char *rel,
+    struct dent **entsp, size_t *np)
+{
+	struct dircache *c = &l->sf->cache;
+	int hit;
+
+	pthread_mutex_lock(&l->sf->lock);
+	hit = c->ents != NULL && c->dev == st->st_dev &&
+	    c->ino == st->st_ino && mono_now() - c->when < DIRCACHE_SECS &&
+	    strcmp(c->rel, rel) == 0 && strcmp(c->prefix, l->prefix) == 0 &&
+	    strcmp(c->cursor, l->after) == 0;
+	if (hit) {
+		*entsp = c->ents;
+		*np = c->n;
+		c->ents = NULL;
+		c->n = 0;
+		cache_clear(c);
+	}
+	pthread_mutex_unlock(&l->sf->lock);
+	return hit;
+}
+
+/*
+ * This page ended in directory st (keys beginning with rel): keep its
+ * entries (moved from *entsp) if there are enough to be worth it.
+ * Failing to keep them only costs time.
+ */
+static void
+cache_put(struct lister *l, const struct stat *st, const char *rel,
+    struct dent **entsp, size_t *np)
+{
+	struct store_list *out = l->out;
+	struct dircache c;
+
+	if (*np < DIRCACHE_MIN || l->cached || out->n == 0)
+		return;
+	l->cached = 1;
+	memset(&c, 0, sizeof(c));
+	c.rel = strdup(rel);
+	c.prefix = strdup(l->prefix);
+	c.cursor = strdup(out->entries[out->n - 1].key);
+	if (c.rel == NULL || c.prefix == NULL || c.cursor == NULL) {
+		cache_clear(&c);
+		return;
+	}
+	c.ents = *entsp;
+	c.n = *np;
+	*entsp = NULL;
+	*np = 0;
+	c.dev = st->st_dev;
+	c.ino = st->st_ino;
+	c.when = mono_now();
+	pthread_mutex_lock(&l->sf->lock);
+	cache_clear(&l->sf->cache);
+	l->sf->cache = c;
+	pthread_mutex_unlock(&l->sf->lock);
 }
 
 /* Add the file key (name in directory fd) to the page, or end the page. */
@@ -758,7 +902,8 @@ emit(struct lister *l, int fd, const char *name, const char *key)
 		return 0;	/* deleted or replaced since readdir */
 	if (out->n == l->cap) {
 		l->cap = l->cap == 0 ? 64 : l->cap * 2;
-		if ((e = reallocarray(out->entries, l->cap, sizeof(*e))) == NULL)
+		e = reallocarray(out->entries, l->cap, sizeof(*e));
+		if (e == NULL)
 			goto nomem;
 		out->entries = e;
 	}
@@ -792,7 +937,8 @@ visit(struct lister *l, int fd, const char *rel, const struct dent *e)
 		goto out;
 	}
 	cfd = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (cfd == -1 && (errno == ENOENT || errno == ENOTDIR || errno == ELOOP))
+	if (cfd == -1 &&
+	    (errno == ENOENT || errno == ENOTDIR || errno == ELOOP))
 		r = 0;		/* gone or replaced since readdir */
 	else if (cfd == -1)
 		r = ferr(l->sf, l->errmsg, LS_ERR_IO, "list", l->label,
@@ -811,22 +957,40 @@ static int
 walk(struct lister *l, int fd, const char *rel)
 {
 	struct dent *ents = NULL;
-	size_t i, n = 0;
+	struct stat st;
+	size_t i, n = 0, rlen = strlen(rel);
+	char *key = NULL;
 	DIR *d;
-	int r;
+	int r = LS_ERR_INTERNAL;
 
-	if ((d = fdopendir(fd)) == NULL) {
+	if ((d = fdopendir(fd)) == NULL || fstat(fd, &st) == -1) {
 		r = ferr(l->sf, l->errmsg, LS_ERR_IO, "list", l->label,
 		    "open directory %s/%s: %s", l->sf->root, rel,
 		    strerror(errno));
-		close(fd);
-		return r;
+		goto out;
 	}
-	r = read_dents(l, d, rel, &ents, &n);
-	for (i = 0; r == 0 && i < n && !l->done; i++)
-		r = visit(l, dirfd(d), rel, &ents[i]);
+	if ((key = malloc(rlen + NAME_MAX + 2)) == NULL) {
+		r = ferr(l->sf, l->errmsg, LS_ERR_NOMEM, "list", l->label,
+		    "out of memory");
+		goto out;
+	}
+	memcpy(key, rel, rlen + 1);
+	if (!cache_take(l, &st, rel, &ents, &n) &&
+	    (r = read_dents(l, d, key, rlen, &ents, &n)) != 0)
+		goto out;
+	r = 0;
+	for (i = first_wanted(l, ents, n, key, rlen); r == 0 && i < n &&
+	    !l->done; i++)
+		r = visit(l, fd, rel, &ents[i]);
+	if (r == 0 && l->done)
+		cache_put(l, &st, rel, &ents, &n);
+ out:
 	dents_free(ents, n);
-	closedir(d);
+	free(key);
+	if (d != NULL)
+		closedir(d);
+	else
+		close(fd);
 	return r;
 }
 
@@ -863,6 +1027,8 @@ file_free(struct store *s)
 
 	if (sf == NULL)
 		return;
+	cache_clear(&sf->cache);
+	pthread_mutex_destroy(&sf->lock);
 	free(sf->root);
 	free(sf->base.url);
 	free(sf);
@@ -910,14 +1076,17 @@ store_file_open(const char *url, const char *path, struct store **out,
 	if (path == NULL || path[0] != '/')
 		return ls_errf(errmsg, LS_ERR_INVALID, "store %s: the "
 		    "directory must be an absolute path", url);
-	if ((sf = calloc(1, sizeof(*sf))) == NULL ||
-	    (sf->root = strdup(path)) == NULL ||
+	if ((sf = calloc(1, sizeof(*sf))) == NULL)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "store %s: out of memory",
+		    url);
+	sf->base.ops = &store_file_ops;
+	pthread_mutex_init(&sf->lock, NULL);
+	if ((sf->root = strdup(path)) == NULL ||
 	    (sf->base.url = strdup(url)) == NULL) {
 		r = ls_errf(errmsg, LS_ERR_NOMEM, "store %s: out of memory",
 		    url);
 		goto out;
 	}
-	sf->base.ops = &store_file_ops;
 	for (len = strlen(sf->root); len > 1 && sf->root[len - 1] == '/'; len--)
 		sf->root[len - 1] = '\0';
 	if ((r = root_check(url, sf->root, errmsg)) != 0)

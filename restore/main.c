@@ -1,0 +1,163 @@
+/*
+ * logship-restore: replays a logship store into a PostgreSQL target, and
+ * inspects stores (ls, verify, cat).
+ */
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "inspect.h"
+#include "store.h"
+#include "util.h"
+
+#define EXIT_USAGE 2
+
+static void
+usage(FILE *fp)
+{
+	fprintf(fp,
+"usage: logship-restore ls --store URL [--key-file F] [--generation G]\n"
+"       logship-restore verify --store URL [--key-file F] [--generation G]\n"
+"       logship-restore cat --store URL [--key-file F] [--generation G]\n"
+"                       [--format ndjson] [SEGNO...]\n"
+"\n"
+"  --store URL       a directory path or file:///abs/path\n"
+"  --key-file F      32-byte key (raw or 64 hex digits) for encrypted stores\n"
+"  --generation G    only this generation (16 hex digits); cat: default last\n"
+"  --format ndjson   cat output: a header line, then one JSON record a line\n"
+"  SEGNO             segment numbers, decimal or as 16 hex digits\n");
+}
+
+static int die_usage(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2)));
+
+static int
+die_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "logship-restore: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry \"logship-restore --help\".\n");
+	return EXIT_USAGE;
+}
+
+/* Decimal, or 16 hex digits as ls prints them. */
+static int
+parse_segno(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if (strlen(s) == 16)
+		*out = strtoull(s, &end, 16);
+	else
+		*out = strtoull(s, &end, 10);
+	return *s != '\0' && *end == '\0' && *out > 0 ? 0 : -1;
+}
+
+struct cli {
+	const char	*cmd;
+	const char	*store_url;
+	const char	*key_file;
+	const char	*generation;
+	const char	*format;
+};
+
+static int
+parse_args(int argc, char **argv, struct cli *c)
+{
+	static const struct option opts[] = {
+		{ "store", required_argument, NULL, 's' },
+		{ "key-file", required_argument, NULL, 'k' },
+		{ "generation", required_argument, NULL, 'g' },
+		{ "format", required_argument, NULL, 'f' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	int ch;
+
+	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's': c->store_url = optarg; break;
+		case 'k': c->key_file = optarg; break;
+		case 'g': c->generation = optarg; break;
+		case 'f': c->format = optarg; break;
+		case 'h': usage(stdout); exit(0);
+		default: return die_usage("bad option for %s", c->cmd);
+		}
+	}
+	if (c->store_url == NULL)
+		return die_usage("%s needs --store URL", c->cmd);
+	if (c->format != NULL && strcmp(c->format, "ndjson") != 0)
+		return die_usage("--format %s: only ndjson is supported", c->format);
+	if (c->generation != NULL && strlen(c->generation) != 16)
+		return die_usage("--generation %s: expected 16 hex digits",
+		    c->generation);
+	return 0;
+}
+
+static int
+run_inspect(int argc, char **argv)
+{
+	struct cli c = { .cmd = argv[0] };
+	struct inspect_opts o = { 0 };
+	uint8_t key[32];
+	char *err = NULL;
+	int rc, i;
+
+	if ((rc = parse_args(argc, argv, &c)) != 0)
+		return rc;
+	if (strcmp(c.cmd, "cat") != 0 && optind < argc)
+		return die_usage("unexpected argument %s", argv[optind]);
+	if (c.key_file != NULL) {
+		if (ls_key_load(c.key_file, key, &err) != 0) {
+			fprintf(stderr, "logship-restore: %s\n", err);
+			free(err);
+			return EXIT_USAGE;
+		}
+		o.key = key;
+	}
+	if (store_open(c.store_url, &o.store, &err) != 0) {
+		fprintf(stderr, "logship-restore: %s\n", err);
+		free(err);
+		return EXIT_USAGE;
+	}
+	o.generation = c.generation;
+	o.nsegnos = (size_t)(argc - optind);
+	o.segnos = calloc(o.nsegnos + 1, sizeof(*o.segnos));
+	for (i = optind, rc = 0; i < argc && rc == 0; i++)
+		if (parse_segno(argv[i], &o.segnos[i - optind]) != 0)
+			rc = die_usage("%s is not a segment number", argv[i]);
+	if (rc == 0)
+		rc = strcmp(c.cmd, "ls") == 0 ? inspect_ls(&o) :
+		    strcmp(c.cmd, "verify") == 0 ? inspect_verify(&o) :
+		    inspect_cat(&o);
+	free(o.segnos);
+	store_free(o.store);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc > 1 && (strcmp(argv[1], "ls") == 0 ||
+	    strcmp(argv[1], "verify") == 0 || strcmp(argv[1], "cat") == 0))
+		return run_inspect(argc - 1, argv + 1);
+	if (argc > 1 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0)) {
+		usage(stdout);
+		return 0;
+	}
+	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+		printf("logship-restore %s\n", PACKAGE_VERSION);
+		return 0;
+	}
+	usage(stderr);
+	return EXIT_USAGE;
+}

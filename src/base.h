@@ -1,0 +1,72 @@
+/*
+ * base.h: the base snapshot of a generation.
+ *	<gen>/base/pre-data, <gen>/base/post-data	pg_dump sections (blobs)
+ *	<gen>/base/<chunk>				COPY text chunks (blobs)
+ *	<gen>/base/manifest				JSON in a blob, written last
+ * The manifest lists every object with its SHA-256 trailer, so a base is
+ * complete exactly when its manifest exists and every object matches.
+ */
+#ifndef LS_BASE_H
+#define LS_BASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+struct base_manifest;
+
+struct base_chunk {
+	const char	*key;
+	uint8_t		 sha256[32];
+	uint64_t	 bytes;		/* raw COPY bytes */
+	uint64_t	 rows;
+};
+
+struct base_table {
+	const char	*schema;
+	const char	*name;
+	size_t		 nchunks;
+};
+
+int base_manifest_new(const char *generation, uint64_t system_id,
+    const char *database, const char *snapshot, uint64_t lsn,
+    struct base_manifest **out, char **errmsg);
+void base_manifest_free(struct base_manifest *);
+/* section: "pre_data" or "post_data". */
+int base_manifest_set_section(struct base_manifest *, const char *section,
+    const char *key, const uint8_t sha[32], uint64_t bytes);
+/* Append a chunk to table schema.name (created on first use). */
+int base_manifest_add_chunk(struct base_manifest *, const char *schema,
+    const char *name, const struct base_chunk *);
+/* Write <gen>/base/manifest (create-if-absent), encrypted with key if set. */
+int base_manifest_write(struct store *, const struct base_manifest *,
+    const uint8_t *key, char **errmsg);
+/* Fetch, verify and parse; LS_ERR_NOTFOUND when the base is incomplete. */
+int base_manifest_read(struct store *, const char *generation,
+    const uint8_t *key, struct base_manifest **out, char **errmsg);
+
+uint64_t base_manifest_lsn(const struct base_manifest *);
+const char *base_manifest_snapshot(const struct base_manifest *);
+size_t base_manifest_ntables(const struct base_manifest *);
+size_t base_manifest_nchunks(const struct base_manifest *);
+uint64_t base_manifest_bytes(const struct base_manifest *);
+/* Pointers valid while the manifest lives.  0 or LS_ERR_NOTFOUND/CORRUPT. */
+int base_manifest_table(const struct base_manifest *, size_t i,
+    struct base_table *);
+int base_manifest_chunk(const struct base_manifest *, size_t table, size_t i,
+    struct base_chunk *);
+int base_manifest_section(const struct base_manifest *, const char *section,
+    struct base_chunk *);
+
+/* Object key of chunk n of a table: "<gen>/base/<schema>.<name>.<n:08x>". */
+void base_chunk_key(const char *generation, const char *schema,
+    const char *name, unsigned n, char *out, size_t outlen);
+
+/*
+ * Check a generation's base: manifest, then every object against it.
+ * LS_ERR_NOTFOUND when there is no manifest.
+ */
+int base_verify(struct store *, const char *generation, const uint8_t *key,
+    char **errmsg);
+
+#endif

@@ -1,0 +1,88 @@
+#!/bin/sh
+# The inspection commands on stores written by the segment writer:
+# ls, verify (good, corrupt, gap, tampered chain, encrypted), cat NDJSON,
+# and the one-line errors for bad URLs and key files.
+. "$(dirname "$0")/lib.sh"
+
+S="$T/store"
+"$MKSTORE" "$S" 4 >/dev/null 2>&1
+ok $? "mkstore wrote 4 segments"
+
+out=$("$RESTORE" ls --store "$S" 2>&1); rc=$?
+is "$rc" 0 "ls exits 0"
+like "$out" "generation 0000000100000001" "ls names the generation"
+like "$out" "0000000000000004 +0/4000 +0/4200 +2025-11-21T" "ls shows a segment's LSN and commit-time range"
+like "$out" "4 segments" "ls counts the segments"
+
+out=$("$RESTORE" verify --store "file://$S" 2>&1); rc=$?
+is "$rc" 0 "verify passes on a good store (file:// URL)"
+like "$out" "all 4 segment\(s\) good" "verify says all good"
+
+"$RESTORE" cat --store "$S" --format ndjson > "$T/cat.json"; rc=$?
+is "$rc" 0 "cat exits 0"
+is "$(jq -c 'select(.type=="header") | .segno' "$T/cat.json" | tr '\n' ' ')" "1 2 3 4 " "cat prints a header line per segment"
+is "$(head -n 1 "$T/cat.json" | jq -r .type)" "header" "first line is the header"
+is "$(jq -s 'map(select(.type=="begin")) | length' "$T/cat.json")" "12" "12 transactions"
+is "$(jq -c 'select(.type=="insert") | .new' "$T/cat.json" | head -n 1)" \
+   '{"id":"10","note":"","raw":{"base64":"AP7/"}}' "text, empty text and binary (base64) values"
+is "$(jq -c 'select(.type=="update") | [.old.note, .new.raw]' "$T/cat.json" | head -n 1)" \
+   '[null,{"unchanged_toast":true}]' "NULL and unchanged TOAST stay distinct"
+is "$("$RESTORE" cat --store "$S" 0000000000000002 | jq -r 'select(.type=="header") | .segno')" "2" "cat SEGNO picks one segment"
+
+# corruption: flip one byte in segment 3
+cp -r "$S" "$T/bad"
+seg3="$T/bad/0000000100000001/seg/0000000000000003"
+printf '\377' | dd of="$seg3" bs=1 seek=200 conv=notrunc 2>/dev/null
+out=$("$RESTORE" verify --store "$T/bad" 2>&1); rc=$?
+is "$rc" 1 "verify exits 1 on a corrupt segment"
+like "$out" "BAD segment 0000000000000003: " "verify names the corrupt segment"
+like "$out" "3 good segment" "the other segments are still checked"
+out=$("$RESTORE" cat --store "$T/bad" 3 2>&1 >/dev/null); rc=$?
+is "$rc" 1 "cat of a corrupt segment exits 1"
+like "$out" "segment 0000000000000003" "cat names the corrupt segment"
+
+# a gap: remove segment 2
+cp -r "$S" "$T/gap"
+rm "$T/gap/0000000100000001/seg/0000000000000002"
+out=$("$RESTORE" verify --store "$T/gap" 2>&1); rc=$?
+is "$rc" 1 "verify exits 1 on a gap"
+like "$out" "segment 0000000000000002 is missing" "verify reports the missing segment"
+
+# a segment from another store at the same number breaks the chain
+"$MKSTORE" "$T/other" 3 >/dev/null 2>&1
+cp -r "$S" "$T/chain"
+cp "$T/other/0000000100000001/seg/0000000000000003" "$T/chain/0000000100000001/seg/"
+out=$("$RESTORE" verify --store "$T/chain" 2>&1); rc=$?
+is "$rc" 1 "verify exits 1 on a broken chain"
+like "$out" "segment 0000000000000004: hash chain broken.*segment 0000000000000003" \
+	"the chain break names both segments"
+
+# encryption
+head -c 32 /dev/urandom > "$T/key"
+od -An -tx1 /dev/urandom | head -n 2 | tr -d ' \n' | head -c 64 > "$T/key2"
+"$MKSTORE" "$T/enc" 2 "$T/key" >/dev/null 2>&1
+out=$("$RESTORE" verify --store "$T/enc" --key-file "$T/key" 2>&1); rc=$?
+is "$rc" 0 "encrypted store verifies with its key"
+out=$("$RESTORE" verify --store "$T/enc" --key-file "$T/key2" 2>&1); rc=$?
+is "$rc" 1 "wrong key fails verify"
+like "$out" "wrong --key-file" "the message says the key is wrong"
+out=$("$RESTORE" verify --store "$T/enc" 2>&1); rc=$?
+is "$rc" 1 "missing key fails verify"
+is "$("$RESTORE" cat --store "$T/enc" --key-file "$T/key" | jq -s 'map(select(.type=="commit")) | length')" \
+   "6" "cat decrypts with the key"
+
+# bad input: one line, exit 2
+out=$("$RESTORE" ls --store "ftp://host/x" 2>&1); rc=$?
+is "$rc" 2 "unknown URL scheme exits 2"
+is "$(printf '%s\n' "$out" | wc -l | tr -d ' ')" "1" "with a one-line error"
+like "$out" "ftp" "naming the scheme"
+out=$("$RESTORE" verify --store "$S" --key-file "$T/nonexistent" 2>&1); rc=$?
+is "$rc" 2 "unreadable key file exits 2"
+like "$out" "key file .*nonexistent" "naming the key file"
+printf 'short' > "$T/shortkey"
+out=$("$RESTORE" verify --store "$S" --key-file "$T/shortkey" 2>&1); rc=$?
+is "$rc" 2 "malformed key file exits 2"
+out=$("$RESTORE" verify 2>&1); rc=$?
+is "$rc" 2 "missing --store exits 2"
+
+done_testing

@@ -1,0 +1,91 @@
+# lib.sh: shared helpers for the integration tests (sourced).
+#  - TAP output: plan, ok, is, like, diag, done_testing
+#  - a private temp dir ($T) removed on exit, with everything started killed
+#  - PostgreSQL clusters on free private ports, run as the postgres user
+#    when the tests run as root.
+set -u
+: "${top_builddir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+: "${top_srcdir:=$(cd "$(dirname "$0")/../.." && pwd)}"
+RESTORE="$top_builddir/restore/logship-restore"
+AGENT="$top_builddir/agent/logship-agent"
+MKSTORE="$top_builddir/tests/tools/mkstore"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+
+T=$(mktemp -d /tmp/logship-test.XXXXXX)
+chmod 755 "$T"
+_pids=""
+_clusters=""
+_n=0
+_failed=0
+
+cleanup() {
+	for p in $_pids; do kill -9 "$p" 2>/dev/null || true; done
+	for d in $_clusters; do pg_as "$PG_BINDIR/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true; done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+ok() {	# ok COND-STATUS DESCRIPTION
+	_n=$((_n + 1))
+	if [ "$1" -eq 0 ]; then echo "ok $_n - $2"; else echo "not ok $_n - $2"; _failed=$((_failed + 1)); fi
+}
+check() {	# check DESCRIPTION -- command...
+	_d=$1; shift
+	if "$@" >"$T/check.out" 2>&1; then ok 0 "$_d"; else ok 1 "$_d"; sed 's/^/# /' "$T/check.out" | head -n 20; fi
+}
+is() {	# is GOT WANT DESCRIPTION
+	if [ "$1" = "$2" ]; then ok 0 "$3"; else ok 1 "$3"; echo "#   got: '$1'"; echo "#  want: '$2'"; fi
+}
+like() {	# like TEXT GREP-ERE DESCRIPTION
+	if printf '%s\n' "$1" | grep -Eq -- "$2"; then ok 0 "$3"; else ok 1 "$3"; printf '%s\n' "$1" | head -n 10 | sed 's/^/#   got: /'; fi
+}
+diag() { echo "# $*"; }
+done_testing() { echo "1..$_n"; [ "$_failed" -eq 0 ]; exit $?; }
+skip_all() { echo "1..0 # SKIP $*"; exit 0; }
+track_pid() { _pids="$_pids $1"; }
+
+# PostgreSQL ---------------------------------------------------------------
+if [ -z "${PG_BINDIR:-}" ] || [ ! -x "$PG_BINDIR/initdb" ]; then
+	PG_BINDIR=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+fi
+export PG_BINDIR
+
+pg_as() {	# run a command as the cluster owner
+	if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+free_port() {
+	_p=$(( (($$ * 7) % 20000) + 30000 + _n * 13 ))
+	while ss -Htln "sport = :$_p" 2>/dev/null | grep -q . ; do _p=$((_p + 1)); done
+	echo "$_p"
+}
+
+# pg_start NAME: initdb + start a cluster; sets ${NAME}_PORT and ${NAME}_DIR.
+pg_start() {
+	_name=$1
+	_dir="$T/pg-$_name"
+	mkdir -p "$_dir"
+	[ "$(id -u)" -eq 0 ] && chown postgres: "$_dir"
+	pg_as "$PG_BINDIR/initdb" -D "$_dir/data" -U postgres -A trust --no-sync >/dev/null || return 1
+	_port=$(free_port)
+	cat >> "$_dir/data/postgresql.conf" <<CONF
+port = $_port
+listen_addresses = '127.0.0.1'
+unix_socket_directories = '$_dir'
+wal_level = logical
+max_replication_slots = 10
+max_wal_senders = 10
+fsync = off
+logging_collector = off
+CONF
+	pg_as "$PG_BINDIR/pg_ctl" -D "$_dir/data" -l "$_dir/log" -w start >/dev/null || { cat "$_dir/log"; return 1; }
+	_clusters="$_clusters $_dir/data"
+	eval "${_name}_PORT=$_port; ${_name}_DIR=$_dir"
+}
+
+# psql_at PORT SQL...: run SQL as postgres, print unaligned tuples only.
+psql_at() {
+	_port=$1; shift
+	"$PG_BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$_port" -U postgres -d postgres "$@"
+}
