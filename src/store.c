@@ -9,12 +9,10 @@
  * backend gets them for free.
  */
 #include <sys/mman.h>
-#include <sys/stat.h>
 
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

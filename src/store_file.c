@@ -157,7 +157,7 @@ component_problem(const char *name, size_t len)
 	    strncmp(name, TMP_PREFIX, strlen(TMP_PREFIX)) == 0)
 		return "names starting \".tmp.\" are reserved";
 	if (len > NAME_MAX)
-		return "path component longer than " "255 bytes";
+		return "path component longer than 255 bytes";
 	for (i = 0; i < len; i++) {
 		if (name[i] == '\\')
 			return "backslash in key";
