@@ -355,8 +355,7 @@ writer_track(struct segment_writer *w, const struct ls_record *rec)
 
 	switch (rec->kind) {
 	case LS_REC_RELATION:
-		if (w->in_txn || rec->u.rel.oid == 0 ||
-		    rec->u.rel.ncols > MAX_COLUMNS || rec->u.rel.replident == '\0' ||
+		if (rec->u.rel.oid == 0 || rec->u.rel.ncols > MAX_COLUMNS || rec->u.rel.replident == '\0' ||
 		    strchr("dnfi", rec->u.rel.replident) == NULL)
 			return -1;
 		return relset_put(&w->rels, rec->u.rel.oid, rec->u.rel.ncols);
@@ -1161,8 +1160,10 @@ check_order(struct segment_reader *r, const struct ls_record *rec)
 	case LS_REC_MESSAGE:
 		return rec->u.msg.transactional == r->in_txn ? NULL :
 		    "message on the wrong side of a transaction boundary";
+	case LS_REC_SEQUENCE:
+		return r->in_txn ? "sequence sample inside a transaction" : NULL;
 	default:
-		return r->in_txn ? "relation or sequence inside a transaction" : NULL;
+		return NULL;	/* relations may appear anywhere */
 	}
 }
 
