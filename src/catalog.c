@@ -219,20 +219,21 @@ identity_parse(const char *text, struct catalog_identity *id, char **errmsg)
 {
 	json_error_t je;
 	json_t *o = json_loads(text, 0, &je);
-	const char *sysid = NULL, *db = NULL, *gen = NULL;
+	const char *sysid = NULL, *db = NULL, *gen = NULL, *slot = "";
 	json_int_t format = 0, created = 0;
 	int r = 0;
 
-	if (o == NULL || json_unpack_ex(o, &je, 0, "{s:I,s:s,s:s,s:s,s?I}",
+	if (o == NULL || json_unpack_ex(o, &je, 0, "{s:I,s:s,s:s,s:s,s?I,s?s}",
 	    "format", &format, "system_id", &sysid, "database", &db,
-	    "generation", &gen, "created", &created) != 0)
+	    "generation", &gen, "created", &created, "slot", &slot) != 0)
 		r = ls_errf(errmsg, LS_ERR_CORRUPT, "%s: %s", CATALOG_IDENTITY,
 		    je.text);
 	else if (format != CATALOG_FORMAT)
 		r = ls_errf(errmsg, LS_ERR_VERSION, "%s: store format %d; this "
 		    "logship understands format %d", CATALOG_IDENTITY,
 		    (int)format, CATALOG_FORMAT);
-	else if (strlen(gen) != 16 || !is_hex16(gen) || strlen(db) >= 64)
+	else if (strlen(gen) != 16 || !is_hex16(gen) || strlen(db) >= 64 ||
+	    strlen(slot) >= 64)
 		r = ls_errf(errmsg, LS_ERR_CORRUPT, "%s: bad generation or "
 		    "database", CATALOG_IDENTITY);
 	else {
@@ -240,6 +241,7 @@ identity_parse(const char *text, struct catalog_identity *id, char **errmsg)
 		id->system_id = strtoull(sysid, NULL, 10);
 		snprintf(id->database, sizeof(id->database), "%s", db);
 		memcpy(id->generation, gen, 17);
+		snprintf(id->slot, sizeof(id->slot), "%s", slot);
 		id->created = created;
 	}
 	json_decref(o);
@@ -271,9 +273,9 @@ catalog_identity_write(struct store *st, const struct catalog_identity *id,
 	int r;
 
 	snprintf(sysid, sizeof(sysid), "%" PRIu64, id->system_id);
-	o = json_pack("{s:i,s:s,s:s,s:s,s:I}", "format", CATALOG_FORMAT,
+	o = json_pack("{s:i,s:s,s:s,s:s,s:s,s:I}", "format", CATALOG_FORMAT,
 	    "system_id", sysid, "database", id->database, "generation",
-	    id->generation, "created", (json_int_t)id->created);
+	    id->generation, "slot", id->slot, "created", (json_int_t)id->created);
 	text = o != NULL ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
 	json_decref(o);
 	if (text == NULL)

@@ -28,6 +28,7 @@ struct catalog_identity {
 	uint64_t	system_id;
 	char		database[64];
 	char		generation[17];		/* the current generation */
+	char		slot[64];		/* the agent's replication slot */
 	int64_t		created;
 };
 

@@ -1212,7 +1212,7 @@ segment_reader_next(struct segment_reader *r, struct ls_record *rec,
     char **errmsg)
 {
 	const char *why;
-	size_t len;
+	size_t len = 0;
 	int rc;
 
 	if (r->c.failed)

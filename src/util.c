@@ -209,3 +209,13 @@ ls_key_load(const char *path, uint8_t key[32], char **errmsg)
 	    "bytes or 64 hex digits; create one with: openssl rand -hex 32 > %s",
 	    path, path);
 }
+
+int64_t
+ls_backoff_us(int attempt)
+{
+	int64_t base = 500000LL << (attempt < 6 ? attempt : 6);
+
+	if (base > 30000000)
+		base = 30000000;
+	return base * 3 / 4 + (int64_t)(random() % (base / 2 + 1));
+}

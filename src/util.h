@@ -27,6 +27,9 @@ int ls_parse_time(const char *s, int64_t *us);
 void ls_lsn_format(uint64_t lsn, char out[32]);
 int ls_lsn_parse(const char *s, uint64_t *lsn);
 
+/* Retry delay for attempt n (0-based): 0.5 s doubling to 30 s, +-25% jitter. */
+int64_t ls_backoff_us(int attempt);
+
 /* Read a 32-byte key file: 32 raw bytes or 64 hex digits (newline allowed). */
 int ls_key_load(const char *path, uint8_t key[32], char **errmsg);
 

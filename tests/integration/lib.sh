@@ -24,7 +24,7 @@ cleanup() {
 	rm -rf "$T"
 }
 trap cleanup EXIT
-trap 'exit 1' INT TERM
+trap 'exit 1' INT TERM HUP PIPE
 
 ok() {	# ok COND-STATUS DESCRIPTION
 	_n=$((_n + 1))

@@ -104,7 +104,7 @@ int
 main(int argc, char **argv)
 {
 	struct catalog_identity id = { CATALOG_FORMAT, 7301234567890123456ULL,
-	    "app", GEN, 0 };
+	    "app", GEN, "logship", 0 };
 	struct store *st = NULL;
 	uint8_t prev[32] = { 0 }, key[32];
 	char *err = NULL;

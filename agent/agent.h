@@ -1,0 +1,84 @@
+/*
+ * agent.h: logship-agent's state, shared by its files.
+ *	main.c		options, signals, the restart loop
+ *	session.c	one connected run: store identity, generation, base,
+ *			then the stream
+ *	stream.c	the replication stream: transactions, segments,
+ *			uploads, confirmations
+ */
+#ifndef LS_AGENT_H
+#define LS_AGENT_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "config.h"
+
+struct store;
+struct segment_writer;
+struct relcache;
+struct pgo_decoder;
+struct txnbuf;
+
+#define AGENT_TXN_MEMLIMIT	(4u << 20)	/* per transaction, then spill */
+#define AGENT_STATUS_INTERVAL_US 10000000	/* confirm at least every 10 s */
+
+extern volatile sig_atomic_t agent_stop;	/* SIGTERM/SIGINT */
+extern volatile sig_atomic_t agent_hup;
+
+struct agent {
+	const struct agent_config *cfg;
+	struct store	*store;
+	const uint8_t	*key;
+	bool		 ever_streamed;	/* failures after this are retried */
+
+	/* identity of this run */
+	char		 generation[17];
+	uint64_t	 system_id;
+	char		 database[64];
+	PGconn		*sql;
+	PGconn		*repl;
+	struct pgo_decoder *dec;
+	struct relcache	*rels;
+
+	/* segments */
+	struct segment_writer *seg;	/* open segment or NULL */
+	uint64_t	 segno;		/* number of the next/open segment */
+	uint8_t		 prev_sha[32];
+	bool		 have_prev;
+	int64_t		 seg_first_us;	/* when its first transaction came */
+	uint64_t	 stored_end_lsn;	/* durable in the store */
+	uint64_t	 written_end_lsn;	/* in the store or the open segment */
+
+	/* transactions in flight */
+	struct txnbuf	*cur;		/* between Begin and Commit */
+	uint32_t	 cur_xid;
+	uint64_t	 cur_commit_lsn;
+	int64_t		 cur_commit_time;
+	char		 cur_origin[128];
+	struct txnbuf	**streams;	/* open streamed transactions */
+	size_t		 nstreams;
+	bool		 in_stream_block;
+	uint32_t	 stream_xid;
+
+	/* positions */
+	uint64_t	 server_pos;	/* sent by the server, reached while idle */
+	uint64_t	 confirmed;
+	int64_t		 last_status_us;
+	bool		 endpos_reached;
+	uint64_t	 txns_total, segs_total;
+};
+
+/* stream.c */
+int stream_run(struct agent *, char **errmsg);
+/* Close, upload and confirm the open segment (if any). */
+int stream_flush(struct agent *, char **errmsg);
+void stream_reset_inflight(struct agent *);
+
+/* session.c: one connected run (returns 0 when done: stop or endpos). */
+int session_run(struct agent *, char **errmsg);
+
+#endif

@@ -1,0 +1,1286 @@
+/*
+ * basecopy.c: the base snapshot copy (see basecopy.h).
+ *
+ * A control connection imports the snapshot, resolves the tables, reads
+ * their columns and sizes, and holds ACCESS SHARE locks on them until the
+ * copy ends, so that no table is rewritten under the ctid ranges.  pg_dump
+ * writes the two schema sections, its connection parameters passed in
+ * PG* environment variables (never argv).  Then `jobs` threads, each with
+ * its own connection in the same snapshot, take chunks from a shared queue
+ * (biggest tables first) and stream COPY text output into blobs.  Results
+ * land in per-table slots, so the manifest lists each table's chunks in
+ * ctid order whatever order they finished in.
+ */
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "base.h"
+#include "basecopy.h"
+#include "blob.h"
+#include "error.h"
+#include "log.h"
+#include "store.h"
+#include "util.h"
+
+#define SUB		"base"
+#define IOBUF		(64 * 1024)
+#define KEYLEN		512
+#define MSGLEN		512
+#define ERRTAIL		1024
+
+extern char **environ;
+
+struct bc_table;
+
+struct bc_chunk {
+	struct bc_table	*t;
+	unsigned	 n;		/* 0, 1, ... in ctid order */
+	uint8_t		 sha[32];
+	uint64_t	 bytes;		/* raw COPY text */
+	uint64_t	 rows;
+};
+
+struct bc_table {
+	char		*schema;
+	char		*name;
+	char		*qname;		/* "schema"."name", quoted */
+	char		*cols;		/* quoted column list; NULL: none */
+	uint64_t	 size;		/* heap + TOAST bytes */
+	uint64_t	 pages;		/* heap pages */
+	uint64_t	 per;		/* pages per chunk */
+	unsigned	 nchunks;
+	struct bc_chunk	*chunks;
+	unsigned	 ndone;		/* these three under bc.lock */
+	uint64_t	 rows;
+	uint64_t	 bytes;
+};
+
+struct bc {
+	const struct basecopy_opts *o;
+	struct bc_table	*tables;	/* by schema, name */
+	size_t		 ntables;
+	struct bc_chunk	**queue;	/* work order */
+	size_t		 nqueue;
+	pthread_mutex_t	 lock;		/* protects the fields below */
+	size_t		 next;
+	size_t		 ndone;
+	int		 r;		/* first error */
+	char		*err;
+	uint64_t	 rows;
+	uint64_t	 bytes;
+};
+
+struct oids {
+	Oid		*v;
+	size_t		 n;
+	size_t		 cap;
+};
+
+/* Everything pg_dump is started with. */
+struct dump {
+	const struct basecopy_opts *o;
+	char		*path;
+	char		**envp;		/* the first nown entries are ours */
+	size_t		 nown;
+	char		*dbopt;		/* "--dbname=<options without env vars>" */
+};
+
+static const char session_sql[] =
+    "SET statement_timeout = 0; SET lock_timeout = 0; "
+    "SET idle_in_transaction_session_timeout = 0; SET DateStyle = ISO; "
+    "SET IntervalStyle = postgres; SET extra_float_digits = 3; "
+    "SELECT pg_catalog.set_config('search_path', '', false)";
+
+static const char pub_exists_sql[] =
+    "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1";
+
+static const char pub_tables_sql[] =
+    "SELECT c.oid, c.relkind FROM pg_catalog.pg_publication_tables p "
+    "JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname "
+    "JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid "
+    "AND c.relname = p.tablename WHERE p.pubname = $1 ORDER BY 1";
+
+static const char named_sql[] =
+    "SELECT c.oid, c.relkind FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = $1 AND c.relname = $2";
+
+static const char leaves_sql[] =
+    "SELECT relid::pg_catalog.oid FROM pg_catalog.pg_partition_tree($1) "
+    "WHERE isleaf";
+
+/* One row per column; tables without columns get one row, attname NULL. */
+static const char details_sql[] =
+    "SELECT c.oid, n.nspname, c.relname, pg_catalog.pg_table_size(c.oid), "
+    "pg_catalog.pg_relation_size(c.oid) / "
+    "pg_catalog.current_setting('block_size')::pg_catalog.int8, a.attname "
+    "FROM pg_catalog.pg_class c "
+    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
+    "AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '' "
+    "WHERE c.oid = ANY ($1::pg_catalog.oid[]) AND c.relkind = 'r' "
+    "ORDER BY n.nspname, c.relname, c.oid, a.attnum";
+
+static int
+nomem(char **errmsg)
+{
+	return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+}
+
+static int
+interrupted(char **errmsg)
+{
+	return ls_errf(errmsg, LS_ERR_INVALID, "interrupted");
+}
+
+static int
+stopping(const struct basecopy_opts *o)
+{
+	return o->stop != NULL && *o->stop != 0;
+}
+
+/* ---- PostgreSQL helpers ---- */
+
+/* PostgreSQL's message: res's primary message, else conn's first line. */
+static void
+pg_message(PGconn *c, const PGresult *res, char *buf, size_t len)
+{
+	const char *m = NULL;
+
+	if (res != NULL)
+		m = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	if (m == NULL)
+		m = PQerrorMessage(c);
+	snprintf(buf, len, "%.*s", (int)strcspn(m, "\n"), m);
+	if (*buf == '\0')
+		snprintf(buf, len, "no message from the server (connection lost?)");
+}
+
+/* Check res against want; on success hand it over (resp) or clear it. */
+static int
+pg_check(PGconn *c, PGresult *res, ExecStatusType want, PGresult **resp,
+    const char *what, char **errmsg)
+{
+	char msg[MSGLEN];
+
+	if (PQresultStatus(res) != want) {
+		pg_message(c, res, msg, sizeof(msg));
+		PQclear(res);
+		return ls_errf(errmsg, LS_ERR_PG, "%s: %s", what, msg);
+	}
+	if (resp != NULL)
+		*resp = res;
+	else
+		PQclear(res);
+	return 0;
+}
+
+static int
+pg_run(PGconn *c, const char *sql, ExecStatusType want, const char *what,
+    char **errmsg)
+{
+	return pg_check(c, PQexec(c, sql), want, NULL, what, errmsg);
+}
+
+/* A parameterised query returning rows; *resp is the caller's to clear. */
+static int
+pg_query(PGconn *c, const char *sql, int nparams, const char *const *params,
+    PGresult **resp, const char *what, char **errmsg)
+{
+	return pg_check(c, PQexecParams(c, sql, nparams, NULL, params, NULL,
+	    NULL, 0), PGRES_TUPLES_OK, resp, what, errmsg);
+}
+
+static int
+import_snapshot(PGconn *c, const char *snapshot, char **errmsg)
+{
+	char *lit = PQescapeLiteral(c, snapshot, strlen(snapshot)), *sql = NULL;
+	int r;
+
+	if (lit == NULL || asprintf(&sql, "SET TRANSACTION SNAPSHOT %s", lit) < 0) {
+		sql = NULL;
+		r = nomem(errmsg);
+	} else
+		r = pg_run(c, sql, PGRES_COMMAND_OK, "import snapshot (is the "
+		    "exporting replication connection still open?)", errmsg);
+	PQfreemem(lit);
+	free(sql);
+	return r;
+}
+
+/* A connection in a read-only REPEATABLE READ transaction on the snapshot. */
+static int
+snapshot_conn(const struct basecopy_opts *o, PGconn **out, char **errmsg)
+{
+	PGconn *c = PQconnectdb(o->conninfo);
+	const char *enc;
+	char msg[MSGLEN];
+	int r;
+
+	if (c == NULL)
+		return nomem(errmsg);
+	if (PQstatus(c) != CONNECTION_OK) {
+		pg_message(c, NULL, msg, sizeof(msg));
+		r = ls_errf(errmsg, LS_ERR_PG, "connect: %s", msg);
+		goto out;
+	}
+	/* COPY text in the database's own encoding, byte for byte */
+	if ((enc = PQparameterStatus(c, "server_encoding")) != NULL &&
+	    PQsetClientEncoding(c, enc) != 0) {
+		r = ls_errf(errmsg, LS_ERR_PG, "set client_encoding %s", enc);
+		goto out;
+	}
+	if ((r = pg_run(c, session_sql, PGRES_TUPLES_OK, "session settings",
+	    errmsg)) != 0 || (r = pg_run(c, "BEGIN ISOLATION LEVEL REPEATABLE "
+	    "READ, READ ONLY", PGRES_COMMAND_OK, "begin", errmsg)) != 0 ||
+	    (r = import_snapshot(c, o->snapshot, errmsg)) != 0)
+		goto out;
+	*out = c;
+	c = NULL;
+ out:
+	PQfinish(c);
+	return r;
+}
+
+/* ---- the table list ---- */
+
+static int
+oids_push(struct oids *ids, Oid id)
+{
+	Oid *v;
+
+	if (ids->n == ids->cap) {
+		ids->cap = ids->cap ? ids->cap * 2 : 64;
+		if ((v = realloc(ids->v, ids->cap * sizeof(*v))) == NULL)
+			return LS_ERR_NOMEM;
+		ids->v = v;
+	}
+	ids->v[ids->n++] = id;
+	return 0;
+}
+
+static int
+oid_cmp(const void *a, const void *b)
+{
+	Oid x = *(const Oid *)a, y = *(const Oid *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Sort and drop duplicates (a leaf listed itself and through its root). */
+static void
+oids_unique(struct oids *ids)
+{
+	size_t i, k = 0;
+
+	qsort(ids->v, ids->n, sizeof(*ids->v), oid_cmp);
+	for (i = 0; i < ids->n; i++)
+		if (k == 0 || ids->v[k - 1] != ids->v[i])
+			ids->v[k++] = ids->v[i];
+	ids->n = k;
+}
+
+/* Add a relation: a table itself, a partitioned table its leaves. */
+static int
+add_relation(PGconn *c, const char *oid, char relkind, const char *label,
+    struct oids *ids, char **errmsg)
+{
+	PGresult *res = NULL;
+	int i, r = 0;
+
+	if (relkind == 'r')
+		return oids_push(ids, (Oid)strtoul(oid, NULL, 10)) ?
+		    nomem(errmsg) : 0;
+	if (relkind != 'p')
+		return ls_errf(errmsg, LS_ERR_INVALID, "%s is not a table "
+		    "(relkind '%c')", label, relkind);
+	if ((r = pg_query(c, leaves_sql, 1, &oid, &res, label, errmsg)) != 0)
+		return r;
+	for (i = 0; r == 0 && i < PQntuples(res); i++)
+		if (oids_push(ids, (Oid)strtoul(PQgetvalue(res, i, 0), NULL, 10)))
+			r = nomem(errmsg);
+	PQclear(res);
+	return r;
+}
+
+static int
+resolve_publication(PGconn *c, const char *pub, struct oids *ids,
+    char **errmsg)
+{
+	PGresult *res = NULL;
+	int i, r;
+
+	if ((r = pg_query(c, pub_exists_sql, 1, &pub, &res, "publication",
+	    errmsg)) != 0)
+		return r;
+	if (PQntuples(res) == 0)
+		r = ls_errf(errmsg, LS_ERR_NOTFOUND, "publication %s does not "
+		    "exist", pub);
+	PQclear(res);
+	res = NULL;
+	if (r != 0 || (r = pg_query(c, pub_tables_sql, 1, &pub, &res,
+	    "tables of publication", errmsg)) != 0)
+		return r;
+	for (i = 0; r == 0 && i < PQntuples(res); i++)
+		r = add_relation(c, PQgetvalue(res, i, 0),
+		    *PQgetvalue(res, i, 1), "publication table", ids, errmsg);
+	PQclear(res);
+	return r;
+}
+
+/* "schema.table": raw names split at the first '.'. */
+static int
+resolve_named(PGconn *c, const char *spec, struct oids *ids, char **errmsg)
+{
+	const char *dot = strchr(spec, '.'), *params[2];
+	PGresult *res = NULL;
+	char *schema;
+	int r;
+
+	if (dot == NULL || dot == spec || dot[1] == '\0')
+		return ls_errf(errmsg, LS_ERR_INVALID, "table \"%s\": expected "
+		    "schema.table", spec);
+	if ((schema = strndup(spec, (size_t)(dot - spec))) == NULL)
+		return nomem(errmsg);
+	params[0] = schema;
+	params[1] = dot + 1;
+	if ((r = pg_query(c, named_sql, 2, params, &res, spec, errmsg)) == 0) {
+		if (PQntuples(res) == 0)
+			r = ls_errf(errmsg, LS_ERR_NOTFOUND, "table %s does not "
+			    "exist (schema \"%s\", table \"%s\")", spec, schema,
+			    dot + 1);
+		else
+			r = add_relation(c, PQgetvalue(res, 0, 0),
+			    *PQgetvalue(res, 0, 1), spec, ids, errmsg);
+	}
+	PQclear(res);
+	free(schema);
+	return r;
+}
+
+static int
+resolve_tables(const struct basecopy_opts *o, PGconn *c, struct oids *ids,
+    char **errmsg)
+{
+	size_t i;
+	int r = 0;
+
+	if (o->tables == NULL)
+		r = resolve_publication(c, o->publication, ids, errmsg);
+	for (i = 0; r == 0 && o->tables != NULL && i < o->ntables; i++)
+		r = resolve_named(c, o->tables[i], ids, errmsg);
+	if (r == 0)
+		oids_unique(ids);
+	return r;
+}
+
+/* *dst = *dst + sep + the quoted identifier s (*dst may be NULL). */
+static int
+append_ident(PGconn *c, char **dst, const char *sep, const char *s)
+{
+	char *q = PQescapeIdentifier(c, s, strlen(s)), *n = NULL;
+
+	if (q == NULL || asprintf(&n, "%s%s%s", *dst ? *dst : "",
+	    *dst ? sep : "", q) < 0) {
+		PQfreemem(q);
+		return LS_ERR_NOMEM;
+	}
+	PQfreemem(q);
+	free(*dst);
+	*dst = n;
+	return 0;
+}
+
+/* A table from row i of details_sql. */
+static int
+table_init(PGconn *c, const PGresult *res, int i, struct bc_table *t)
+{
+	if ((t->schema = strdup(PQgetvalue(res, i, 1))) == NULL ||
+	    (t->name = strdup(PQgetvalue(res, i, 2))) == NULL ||
+	    append_ident(c, &t->qname, ".", t->schema) != 0 ||
+	    append_ident(c, &t->qname, ".", t->name) != 0)
+		return LS_ERR_NOMEM;
+	t->size = strtoull(PQgetvalue(res, i, 3), NULL, 10);
+	t->pages = strtoull(PQgetvalue(res, i, 4), NULL, 10);
+	return 0;
+}
+
+/* Tables' names, sizes and non-generated, non-dropped columns. */
+static int
+load_tables(struct bc *bc, PGconn *c, const struct oids *ids, char **errmsg)
+{
+	PGresult *res = NULL;
+	FILE *f;
+	char *arr = NULL;
+	size_t len, i;
+	int row, r;
+
+	if ((f = open_memstream(&arr, &len)) == NULL)
+		return nomem(errmsg);
+	for (i = 0; i < ids->n; i++)
+		fprintf(f, "%s%u", i ? "," : "{", ids->v[i]);
+	fprintf(f, "%s", ids->n ? "}" : "{}");
+	fclose(f);
+	r = pg_query(c, details_sql, 1, (const char *const *)&arr, &res,
+	    "table details", errmsg);
+	if (r == 0 && (bc->tables = calloc(ids->n + 1, sizeof(*bc->tables))) == NULL)
+		r = nomem(errmsg);
+	for (row = 0; r == 0 && row < PQntuples(res); row++) {
+		if ((row == 0 || strcmp(PQgetvalue(res, row, 0),
+		    PQgetvalue(res, row - 1, 0)) != 0) &&
+		    table_init(c, res, row, &bc->tables[bc->ntables++]) != 0)
+			r = nomem(errmsg);
+		if (r == 0 && !PQgetisnull(res, row, 5) && append_ident(c,
+		    &bc->tables[bc->ntables - 1].cols, ",",
+		    PQgetvalue(res, row, 5)) != 0)
+			r = nomem(errmsg);
+	}
+	PQclear(res);
+	free(arr);
+	return r;
+}
+
+/* Keep every table from being rewritten or dropped until the copy ends. */
+static int
+lock_tables(struct bc *bc, PGconn *c, char **errmsg)
+{
+	char *sql = NULL;
+	size_t i;
+	int r = 0;
+
+	for (i = 0; r == 0 && i < bc->ntables; i++) {
+		if (asprintf(&sql, "LOCK TABLE ONLY %s IN ACCESS SHARE MODE",
+		    bc->tables[i].qname) < 0)
+			return nomem(errmsg);
+		r = pg_run(c, sql, PGRES_COMMAND_OK, "lock", errmsg);
+		if (r != 0)
+			ls_errprefix(errmsg, r, "table %s.%s",
+			    bc->tables[i].schema, bc->tables[i].name);
+		free(sql);
+	}
+	return r;
+}
+
+/* ---- planning ---- */
+
+/* Split a table into page ranges of about chunk_bytes each. */
+static int
+plan_table(struct bc_table *t, uint64_t chunk_bytes)
+{
+	uint64_t n = (t->size + chunk_bytes - 1) / chunk_bytes;
+	unsigned i;
+
+	if (n > t->pages)
+		n = t->pages;
+	if (n <= 1) {
+		n = 1;
+		t->per = t->pages;
+	} else {
+		t->per = (t->pages + n - 1) / n;
+		n = (t->pages + t->per - 1) / t->per;
+	}
+	t->nchunks = (unsigned)n;
+	if ((t->chunks = calloc(n, sizeof(*t->chunks))) == NULL)
+		return LS_ERR_NOMEM;
+	for (i = 0; i < t->nchunks; i++) {
+		t->chunks[i].t = t;
+		t->chunks[i].n = i;
+	}
+	return 0;
+}
+
+static int
+bigger_first(const void *a, const void *b)
+{
+	const struct bc_table *x = *(struct bc_table *const *)a;
+	const struct bc_table *y = *(struct bc_table *const *)b;
+
+	if (x->size != y->size)
+		return x->size > y->size ? -1 : 1;
+	return x < y ? -1 : x > y;
+}
+
+/* Chunk every table; queue the chunks, biggest tables first. */
+static int
+plan(struct bc *bc, char **errmsg)
+{
+	struct bc_table **order;
+	size_t i, n = 0;
+	unsigned k;
+
+	for (i = 0; i < bc->ntables; i++) {
+		if (plan_table(&bc->tables[i], bc->o->chunk_bytes ?
+		    bc->o->chunk_bytes : BASECOPY_CHUNK_BYTES) != 0)
+			return nomem(errmsg);
+		n += bc->tables[i].nchunks;
+	}
+	if ((order = calloc(bc->ntables + 1, sizeof(*order))) == NULL ||
+	    (bc->queue = calloc(n + 1, sizeof(*bc->queue))) == NULL) {
+		free(order);
+		return nomem(errmsg);
+	}
+	for (i = 0; i < bc->ntables; i++)
+		order[i] = &bc->tables[i];
+	qsort(order, bc->ntables, sizeof(*order), bigger_first);
+	for (i = 0; i < bc->ntables; i++)
+		for (k = 0; k < order[i]->nchunks; k++)
+			bc->queue[bc->nqueue++] = &order[i]->chunks[k];
+	free(order);
+	return 0;
+}
+
+/* ---- objects ---- */
+
+/* A read-write anonymous file in dir ($TMPDIR or /tmp if NULL). */
+static int
+spool_open(const char *dir, char **errmsg)
+{
+	char path[4096];
+	int fd;
+
+	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
+		dir = "/tmp";
+	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) >= 0)
+		return fd;
+	snprintf(path, sizeof(path), "%s/logship-base.XXXXXX", dir);
+	if ((fd = mkostemp(path, O_CLOEXEC)) < 0)
+		return ls_errf(errmsg, LS_ERR_IO, "temp file in %s: %s", dir,
+		    strerror(errno));
+	unlink(path);
+	return fd;
+}
+
+/* Finish b into a temp file and store it as key; sha is its trailer. */
+static int
+put_blob(const struct basecopy_opts *o, struct blob_writer *b,
+    const char *key, uint8_t sha[32], char **errmsg)
+{
+	int fd, r;
+
+	if ((fd = spool_open(o->spool_dir, errmsg)) < 0)
+		return fd;
+	if ((r = blob_writer_finish(b, fd, sha, errmsg)) == 0)
+		r = store_put(o->store, key, fd, errmsg);
+	close(fd);
+	return r;
+}
+
+/* ---- the schema, from pg_dump ---- */
+
+/* dir/name if it is executable; malloc'd, or NULL. */
+static char *
+executable(const char *dir, size_t dirlen, const char *name)
+{
+	char *p = NULL;
+
+	if (asprintf(&p, "%.*s/%s", (int)dirlen, dir, name) < 0)
+		return NULL;
+	if (access(p, X_OK) == 0)
+		return p;
+	free(p);
+	return NULL;
+}
+
+static char *
+find_in_path(const char *name)
+{
+	const char *d = getenv("PATH"), *e;
+	char *p;
+
+	for (; d != NULL && *d != '\0'; d = *e ? e + 1 : e) {
+		e = d + strcspn(d, ":");
+		if (e > d && (p = executable(d, (size_t)(e - d), name)) != NULL)
+			return p;
+	}
+	return NULL;
+}
+
+static char *
+find_in_pg_config(const char *name)
+{
+	FILE *f = popen("pg_config --bindir 2>/dev/null", "r");
+	char dir[4096], *p = NULL;
+
+	if (f == NULL)
+		return NULL;
+	if (fgets(dir, sizeof(dir), f) != NULL && dir[0] == '/')
+		p = executable(dir, strcspn(dir, "\r\n"), name);
+	pclose(f);
+	return p;
+}
+
+static int
+find_pg_dump(const char *given, char **pathp, char **errmsg)
+{
+	if (given != NULL)
+		*pathp = strdup(given);
+	else if ((*pathp = find_in_path("pg_dump")) == NULL)
+		*pathp = find_in_pg_config("pg_dump");
+	if (*pathp != NULL)
+		return 0;
+	if (given != NULL)
+		return nomem(errmsg);
+	return ls_errf(errmsg, LS_ERR_NOTFOUND, "pg_dump not found in PATH "
+	    "nor in `pg_config --bindir`; install the PostgreSQL client "
+	    "programs or give the path of pg_dump");
+}
+
+/* Append " keyword='value'" (libpq conninfo quoting) to f. */
+static void
+conninfo_append(FILE *f, const char *kw, const char *val)
+{
+	fprintf(f, " %s='", kw);
+	for (; *val != '\0'; val++)
+		fprintf(f, "%s%c", *val == '\'' || *val == '\\' ? "\\" : "",
+		    *val);
+	fputc('\'', f);
+}
+
+/* Is "NAME=..." one of the first n entries' names? */
+static int
+env_has(char *const *envp, size_t n, const char *entry)
+{
+	size_t i, len = strcspn(entry, "=");
+
+	for (i = 0; i < n; i++)
+		if (strncmp(envp[i], entry, len) == 0 && envp[i][len] == '=')
+			return 1;
+	return 0;
+}
+
+/*
+ * Pass one conninfo option to pg_dump: in its environment variable, or,
+ * for the few without one, in --dbname unless it is a secret.
+ */
+static int
+pass_option(struct dump *d, FILE *db, const PQconninfoOption *def,
+    const char *val, char **errmsg)
+{
+	if (strcmp(def->keyword, "replication") == 0)
+		return 0;
+	if (def->envvar != NULL) {
+		if (asprintf(&d->envp[d->nown], "%s=%s", def->envvar, val) < 0)
+			return nomem(errmsg);
+		d->nown++;
+		return 0;
+	}
+	if (def->dispchar != NULL && def->dispchar[0] == '*')
+		return ls_errf(errmsg, LS_ERR_INVALID, "conninfo option %s "
+		    "has no environment variable and would show in pg_dump's "
+		    "argv; remove it from the conninfo", def->keyword);
+	conninfo_append(db, def->keyword, val);
+	return 0;
+}
+
+static const PQconninfoOption *
+find_option(const PQconninfoOption *defs, const char *keyword)
+{
+	for (; defs->keyword != NULL; defs++)
+		if (strcmp(defs->keyword, keyword) == 0)
+			return defs;
+	return NULL;
+}
+
+/* Hand every option set in the conninfo over to pg_dump. */
+static int
+pass_options(struct dump *d, const PQconninfoOption *opts, FILE *db,
+    char **errmsg)
+{
+	PQconninfoOption *defs = PQconndefaults();	/* names the env vars */
+	const PQconninfoOption *op, *def;
+	int r = 0;
+
+	for (op = opts; r == 0 && op->keyword != NULL; op++) {
+		if (op->val == NULL)
+			continue;
+		def = defs != NULL ? find_option(defs, op->keyword) : NULL;
+		r = pass_option(d, db, def != NULL ? def : op, op->val, errmsg);
+	}
+	PQconninfoFree(defs);
+	return r;
+}
+
+/* pg_dump's environment: ours, with the conninfo's options overriding. */
+static int
+dump_env(struct dump *d, char **errmsg)
+{
+	PQconninfoOption *opts, *op;
+	char *perr = NULL, *db = NULL;
+	size_t n = 0, i, len;
+	FILE *f = NULL;
+	int r;
+
+	if ((opts = PQconninfoParse(d->o->conninfo, &perr)) == NULL) {
+		r = ls_errf(errmsg, LS_ERR_INVALID, "conninfo: %.*s", perr ?
+		    (int)strcspn(perr, "\n") : 13, perr ? perr : "out of memory");
+		PQfreemem(perr);
+		return r;
+	}
+	for (op = opts; op->keyword != NULL; op++)
+		n++;
+	for (i = 0; environ[i] != NULL; i++)
+		n++;
+	if ((d->envp = calloc(n + 1, sizeof(char *))) == NULL ||
+	    (f = open_memstream(&db, &len)) == NULL) {
+		r = nomem(errmsg);
+		goto out;
+	}
+	r = pass_options(d, opts, f, errmsg);
+	fclose(f);
+	n = d->nown;
+	for (i = 0; environ[i] != NULL; i++)
+		if (!env_has(d->envp, d->nown, environ[i]))
+			d->envp[n++] = environ[i];
+	if (r == 0 && *db != '\0' && asprintf(&d->dbopt, "--dbname=%s",
+	    db + 1) < 0) {
+		d->dbopt = NULL;
+		r = nomem(errmsg);
+	}
+ out:
+	free(db);
+	PQconninfoFree(opts);
+	return r;
+}
+
+static void
+dump_free(struct dump *d)
+{
+	size_t i;
+
+	for (i = 0; i < d->nown; i++)
+		free(d->envp[i]);
+	free(d->envp);
+	free(d->path);
+	free(d->dbopt);
+}
+
+static int
+spawn_attrs(posix_spawn_file_actions_t *fa, posix_spawnattr_t *sa, int out,
+    int err)
+{
+	sigset_t none, dfl;
+
+	sigemptyset(&none);
+	sigemptyset(&dfl);
+	sigaddset(&dfl, SIGPIPE);
+	sigaddset(&dfl, SIGINT);
+	sigaddset(&dfl, SIGTERM);
+	sigaddset(&dfl, SIGHUP);
+	sigaddset(&dfl, SIGQUIT);
+	return posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY,
+	    0) || posix_spawn_file_actions_adddup2(fa, out, 1) ||
+	    posix_spawn_file_actions_adddup2(fa, err, 2) ||
+	    posix_spawnattr_setsigmask(sa, &none) ||
+	    posix_spawnattr_setsigdefault(sa, &dfl) ||
+	    posix_spawnattr_setflags(sa, POSIX_SPAWN_SETSIGMASK |
+	    POSIX_SPAWN_SETSIGDEF);
+}
+
+/* Start pg_dump for one section; *outp reads its stdout. */
+static int
+spawn_dump(const struct dump *d, const char *section, int errfd, pid_t *pidp,
+    int *outp, char **errmsg)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t sa;
+	char *sec = NULL, *snap = NULL;
+	const char *argv[] = { d->path, "--schema-only", NULL, NULL,
+	    "--no-password", "--format=plain", d->dbopt, NULL };
+	int p[2] = { -1, -1 }, e = ENOMEM;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&sa);
+	if (asprintf(&sec, "--section=%s", section) < 0)
+		sec = NULL;
+	else if (asprintf(&snap, "--snapshot=%s", d->o->snapshot) < 0)
+		snap = NULL;
+	else if (pipe2(p, O_CLOEXEC) != 0)
+		e = errno;
+	else if (spawn_attrs(&fa, &sa, p[1], errfd) == 0) {
+		argv[2] = sec;
+		argv[3] = snap;
+		e = posix_spawn(pidp, d->path, &fa, &sa, (char *const *)argv,
+		    d->envp);
+	}
+	if (p[1] >= 0)
+		close(p[1]);
+	if (e != 0 && p[0] >= 0)
+		close(p[0]);
+	*outp = e == 0 ? p[0] : -1;
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&sa);
+	free(sec);
+	free(snap);
+	return e == 0 ? 0 : ls_errf(errmsg, LS_ERR_IO, "run %s: %s", d->path,
+	    strerror(e));
+}
+
+/* Copy pg_dump's output into the blob. */
+static int
+read_dump(const struct basecopy_opts *o, int fd, struct blob_writer *b,
+    char **errmsg)
+{
+	char buf[IOBUF];
+	ssize_t n;
+	int r;
+
+	for (;;) {
+		if (stopping(o))
+			return interrupted(errmsg);
+		if ((n = read(fd, buf, sizeof(buf))) == 0)
+			return 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return ls_errf(errmsg, LS_ERR_IO, "read from pg_dump: "
+			    "%s", strerror(errno));
+		if ((r = blob_writer_write(b, buf, (size_t)n, errmsg)) != 0)
+			return r;
+	}
+}
+
+static int
+reap(pid_t pid)
+{
+	int status = 0;
+
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	return status;
+}
+
+/* The last non-empty line of the file fd, into buf. */
+static void
+last_line(int fd, char *buf, size_t len)
+{
+	char tail[ERRTAIL + 1], *p;
+	off_t size = lseek(fd, 0, SEEK_END);
+	ssize_t n;
+
+	n = ls_pread_all(fd, tail, ERRTAIL, size > ERRTAIL ? size - ERRTAIL : 0);
+	n = n < 0 ? 0 : n;
+	while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r'))
+		n--;
+	tail[n] = '\0';
+	p = strrchr(tail, '\n');
+	snprintf(buf, len, "%s", p != NULL ? p + 1 : tail);
+}
+
+static int
+dump_status(const char *section, int status, int errfd, char **errmsg)
+{
+	char line[ERRTAIL + 1], how[32];
+
+	last_line(errfd, line, sizeof(line));
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		if (*line != '\0')
+			log_warn(SUB, "pg_dump --section=%s: %s", section, line);
+		return 0;
+	}
+	if (WIFEXITED(status))
+		snprintf(how, sizeof(how), "exit %d", WEXITSTATUS(status));
+	else
+		snprintf(how, sizeof(how), "signal %d", WTERMSIG(status));
+	return ls_errf(errmsg, LS_ERR_PG, "pg_dump --section=%s failed (%s): "
+	    "%s", section, how, *line ? line : "no message on stderr");
+}
+
+/* Dump one section into <gen>/base/<section>; record it as msection. */
+static int
+dump_section(const struct dump *d, const char *section, const char *msection,
+    struct base_manifest *m, char **errmsg)
+{
+	struct blob_writer *b = NULL;
+	char key[KEYLEN];
+	uint8_t sha[32];
+	pid_t pid = -1;
+	int out = -1, errfd = -1, status, r;
+
+	snprintf(key, sizeof(key), "%s/base/%s", d->o->generation, section);
+	if ((r = blob_writer_new("schema", d->o->key, d->o->spool_dir, &b,
+	    errmsg)) != 0)
+		goto out;
+	if ((errfd = spool_open(d->o->spool_dir, errmsg)) < 0) {
+		r = errfd;
+		goto out;
+	}
+	if ((r = spawn_dump(d, section, errfd, &pid, &out, errmsg)) != 0)
+		goto out;
+	r = read_dump(d->o, out, b, errmsg);
+	close(out);
+	if (r != 0)
+		kill(pid, SIGTERM);
+	status = reap(pid);
+	if (r == 0)
+		r = dump_status(section, status, errfd, errmsg);
+	if (r == 0 && (r = put_blob(d->o, b, key, sha, errmsg)) == 0 &&
+	    base_manifest_set_section(m, msection, key, sha,
+	    blob_writer_raw_len(b)) != 0)
+		r = nomem(errmsg);
+	if (r == 0)
+		log_info(SUB, "schema %s dumped bytes=%" PRIu64, section,
+		    blob_writer_raw_len(b));
+ out:
+	if (errfd >= 0)
+		close(errfd);
+	blob_writer_free(b);
+	return r;
+}
+
+static int
+dump_schema(const struct basecopy_opts *o, struct base_manifest *m,
+    char **errmsg)
+{
+	struct dump d = { .o = o };
+	int r;
+
+	if ((r = find_pg_dump(o->pg_dump, &d.path, errmsg)) == 0 &&
+	    (r = dump_env(&d, errmsg)) == 0 &&
+	    (r = dump_section(&d, "pre-data", "pre_data", m, errmsg)) == 0)
+		r = dump_section(&d, "post-data", "post_data", m, errmsg);
+	dump_free(&d);
+	return r;
+}
+
+/* ---- the rows, from COPY ---- */
+
+/* The COPY statement of chunk k: plain for one chunk, else a ctid range. */
+static char *
+chunk_sql(const struct bc_chunk *k)
+{
+	const struct bc_table *t = k->t;
+	char *sql = NULL, lo[64] = "", hi[64] = "";
+	int n;
+
+	if (t->nchunks == 1)
+		n = asprintf(&sql, "COPY %s%s%s%s TO STDOUT", t->qname,
+		    t->cols ? " (" : "", t->cols ? t->cols : "",
+		    t->cols ? ")" : "");
+	else {
+		if (k->n > 0)
+			snprintf(lo, sizeof(lo), "ctid >= '(%" PRIu64 ",0)'"
+			    "::pg_catalog.tid", k->n * t->per);
+		if (k->n + 1 < t->nchunks)
+			snprintf(hi, sizeof(hi), "ctid < '(%" PRIu64 ",0)'"
+			    "::pg_catalog.tid", (k->n + 1) * t->per);
+		n = asprintf(&sql, "COPY (SELECT %s FROM ONLY %s WHERE %s%s%s) "
+		    "TO STDOUT", t->cols ? t->cols : "", t->qname, lo,
+		    *lo && *hi ? " AND " : "", hi);
+	}
+	return n < 0 ? NULL : sql;
+}
+
+static uint64_t
+count_rows(const char *p, size_t len)
+{
+	const char *end = p + len;
+	uint64_t n = 0;
+
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		n++;
+		p++;
+	}
+	return n;
+}
+
+/* Run a COPY ... TO STDOUT and stream its rows into b. */
+static int
+copy_out(PGconn *c, const char *sql, struct blob_writer *b, uint64_t *rows,
+    char **errmsg)
+{
+	PGresult *res;
+	char *row;
+	int n, r;
+
+	if ((r = pg_check(c, PQexec(c, sql), PGRES_COPY_OUT, NULL, "COPY",
+	    errmsg)) != 0)
+		return r;
+	while ((n = PQgetCopyData(c, &row, 0)) > 0) {
+		*rows += count_rows(row, (size_t)n);
+		r = blob_writer_write(b, row, (size_t)n, errmsg);
+		PQfreemem(row);
+		if (r != 0)
+			return r;	/* the connection is dropped */
+	}
+	if (n == -2)
+		return pg_check(c, NULL, PGRES_COMMAND_OK, NULL, "COPY", errmsg);
+	r = pg_check(c, PQgetResult(c), PGRES_COMMAND_OK, NULL, "COPY", errmsg);
+	while ((res = PQgetResult(c)) != NULL)
+		PQclear(res);
+	return r;
+}
+
+static int
+copy_chunk(const struct basecopy_opts *o, PGconn *c, struct bc_chunk *k,
+    char **errmsg)
+{
+	struct blob_writer *b = NULL;
+	char key[KEYLEN], *sql;
+	int r;
+
+	base_chunk_key(o->generation, k->t->schema, k->t->name, k->n, key,
+	    sizeof(key));
+	if ((sql = chunk_sql(k)) == NULL)
+		r = nomem(errmsg);
+	else if ((r = blob_writer_new("copy", o->key, o->spool_dir, &b,
+	    errmsg)) == 0 && (r = copy_out(c, sql, b, &k->rows, errmsg)) == 0 &&
+	    (r = put_blob(o, b, key, k->sha, errmsg)) == 0)
+		k->bytes = blob_writer_raw_len(b);
+	if (r != 0)
+		ls_errprefix(errmsg, r, "table %s.%s chunk %u/%u", k->t->schema,
+		    k->t->name, k->n + 1, k->t->nchunks);
+	blob_writer_free(b);
+	free(sql);
+	return r;
+}
+
+/* ---- workers ---- */
+
+/* Record the first error; the others stop at their next chunk. */
+static void
+fail(struct bc *bc, int r, char **err)
+{
+	pthread_mutex_lock(&bc->lock);
+	if (bc->r == 0) {
+		bc->r = r;
+		bc->err = *err;
+		*err = NULL;
+	}
+	pthread_mutex_unlock(&bc->lock);
+	free(*err);
+	*err = NULL;
+}
+
+/* The next chunk to copy, or NULL when done, failed or stopping. */
+static struct bc_chunk *
+next_chunk(struct bc *bc)
+{
+	struct bc_chunk *k = NULL;
+	char *err = NULL;
+
+	if (stopping(bc->o)) {
+		fail(bc, interrupted(&err), &err);
+		return NULL;
+	}
+	pthread_mutex_lock(&bc->lock);
+	if (bc->r == 0 && bc->next < bc->nqueue)
+		k = bc->queue[bc->next++];
+	pthread_mutex_unlock(&bc->lock);
+	return k;
+}
+
+static void
+chunk_done(struct bc *bc, struct bc_chunk *k)
+{
+	struct bc_table *t = k->t;
+	size_t done;
+	int last;
+
+	pthread_mutex_lock(&bc->lock);
+	t->rows += k->rows;
+	t->bytes += k->bytes;
+	last = ++t->ndone == t->nchunks;
+	bc->rows += k->rows;
+	bc->bytes += k->bytes;
+	done = ++bc->ndone;
+	pthread_mutex_unlock(&bc->lock);
+	log_info(SUB, "copied %s.%s chunk %u/%u rows=%" PRIu64 " bytes=%"
+	    PRIu64 " (%zu/%zu chunks)", t->schema, t->name, k->n + 1,
+	    t->nchunks, k->rows, k->bytes, done, bc->nqueue);
+	if (last && t->nchunks > 1)
+		log_info(SUB, "copied table %s.%s chunks=%u rows=%" PRIu64
+		    " bytes=%" PRIu64, t->schema, t->name, t->nchunks, t->rows,
+		    t->bytes);
+}
+
+static void *
+worker(void *arg)
+{
+	struct bc *bc = arg;
+	struct bc_chunk *k;
+	PGconn *c = NULL;
+	char *err = NULL;
+	int r;
+
+	if ((r = snapshot_conn(bc->o, &c, &err)) != 0)
+		fail(bc, r, &err);
+	while (r == 0 && (k = next_chunk(bc)) != NULL) {
+		if ((r = copy_chunk(bc->o, c, k, &err)) != 0)
+			fail(bc, r, &err);
+		else
+			chunk_done(bc, k);
+	}
+	PQfinish(c);
+	return NULL;
+}
+
+static int
+run_workers(struct bc *bc, char **errmsg)
+{
+	size_t n = (size_t)bc->o->jobs, i, started = 0;
+	pthread_t *th;
+	char *err = NULL;
+	int e;
+
+	if (n > bc->nqueue)
+		n = bc->nqueue;
+	if ((th = calloc(n + 1, sizeof(*th))) == NULL)
+		return nomem(errmsg);
+	for (i = 0; i < n; i++, started++)
+		if ((e = pthread_create(&th[i], NULL, worker, bc)) != 0) {
+			ls_errf(&err, LS_ERR_INTERNAL, "start worker: %s",
+			    strerror(e));
+			fail(bc, LS_ERR_INTERNAL, &err);
+			break;
+		}
+	for (i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	free(th);
+	if (bc->r != 0 && errmsg != NULL) {
+		free(*errmsg);
+		*errmsg = bc->err;
+		bc->err = NULL;
+	}
+	return bc->r;
+}
+
+/* ---- the whole copy ---- */
+
+static int
+fill_manifest(const struct bc *bc, struct base_manifest *m, char **errmsg)
+{
+	const struct bc_table *t;
+	struct base_chunk c;
+	char key[KEYLEN];
+	size_t i;
+	unsigned k;
+
+	for (i = 0; i < bc->ntables; i++) {
+		t = &bc->tables[i];
+		for (k = 0; k < t->nchunks; k++) {
+			base_chunk_key(bc->o->generation, t->schema, t->name, k,
+			    key, sizeof(key));
+			c = (struct base_chunk){ key, { 0 }, t->chunks[k].bytes,
+			    t->chunks[k].rows };
+			memcpy(c.sha256, t->chunks[k].sha, 32);
+			if (base_manifest_add_chunk(m, t->schema, t->name, &c))
+				return nomem(errmsg);
+		}
+	}
+	return 0;
+}
+
+static int
+check_opts(const struct basecopy_opts *o, char **errmsg)
+{
+	if (o->conninfo == NULL || o->snapshot == NULL || o->store == NULL ||
+	    o->generation == NULL || o->jobs < 1 ||
+	    (o->tables == NULL && o->publication == NULL))
+		return ls_errf(errmsg, LS_ERR_INVALID, "base copy: conninfo, "
+		    "snapshot, store, generation, jobs >= 1 and a table list "
+		    "or a publication are required");
+	return 0;
+}
+
+/* Find, size, lock and chunk the tables under the control connection. */
+static int
+prepare(struct bc *bc, PGconn *ctl, char **errmsg)
+{
+	struct oids ids = { 0 };
+	uint64_t total = 0;
+	size_t i;
+	int r;
+
+	if ((r = resolve_tables(bc->o, ctl, &ids, errmsg)) == 0 &&
+	    (r = load_tables(bc, ctl, &ids, errmsg)) == 0 &&
+	    (r = lock_tables(bc, ctl, errmsg)) == 0)
+		r = plan(bc, errmsg);
+	free(ids.v);
+	if (r != 0)
+		return r;
+	for (i = 0; i < bc->ntables; i++)
+		total += bc->tables[i].size;
+	if (bc->ntables == 0)
+		log_warn(SUB, "no tables to copy");
+	log_info(SUB, "copying %zu tables in %zu chunks, about %.1f MB, with "
+	    "%d workers", bc->ntables, bc->nqueue, (double)total / 1e6,
+	    bc->o->jobs);
+	return 0;
+}
+
+static void
+summary(const struct bc *bc, int64_t start)
+{
+	double secs = (double)(ls_now_us() - start) / 1e6;
+
+	log_info(SUB, "base copy done: tables=%zu chunks=%zu rows=%" PRIu64
+	    " bytes=%" PRIu64 " seconds=%.2f rate=%.1f MB/s", bc->ntables,
+	    bc->nqueue, bc->rows, bc->bytes, secs,
+	    secs > 0 ? (double)bc->bytes / 1e6 / secs : 0.0);
+}
+
+static void
+bc_free(struct bc *bc)
+{
+	size_t i;
+
+	for (i = 0; bc->tables != NULL && i < bc->ntables; i++) {
+		free(bc->tables[i].schema);
+		free(bc->tables[i].name);
+		free(bc->tables[i].qname);
+		free(bc->tables[i].cols);
+		free(bc->tables[i].chunks);
+	}
+	free(bc->tables);
+	free(bc->queue);
+	free(bc->err);
+	pthread_mutex_destroy(&bc->lock);
+}
+
+int
+basecopy_run(const struct basecopy_opts *o, struct base_manifest *m,
+    char **errmsg)
+{
+	struct bc bc = { .o = o };
+	int64_t start;
+	PGconn *ctl = NULL;
+	int r;
+
+	if ((r = check_opts(o, errmsg)) != 0)
+		return r;
+	pthread_mutex_init(&bc.lock, NULL);
+	if ((r = snapshot_conn(o, &ctl, errmsg)) != 0 ||
+	    (r = prepare(&bc, ctl, errmsg)) != 0 ||
+	    (r = dump_schema(o, m, errmsg)) != 0)
+		goto out;
+	if (stopping(o)) {
+		r = interrupted(errmsg);
+		goto out;
+	}
+	start = ls_now_us();
+	if ((r = run_workers(&bc, errmsg)) != 0 ||
+	    (r = fill_manifest(&bc, m, errmsg)) != 0)
+		goto out;
+	summary(&bc, start);
+ out:
+	if (r != 0 && stopping(o))
+		r = ls_errf(errmsg, LS_ERR_INVALID, "base copy interrupted");
+	else if (r != 0)
+		ls_errprefix(errmsg, r, "base copy");
+	PQfinish(ctl);
+	bc_free(&bc);
+	return r;
+}

@@ -1,0 +1,68 @@
+/*
+ * basecopy.h: the base snapshot of a generation, copied once under the
+ * snapshot exported by CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT.
+ *
+ * The schema comes from pg_dump (pre-data and post-data sections, plain
+ * SQL, owners and privileges kept), the rows from COPY ... TO STDOUT in
+ * text format, large tables split into ctid page ranges.  Every object is
+ * a blob (blob.h) put into the store under <gen>/base/; the manifest is
+ * filled in but not written.
+ */
+#ifndef LS_BASECOPY_H
+#define LS_BASECOPY_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct store;
+struct base_manifest;
+
+#define BASECOPY_CHUNK_BYTES	(64ull << 20)
+
+struct basecopy_opts {
+	/* Regular (non-replication) libpq conninfo of the source. */
+	const char		*conninfo;
+	/* Name of the exported snapshot; its exporter must stay open. */
+	const char		*snapshot;
+	/* pg_dump to run; NULL: "pg_dump" in PATH, else `pg_config --bindir`. */
+	const char		*pg_dump;
+	/*
+	 * Tables to copy as "schema.table" (raw names, split at the first
+	 * '.', no quoting), or NULL for the tables of publication.  A
+	 * partitioned table stands for its leaf partitions.
+	 */
+	const char *const	*tables;
+	size_t			 ntables;
+	const char		*publication;
+	int			 jobs;		/* worker connections, >= 1 */
+	uint64_t		 chunk_bytes;	/* 0: BASECOPY_CHUNK_BYTES */
+	struct store		*store;
+	const uint8_t		*key;		/* 32 bytes or NULL */
+	const char		*generation;
+	const char		*spool_dir;	/* NULL: $TMPDIR or /tmp */
+	volatile sig_atomic_t	*stop;		/* may be NULL */
+};
+
+/*
+ * Copy the base snapshot: pg_dump's pre-data and post-data sections to
+ * <gen>/base/pre-data and <gen>/base/post-data, then every table's rows
+ * in chunks numbered 0, 1, ... in ctid order (base_chunk_key), using
+ * `jobs` connections that each import the snapshot.  Objects are written
+ * with store_put from several threads at once, so the store must allow
+ * concurrent puts.  On success the sections and the chunks (per table in
+ * chunk order, tables ordered by schema and name) are in m, which the
+ * caller writes.
+ *
+ * Returns 0, or a negative LS_ERR_* code with *errmsg (caller frees) one
+ * line naming the table and PostgreSQL's message: LS_ERR_PG for server
+ * errors and a failed pg_dump, LS_ERR_NOTFOUND for a missing table,
+ * publication or pg_dump, LS_ERR_INVALID ("base copy interrupted") when
+ * *stop became nonzero; *stop is checked between chunks.
+ * Objects already written stay in the store; without a manifest they are
+ * not a base.  Progress is logged (log_info, subsystem "base").
+ */
+int basecopy_run(const struct basecopy_opts *, struct base_manifest *m,
+    char **errmsg);
+
+#endif

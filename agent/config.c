@@ -1,0 +1,301 @@
+/* config.c: the table of logship-agent settings (see config.h). */
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "util.h"
+
+#define EXIT_USAGE 2
+
+enum ctype { C_STR, C_INT, C_SIZE, C_SECONDS, C_LSN, C_FLAG };
+
+struct ckey {
+	const char	*name;
+	enum ctype	 type;
+	size_t		 off;
+	const char	*def;
+	const char	*help;
+};
+
+#define F(m) offsetof(struct agent_config, m)
+static const struct ckey keys[] = {
+	{ "source", C_STR, F(source), NULL,
+	    "libpq connection string of the source (password: use PGPASSFILE or --config)" },
+	{ "store", C_STR, F(store), NULL, "store URL: a directory or file:///abs/path" },
+	{ "slot", C_STR, F(slot), "logship", "logical replication slot name" },
+	{ "publication", C_STR, F(publication), "logship", "publication name" },
+	{ "tables", C_STR, F(tables), NULL,
+	    "SCHEMA.TABLE,... to publish (default: FOR ALL TABLES)" },
+	{ "endpos", C_LSN, F(endpos_text), NULL,
+	    "exit 0 once every transaction committed at or before LSN is stored" },
+	{ "segment-max-txns", C_INT, F(segment_max_txns), "10000",
+	    "close a segment after N transactions" },
+	{ "segment-max-bytes", C_SIZE, F(segment_max_bytes), "64MB",
+	    "close a segment after SIZE compressed bytes" },
+	{ "flush-interval", C_SECONDS, F(flush_interval), "1",
+	    "close a segment SECONDS after its first transaction (the RPO)" },
+	{ "jobs", C_INT, F(jobs), "2", "parallel workers for the base snapshot" },
+	{ "key-file", C_STR, F(key_file), NULL,
+	    "32-byte key (raw or 64 hex digits): encrypt segments and base" },
+	{ "log-format", C_STR, F(log_format), "text", "text or json" },
+	{ "log-file", C_STR, F(log_file), NULL, "log here instead of stderr (SIGHUP reopens)" },
+	{ "spool-dir", C_STR, F(spool_dir), NULL,
+	    "local directory for temp files (default $TMPDIR or /tmp)" },
+	{ "config", C_STR, F(config_file), NULL, "read settings from FILE (key = value)" },
+	{ "verbose", C_FLAG, F(verbose), "0", "more logging (repeat for more)" },
+};
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+static void __attribute__((noreturn, format(printf, 1, 2)))
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "logship-agent: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry \"logship-agent --help\".\n");
+	exit(EXIT_USAGE);
+}
+
+static void
+help(void)
+{
+	size_t i;
+
+	printf("usage: logship-agent --source CONNINFO --store URL [options]\n\n"
+	    "Streams a PostgreSQL database's committed transactions into a "
+	    "logship store.\n\n");
+	for (i = 0; i < NKEYS; i++)
+		printf("  --%-20s %s%s%s%s\n", keys[i].name, keys[i].help,
+		    keys[i].def ? " (default " : "", keys[i].def ? keys[i].def : "",
+		    keys[i].def ? ")" : "");
+	printf("  -v, --help, --version\n\nExit: 0 done or SIGTERM, 1 error, "
+	    "2 usage.  See logship-agent(1).\n");
+}
+
+int
+config_parse_size(const char *s, int64_t *out)
+{
+	char *end;
+	double v;
+	int64_t mult = 1;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || errno != 0 || v < 0)
+		return -1;
+	while (isspace((unsigned char)*end))
+		end++;
+	switch (toupper((unsigned char)*end)) {
+	case '\0': break;
+	case 'K': mult = 1024; end++; break;
+	case 'M': mult = 1024 * 1024; end++; break;
+	case 'G': mult = 1024LL * 1024 * 1024; end++; break;
+	case 'B': break;
+	default: return -1;
+	}
+	if (*end == 'i' || *end == 'I')
+		end++;
+	if (*end == 'B' || *end == 'b')
+		end++;
+	if (*end != '\0')
+		return -1;
+	*out = (int64_t)(v * (double)mult);
+	return 0;
+}
+
+/* Set key k from text; "where" names the source for messages. */
+static void
+set_value(struct agent_config *c, const struct ckey *k, const char *v,
+    const char *where)
+{
+	char *p = (char *)c + k->off, *end;
+	int64_t n;
+	double d;
+	uint64_t lsn;
+
+	switch (k->type) {
+	case C_STR:
+		free(*(char **)p);
+		*(char **)p = strdup(v);
+		break;
+	case C_LSN:
+		if (ls_lsn_parse(v, &lsn) != 0)
+			usage_error("%s: --%s %s: expected an LSN like 16/B374D848",
+			    where, k->name, v);
+		free(*(char **)p);
+		*(char **)p = strdup(v);
+		c->endpos = lsn;
+		c->has_endpos = true;
+		break;
+	case C_INT:
+	case C_FLAG:
+		n = strtoll(v, &end, 10);
+		if (*v == '\0' || *end != '\0' || n < 0)
+			usage_error("%s: --%s %s: expected a whole number", where,
+			    k->name, v);
+		*(int64_t *)p = n;
+		break;
+	case C_SIZE:
+		if (config_parse_size(v, &n) != 0 || n <= 0)
+			usage_error("%s: --%s %s: expected a size like 64MB", where,
+			    k->name, v);
+		*(int64_t *)p = n;
+		break;
+	case C_SECONDS:
+		d = strtod(v, &end);
+		if (*v == '\0' || *end != '\0' || d <= 0 || d > 86400)
+			usage_error("%s: --%s %s: expected seconds (0 < s <= 86400)",
+			    where, k->name, v);
+		*(double *)p = d;
+		break;
+	}
+}
+
+static const struct ckey *
+find_key(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (strcmp(keys[i].name, name) == 0)
+			return &keys[i];
+	return NULL;
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+/* "key = value" lines; values may be 'single-quoted'.  Lines set[] on argv win. */
+static void
+read_file(struct agent_config *c, const char *path, const bool *set)
+{
+	char line[4096], where[4200], *eq, *k, *v;
+	const struct ckey *key;
+	FILE *fp = fopen(path, "r");
+	int lineno = 0;
+
+	if (fp == NULL)
+		usage_error("config file %s: %s", path, strerror(errno));
+	while (fgets(line, sizeof(line), fp) != NULL) {
+		lineno++;
+		snprintf(where, sizeof(where), "%s:%d", path, lineno);
+		if (*(k = trim(line)) == '#' || *k == '\0')
+			continue;
+		if ((eq = strchr(k, '=')) == NULL)
+			usage_error("%s: expected key = value", where);
+		*eq = '\0';
+		k = trim(k);
+		v = trim(eq + 1);
+		if (*v == '\'' && strlen(v) >= 2 && v[strlen(v) - 1] == '\'') {
+			v[strlen(v) - 1] = '\0';
+			v++;
+		}
+		if ((key = find_key(k)) == NULL || strcmp(k, "config") == 0)
+			usage_error("%s: unknown setting \"%s\"", where, k);
+		if (!set[key - keys])
+			set_value(c, key, v, where);
+	}
+	fclose(fp);
+}
+
+static void
+set_defaults(struct agent_config *c)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (keys[i].def != NULL)
+			set_value(c, &keys[i], keys[i].def, "default");
+}
+
+static void
+check_required(const struct agent_config *c)
+{
+	if (c->source == NULL)
+		usage_error("--source CONNINFO is required");
+	if (c->store == NULL)
+		usage_error("--store URL is required");
+	if (c->jobs < 1 || c->jobs > 64)
+		usage_error("--jobs %lld: expected 1..64", (long long)c->jobs);
+	if (c->segment_max_txns < 1)
+		usage_error("--segment-max-txns must be at least 1");
+	if (strcmp(c->log_format, "text") != 0 && strcmp(c->log_format, "json") != 0)
+		usage_error("--log-format %s: use text or json", c->log_format);
+}
+
+void
+config_parse(int argc, char **argv, struct agent_config *c)
+{
+	struct option opts[NKEYS + 3];
+	bool set[NKEYS] = { false };
+	size_t i;
+	int ch, idx;
+
+	memset(c, 0, sizeof(*c));
+	set_defaults(c);
+	for (i = 0; i < NKEYS; i++)
+		opts[i] = (struct option){ keys[i].name,
+		    keys[i].type == C_FLAG ? no_argument : required_argument,
+		    NULL, 0 };
+	opts[NKEYS] = (struct option){ "help", no_argument, NULL, 'h' };
+	opts[NKEYS + 1] = (struct option){ "version", no_argument, NULL, 'V' };
+	opts[NKEYS + 2] = (struct option){ NULL, 0, NULL, 0 };
+	while ((ch = getopt_long(argc, argv, "vh", opts, &idx)) != -1) {
+		if (ch == 'h') {
+			help();
+			exit(0);
+		}
+		if (ch == 'V') {
+			printf("logship-agent %s\n", PACKAGE_VERSION);
+			exit(0);
+		}
+		if (ch == 'v') {
+			c->verbose++;
+			set[find_key("verbose") - keys] = true;
+			continue;
+		}
+		if (ch != 0)
+			usage_error("bad option");
+		if (keys[idx].type == C_FLAG)
+			c->verbose++;
+		else
+			set_value(c, &keys[idx], optarg, "command line");
+		set[idx] = true;
+		if (strcmp(keys[idx].name, "source") == 0)
+			c->source_on_argv = true;
+	}
+	if (optind < argc)
+		usage_error("unexpected argument \"%s\"", argv[optind]);
+	if (c->config_file != NULL)
+		read_file(c, c->config_file, set);
+	check_required(c);
+}
+
+void
+config_free(struct agent_config *c)
+{
+	size_t i;
+
+	for (i = 0; i < NKEYS; i++)
+		if (keys[i].type == C_STR || keys[i].type == C_LSN)
+			free(*(char **)((char *)c + keys[i].off));
+}

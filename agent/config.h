@@ -1,0 +1,44 @@
+/*
+ * config.h: logship-agent's settings.  One table (config.c) defines every
+ * key: its type, default and help; the same names work as --long-options
+ * and as "key = value" lines in --config FILE.  The command line wins.
+ */
+#ifndef LS_AGENT_CONFIG_H
+#define LS_AGENT_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct agent_config {
+	char		*source;		/* libpq conninfo */
+	char		*store;			/* store URL */
+	char		*slot;
+	char		*publication;
+	char		*tables;		/* "s.t,s.t" or NULL: all tables */
+	char		*endpos_text;
+	uint64_t	 endpos;
+	bool		 has_endpos;
+	int64_t		 segment_max_txns;
+	int64_t		 segment_max_bytes;
+	double		 flush_interval;	/* seconds */
+	int64_t		 jobs;
+	char		*key_file;
+	char		*log_format;
+	char		*log_file;
+	char		*spool_dir;
+	char		*config_file;
+	int64_t		 verbose;
+	bool		 source_on_argv;	/* warn: a password there shows in ps */
+};
+
+/*
+ * Parse argv (and the config file it names).  Returns 0, or exits: 0 after
+ * --help/--version, 2 on a usage error with one line and a hint.
+ */
+void config_parse(int argc, char **argv, struct agent_config *c);
+void config_free(struct agent_config *c);
+
+/* "64MB", "1GiB", "512k", "1000": bytes; 0 or -1. */
+int config_parse_size(const char *s, int64_t *out);
+
+#endif

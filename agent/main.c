@@ -1,0 +1,198 @@
+/*
+ * logship-agent: stream a PostgreSQL source's committed transactions into a
+ * logship store (design.md, "Agent durability protocol").
+ *
+ * The main loop runs sessions.  A session that fails for a transient reason
+ * (connection lost, server restart, store outage) is retried with
+ * exponential back-off and jitter once the agent has streamed at least
+ * once; before that, every failure is reported and the agent exits 1, so a
+ * misconfiguration is seen at once.  Committed transactions already in the
+ * open segment are stored before a retry.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "error.h"
+#include "log.h"
+#include "pgoutput.h"
+#include "relcache.h"
+#include "segment.h"
+#include "store.h"
+#include "util.h"
+
+volatile sig_atomic_t agent_stop;
+volatile sig_atomic_t agent_hup;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	agent_stop++;
+}
+
+static void
+on_hup(int sig)
+{
+	(void)sig;
+	agent_hup = 1;
+}
+
+static void
+install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* Sleep for about us microseconds, waking early on a stop signal. */
+static void
+nap(int64_t us)
+{
+	while (us > 0 && !agent_stop) {
+		struct timespec ts = { 0, 100000000 };	/* 0.1 s */
+		nanosleep(&ts, NULL);
+		us -= 100000;
+	}
+}
+
+/* Can we write to the store at all?  A tiny object, then delete it. */
+static int
+probe_store(struct store *st, char **errmsg)
+{
+	char key[64];
+	int r;
+
+	snprintf(key, sizeof(key), "probe/agent-%d-%ld", (int)getpid(),
+	    (long)time(NULL));
+	if ((r = store_put_buf(st, key, "ok", 2, 1, errmsg)) != 0)
+		return ls_errprefix(errmsg, r, "the store is not writable; check "
+		    "its path/permissions or credentials");
+	return store_delete(st, key, errmsg);
+}
+
+static int
+setup(struct agent *a, const struct agent_config *c, uint8_t key[32])
+{
+	char *err = NULL;
+
+	if (log_init(c->log_format, c->log_file, (int)c->verbose, &err) != 0 ||
+	    (c->key_file != NULL && ls_key_load(c->key_file, key, &err) != 0)) {
+		fprintf(stderr, "logship-agent: %s\n", err);
+		free(err);
+		return 2;
+	}
+	if (store_open(c->store, &a->store, &err) != 0) {
+		fprintf(stderr, "logship-agent: %s\n", err);
+		free(err);
+		return 2;
+	}
+	if (probe_store(a->store, &err) != 0) {
+		log_error("agent", "%s", err);
+		free(err);
+		return 1;
+	}
+	if (c->source_on_argv && strstr(c->source, "password") != NULL)
+		log_warn("agent", "--source holds a password, which other users "
+		    "can see in ps; put it in a .pgpass file (PGPASSFILE) or the "
+		    "--config file instead");
+	a->key = c->key_file != NULL ? key : NULL;
+	a->cfg = c;
+	return 0;
+}
+
+static void
+teardown(struct agent *a)
+{
+	stream_reset_inflight(a);
+	segment_writer_free(a->seg);
+	relcache_free(a->rels);
+	pgo_decoder_free(a->dec);
+	store_free(a->store);
+}
+
+/* Keep what is committed before a retry; then forget what is in flight. */
+static void
+save_and_reset(struct agent *a)
+{
+	char *err = NULL;
+
+	stream_reset_inflight(a);
+	if (stream_flush(a, &err) != 0) {
+		log_error("agent", "could not store the open segment: %s", err);
+		segment_writer_free(a->seg);	/* not confirmed: resent later */
+		a->seg = NULL;
+	}
+	free(err);
+	a->endpos_reached = false;
+}
+
+static int
+run(struct agent *a)
+{
+	struct rusage ru;
+	char *err = NULL;
+	int attempt = 0, r;
+
+	for (;;) {
+		r = session_run(a, &err);
+		if (r == 0)
+			break;
+		if (!a->ever_streamed || (r != LS_ERR_TRANSIENT && r != LS_ERR_PG &&
+		    r != LS_ERR_IO) || agent_stop) {
+			log_error("agent", "%s", err);
+			save_and_reset(a);
+			free(err);
+			return 1;
+		}
+		save_and_reset(a);
+		log_warn("agent", "%s; reconnecting (try %d)", err, attempt + 1);
+		free(err);
+		err = NULL;
+		nap(ls_backoff_us(attempt));
+		attempt++;
+		if (agent_stop)
+			return 0;
+	}
+	getrusage(RUSAGE_SELF, &ru);
+	log_info("agent", "stopped: %" PRIu64 " transactions in %" PRIu64
+	    " segments this run, peak_rss_kb=%ld", a->txns_total,
+	    a->segs_total, ru.ru_maxrss);
+	free(err);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct agent_config cfg;
+	struct agent a;
+	uint8_t key[32];
+	int r;
+
+	config_parse(argc, argv, &cfg);
+	memset(&a, 0, sizeof(a));
+	srandom((unsigned)(getpid() ^ time(NULL)));
+	install_signals();
+	if ((r = setup(&a, &cfg, key)) == 0)
+		r = run(&a);
+	teardown(&a);
+	config_free(&cfg);
+	return r;
+}

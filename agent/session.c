@@ -1,0 +1,359 @@
+/*
+ * session.c: one connected run of logship-agent.  Reads the store's
+ * identity, decides the generation (a new one when the slot is lost or
+ * the source's system id changed), takes the base snapshot when the
+ * generation has none, then streams.
+ *
+ * Order matters for crash safety: the identity naming a generation is
+ * written before that generation's slot is created, and the manifest is
+ * written last; so a generation without a manifest never has segments and
+ * is simply redone (its slot dropped and recreated).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent.h"
+#include "base.h"
+#include "basecopy.h"
+#include "catalog.h"
+#include "error.h"
+#include "log.h"
+#include "pgoutput.h"
+#include "relcache.h"
+#include "segment.h"
+#include "source.h"
+#include "store.h"
+#include "util.h"
+
+/* Run a replication command expecting tuples (or a plain OK). */
+static PGresult *
+repl_exec(PGconn *c, const char *cmd, ExecStatusType want, char **errmsg)
+{
+	PGresult *res = PQexec(c, cmd);
+
+	if (PQresultStatus(res) == want)
+		return res;
+	ls_errf(errmsg, PQstatus(c) == CONNECTION_OK ? LS_ERR_PG :
+	    LS_ERR_TRANSIENT, "replication command failed: %s",
+	    PQresultErrorMessage(res));
+	PQclear(res);
+	return NULL;
+}
+
+static int
+create_slot(struct agent *a, uint64_t *lsn, char *snapshot, size_t len,
+    char **errmsg)
+{
+	char *qslot = PQescapeIdentifier(a->repl, a->cfg->slot,
+	    strlen(a->cfg->slot)), *cmd = NULL;
+	PGresult *res = NULL;
+	int r = LS_ERR_NOMEM;
+
+	if (qslot != NULL && asprintf(&cmd, "CREATE_REPLICATION_SLOT %s LOGICAL "
+	    "pgoutput (SNAPSHOT 'export')", qslot) >= 0) {
+		r = LS_ERR_PG;
+		res = repl_exec(a->repl, cmd, PGRES_TUPLES_OK, errmsg);
+	}
+	if (res != NULL && PQntuples(res) == 1 &&
+	    ls_lsn_parse(PQgetvalue(res, 0, 1), lsn) == 0) {
+		snprintf(snapshot, len, "%s", PQgetvalue(res, 0, 2));
+		r = 0;
+	}
+	PQclear(res);
+	PQfreemem(qslot);
+	free(cmd);
+	return r;
+}
+
+static int
+start_replication(struct agent *a, char **errmsg)
+{
+	char *qslot = PQescapeIdentifier(a->repl, a->cfg->slot,
+	    strlen(a->cfg->slot));
+	char *qpub = PQescapeIdentifier(a->repl, a->cfg->publication,
+	    strlen(a->cfg->publication));
+	char *lit = qpub ? PQescapeLiteral(a->repl, qpub, strlen(qpub)) : NULL;
+	char *cmd = NULL;
+	PGresult *res = NULL;
+	int r = LS_ERR_NOMEM;
+
+	if (qslot && lit && asprintf(&cmd, "START_REPLICATION SLOT %s LOGICAL 0/0 "
+	    "(proto_version '2', publication_names %s, streaming 'on', "
+	    "messages 'true')", qslot, lit) >= 0) {
+		res = repl_exec(a->repl, cmd, PGRES_COPY_BOTH, errmsg);
+		r = res != NULL ? 0 : LS_ERR_PG;
+	}
+	PQclear(res);
+	PQfreemem(qslot);
+	PQfreemem(qpub);
+	PQfreemem(lit);
+	free(cmd);
+	return r;
+}
+
+/* Split --tables into an array for basecopy (pointers into copy). */
+static const char **
+split_tables(char *copy, size_t *n)
+{
+	const char **v = NULL, **bigger;
+	char *save = NULL, *tok;
+
+	*n = 0;
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		if ((bigger = realloc(v, (*n + 1) * sizeof(*v))) == NULL)
+			break;
+		v = bigger;
+		v[(*n)++] = tok;
+	}
+	return v;
+}
+
+static int
+copy_base(struct agent *a, const char *snapshot, uint64_t lsn, char **errmsg)
+{
+	struct basecopy_opts o = { 0 };
+	struct base_manifest *m = NULL;
+	char *tables = a->cfg->tables ? strdup(a->cfg->tables) : NULL;
+	const char **tv = NULL;
+	int r;
+
+	o.conninfo = a->cfg->source;
+	o.snapshot = snapshot;
+	if (tables != NULL)
+		o.tables = tv = split_tables(tables, &o.ntables);
+	o.publication = a->cfg->publication;
+	o.jobs = (int)a->cfg->jobs;
+	o.store = a->store;
+	o.key = a->key;
+	o.generation = a->generation;
+	o.spool_dir = a->cfg->spool_dir;
+	o.stop = &agent_stop;
+	if ((r = base_manifest_new(a->generation, a->system_id, a->database,
+	    snapshot, lsn, &m, errmsg)) == 0 &&
+	    (r = basecopy_run(&o, m, errmsg)) == 0)
+		r = base_manifest_write(a->store, m, a->key, errmsg);
+	base_manifest_free(m);
+	free(tv);
+	free(tables);
+	return r;
+}
+
+/* Identity naming generation gen; create when the store is new. */
+static int
+write_identity(struct agent *a, bool fresh, char **errmsg)
+{
+	struct catalog_identity id = { .format = CATALOG_FORMAT,
+	    .system_id = a->system_id, .created = ls_now_us() };
+	int r;
+
+	snprintf(id.database, sizeof(id.database), "%s", a->database);
+	snprintf(id.slot, sizeof(id.slot), "%s", a->cfg->slot);
+	memcpy(id.generation, a->generation, 17);
+	r = catalog_identity_write(a->store, &id, !fresh, errmsg);
+	if (r == LS_ERR_EXISTS)
+		return ls_errf(errmsg, LS_ERR_EXISTS, "another logship-agent "
+		    "claimed store %s at the same moment; run one agent per "
+		    "store", store_url(a->store));
+	return r;
+}
+
+/* A new base: publication, slot with exported snapshot, copy, manifest. */
+static int
+new_base(struct agent *a, bool fresh, char **errmsg)
+{
+	char snapshot[128], lsnbuf[32];
+	uint64_t lsn;
+	int r;
+
+	if ((r = source_ensure_publication(a->sql, a->cfg->publication,
+	    a->cfg->tables, errmsg)) != 0 ||
+	    (r = write_identity(a, fresh, errmsg)) != 0 ||
+	    (r = source_connect(a->cfg->source, true, &a->repl, errmsg)) != 0 ||
+	    (r = create_slot(a, &lsn, snapshot, sizeof(snapshot), errmsg)) != 0)
+		return r;
+	ls_lsn_format(lsn, lsnbuf);
+	log_info("agent", "generation %s: slot %s created at %s; copying the "
+	    "base snapshot %s", a->generation, a->cfg->slot, lsnbuf, snapshot);
+	if ((r = copy_base(a, snapshot, lsn, errmsg)) != 0)
+		return ls_errprefix(errmsg, r, "base snapshot");
+	a->segno = 1;
+	a->have_prev = false;
+	a->stored_end_lsn = a->written_end_lsn = a->server_pos = a->confirmed = 0;
+	log_info("agent", "generation %s: base snapshot complete", a->generation);
+	return 0;
+}
+
+/* Continue the generation: number, chain and LSN after its last segment. */
+static int
+resume(struct agent *a, char **errmsg)
+{
+	struct catalog_seg *segs = NULL;
+	struct segment_header h;
+	size_t n, i;
+	int r;
+
+	a->segno = 1;
+	a->have_prev = false;
+	a->stored_end_lsn = a->written_end_lsn = 0;
+	if ((r = catalog_segments(a->store, a->generation, 0, &segs, &n,
+	    errmsg)) != 0)
+		return r;
+	if (n > 0) {
+		a->segno = segs[n - 1].segno + 1;
+		r = catalog_read_trailer(a->store, a->generation,
+		    segs[n - 1].segno, segs[n - 1].size, a->prev_sha, errmsg);
+		a->have_prev = r == 0;
+	}
+	for (i = n; r == 0 && i > 0; i--) {	/* last segment with a txn */
+		if ((r = catalog_read_header(a->store, a->generation,
+		    segs[i - 1].segno, &h, errmsg)) == 0 && h.txns > 0) {
+			a->stored_end_lsn = a->written_end_lsn = h.end_lsn;
+			break;
+		}
+	}
+	free(segs);
+	return r;
+}
+
+static void
+next_generation(char gen[17])
+{
+	uint64_t g = strtoull(gen, NULL, 16) + 1;
+
+	snprintf(gen, 17, "%016" PRIx64, g);
+}
+
+/*
+ * The slot's state, giving a walsender whose client just died (kill -9,
+ * network loss) a few seconds to notice and release the slot.
+ */
+static int
+slot_state_settled(struct agent *a, struct slot_state *st, char **errmsg)
+{
+	struct timespec ts = { 0, 250000000 };
+	int i, r;
+
+	for (i = 0; i < 40; i++) {
+		if ((r = source_slot_state(a->sql, a->cfg->slot, st, errmsg)) != 0 ||
+		    st->active_pid == 0 || agent_stop)
+			return r;
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+/* Decide the generation and whether it needs a base; fix up the slot. */
+static int
+plan(struct agent *a, bool *need_base, bool *fresh, char **errmsg)
+{
+	struct catalog_identity id;
+	struct base_manifest *m = NULL;
+	struct slot_state st;
+	int r;
+
+	r = catalog_identity_read(a->store, &id, errmsg);
+	if (r != 0 && r != LS_ERR_NOTFOUND)
+		return r;
+	*fresh = r == LS_ERR_NOTFOUND;
+	if (!*fresh && strcmp(id.database, a->database) != 0)
+		return ls_errf(errmsg, LS_ERR_INVALID, "store %s holds database "
+		    "%s, not %s; use another --store", store_url(a->store),
+		    id.database, a->database);
+	if (!*fresh && id.slot[0] != '\0' && strcmp(id.slot, a->cfg->slot) != 0)
+		return ls_errf(errmsg, LS_ERR_INVALID, "store %s is fed by slot %s, "
+		    "not %s: another logship-agent owns this store; give each "
+		    "agent its own --store (or use --slot %s)", store_url(a->store),
+		    id.slot, a->cfg->slot, id.slot);
+	snprintf(a->generation, sizeof(a->generation), "%s",
+	    *fresh ? "0000000000000001" : id.generation);
+	if ((r = slot_state_settled(a, &st, errmsg)) != 0)
+		return r;
+	if (st.active_pid != 0)
+		return ls_errf(errmsg, LS_ERR_INVALID, "replication slot %s is in "
+		    "use by process %d on the source (another logship-agent?); "
+		    "stop it, or give this agent its own --slot and --store",
+		    a->cfg->slot, st.active_pid);
+	*need_base = *fresh;
+	if (!*fresh) {
+		r = base_manifest_read(a->store, a->generation, a->key, &m, errmsg);
+		base_manifest_free(m);
+		if (r != 0 && r != LS_ERR_NOTFOUND)
+			return r;
+		*need_base = r == LS_ERR_NOTFOUND;
+	}
+	if (!*fresh && id.system_id != a->system_id) {
+		next_generation(a->generation);
+		log_warn("agent", "GENERATION CHANGE: the source's system id is "
+		    "now %" PRIu64 " (store has %" PRIu64 "); starting generation "
+		    "%s with a new base snapshot", a->system_id, id.system_id,
+		    a->generation);
+		*need_base = true;
+	} else if (!*need_base && (!st.exists || st.lost)) {
+		next_generation(a->generation);
+		log_warn("agent", "GENERATION CHANGE: replication slot %s was %s; "
+		    "changes since the last segment may be lost to this store; "
+		    "starting generation %s with a new base snapshot",
+		    a->cfg->slot, st.exists ? "invalidated" : "dropped",
+		    a->generation);
+		*need_base = true;
+	}
+	if (*need_base && st.exists) {
+		log_info("agent", "dropping slot %s: its base snapshot never "
+		    "completed or it is unusable", a->cfg->slot);
+		return source_drop_slot(a->sql, a->cfg->slot, errmsg);
+	}
+	return 0;
+}
+
+static void
+disconnect(struct agent *a)
+{
+	PQfinish(a->repl);
+	PQfinish(a->sql);
+	a->repl = a->sql = NULL;
+}
+
+static int
+session_body(struct agent *a, char **errmsg)
+{
+	bool need_base = false, fresh = false;
+	int r;
+
+	if ((r = source_connect(a->cfg->source, false, &a->sql, errmsg)) != 0 ||
+	    (r = source_preflight(a->sql, errmsg)) != 0 ||
+	    (r = source_identity(a->sql, &a->system_id, a->database, errmsg)) != 0 ||
+	    (r = plan(a, &need_base, &fresh, errmsg)) != 0)
+		return r;
+	if (need_base)
+		r = new_base(a, fresh, errmsg);
+	else if ((r = resume(a, errmsg)) == 0)
+		r = source_connect(a->cfg->source, true, &a->repl, errmsg);
+	if (r != 0)
+		return r;
+	if ((r = start_replication(a, errmsg)) != 0)
+		return r;
+	log_info("agent", "streaming generation %s from slot %s, next segment "
+	    "%016" PRIx64, a->generation, a->cfg->slot, a->segno);
+	a->ever_streamed = true;
+	return stream_run(a, errmsg);
+}
+
+int
+session_run(struct agent *a, char **errmsg)
+{
+	int r;
+
+	if (a->rels == NULL && (a->rels = relcache_new()) == NULL)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	if (a->dec == NULL && (r = pgo_decoder_new(&a->dec, errmsg)) != 0)
+		return r;
+	r = session_body(a, errmsg);
+	disconnect(a);
+	return r;
+}

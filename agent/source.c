@@ -1,0 +1,275 @@
+/* source.c: SQL-level dealings with the source (see source.h). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "source.h"
+#include "util.h"
+
+/* The server's message without its trailing newline. */
+static const char *
+pgmsg(const PGconn *c, const PGresult *res)
+{
+	static __thread char buf[512];
+	const char *m = res != NULL ? PQresultErrorMessage(res) : PQerrorMessage(c);
+	size_t n;
+
+	snprintf(buf, sizeof(buf), "%s", m != NULL && *m ? m : "unknown error");
+	n = strlen(buf);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	for (char *p = buf; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	return buf;
+}
+
+int
+source_connect(const char *conninfo, bool replication, PGconn **out,
+    char **errmsg)
+{
+	const char *kw[] = { "dbname", "replication", "application_name",
+	    "fallback_application_name", NULL };
+	const char *val[] = { conninfo, replication ? "database" : NULL, NULL,
+	    "logship-agent", NULL };
+	PGconn *c;
+	const char *m;
+
+	if (!replication) {
+		kw[1] = "fallback_application_name";
+		val[1] = "logship-agent";
+		kw[2] = NULL;
+	}
+	c = PQconnectdbParams(kw, val, 1);
+	if (PQstatus(c) == CONNECTION_OK) {
+		*out = c;
+		return 0;
+	}
+	m = pgmsg(c, NULL);
+	if (strstr(m, "password authentication failed") != NULL ||
+	    strstr(m, "no password supplied") != NULL ||
+	    strstr(m, "no pg_hba.conf entry") != NULL || PQconnectionNeedsPassword(c)) {
+		ls_errf(errmsg, LS_ERR_AUTH, "source refused the login: %s; fix the "
+		    "user/password (PGPASSFILE or the config file) or pg_hba.conf", m);
+		PQfinish(c);
+		return LS_ERR_AUTH;
+	}
+	ls_errf(errmsg, LS_ERR_TRANSIENT, "cannot connect to the source: %s; "
+	    "check host and port in --source and that PostgreSQL is running", m);
+	PQfinish(c);
+	return LS_ERR_TRANSIENT;
+}
+
+/* Run a query expecting tuples; NULL with *errmsg on failure. */
+static PGresult *
+query(PGconn *c, const char *sql, int nparams, const char *const *params,
+    char **errmsg)
+{
+	PGresult *res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK ||
+	    PQresultStatus(res) == PGRES_COMMAND_OK)
+		return res;
+	ls_errf(errmsg, PQstatus(c) == CONNECTION_OK ? LS_ERR_PG : LS_ERR_TRANSIENT,
+	    "source: %s", pgmsg(c, res));
+	PQclear(res);
+	return NULL;
+}
+
+int
+source_preflight(PGconn *c, char **errmsg)
+{
+	PGresult *res = query(c, "SELECT current_setting('wal_level'), "
+	    "r.rolreplication OR r.rolsuper, "
+	    "has_database_privilege(current_database(), 'CREATE'), current_user "
+	    "FROM pg_roles r WHERE r.rolname = current_user", 0, NULL, errmsg);
+	int r = 0;
+
+	if (res == NULL)
+		return LS_ERR_PG;
+	if (strcmp(PQgetvalue(res, 0, 0), "logical") != 0)
+		r = ls_errf(errmsg, LS_ERR_INVALID, "source has wal_level=%s; "
+		    "logical replication needs wal_level=logical (ALTER SYSTEM "
+		    "SET wal_level = logical; then restart PostgreSQL)",
+		    PQgetvalue(res, 0, 0));
+	else if (strcmp(PQgetvalue(res, 0, 1), "t") != 0)
+		r = ls_errf(errmsg, LS_ERR_INVALID, "role %s lacks the REPLICATION "
+		    "privilege (ALTER ROLE %s REPLICATION)", PQgetvalue(res, 0, 3),
+		    PQgetvalue(res, 0, 3));
+	else if (strcmp(PQgetvalue(res, 0, 2), "t") != 0)
+		r = ls_errf(errmsg, LS_ERR_INVALID, "role %s lacks the CREATE "
+		    "privilege on this database, needed for the publication "
+		    "(GRANT CREATE ON DATABASE ... TO %s)", PQgetvalue(res, 0, 3),
+		    PQgetvalue(res, 0, 3));
+	PQclear(res);
+	return r;
+}
+
+int
+source_identity(PGconn *c, uint64_t *system_id, char *dbname, char **errmsg)
+{
+	PGresult *res = query(c, "SELECT system_identifier, current_database() "
+	    "FROM pg_control_system()", 0, NULL, errmsg);
+
+	if (res == NULL)
+		return LS_ERR_PG;
+	*system_id = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	snprintf(dbname, 64, "%s", PQgetvalue(res, 0, 1));
+	PQclear(res);
+	return 0;
+}
+
+/* Tables that UPDATE/DELETE would fail on under FOR ALL TABLES. */
+static int
+check_replica_identity(PGconn *c, char **errmsg)
+{
+	PGresult *res = query(c, "SELECT string_agg(format('%I.%I', n.nspname, "
+	    "c.relname), ', ' ORDER BY 1), count(*) FROM pg_class c JOIN "
+	    "pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN "
+	    "('r','p') AND c.relpersistence = 'p' AND n.nspname NOT IN "
+	    "('pg_catalog','information_schema') AND n.nspname !~ '^pg_' AND "
+	    "(c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS "
+	    "(SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND "
+	    "i.indisprimary)) OR (c.relreplident = 'i' AND NOT EXISTS "
+	    "(SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND "
+	    "i.indisreplident)))", 0, NULL, errmsg);
+	int r = 0;
+
+	if (res == NULL)
+		return LS_ERR_PG;
+	if (strcmp(PQgetvalue(res, 0, 1), "0") != 0)
+		r = ls_errf(errmsg, LS_ERR_INVALID, "refusing to publish FOR ALL "
+		    "TABLES: %s table(s) have no replica identity, so UPDATE and "
+		    "DELETE on them would fail on the source: %s; fix with ALTER "
+		    "TABLE ... REPLICA IDENTITY FULL (or add a primary key), or "
+		    "choose tables with --tables", PQgetvalue(res, 0, 1),
+		    PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return r;
+}
+
+/* "s.t,s.t" -> "s"."t", "s"."t" with identifiers quoted. */
+static char *
+table_list_sql(PGconn *c, const char *tables)
+{
+	char *copy = strdup(tables), *save = NULL, *tok, *dot, *out = NULL;
+	char *qs, *qt, *next;
+
+	for (tok = strtok_r(copy, ",", &save); tok != NULL;
+	    tok = strtok_r(NULL, ",", &save)) {
+		while (*tok == ' ')
+			tok++;
+		dot = strchr(tok, '.');
+		qs = PQescapeIdentifier(c, dot ? tok : "public",
+		    dot ? (size_t)(dot - tok) : 6);
+		qt = PQescapeIdentifier(c, dot ? dot + 1 : tok, strlen(dot ? dot + 1 : tok));
+		if (asprintf(&next, "%s%s%s.%s", out ? out : "", out ? ", " : "",
+		    qs, qt) < 0)
+			next = NULL;
+		PQfreemem(qs);
+		PQfreemem(qt);
+		free(out);
+		if ((out = next) == NULL)
+			break;
+	}
+	free(copy);
+	return out;
+}
+
+int
+source_ensure_publication(PGconn *c, const char *pub, const char *tables,
+    char **errmsg)
+{
+	const char *params[1] = { pub };
+	PGresult *res = query(c, "SELECT 1 FROM pg_publication WHERE pubname = $1",
+	    1, params, errmsg);
+	char *qpub, *list = NULL, *sql = NULL;
+	int r = 0, exists;
+
+	if (res == NULL)
+		return LS_ERR_PG;
+	exists = PQntuples(res) > 0;
+	PQclear(res);
+	if (exists)
+		return 0;
+	if (tables == NULL && (r = check_replica_identity(c, errmsg)) != 0)
+		return r;
+	qpub = PQescapeIdentifier(c, pub, strlen(pub));
+	if (tables != NULL && (list = table_list_sql(c, tables)) == NULL)
+		r = ls_errf(errmsg, LS_ERR_INVALID, "--tables %s: bad list", tables);
+	else if (asprintf(&sql, "CREATE PUBLICATION %s FOR %s%s", qpub,
+	    list ? "TABLE " : "ALL TABLES", list ? list : "") < 0)
+		r = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	else if ((res = query(c, sql, 0, NULL, errmsg)) == NULL)
+		r = ls_errprefix(errmsg, LS_ERR_PG, "creating publication %s "
+		    "(FOR ALL TABLES needs a superuser; or use --tables)", pub);
+	PQclear(res);
+	PQfreemem(qpub);
+	free(list);
+	free(sql);
+	return r;
+}
+
+int
+source_slot_state(PGconn *c, const char *slot, struct slot_state *st,
+    char **errmsg)
+{
+	const char *params[1] = { slot };
+	PGresult *res = query(c, "SELECT coalesce(active_pid, 0), "
+	    "coalesce(wal_status = 'lost', false), slot_type = 'logical' AND "
+	    "plugin = 'pgoutput' FROM pg_replication_slots WHERE slot_name = $1",
+	    1, params, errmsg);
+
+	if (res == NULL)
+		return LS_ERR_PG;
+	memset(st, 0, sizeof(*st));
+	if ((st->exists = PQntuples(res) > 0)) {
+		st->active_pid = atoi(PQgetvalue(res, 0, 0));
+		st->lost = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+		st->logical_pgoutput = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+	}
+	PQclear(res);
+	return 0;
+}
+
+int
+source_drop_slot(PGconn *c, const char *slot, char **errmsg)
+{
+	const char *params[1] = { slot };
+	PGresult *res = query(c, "SELECT pg_drop_replication_slot($1)", 1, params,
+	    errmsg);
+
+	if (res == NULL)
+		return LS_ERR_PG;
+	PQclear(res);
+	return 0;
+}
+
+int
+source_sample_sequences(PGconn *c,
+    int (*fn)(void *arg, const struct ls_sequence *), void *arg, char **errmsg)
+{
+	PGresult *res = query(c, "SELECT schemaname, sequencename, "
+	    "coalesce(last_value, start_value), last_value IS NOT NULL, "
+	    "pg_current_wal_lsn()::text FROM pg_sequences WHERE schemaname NOT "
+	    "IN ('pg_catalog', 'information_schema') ORDER BY 1, 2", 0, NULL,
+	    errmsg);
+	struct ls_sequence s;
+	int i, r = 0;
+
+	if (res == NULL)
+		return LS_ERR_PG;
+	for (i = 0; i < PQntuples(res) && r == 0; i++) {
+		s.schema = PQgetvalue(res, i, 0);
+		s.name = PQgetvalue(res, i, 1);
+		s.last_value = strtoll(PQgetvalue(res, i, 2), NULL, 10);
+		s.is_called = strcmp(PQgetvalue(res, i, 3), "t") == 0;
+		s.lsn = 0;
+		ls_lsn_parse(PQgetvalue(res, i, 4), &s.lsn);
+		r = fn(arg, &s);
+	}
+	PQclear(res);
+	return r;
+}

@@ -1,0 +1,55 @@
+/*
+ * source.h: what logship-agent asks of the source database over ordinary
+ * (non-replication) SQL: preflight checks, the publication, slot state,
+ * sequence samples.  Every function returns 0 or LS_ERR_* with one line
+ * naming the cause and the fix.
+ */
+#ifndef LS_AGENT_SOURCE_H
+#define LS_AGENT_SOURCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "record.h"
+
+/*
+ * Connect; replication adds replication=database.  LS_ERR_AUTH for a
+ * refused login, LS_ERR_TRANSIENT when the server cannot be reached.
+ */
+int source_connect(const char *conninfo, bool replication, PGconn **out,
+    char **errmsg);
+
+/* wal_level, REPLICATION and CREATE privileges. */
+int source_preflight(PGconn *, char **errmsg);
+
+/* System identifier and current database name (64 bytes). */
+int source_identity(PGconn *, uint64_t *system_id, char *dbname,
+    char **errmsg);
+
+/*
+ * Create the publication if it does not exist: FOR ALL TABLES, or for the
+ * comma-separated "schema.table" list.  Refuses FOR ALL TABLES while a
+ * table has no replica identity, naming the tables.
+ */
+int source_ensure_publication(PGconn *, const char *pub, const char *tables,
+    char **errmsg);
+
+struct slot_state {
+	bool	exists;
+	bool	lost;		/* invalidated: wal_status = 'lost' */
+	int	active_pid;	/* 0 if not in use */
+	bool	logical_pgoutput;
+};
+
+int source_slot_state(PGconn *, const char *slot, struct slot_state *,
+    char **errmsg);
+int source_drop_slot(PGconn *, const char *slot, char **errmsg);
+
+/* Sample every sequence: fn(arg, seq) per sequence; lsn = current WAL. */
+int source_sample_sequences(PGconn *,
+    int (*fn)(void *arg, const struct ls_sequence *), void *arg,
+    char **errmsg);
+
+#endif

@@ -1,0 +1,612 @@
+/*
+ * stream.c: the replication stream.  Each transaction's pgoutput messages
+ * are buffered (txnbuf) until its commit, then written whole into the open
+ * segment; a segment closes at N transactions, SIZE bytes or the flush
+ * interval, goes to the store with put_if_absent, and only then is its last
+ * end LSN confirmed to the server.  Transactions the store (or the open
+ * segment) already holds are skipped by end LSN, so a crash or reconnect
+ * between upload and confirm duplicates nothing.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "error.h"
+#include "log.h"
+#include "pgoutput.h"
+#include "relcache.h"
+#include "segment.h"
+#include "source.h"
+#include "store.h"
+#include "txnbuf.h"
+#include "util.h"
+
+/* ---- positions and confirmation ---- */
+
+static bool
+idle(const struct agent *a)
+{
+	return a->seg == NULL && a->cur == NULL && a->nstreams == 0;
+}
+
+/* The position safe to confirm: never past what the store holds. */
+static uint64_t
+confirm_position(const struct agent *a)
+{
+	uint64_t pos = a->stored_end_lsn;
+
+	if (idle(a) && a->server_pos > pos)
+		pos = a->server_pos;
+	return pos;
+}
+
+static int
+send_status(struct agent *a, bool reply, char **errmsg)
+{
+	uint8_t buf[PGO_STATUS_LEN];
+	uint64_t pos = confirm_position(a);
+	int64_t now = ls_now_us();
+	size_t n;
+
+	if (a->repl == NULL)
+		return 0;
+	if (pos > a->confirmed)
+		a->confirmed = pos;
+	n = pgo_build_status(buf, a->confirmed, a->confirmed, a->confirmed,
+	    now - PGO_EPOCH_OFFSET_US, reply);
+	a->last_status_us = now;
+	if (PQputCopyData(a->repl, (const char *)buf, (int)n) != 1 ||
+	    PQflush(a->repl) != 0)
+		return ls_errf(errmsg, LS_ERR_TRANSIENT, "sending a status update: %s",
+		    PQerrorMessage(a->repl));
+	return 0;
+}
+
+/* ---- segments ---- */
+
+static int
+open_segment(struct agent *a, char **errmsg)
+{
+	struct segment_writer_opts o = { 0 };
+
+	o.segno = a->segno;
+	o.generation = a->generation;
+	o.system_id = a->system_id;
+	o.database = a->database;
+	o.prev_sha256 = a->have_prev ? a->prev_sha : NULL;
+	o.key = a->key;
+	o.spool_dir = a->cfg->spool_dir;
+	a->seg_first_us = ls_now_us();
+	return segment_writer_new(&o, &a->seg, errmsg);
+}
+
+static int
+add_rec(struct agent *a, const struct ls_record *rec, char **errmsg)
+{
+	if (a->seg == NULL) {
+		int r = open_segment(a, errmsg);
+		if (r != 0)
+			return r;
+	}
+	return segment_writer_add(a->seg, rec, errmsg);
+}
+
+static int
+add_sequence(void *arg, const struct ls_sequence *s)
+{
+	struct ls_record rec = { .kind = LS_REC_SEQUENCE };
+	struct agent *a = arg;
+
+	rec.u.seq = *s;
+	return segment_writer_add(a->seg, &rec, NULL);
+}
+
+static int
+temp_fd(const char *dir, char **errmsg)
+{
+	char path[4096];
+	int fd;
+
+	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
+		dir = "/tmp";
+	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) >= 0)
+		return fd;
+	snprintf(path, sizeof(path), "%s/logship-seg.XXXXXX", dir);
+	if ((fd = mkstemp(path)) < 0)
+		return ls_errf(errmsg, LS_ERR_IO, "temp file in %s: %s", dir,
+		    strerror(errno));
+	unlink(path);
+	return fd;
+}
+
+static void
+sleep_us(int64_t us)
+{
+	struct timespec ts = { (time_t)(us / 1000000), (long)(us % 1000000) * 1000 };
+
+	nanosleep(&ts, NULL);
+}
+
+/*
+ * Put the finished segment until it is stored.  Never confirms anything
+ * meanwhile.  Gives up only when asked to stop twice.
+ */
+static int
+upload(struct agent *a, const char *key, int fd, char **errmsg)
+{
+	int attempt, r;
+	char *err = NULL;
+
+	for (attempt = 0;; attempt++) {
+		r = store_put_if_absent(a->store, key, fd, &err);
+		if (r == 0 || r == LS_ERR_EXISTS)
+			break;
+		if (agent_stop > 1) {
+			ls_errf(errmsg, r, "giving up on %s after a second stop "
+			    "signal: %s", key, err);
+			free(err);
+			return r;
+		}
+		log_warn("store", "writing %s failed (try %d): %s; retrying", key,
+		    attempt + 1, err);
+		sleep_us(ls_backoff_us(attempt));
+	}
+	if (r == LS_ERR_EXISTS)
+		ls_errf(errmsg, LS_ERR_EXISTS, "%s already exists in the store: "
+		    "another logship-agent is writing to this store; stop it (one "
+		    "agent per store)", key);
+	free(err);
+	return r;
+}
+
+int
+stream_flush(struct agent *a, char **errmsg)
+{
+	struct segment_header h;
+	char key[64], l1[32], l2[32];
+	uint8_t sha[32];
+	int fd, r;
+
+	if (a->seg == NULL) {
+		(void)send_status(a, false, NULL);	/* best effort */
+		return 0;
+	}
+	if (a->sql != NULL && PQstatus(a->sql) == CONNECTION_OK &&
+	    source_sample_sequences(a->sql, add_sequence, a, NULL) != 0)
+		log_warn("agent", "sequence sampling failed: %s",
+		    PQerrorMessage(a->sql));
+	if ((fd = temp_fd(a->cfg->spool_dir, errmsg)) < 0)
+		return fd;
+	r = segment_writer_finish(a->seg, fd, &h, sha, errmsg);
+	segment_object_key(a->generation, a->segno, key);
+	if (r == 0)
+		r = upload(a, key, fd, errmsg);
+	close(fd);
+	if (r != 0)
+		return r;
+	segment_writer_free(a->seg);
+	a->seg = NULL;
+	memcpy(a->prev_sha, sha, 32);
+	a->have_prev = true;
+	if (h.txns > 0)
+		a->stored_end_lsn = h.end_lsn;
+	a->segno++;
+	a->segs_total++;
+	ls_lsn_format(h.first_lsn, l1);
+	ls_lsn_format(h.end_lsn, l2);
+	log_info("agent", "segment stored: %s txns=%" PRIu64 " changes=%" PRIu64
+	    " bytes=%" PRIu64 " lsn=%s..%s", key, h.txns, h.changes, h.total_len,
+	    l1, l2);
+	if (send_status(a, false, errmsg) != 0)
+		log_warn("agent", "confirm after upload: %s", *errmsg);
+	return 0;
+}
+
+/* ---- applying a committed transaction ---- */
+
+struct replay {
+	struct agent	*a;
+	bool		 skip;		/* already stored: only learn relations */
+	char		**errmsg;
+};
+
+static int
+ensure_relation(struct agent *a, uint32_t oid, char **errmsg)
+{
+	struct ls_record rec = { .kind = LS_REC_RELATION };
+	const struct ls_relation *rel;
+
+	if (segment_writer_has_relation(a->seg, oid))
+		return 0;
+	if ((rel = relcache_get(a->rels, oid)) == NULL)
+		return ls_errf(errmsg, LS_ERR_CORRUPT, "pgoutput: change for "
+		    "relation %u before its Relation message", oid);
+	rec.u.rel = *rel;
+	return segment_writer_add(a->seg, &rec, errmsg);
+}
+
+static int
+replay_change(struct agent *a, const struct ls_change *c, char **errmsg)
+{
+	struct ls_record rec = { .kind = LS_REC_CHANGE };
+	uint32_t i;
+	int r;
+
+	if (c->kind == LS_CHANGE_TRUNCATE) {
+		for (i = 0; i < c->nrelids; i++)
+			if ((r = ensure_relation(a, c->relids[i], errmsg)) != 0)
+				return r;
+	} else if ((r = ensure_relation(a, c->relid, errmsg)) != 0)
+		return r;
+	rec.u.change = *c;
+	return segment_writer_add(a->seg, &rec, errmsg);
+}
+
+static int
+replay_one(void *arg, const uint8_t *buf, size_t len, bool in_stream)
+{
+	struct replay *rp = arg;
+	struct agent *a = rp->a;
+	struct ls_record rec;
+	struct pgo_msg m;
+	int r;
+
+	if ((r = pgo_decode(a->dec, buf, len, in_stream, &m, rp->errmsg)) != 0)
+		return r;
+	switch (m.type) {
+	case PGO_RELATION:
+		if ((r = relcache_put(a->rels, &m.u.rel)) != 0 || rp->skip)
+			return r;
+		rec.kind = LS_REC_RELATION;
+		rec.u.rel = m.u.rel;
+		return segment_writer_add(a->seg, &rec, rp->errmsg);
+	case PGO_INSERT:
+	case PGO_UPDATE:
+	case PGO_DELETE:
+	case PGO_TRUNCATE:
+		return rp->skip ? 0 : replay_change(a, &m.u.change, rp->errmsg);
+	case PGO_MESSAGE:
+		if (rp->skip)
+			return 0;
+		rec.kind = LS_REC_MESSAGE;
+		rec.u.msg = m.u.message;
+		return segment_writer_add(a->seg, &rec, rp->errmsg);
+	default:
+		return 0;	/* Type, Origin: nothing to keep */
+	}
+}
+
+static int
+commit_txn(struct agent *a, struct txnbuf *tb, const struct ls_txn *t,
+    char **errmsg)
+{
+	struct replay rp = { a, false, errmsg };
+	struct ls_record rec = { .kind = LS_REC_BEGIN };
+	int r;
+
+	if (t->end_lsn <= a->written_end_lsn) {
+		rp.skip = true;		/* the store already holds it */
+		log_debug("agent", "skipping xid %u: already stored", t->xid);
+		return txnbuf_replay(tb, replay_one, &rp, errmsg);
+	}
+	if (a->cfg->has_endpos && t->commit_lsn > a->cfg->endpos) {
+		a->endpos_reached = true;
+		return 0;
+	}
+	rec.u.txn = *t;
+	if ((r = add_rec(a, &rec, errmsg)) != 0 ||
+	    (r = txnbuf_replay(tb, replay_one, &rp, errmsg)) != 0)
+		return r;
+	rec.kind = LS_REC_COMMIT;
+	if ((r = segment_writer_add(a->seg, &rec, errmsg)) != 0)
+		return r;
+	a->written_end_lsn = t->end_lsn;
+	a->txns_total++;
+	if ((int64_t)segment_writer_txns(a->seg) >= a->cfg->segment_max_txns ||
+	    (int64_t)segment_writer_bytes(a->seg) >= a->cfg->segment_max_bytes)
+		return stream_flush(a, errmsg);
+	return 0;
+}
+
+/* ---- streamed (in-progress) transactions ---- */
+
+static struct txnbuf *
+find_stream(struct agent *a, uint32_t xid, size_t *idx)
+{
+	size_t i;
+
+	for (i = 0; i < a->nstreams; i++)
+		if (txnbuf_xid(a->streams[i]) == xid) {
+			if (idx != NULL)
+				*idx = i;
+			return a->streams[i];
+		}
+	return NULL;
+}
+
+static void
+drop_stream(struct agent *a, size_t i)
+{
+	txnbuf_free(a->streams[i]);
+	a->streams[i] = a->streams[--a->nstreams];
+}
+
+static int
+stream_start(struct agent *a, uint32_t xid, char **errmsg)
+{
+	struct txnbuf **bigger, *tb;
+	int r;
+
+	a->in_stream_block = true;
+	a->stream_xid = xid;
+	if (find_stream(a, xid, NULL) != NULL)
+		return 0;
+	if ((r = txnbuf_new(xid, AGENT_TXN_MEMLIMIT, a->cfg->spool_dir, &tb,
+	    errmsg)) != 0)
+		return r;
+	bigger = realloc(a->streams, (a->nstreams + 1) * sizeof(*bigger));
+	if (bigger == NULL) {
+		txnbuf_free(tb);
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	}
+	a->streams = bigger;
+	a->streams[a->nstreams++] = tb;
+	return 0;
+}
+
+static int
+stream_commit(struct agent *a, const struct pgo_msg *m, char **errmsg)
+{
+	struct ls_txn t = m->u.txn;
+	size_t i;
+	int r;
+
+	if (find_stream(a, m->xid, &i) == NULL)
+		return ls_errf(errmsg, LS_ERR_CORRUPT, "pgoutput: Stream Commit "
+		    "for unknown transaction %u", m->xid);
+	t.xid = m->xid;
+	r = commit_txn(a, a->streams[i], &t, errmsg);
+	if (find_stream(a, m->xid, &i) != NULL)
+		drop_stream(a, i);
+	return r;
+}
+
+static int
+stream_abort(struct agent *a, const struct pgo_msg *m, char **errmsg)
+{
+	struct txnbuf *tb;
+	size_t i;
+
+	if ((tb = find_stream(a, m->xid, &i)) == NULL)
+		return 0;
+	if (m->u.stream_abort.subxid == m->xid || m->u.stream_abort.subxid == 0) {
+		drop_stream(a, i);
+		return 0;
+	}
+	return txnbuf_abort_sub(tb, m->u.stream_abort.subxid, errmsg);
+}
+
+void
+stream_reset_inflight(struct agent *a)
+{
+	txnbuf_free(a->cur);
+	a->cur = NULL;
+	while (a->nstreams > 0)
+		drop_stream(a, a->nstreams - 1);
+	free(a->streams);
+	a->streams = NULL;
+	a->in_stream_block = false;
+}
+
+/* ---- dispatch ---- */
+
+/* A message inside a transaction or stream block: buffer it. */
+static int
+buffer_msg(struct agent *a, const struct pgo_msg *m, const uint8_t *buf,
+    size_t len, char **errmsg)
+{
+	struct txnbuf *tb;
+	struct ls_record rec = { .kind = LS_REC_MESSAGE };
+
+	if (m->type == PGO_MESSAGE && !m->u.message.transactional) {
+		rec.u.msg = m->u.message;	/* not part of any transaction */
+		return add_rec(a, &rec, errmsg);
+	}
+	if (a->in_stream_block) {
+		if ((tb = find_stream(a, a->stream_xid, NULL)) == NULL)
+			return ls_errf(errmsg, LS_ERR_CORRUPT, "pgoutput: no "
+			    "stream open for xid %u", a->stream_xid);
+		return txnbuf_append(tb, m->xid, true, buf, len, errmsg);
+	}
+	if (a->cur != NULL)
+		return txnbuf_append(a->cur, 0, false, buf, len, errmsg);
+	if (m->type == PGO_RELATION)	/* outside a transaction: just learn it */
+		return relcache_put(a->rels, &m->u.rel);
+	if (m->type == PGO_TYPE)
+		return 0;
+	return ls_errf(errmsg, LS_ERR_CORRUPT, "pgoutput: %s outside a "
+	    "transaction", pgo_type_name(m->type));
+}
+
+static int
+on_begin(struct agent *a, const struct pgo_msg *m, char **errmsg)
+{
+	if (a->cur != NULL || a->in_stream_block)
+		return ls_errf(errmsg, LS_ERR_CORRUPT, "pgoutput: Begin inside a "
+		    "transaction");
+	a->cur_xid = m->u.txn.xid;
+	a->cur_commit_lsn = m->u.txn.commit_lsn;
+	a->cur_commit_time = m->u.txn.commit_time;
+	a->cur_origin[0] = '\0';
+	return txnbuf_new(m->u.txn.xid, AGENT_TXN_MEMLIMIT, a->cfg->spool_dir,
+	    &a->cur, errmsg);
+}
+
+static int
+on_commit(struct agent *a, const struct pgo_msg *m, char **errmsg)
+{
+	struct ls_txn t = m->u.txn;
+	int r;
+
+	if (a->cur == NULL)
+		return ls_errf(errmsg, LS_ERR_CORRUPT, "pgoutput: Commit without "
+		    "Begin");
+	t.xid = a->cur_xid;
+	t.origin = a->cur_origin[0] ? a->cur_origin : NULL;
+	r = commit_txn(a, a->cur, &t, errmsg);
+	txnbuf_free(a->cur);
+	a->cur = NULL;
+	return r;
+}
+
+static int
+on_pgoutput(struct agent *a, const uint8_t *buf, size_t len, char **errmsg)
+{
+	struct pgo_msg m;
+	int r;
+
+	if ((r = pgo_decode(a->dec, buf, len, a->in_stream_block, &m, errmsg)) != 0)
+		return r;
+	switch (m.type) {
+	case PGO_BEGIN:		return on_begin(a, &m, errmsg);
+	case PGO_COMMIT:	return on_commit(a, &m, errmsg);
+	case PGO_ORIGIN:
+		snprintf(a->cur_origin, sizeof(a->cur_origin), "%s",
+		    m.u.origin.name);
+		return 0;
+	case PGO_STREAM_START:	return stream_start(a, m.xid, errmsg);
+	case PGO_STREAM_STOP:
+		a->in_stream_block = false;
+		return 0;
+	case PGO_STREAM_COMMIT:	return stream_commit(a, &m, errmsg);
+	case PGO_STREAM_ABORT:	return stream_abort(a, &m, errmsg);
+	default:		return buffer_msg(a, &m, buf, len, errmsg);
+	}
+}
+
+static int
+on_keepalive(struct agent *a, const uint8_t *buf, size_t len, char **errmsg)
+{
+	uint64_t wal_end;
+	int64_t sent;
+	bool reply;
+	int r;
+
+	if ((r = pgo_parse_keepalive(buf, len, &wal_end, &sent, &reply, errmsg)) != 0)
+		return r;
+	if (a->cur == NULL && a->nstreams == 0) {
+		if (a->seg == NULL && wal_end > a->server_pos)
+			a->server_pos = wal_end;
+		if (a->cfg->has_endpos && wal_end >= a->cfg->endpos)
+			a->endpos_reached = true;
+	}
+	return reply ? send_status(a, false, errmsg) : 0;
+}
+
+static int
+on_copydata(struct agent *a, const uint8_t *buf, size_t len, char **errmsg)
+{
+	uint64_t start, end;
+	int64_t sent;
+	const uint8_t *payload;
+	size_t plen;
+	int r;
+
+	if (len > 0 && buf[0] == 'k')
+		return on_keepalive(a, buf, len, errmsg);
+	if (len == 0 || buf[0] != 'w')
+		return ls_errf(errmsg, LS_ERR_CORRUPT, "replication: unexpected "
+		    "message type 0x%02x", len ? buf[0] : 0);
+	if ((r = pgo_parse_xlogdata(buf, len, &start, &end, &sent, &payload,
+	    &plen, errmsg)) != 0)
+		return r;
+	return on_pgoutput(a, payload, plen, errmsg);
+}
+
+/* ---- the loop ---- */
+
+static int
+tick(struct agent *a, char **errmsg)
+{
+	int64_t now = ls_now_us();
+	int64_t flush_us = (int64_t)(a->cfg->flush_interval * 1e6);
+
+	if (a->seg != NULL && now - a->seg_first_us >= flush_us)
+		return stream_flush(a, errmsg);
+	if (now - a->last_status_us >= AGENT_STATUS_INTERVAL_US ||
+	    (idle(a) && now - a->last_status_us >= flush_us))
+		return send_status(a, true, errmsg);
+	return 0;
+}
+
+static int
+wait_input(struct agent *a, char **errmsg)
+{
+	struct pollfd pfd = { PQsocket(a->repl), POLLIN, 0 };
+	int64_t flush_us = (int64_t)(a->cfg->flush_interval * 1e6);
+	int timeout_ms = (int)(flush_us / 4000);
+
+	if (timeout_ms < 10)
+		timeout_ms = 10;
+	if (timeout_ms > 1000)
+		timeout_ms = 1000;
+	if (poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR)
+		return ls_errf(errmsg, LS_ERR_TRANSIENT, "poll: %s", strerror(errno));
+	if (PQconsumeInput(a->repl) != 1)
+		return ls_errf(errmsg, LS_ERR_TRANSIENT, "lost the replication "
+		    "connection: %s", PQerrorMessage(a->repl));
+	return 0;
+}
+
+static int
+stream_ended(struct agent *a, char **errmsg)
+{
+	PGresult *res = PQgetResult(a->repl);
+	const char *m = res != NULL ? PQresultErrorMessage(res) : "";
+	int r;
+
+	r = ls_errf(errmsg, LS_ERR_TRANSIENT, "the server ended the replication "
+	    "stream: %s", *m ? m : PQerrorMessage(a->repl));
+	PQclear(res);
+	return r;
+}
+
+int
+stream_run(struct agent *a, char **errmsg)
+{
+	char *buf;
+	int n, r, burst = 0;
+
+	a->last_status_us = ls_now_us();
+	for (;;) {
+		if (agent_hup) {
+			agent_hup = 0;
+			log_reopen();
+		}
+		if (agent_stop || a->endpos_reached)
+			return stream_flush(a, errmsg);
+		buf = NULL;
+		n = PQgetCopyData(a->repl, &buf, 1);
+		if (n > 0) {
+			r = on_copydata(a, (const uint8_t *)buf, (size_t)n, errmsg);
+			PQfreemem(buf);
+			if (r == 0 && ++burst % 512 == 0)
+				r = tick(a, errmsg);
+		} else if (n == 0) {
+			if ((r = tick(a, errmsg)) == 0)
+				r = wait_input(a, errmsg);
+		} else
+			r = n == -1 ? stream_ended(a, errmsg) :
+			    ls_errf(errmsg, LS_ERR_TRANSIENT, "lost the "
+			    "replication connection: %s", PQerrorMessage(a->repl));
+		if (r != 0)
+			return r;
+	}
+}

@@ -1,0 +1,242 @@
+/*
+ * txnbuf.c: buffered transactions (see txnbuf.h).  Entries are framed
+ * u32 length (BE), u8 flags (1 = decode as in-stream), message bytes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "txnbuf.h"
+#include "util.h"
+
+struct sub {
+	uint32_t	xid;
+	uint64_t	off;
+};
+
+struct txnbuf {
+	uint32_t	 xid;
+	uint8_t		*mem;
+	size_t		 cap, memlimit;
+	uint64_t	 size;		/* bytes appended (memory or file) */
+	int		 fd;		/* spool, once over memlimit */
+	char		*spool_dir;
+	struct sub	*subs;
+	size_t		 nsubs, subcap;
+};
+
+int
+txnbuf_new(uint32_t xid, size_t memlimit, const char *spool_dir,
+    struct txnbuf **out, char **errmsg)
+{
+	struct txnbuf *t = calloc(1, sizeof(*t));
+
+	if (t == NULL || (spool_dir != NULL &&
+	    (t->spool_dir = strdup(spool_dir)) == NULL)) {
+		free(t);
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	}
+	t->xid = xid;
+	t->memlimit = memlimit;
+	t->fd = -1;
+	*out = t;
+	return 0;
+}
+
+void
+txnbuf_free(struct txnbuf *t)
+{
+	if (t == NULL)
+		return;
+	if (t->fd >= 0)
+		close(t->fd);
+	free(t->mem);
+	free(t->subs);
+	free(t->spool_dir);
+	free(t);
+}
+
+uint32_t
+txnbuf_xid(const struct txnbuf *t)
+{
+	return t->xid;
+}
+
+uint64_t
+txnbuf_bytes(const struct txnbuf *t)
+{
+	return t->size;
+}
+
+bool
+txnbuf_spilled(const struct txnbuf *t)
+{
+	return t->fd >= 0;
+}
+
+/* Move what is in memory to a spool file. */
+static int
+spill(struct txnbuf *t, char **errmsg)
+{
+	const char *dir = t->spool_dir;
+	char path[4096];
+
+	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
+		dir = "/tmp";
+	if ((t->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0) {
+		snprintf(path, sizeof(path), "%s/logship-txn.XXXXXX", dir);
+		if ((t->fd = mkstemp(path)) < 0)
+			return ls_errf(errmsg, LS_ERR_IO, "spill file in %s: %s",
+			    dir, strerror(errno));
+		unlink(path);
+	}
+	if (ls_write_all(t->fd, t->mem, (size_t)t->size) != 0)
+		return ls_errf(errmsg, LS_ERR_IO, "spill write: %s", strerror(errno));
+	free(t->mem);
+	t->mem = NULL;
+	t->cap = 0;
+	return 0;
+}
+
+static int
+put(struct txnbuf *t, const void *buf, size_t len, char **errmsg)
+{
+	size_t want;
+	uint8_t *bigger;
+
+	if (t->fd < 0 && t->size + len > t->memlimit && spill(t, errmsg) != 0)
+		return LS_ERR_IO;
+	if (t->fd >= 0) {
+		if (pwrite(t->fd, buf, len, (off_t)t->size) != (ssize_t)len)
+			return ls_errf(errmsg, LS_ERR_IO, "spill write: %s",
+			    strerror(errno));
+		t->size += len;
+		return 0;
+	}
+	if (t->size + len > t->cap) {
+		want = t->cap ? t->cap * 2 : 4096;
+		while (want < t->size + len)
+			want *= 2;
+		if ((bigger = realloc(t->mem, want)) == NULL)
+			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+		t->mem = bigger;
+		t->cap = want;
+	}
+	memcpy(t->mem + t->size, buf, len);
+	t->size += len;
+	return 0;
+}
+
+static int
+note_sub(struct txnbuf *t, uint32_t subxid)
+{
+	struct sub *bigger;
+	size_t i;
+
+	if (subxid == t->xid || subxid == 0)
+		return 0;
+	for (i = 0; i < t->nsubs; i++)
+		if (t->subs[i].xid == subxid)
+			return 0;
+	if (t->nsubs == t->subcap) {
+		t->subcap = t->subcap ? t->subcap * 2 : 8;
+		if ((bigger = realloc(t->subs, t->subcap * sizeof(*bigger))) == NULL)
+			return LS_ERR_NOMEM;
+		t->subs = bigger;
+	}
+	t->subs[t->nsubs++] = (struct sub){ subxid, t->size };
+	return 0;
+}
+
+int
+txnbuf_append(struct txnbuf *t, uint32_t subxid, bool in_stream,
+    const uint8_t *msg, size_t len, char **errmsg)
+{
+	uint8_t hdr[5];
+
+	if (len > 0x7fffffff)
+		return ls_errf(errmsg, LS_ERR_TOOBIG, "message of %zu bytes", len);
+	if (note_sub(t, subxid) != 0)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	hdr[0] = (uint8_t)(len >> 24);
+	hdr[1] = (uint8_t)(len >> 16);
+	hdr[2] = (uint8_t)(len >> 8);
+	hdr[3] = (uint8_t)len;
+	hdr[4] = in_stream ? 1 : 0;
+	if (put(t, hdr, sizeof(hdr), errmsg) != 0 || put(t, msg, len, errmsg) != 0)
+		return LS_ERR_IO;
+	return 0;
+}
+
+int
+txnbuf_abort_sub(struct txnbuf *t, uint32_t subxid, char **errmsg)
+{
+	size_t i;
+
+	for (i = 0; i < t->nsubs; i++)
+		if (t->subs[i].xid == subxid)
+			break;
+	if (i == t->nsubs)
+		return 0;		/* it wrote nothing */
+	t->size = t->subs[i].off;
+	t->nsubs = i;		/* later subtransactions started after it */
+	if (t->fd >= 0 && ftruncate(t->fd, (off_t)t->size) != 0)
+		return ls_errf(errmsg, LS_ERR_IO, "spill truncate: %s",
+		    strerror(errno));
+	return 0;
+}
+
+/* Read the entry at *off from the spool into *buf (grown as needed). */
+static int
+read_entry(struct txnbuf *t, uint64_t *off, uint8_t **buf, size_t *cap,
+    size_t *len, bool *in_stream, char **errmsg)
+{
+	uint8_t hdr[5], *bigger;
+
+	if (ls_pread_all(t->fd, hdr, 5, (off_t)*off) != 5)
+		return ls_errf(errmsg, LS_ERR_IO, "spill read: short");
+	*len = (size_t)hdr[0] << 24 | (size_t)hdr[1] << 16 | (size_t)hdr[2] << 8 | hdr[3];
+	*in_stream = hdr[4] & 1;
+	if (*len > *cap) {
+		if ((bigger = realloc(*buf, *len)) == NULL)
+			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+		*buf = bigger;
+		*cap = *len;
+	}
+	if (ls_pread_all(t->fd, *buf, *len, (off_t)(*off + 5)) != (ssize_t)*len)
+		return ls_errf(errmsg, LS_ERR_IO, "spill read: short");
+	*off += 5 + *len;
+	return 0;
+}
+
+int
+txnbuf_replay(struct txnbuf *t,
+    int (*fn)(void *arg, const uint8_t *msg, size_t len, bool in_stream),
+    void *arg, char **errmsg)
+{
+	uint8_t *buf = NULL;
+	uint64_t off = 0;
+	size_t cap = 0, len = 0;
+	bool in_stream = false;
+	int r = 0;
+
+	while (r == 0 && off < t->size) {
+		if (t->fd >= 0) {
+			r = read_entry(t, &off, &buf, &cap, &len, &in_stream, errmsg);
+			if (r == 0)
+				r = fn(arg, buf, len, in_stream);
+			continue;
+		}
+		len = (size_t)t->mem[off] << 24 | (size_t)t->mem[off + 1] << 16 |
+		    (size_t)t->mem[off + 2] << 8 | t->mem[off + 3];
+		in_stream = t->mem[off + 4] & 1;
+		r = fn(arg, t->mem + off + 5, len, in_stream);
+		off += 5 + len;
+	}
+	free(buf);
+	return r;
+}
