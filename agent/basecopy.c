@@ -4,22 +4,19 @@
  * A control connection imports the snapshot, resolves the tables, reads
  * their columns and sizes, and holds ACCESS SHARE locks on them until the
  * copy ends, so that no table is rewritten under the ctid ranges.  pg_dump
- * writes the two schema sections, its connection parameters passed in
- * PG* environment variables (never argv).  Then `jobs` threads, each with
+ * writes the two schema sections, run by pgtool.h (connection parameters in
+ * PG* environment variables, never argv).  Then `jobs` threads, each with
  * its own connection in the same snapshot, take chunks from a shared queue
  * (biggest tables first) and stream COPY text output into blobs.  Results
  * land in per-table slots, so the manifest lists each table's chunks in
  * ctid order whatever order they finished in.
  */
 #include <sys/types.h>
-#include <sys/wait.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +29,7 @@
 #include "blob.h"
 #include "error.h"
 #include "log.h"
+#include "pgtool.h"
 #include "store.h"
 #include "util.h"
 
@@ -39,9 +37,6 @@
 #define IOBUF		(64 * 1024)
 #define KEYLEN		512
 #define MSGLEN		512
-#define ERRTAIL		1024
-
-extern char **environ;
 
 struct bc_table;
 
@@ -87,15 +82,6 @@ struct oids {
 	Oid		*v;
 	size_t		 n;
 	size_t		 cap;
-};
-
-/* Everything pg_dump is started with. */
-struct dump {
-	const struct basecopy_opts *o;
-	char		*path;
-	char		**envp;		/* the first nown entries are ours */
-	size_t		 nown;
-	char		*dbopt;		/* "--dbname=<options without env vars>" */
 };
 
 static const char session_sql[] =
@@ -580,254 +566,6 @@ put_blob(const struct basecopy_opts *o, struct blob_writer *b,
 
 /* ---- the schema, from pg_dump ---- */
 
-/* dir/name if it is executable; malloc'd, or NULL. */
-static char *
-executable(const char *dir, size_t dirlen, const char *name)
-{
-	char *p = NULL;
-
-	if (asprintf(&p, "%.*s/%s", (int)dirlen, dir, name) < 0)
-		return NULL;
-	if (access(p, X_OK) == 0)
-		return p;
-	free(p);
-	return NULL;
-}
-
-static char *
-find_in_path(const char *name)
-{
-	const char *d = getenv("PATH"), *e;
-	char *p;
-
-	for (; d != NULL && *d != '\0'; d = *e ? e + 1 : e) {
-		e = d + strcspn(d, ":");
-		if (e > d && (p = executable(d, (size_t)(e - d), name)) != NULL)
-			return p;
-	}
-	return NULL;
-}
-
-static char *
-find_in_pg_config(const char *name)
-{
-	FILE *f = popen("pg_config --bindir 2>/dev/null", "r");
-	char dir[4096], *p = NULL;
-
-	if (f == NULL)
-		return NULL;
-	if (fgets(dir, sizeof(dir), f) != NULL && dir[0] == '/')
-		p = executable(dir, strcspn(dir, "\r\n"), name);
-	pclose(f);
-	return p;
-}
-
-static int
-find_pg_dump(const char *given, char **pathp, char **errmsg)
-{
-	if (given != NULL)
-		*pathp = strdup(given);
-	else if ((*pathp = find_in_path("pg_dump")) == NULL)
-		*pathp = find_in_pg_config("pg_dump");
-	if (*pathp != NULL)
-		return 0;
-	if (given != NULL)
-		return nomem(errmsg);
-	return ls_errf(errmsg, LS_ERR_NOTFOUND, "pg_dump not found in PATH "
-	    "nor in `pg_config --bindir`; install the PostgreSQL client "
-	    "programs or give the path of pg_dump");
-}
-
-/* Append " keyword='value'" (libpq conninfo quoting) to f. */
-static void
-conninfo_append(FILE *f, const char *kw, const char *val)
-{
-	fprintf(f, " %s='", kw);
-	for (; *val != '\0'; val++)
-		fprintf(f, "%s%c", *val == '\'' || *val == '\\' ? "\\" : "",
-		    *val);
-	fputc('\'', f);
-}
-
-/* Is "NAME=..." one of the first n entries' names? */
-static int
-env_has(char *const *envp, size_t n, const char *entry)
-{
-	size_t i, len = strcspn(entry, "=");
-
-	for (i = 0; i < n; i++)
-		if (strncmp(envp[i], entry, len) == 0 && envp[i][len] == '=')
-			return 1;
-	return 0;
-}
-
-/*
- * Pass one conninfo option to pg_dump: in its environment variable, or,
- * for the few without one, in --dbname unless it is a secret.
- */
-static int
-pass_option(struct dump *d, FILE *db, const PQconninfoOption *def,
-    const char *val, char **errmsg)
-{
-	if (strcmp(def->keyword, "replication") == 0)
-		return 0;
-	if (def->envvar != NULL) {
-		if (asprintf(&d->envp[d->nown], "%s=%s", def->envvar, val) < 0)
-			return nomem(errmsg);
-		d->nown++;
-		return 0;
-	}
-	if (def->dispchar != NULL && def->dispchar[0] == '*')
-		return ls_errf(errmsg, LS_ERR_INVALID, "conninfo option %s "
-		    "has no environment variable and would show in pg_dump's "
-		    "argv; remove it from the conninfo", def->keyword);
-	conninfo_append(db, def->keyword, val);
-	return 0;
-}
-
-static const PQconninfoOption *
-find_option(const PQconninfoOption *defs, const char *keyword)
-{
-	for (; defs->keyword != NULL; defs++)
-		if (strcmp(defs->keyword, keyword) == 0)
-			return defs;
-	return NULL;
-}
-
-/* Hand every option set in the conninfo over to pg_dump. */
-static int
-pass_options(struct dump *d, const PQconninfoOption *opts, FILE *db,
-    char **errmsg)
-{
-	PQconninfoOption *defs = PQconndefaults();	/* names the env vars */
-	const PQconninfoOption *op, *def;
-	int r = 0;
-
-	for (op = opts; r == 0 && op->keyword != NULL; op++) {
-		if (op->val == NULL)
-			continue;
-		def = defs != NULL ? find_option(defs, op->keyword) : NULL;
-		r = pass_option(d, db, def != NULL ? def : op, op->val, errmsg);
-	}
-	PQconninfoFree(defs);
-	return r;
-}
-
-/* pg_dump's environment: ours, with the conninfo's options overriding. */
-static int
-dump_env(struct dump *d, char **errmsg)
-{
-	PQconninfoOption *opts, *op;
-	char *perr = NULL, *db = NULL;
-	size_t n = 0, i, len;
-	FILE *f = NULL;
-	int r;
-
-	if ((opts = PQconninfoParse(d->o->conninfo, &perr)) == NULL) {
-		r = ls_errf(errmsg, LS_ERR_INVALID, "conninfo: %.*s", perr ?
-		    (int)strcspn(perr, "\n") : 13, perr ? perr : "out of memory");
-		PQfreemem(perr);
-		return r;
-	}
-	for (op = opts; op->keyword != NULL; op++)
-		n++;
-	for (i = 0; environ[i] != NULL; i++)
-		n++;
-	if ((d->envp = calloc(n + 1, sizeof(char *))) == NULL ||
-	    (f = open_memstream(&db, &len)) == NULL) {
-		r = nomem(errmsg);
-		goto out;
-	}
-	r = pass_options(d, opts, f, errmsg);
-	fclose(f);
-	n = d->nown;
-	for (i = 0; environ[i] != NULL; i++)
-		if (!env_has(d->envp, d->nown, environ[i]))
-			d->envp[n++] = environ[i];
-	if (r == 0 && *db != '\0' && asprintf(&d->dbopt, "--dbname=%s",
-	    db + 1) < 0) {
-		d->dbopt = NULL;
-		r = nomem(errmsg);
-	}
- out:
-	free(db);
-	PQconninfoFree(opts);
-	return r;
-}
-
-static void
-dump_free(struct dump *d)
-{
-	size_t i;
-
-	for (i = 0; i < d->nown; i++)
-		free(d->envp[i]);
-	free(d->envp);
-	free(d->path);
-	free(d->dbopt);
-}
-
-static int
-spawn_attrs(posix_spawn_file_actions_t *fa, posix_spawnattr_t *sa, int out,
-    int err)
-{
-	sigset_t none, dfl;
-
-	sigemptyset(&none);
-	sigemptyset(&dfl);
-	sigaddset(&dfl, SIGPIPE);
-	sigaddset(&dfl, SIGINT);
-	sigaddset(&dfl, SIGTERM);
-	sigaddset(&dfl, SIGHUP);
-	sigaddset(&dfl, SIGQUIT);
-	return posix_spawn_file_actions_addopen(fa, 0, "/dev/null", O_RDONLY,
-	    0) || posix_spawn_file_actions_adddup2(fa, out, 1) ||
-	    posix_spawn_file_actions_adddup2(fa, err, 2) ||
-	    posix_spawnattr_setsigmask(sa, &none) ||
-	    posix_spawnattr_setsigdefault(sa, &dfl) ||
-	    posix_spawnattr_setflags(sa, POSIX_SPAWN_SETSIGMASK |
-	    POSIX_SPAWN_SETSIGDEF);
-}
-
-/* Start pg_dump for one section; *outp reads its stdout. */
-static int
-spawn_dump(const struct dump *d, const char *section, int errfd, pid_t *pidp,
-    int *outp, char **errmsg)
-{
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t sa;
-	char *sec = NULL, *snap = NULL;
-	const char *argv[] = { d->path, "--schema-only", NULL, NULL,
-	    "--no-password", "--format=plain", d->dbopt, NULL };
-	int p[2] = { -1, -1 }, e = ENOMEM;
-
-	posix_spawn_file_actions_init(&fa);
-	posix_spawnattr_init(&sa);
-	if (asprintf(&sec, "--section=%s", section) < 0)
-		sec = NULL;
-	else if (asprintf(&snap, "--snapshot=%s", d->o->snapshot) < 0)
-		snap = NULL;
-	else if (pipe2(p, O_CLOEXEC) != 0)
-		e = errno;
-	else if (spawn_attrs(&fa, &sa, p[1], errfd) == 0) {
-		argv[2] = sec;
-		argv[3] = snap;
-		e = posix_spawn(pidp, d->path, &fa, &sa, (char *const *)argv,
-		    d->envp);
-	}
-	if (p[1] >= 0)
-		close(p[1]);
-	if (e != 0 && p[0] >= 0)
-		close(p[0]);
-	*outp = e == 0 ? p[0] : -1;
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&sa);
-	free(sec);
-	free(snap);
-	return e == 0 ? 0 : ls_errf(errmsg, LS_ERR_IO, "run %s: %s", d->path,
-	    strerror(e));
-}
-
 /* Copy pg_dump's output into the blob. */
 static int
 read_dump(const struct basecopy_opts *o, int fd, struct blob_writer *b,
@@ -852,90 +590,55 @@ read_dump(const struct basecopy_opts *o, int fd, struct blob_writer *b,
 	}
 }
 
+/* Run pg_dump for one section into b; its warning, if any, is logged. */
 static int
-reap(pid_t pid)
+run_dump(const struct basecopy_opts *o, const char *section,
+    struct blob_writer *b, char **errmsg)
 {
-	int status = 0;
+	struct pgtool *t = NULL;
+	char sec[64], what[80], *snap = NULL, *note = NULL;
+	const char *args[] = { "--schema-only", sec, NULL, "--format=plain",
+	    NULL };
+	int r;
 
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	return status;
-}
-
-/* The last non-empty line of the file fd, into buf. */
-static void
-last_line(int fd, char *buf, size_t len)
-{
-	char tail[ERRTAIL + 1], *p;
-	off_t size = lseek(fd, 0, SEEK_END);
-	ssize_t n;
-
-	n = ls_pread_all(fd, tail, ERRTAIL, size > ERRTAIL ? size - ERRTAIL : 0);
-	n = n < 0 ? 0 : n;
-	while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r'))
-		n--;
-	tail[n] = '\0';
-	p = strrchr(tail, '\n');
-	snprintf(buf, len, "%s", p != NULL ? p + 1 : tail);
-}
-
-static int
-dump_status(const char *section, int status, int errfd, char **errmsg)
-{
-	char line[ERRTAIL + 1], how[32];
-
-	last_line(errfd, line, sizeof(line));
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		if (*line != '\0')
-			log_warn(SUB, "pg_dump --section=%s: %s", section, line);
-		return 0;
-	}
-	if (WIFEXITED(status))
-		snprintf(how, sizeof(how), "exit %d", WEXITSTATUS(status));
-	else
-		snprintf(how, sizeof(how), "signal %d", WTERMSIG(status));
-	return ls_errf(errmsg, LS_ERR_PG, "pg_dump --section=%s failed (%s): "
-	    "%s", section, how, *line ? line : "no message on stderr");
+	snprintf(sec, sizeof(sec), "--section=%s", section);
+	snprintf(what, sizeof(what), "pg_dump %s", sec);
+	if (asprintf(&snap, "--snapshot=%s", o->snapshot) < 0)
+		return nomem(errmsg);
+	args[2] = snap;
+	if ((r = pgtool_spawn("pg_dump", o->pg_dump, o->conninfo, args,
+	    PGTOOL_DEVNULL, PGTOOL_PIPE, &t, errmsg)) != 0)
+		goto out;
+	if ((r = read_dump(o, pgtool_stdout(t), b, errmsg)) != 0)
+		pgtool_kill(t);
+	else if ((r = pgtool_wait(t, what, &note, errmsg)) == 0 && note)
+		log_warn(SUB, "%s: %s", what, note);
+ out:
+	free(note);
+	free(snap);
+	return r;
 }
 
 /* Dump one section into <gen>/base/<section>; record it as msection. */
 static int
-dump_section(const struct dump *d, const char *section, const char *msection,
-    struct base_manifest *m, char **errmsg)
+dump_section(const struct basecopy_opts *o, const char *section,
+    const char *msection, struct base_manifest *m, char **errmsg)
 {
 	struct blob_writer *b = NULL;
 	char key[KEYLEN];
 	uint8_t sha[32];
-	pid_t pid = -1;
-	int out = -1, errfd = -1, status, r;
+	int r;
 
-	snprintf(key, sizeof(key), "%s/base/%s", d->o->generation, section);
-	if ((r = blob_writer_new("schema", d->o->key, d->o->spool_dir, &b,
-	    errmsg)) != 0)
-		goto out;
-	if ((errfd = spool_open(d->o->spool_dir, errmsg)) < 0) {
-		r = errfd;
-		goto out;
-	}
-	if ((r = spawn_dump(d, section, errfd, &pid, &out, errmsg)) != 0)
-		goto out;
-	r = read_dump(d->o, out, b, errmsg);
-	close(out);
-	if (r != 0)
-		kill(pid, SIGTERM);
-	status = reap(pid);
-	if (r == 0)
-		r = dump_status(section, status, errfd, errmsg);
-	if (r == 0 && (r = put_blob(d->o, b, key, sha, errmsg)) == 0 &&
+	snprintf(key, sizeof(key), "%s/base/%s", o->generation, section);
+	if ((r = blob_writer_new("schema", o->key, o->spool_dir, &b,
+	    errmsg)) == 0 && (r = run_dump(o, section, b, errmsg)) == 0 &&
+	    (r = put_blob(o, b, key, sha, errmsg)) == 0 &&
 	    base_manifest_set_section(m, msection, key, sha,
 	    blob_writer_raw_len(b)) != 0)
 		r = nomem(errmsg);
 	if (r == 0)
 		log_info(SUB, "schema %s dumped bytes=%" PRIu64, section,
 		    blob_writer_raw_len(b));
- out:
-	if (errfd >= 0)
-		close(errfd);
 	blob_writer_free(b);
 	return r;
 }
@@ -944,14 +647,10 @@ static int
 dump_schema(const struct basecopy_opts *o, struct base_manifest *m,
     char **errmsg)
 {
-	struct dump d = { .o = o };
 	int r;
 
-	if ((r = find_pg_dump(o->pg_dump, &d.path, errmsg)) == 0 &&
-	    (r = dump_env(&d, errmsg)) == 0 &&
-	    (r = dump_section(&d, "pre-data", "pre_data", m, errmsg)) == 0)
-		r = dump_section(&d, "post-data", "post_data", m, errmsg);
-	dump_free(&d);
+	if ((r = dump_section(o, "pre-data", "pre_data", m, errmsg)) == 0)
+		r = dump_section(o, "post-data", "post_data", m, errmsg);
 	return r;
 }
 

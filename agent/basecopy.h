@@ -25,7 +25,10 @@ struct basecopy_opts {
 	const char		*conninfo;
 	/* Name of the exported snapshot; its exporter must stay open. */
 	const char		*snapshot;
-	/* pg_dump to run; NULL: "pg_dump" in PATH, else `pg_config --bindir`. */
+	/*
+	 * pg_dump to run; NULL: $LOGSHIP_PG_DUMP, else "pg_dump" in PATH,
+	 * else in `pg_config --bindir` (pgtool_spawn).
+	 */
 	const char		*pg_dump;
 	/*
 	 * Tables to copy as "schema.table" (raw names, split at the first

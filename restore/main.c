@@ -11,6 +11,7 @@
 
 #include "error.h"
 #include "inspect.h"
+#include "replay.h"
 #include "store.h"
 #include "util.h"
 
@@ -20,12 +21,24 @@ static void
 usage(FILE *fp)
 {
 	fprintf(fp,
-"usage: logship-restore ls --store URL [--key-file F] [--generation G]\n"
+"usage: logship-restore --store URL --target CONNINFO --state-dir DIR\n"
+"                       [--follow] [--until-lsn LSN | --until-time TIMESTAMP]\n"
+"                       [--jobs N] [--batch-txns N] [--truncate] [--key-file F]\n"
+"                       [--log-format text|json] [--log-file F] [-v]\n"
+"       logship-restore ls --store URL [--key-file F] [--generation G]\n"
 "       logship-restore verify --store URL [--key-file F] [--generation G]\n"
 "       logship-restore cat --store URL [--key-file F] [--generation G]\n"
 "                       [--format ndjson] [SEGNO...]\n"
 "\n"
 "  --store URL       a directory path or file:///abs/path\n"
+"  --target CONNINFO the database to restore into (libpq connection string)\n"
+"  --state-dir DIR   local LMDB state: marker and base progress\n"
+"  --follow          keep applying new segments (a standby); SIGTERM stops\n"
+"  --until-lsn LSN, --until-time TIMESTAMP\n"
+"                    stop after the last transaction committed at or before\n"
+"  --jobs N          parallel base-load workers (default 2)\n"
+"  --batch-txns N    source transactions per target transaction (default 1000)\n"
+"  --truncate        empty the restored tables of a non-empty target first\n"
 "  --key-file F      32-byte key (raw or 64 hex digits) for encrypted stores\n"
 "  --generation G    only this generation (16 hex digits); cat: default last\n"
 "  --format ndjson   cat output: a header line, then one JSON record a line\n"
@@ -143,6 +156,92 @@ run_inspect(int argc, char **argv)
 	return rc;
 }
 
+static int
+int_arg(const char *opt, const char *v, int lo, int hi, int *out)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+
+	if (*v == '\0' || *end != '\0' || n < lo || n > hi)
+		return die_usage("%s %s: expected a number from %d to %d", opt, v,
+		    lo, hi);
+	*out = (int)n;
+	return 0;
+}
+
+static int
+parse_until(struct replay_opts *o, int ch, const char *v)
+{
+	if (ch == 'L') {
+		if (ls_lsn_parse(v, &o->until_lsn) != 0)
+			return die_usage("--until-lsn %s: expected an LSN like "
+			    "16/B374D848", v);
+		o->has_until_lsn = true;
+	} else {
+		if (ls_parse_time(v, &o->until_time) != 0)
+			return die_usage("--until-time %s: expected a timestamp like "
+			    "2026-11-21 05:44:30+00", v);
+		o->has_until_time = true;
+	}
+	return 0;
+}
+
+static int
+run_replay(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "store", required_argument, NULL, 's' },
+		{ "target", required_argument, NULL, 't' },
+		{ "state-dir", required_argument, NULL, 'd' },
+		{ "follow", no_argument, NULL, 'F' },
+		{ "until-lsn", required_argument, NULL, 'L' },
+		{ "until-time", required_argument, NULL, 'T' },
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "batch-txns", required_argument, NULL, 'b' },
+		{ "truncate", no_argument, NULL, 'x' },
+		{ "key-file", required_argument, NULL, 'k' },
+		{ "log-format", required_argument, NULL, 'f' },
+		{ "log-file", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct replay_opts o = { .jobs = 2, .batch_txns = 1000,
+	    .log_format = "text" };
+	int ch, rc = 0;
+
+	while (rc == 0 && (ch = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		switch (ch) {
+		case 's': o.store_url = optarg; break;
+		case 't': o.target = optarg; break;
+		case 'd': o.state_dir = optarg; break;
+		case 'F': o.follow = true; break;
+		case 'L': case 'T': rc = parse_until(&o, ch, optarg); break;
+		case 'j': rc = int_arg("--jobs", optarg, 1, 64, &o.jobs); break;
+		case 'b': rc = int_arg("--batch-txns", optarg, 1, 1000000,
+		    &o.batch_txns); break;
+		case 'x': o.truncate = true; break;
+		case 'k': o.key_file = optarg; break;
+		case 'f': o.log_format = optarg; break;
+		case 'l': o.log_file = optarg; break;
+		case 'v': o.verbose++; break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("logship-restore %s\n", PACKAGE_VERSION); exit(0);
+		default: rc = die_usage("%s", "bad option");
+		}
+	}
+	if (rc != 0)
+		return rc;
+	if (optind < argc)
+		return die_usage("unexpected argument %s", argv[optind]);
+	if (o.store_url == NULL || o.target == NULL || o.state_dir == NULL)
+		return die_usage("%s", "--store, --target and --state-dir are "
+		    "required");
+	if (o.has_until_lsn && o.has_until_time)
+		return die_usage("%s", "give --until-lsn or --until-time, not both");
+	return replay_main(&o);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -158,6 +257,8 @@ main(int argc, char **argv)
 		printf("logship-restore %s\n", PACKAGE_VERSION);
 		return 0;
 	}
+	if (argc > 1 && argv[1][0] == '-')
+		return run_replay(argc, argv);
 	usage(stderr);
 	return EXIT_USAGE;
 }

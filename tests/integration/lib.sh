@@ -89,3 +89,27 @@ psql_at() {
 	_port=$1; shift
 	"$PG_BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$_port" -U postgres -d postgres "$@"
 }
+
+# table_sums PORT: "schema.table count md5" per user table, ordered
+table_sums() {
+	psql_at "$1" -c "select format('%I.%I', schemaname, tablename) from pg_tables
+		where schemaname not in ('pg_catalog','information_schema','logship') order by 1" |
+	while read -r t; do
+		printf '%s %s\n' "$t" "$(psql_at "$1" -c "select count(*) || ' ' || coalesce(md5(string_agg(x::text, E'\n' order by x::text)), '-') from $t x")"
+	done
+}
+
+# same_data SRC_PORT DST_PORT: 0 if every table has the same rows
+same_data() {
+	table_sums "$1" > "$T/sums.src"
+	table_sums "$2" > "$T/sums.dst"
+	diff "$T/sums.src" "$T/sums.dst" > "$T/sums.diff"
+}
+
+# sequences_not_behind SRC_PORT DST_PORT: 0 if no target sequence is behind
+sequences_not_behind() {
+	psql_at "$1" -c "select schemaname||'.'||sequencename, coalesce(last_value, 0) from pg_sequences order by 1" > "$T/seq.src"
+	psql_at "$2" -c "select schemaname||'.'||sequencename, coalesce(last_value, 0) from pg_sequences order by 1" > "$T/seq.dst"
+	join -t'|' "$T/seq.src" "$T/seq.dst" | awk -F'|' '$3 < $2 { bad++ } END { exit bad > 0 }' &&
+	[ "$(wc -l < "$T/seq.src")" = "$(join -t'|' "$T/seq.src" "$T/seq.dst" | wc -l)" ]
+}

@@ -1,0 +1,40 @@
+/*
+ * apply.h: applying decoded changes to the target through prepared
+ * statements in libpq pipeline mode.  One target transaction (a batch) may
+ * hold many source transactions; the caller decides where batches end and
+ * passes the marker UPDATE to commit with them.
+ *
+ * UPDATE leaves unchanged-TOAST columns alone; UPDATE/DELETE find the row by
+ * its replica identity key, or (REPLICA IDENTITY FULL) by every column,
+ * touching exactly one row even among duplicates.  Sequences only move
+ * forwards.  Errors: LS_ERR_PG (the batch is rolled back by
+ * applier_rollback), LS_ERR_TRANSIENT (connection lost).
+ */
+#ifndef LS_RESTORE_APPLY_H
+#define LS_RESTORE_APPLY_H
+
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "record.h"
+
+struct applier;
+
+int applier_new(PGconn *, struct applier **out, char **errmsg);
+void applier_free(struct applier *);
+
+int applier_relation(struct applier *, const struct ls_relation *, char **errmsg);
+int applier_begin(struct applier *, char **errmsg);
+int applier_change(struct applier *, const struct ls_change *, char **errmsg);
+int applier_sequence(struct applier *, const struct ls_sequence *, char **errmsg);
+/* Run extra_sql (the marker UPDATE) and COMMIT; wait for the outcome. */
+int applier_commit(struct applier *, const char *extra_sql, char **errmsg);
+void applier_rollback(struct applier *);
+int applier_in_batch(const struct applier *);
+
+/* Counters since applier_new. */
+uint64_t applier_rows(const struct applier *);
+uint64_t applier_missing(const struct applier *);
+
+#endif

@@ -1,0 +1,262 @@
+/* baseload.c: parallel COPY of base chunks into the target (see baseload.h). */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "base.h"
+#include "baseload.h"
+#include "blob.h"
+#include "catalog.h"
+#include "error.h"
+#include "log.h"
+#include "state.h"
+#include "target.h"
+
+struct job {
+	struct base_chunk	 chunk;
+	const char		*schema, *name;
+};
+
+struct loader {
+	const struct baseload_opts *o;
+	struct job		*jobs;
+	size_t			 njobs, next;
+	pthread_mutex_t		 lock;
+	struct baseload_stats	 stats;
+	int			 err;
+	char			*errmsg;
+};
+
+int
+restore_session_setup(void *pgconn, char **errmsg)
+{
+	PGconn *c = pgconn;
+	PGresult *res;
+
+	/*
+	 * As PostgreSQL's own apply worker: ordinary triggers and foreign-key
+	 * triggers do not fire for replicated rows (superuser only; otherwise
+	 * the setting stays and the restore still works).
+	 */
+	res = PQexec(c, "SET session_replication_role = replica");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		log_warn("restore", "cannot set session_replication_role=replica "
+		    "(not a superuser?): target triggers will fire during replay");
+	PQclear(res);
+	return target_exec(c, "SET statement_timeout = 0; SET lock_timeout = 0; "
+	    "SET idle_in_transaction_session_timeout = 0; SET DateStyle = ISO; "
+	    "SET IntervalStyle = postgres; SET extra_float_digits = 3; "
+	    "SET synchronous_commit = off", errmsg);
+}
+
+static int
+send_copy(void *arg, const void *buf, size_t len)
+{
+	PGconn *c = arg;
+
+	return PQputCopyData(c, buf, (int)len) == 1 ? 0 : LS_ERR_TRANSIENT;
+}
+
+/* COPY one verified chunk (fd) and record it, in one transaction. */
+static int
+copy_chunk(PGconn *c, const struct job *j, int fd, const uint8_t *key,
+    char **errmsg)
+{
+	const char *params[1] = { j->chunk.key };
+	char *qt = target_qualify(c, j->schema, j->name), *sql = NULL;
+	PGresult *res;
+	int r;
+
+	if (qt == NULL || asprintf(&sql, "COPY %s FROM STDIN", qt) < 0)
+		sql = NULL;
+	PQfreemem(qt);
+	if (sql == NULL)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	r = target_exec(c, "BEGIN", errmsg);
+	res = r == 0 ? PQexec(c, sql) : NULL;
+	free(sql);
+	if (r == 0 && PQresultStatus(res) != PGRES_COPY_IN)
+		r = target_error(c, res, errmsg, j->chunk.key);
+	PQclear(res);
+	if (r == 0 && (r = blob_read_fd(fd, j->chunk.key, key, "copy", send_copy,
+	    c, NULL, errmsg)) != 0)
+		PQputCopyEnd(c, "logship: chunk unreadable");
+	else if (r == 0)
+		PQputCopyEnd(c, NULL);
+	res = PQgetResult(c);
+	if (r == 0 && PQresultStatus(res) != PGRES_COMMAND_OK)
+		r = target_error(c, res, errmsg, j->chunk.key);
+	PQclear(res);
+	while ((res = PQgetResult(c)) != NULL)
+		PQclear(res);
+	if (r == 0) {
+		res = PQexecParams(c, "INSERT INTO logship.base_chunks (key) "
+		    "VALUES ($1)", 1, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK)
+			r = target_error(c, res, errmsg, "recording a chunk");
+		PQclear(res);
+	}
+	if (r == 0)
+		return target_exec(c, "COMMIT", errmsg);
+	PQclear(PQexec(c, "ROLLBACK"));
+	return r;
+}
+
+static int
+chunk_recorded(PGconn *c, const char *key, int *yes, char **errmsg)
+{
+	const char *params[1] = { key };
+	PGresult *res = PQexecParams(c, "SELECT 1 FROM logship.base_chunks WHERE "
+	    "key = $1", 1, NULL, params, NULL, NULL, 0);
+	int r = 0;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		r = target_error(c, res, errmsg, "base progress");
+	else
+		*yes = PQntuples(res) > 0;
+	PQclear(res);
+	return r;
+}
+
+/* One chunk: skip if the target has it; else fetch, verify, load. */
+static int
+load_one(struct loader *l, PGconn *c, const struct job *j, char **errmsg)
+{
+	const struct baseload_opts *o = l->o;
+	int fd = -1, r, done = 0;
+
+	if ((r = chunk_recorded(c, j->chunk.key, &done, errmsg)) != 0)
+		return r;
+	if (done) {	/* the target is authoritative: LMDB follows */
+		pthread_mutex_lock(&l->lock);
+		l->stats.skipped++;
+		pthread_mutex_unlock(&l->lock);
+		return state_base_mark(o->state, j->chunk.key, errmsg);
+	}
+	if ((r = catalog_fetch(o->store, j->chunk.key, &fd, errmsg)) != 0)
+		return r;
+	if ((r = blob_read_fd(fd, j->chunk.key, o->key, "copy", NULL, NULL,
+	    NULL, errmsg)) == 0 &&
+	    (r = copy_chunk(c, j, fd, o->key, errmsg)) == 0)
+		r = state_base_mark(o->state, j->chunk.key, errmsg);
+	close(fd);
+	if (r == 0) {
+		pthread_mutex_lock(&l->lock);
+		l->stats.chunks++;
+		l->stats.rows += j->chunk.rows;
+		l->stats.bytes += j->chunk.bytes;
+		pthread_mutex_unlock(&l->lock);
+		log_info("restore", "base: loaded %s.%s chunk %s rows=%" PRIu64,
+		    j->schema, j->name, j->chunk.key, j->chunk.rows);
+	}
+	return r;
+}
+
+static struct job *
+take(struct loader *l)
+{
+	struct job *j = NULL;
+
+	pthread_mutex_lock(&l->lock);
+	if (l->err == 0 && l->next < l->njobs && !*l->o->stop)
+		j = &l->jobs[l->next++];
+	pthread_mutex_unlock(&l->lock);
+	return j;
+}
+
+static void
+fail(struct loader *l, int r, char *err)
+{
+	pthread_mutex_lock(&l->lock);
+	if (l->err == 0) {
+		l->err = r;
+		l->errmsg = err;
+		err = NULL;
+	}
+	pthread_mutex_unlock(&l->lock);
+	free(err);
+}
+
+static void *
+worker(void *arg)
+{
+	struct loader *l = arg;
+	PGconn *c = NULL;
+	struct job *j;
+	char *err = NULL;
+	int r;
+
+	if ((r = target_connect(l->o->conninfo, &c, &err)) != 0 ||
+	    (r = restore_session_setup(c, &err)) != 0) {
+		fail(l, r, err);
+		PQfinish(c);
+		return NULL;
+	}
+	while ((j = take(l)) != NULL)
+		if ((r = load_one(l, c, j, &err)) != 0) {
+			fail(l, r, err);
+			err = NULL;
+			break;
+		}
+	PQfinish(c);
+	return NULL;
+}
+
+static int
+plan_jobs(struct loader *l, char **errmsg)
+{
+	const struct base_manifest *m = l->o->manifest;
+	struct base_table t;
+	size_t i, k, n = base_manifest_nchunks(m);
+
+	if ((l->jobs = calloc(n ? n : 1, sizeof(*l->jobs))) == NULL)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	for (i = 0; base_manifest_table(m, i, &t) == 0; i++)
+		for (k = 0; k < t.nchunks && l->njobs < n; k++) {
+			struct job *j = &l->jobs[l->njobs];
+			if (base_manifest_chunk(m, i, k, &j->chunk) != 0)
+				return ls_errf(errmsg, LS_ERR_CORRUPT, "base "
+				    "manifest: bad chunk %zu of %s.%s", k,
+				    t.schema, t.name);
+			j->schema = t.schema;
+			j->name = t.name;
+			l->njobs++;
+		}
+	return 0;
+}
+
+int
+baseload_run(const struct baseload_opts *o, struct baseload_stats *stats,
+    char **errmsg)
+{
+	struct loader l = { .o = o };
+	pthread_t th[64];
+	int i, n = o->jobs < 1 ? 1 : o->jobs > 64 ? 64 : o->jobs, r;
+
+	pthread_mutex_init(&l.lock, NULL);
+	if ((r = plan_jobs(&l, errmsg)) != 0)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (pthread_create(&th[i], NULL, worker, &l) != 0)
+			break;
+	n = i;
+	for (i = 0; i < n; i++)
+		pthread_join(th[i], NULL);
+	if ((r = l.err) != 0) {
+		free(*errmsg);
+		*errmsg = l.errmsg;
+		l.errmsg = NULL;
+	} else if (*o->stop)
+		r = ls_errf(errmsg, LS_ERR_END, "stopped during the base load");
+	*stats = l.stats;
+ out:
+	free(l.errmsg);
+	free(l.jobs);
+	pthread_mutex_destroy(&l.lock);
+	return r;
+}

@@ -1,0 +1,607 @@
+/*
+ * replay.c: logship-restore's main job (design.md, "Restore protocol").
+ *
+ *	phase NEW	pre-data (pg_dump's schema) through psql, in one
+ *			transaction with the marker's move to SCHEMA
+ *	phase SCHEMA	base chunks by COPY, in parallel (baseload.c)
+ *	phase DATA	post-data (indexes, constraints), with the move to STREAM
+ *	phase STREAM	segments in order, many source transactions per target
+ *			transaction while catching up, never splitting one
+ *
+ * The target is authoritative: its logship.applied row is written in the
+ * same transaction as the data it covers; LMDB (--state-dir) is updated
+ * after, and reconciled from the target at every start.  A lost target
+ * connection is retried with back-off and the restore resumes exactly.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "apply.h"
+#include "base.h"
+#include "baseload.h"
+#include "blob.h"
+#include "catalog.h"
+#include "error.h"
+#include "log.h"
+#include "pgtool.h"
+#include "prefetch.h"
+#include "replay.h"
+#include "segment.h"
+#include "state.h"
+#include "store.h"
+#include "target.h"
+#include "util.h"
+
+volatile sig_atomic_t restore_stop;
+
+#define EXIT_BAD_INPUT 2
+
+struct run {
+	const struct replay_opts *o;
+	struct store	*store;
+	uint8_t		 key[32];
+	const uint8_t	*keyp;
+	struct state	*state;
+	struct catalog_identity id;
+	char		 store_id[160];
+	char		 target_id[256];
+	PGconn		*c;
+	struct base_manifest *m;
+	struct state_marker mk;
+	struct applier	*ap;
+	bool		 bad_input;	/* the failure is the user's input */
+	bool		 done;		/* reached the end or the until point */
+	bool		 applied_any;
+	bool		 generation_end;	/* the store moved to a newer one */
+	bool		 connected;	/* reached the target at least once */
+	uint64_t	 segs, txns, batch_txns, rows_total, missing_total;
+	int64_t		 start_us, progress_us;
+	int		 commits, crash_after;
+};
+
+/* ---- setup ---- */
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	restore_stop++;
+}
+
+static int
+setup(struct run *r, char **errmsg)
+{
+	struct sigaction sa;
+	const char *crash = getenv("LOGSHIP_TEST_CRASH_AFTER_TARGET_COMMIT");
+	int rc;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	r->crash_after = crash != NULL ? atoi(crash) : 0;
+	r->start_us = ls_now_us();
+	if ((rc = log_init(r->o->log_format, r->o->log_file, r->o->verbose,
+	    errmsg)) != 0 ||
+	    (r->o->key_file != NULL && (rc = ls_key_load(r->o->key_file, r->key,
+	    errmsg)) != 0) ||
+	    (rc = store_open(r->o->store_url, &r->store, errmsg)) != 0 ||
+	    (rc = state_open(r->o->state_dir, &r->state, errmsg)) != 0)
+		return rc;
+	r->keyp = r->o->key_file != NULL ? r->key : NULL;
+	rc = catalog_identity_read(r->store, &r->id, errmsg);
+	if (rc == LS_ERR_NOTFOUND)
+		return ls_errf(errmsg, LS_ERR_INVALID, "store %s holds no "
+		    "logship.json: not a logship store, or the agent has not "
+		    "started yet", store_url(r->store));
+	if (rc != 0)
+		return rc;
+	snprintf(r->store_id, sizeof(r->store_id), "system %" PRIu64
+	    " database %s", r->id.system_id, r->id.database);
+	return 0;
+}
+
+/* ---- phases ---- */
+
+static int
+commit_marker(struct run *r, char **errmsg)
+{
+	char sql[512];
+	int rc;
+
+	if ((rc = target_marker_sql(r->c, &r->mk, sql, sizeof(sql))) != 0 ||
+	    (rc = target_exec(r->c, sql, errmsg)) != 0)
+		return rc;
+	return state_put_marker(r->state, &r->mk, errmsg);
+}
+
+static int
+write_fd(void *arg, const void *buf, size_t len)
+{
+	return ls_write_all(*(int *)arg, buf, len) == 0 ? 0 : LS_ERR_IO;
+}
+
+/* A pg_dump section as plain SQL in a temp file; path in out. */
+static int
+section_file(struct run *r, const char *section, char *path, size_t len,
+    char **errmsg)
+{
+	struct base_chunk c;
+	int in = -1, out, rc;
+	const char *dir = getenv("TMPDIR");
+
+	if ((rc = base_manifest_section(r->m, section, &c)) != 0)
+		return ls_errf(errmsg, LS_ERR_CORRUPT, "base manifest: no %s",
+		    section);
+	snprintf(path, len, "%s/logship-%s.XXXXXX", dir ? dir : "/tmp", section);
+	if ((out = mkstemp(path)) < 0)
+		return ls_errf(errmsg, LS_ERR_IO, "%s: %s", path, strerror(errno));
+	if ((rc = catalog_fetch(r->store, c.key, &in, errmsg)) == 0 &&
+	    (rc = blob_read_fd(in, c.key, r->keyp, "schema", NULL, NULL, NULL,
+	    errmsg)) == 0)
+		rc = blob_read_fd(in, c.key, r->keyp, "schema", write_fd, &out,
+		    NULL, errmsg);
+	if (in >= 0)
+		close(in);
+	close(out);
+	if (rc != 0)
+		unlink(path);
+	return rc;
+}
+
+/* Run a schema section with psql, moving the marker in the same txn. */
+static int
+run_section(struct run *r, const char *section, int next_phase, char **errmsg)
+{
+	struct state_marker next = r->mk;
+	char path[4096], sql[512];
+	const char *args[] = { "-X", "-q", "-v", "ON_ERROR_STOP=1",
+	    "--single-transaction", "-f", path, "-c", sql, NULL };
+	int rc;
+
+	next.phase = next_phase | (r->mk.phase & PHASE_SCHEMA_GIVEN);
+	if ((rc = target_marker_sql(r->c, &next, sql, sizeof(sql))) != 0 ||
+	    (rc = section_file(r, section, path, sizeof(path), errmsg)) != 0)
+		return rc;
+	rc = pgtool_run("psql", NULL, r->o->target, args, PGTOOL_DEVNULL,
+	    PGTOOL_DEVNULL, section, NULL, errmsg);
+	unlink(path);
+	if (rc != 0)
+		return rc;
+	r->mk.phase = next.phase;
+	log_info("restore", "%s applied", section);
+	return state_put_marker(r->state, &r->mk, errmsg);
+}
+
+/* "schema", "name" pairs of the manifest's tables; *n pairs. */
+static const char **
+manifest_tables(const struct base_manifest *m, size_t *n)
+{
+	struct base_table t;
+	const char **v = calloc(2 * base_manifest_ntables(m) + 2, sizeof(*v));
+	size_t i;
+
+	for (i = 0, *n = 0; v != NULL && base_manifest_table(m, i, &t) == 0; i++) {
+		v[2 * i] = t.schema;
+		v[2 * i + 1] = t.name;
+		(*n)++;
+	}
+	return v;
+}
+
+/* First contact with this target: refuse rows unless --truncate. */
+static int
+init_target(struct run *r, char **errmsg)
+{
+	size_t n = 0;
+	const char **tables = manifest_tables(r->m, &n);
+	char *busy = NULL;
+	int ntables = 0, rc;
+
+	if (tables == NULL)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	rc = target_user_tables(r->c, &ntables, errmsg);
+	if (rc == 0 && ntables > 0)
+		rc = target_nonempty(r->c, tables, n, &busy, errmsg);
+	if (rc == 0 && busy != NULL && !r->o->truncate) {
+		r->bad_input = true;
+		rc = ls_errf(errmsg, LS_ERR_INVALID, "the target is not empty: "
+		    "%s already hold rows; restore into an empty database, or "
+		    "pass --truncate to empty exactly the restored tables first",
+		    busy);
+	} else if (rc == 0 && busy != NULL)
+		rc = target_truncate(r->c, tables, n, errmsg);
+	if (rc == 0)
+		rc = target_init(r->c, r->store_id, r->id.generation, errmsg);
+	memset(&r->mk, 0, sizeof(r->mk));
+	memcpy(r->mk.generation, r->id.generation, 17);
+	/* a schema already there is kept: skip pre-data and post-data */
+	r->mk.phase = ntables > 0 ? PHASE_SCHEMA | PHASE_SCHEMA_GIVEN : PHASE_NEW;
+	if (rc == 0 && ntables > 0)
+		log_info("restore", "the target already has the schema: loading "
+		    "data into it (pre-data and post-data sections skipped)");
+	free(busy);
+	free(tables);
+	return rc == 0 ? commit_marker(r, errmsg) : rc;
+}
+
+static int
+load_base(struct run *r, char **errmsg)
+{
+	struct baseload_opts bo = { r->o->target, r->store, r->state, r->keyp,
+	    r->m, r->o->jobs, &restore_stop };
+	struct baseload_stats st;
+	int64_t t0 = ls_now_us();
+	int rc;
+
+	if ((rc = baseload_run(&bo, &st, errmsg)) != 0)
+		return rc;
+	log_info("restore", "base: %" PRIu64 " chunks loaded (%" PRIu64
+	    " already there), %" PRIu64 " rows, %.1f MB in %.1f s", st.chunks,
+	    st.skipped, st.rows, (double)st.bytes / 1e6,
+	    (double)(ls_now_us() - t0) / 1e6);
+	r->mk.phase = PHASE_DATA | (r->mk.phase & PHASE_SCHEMA_GIVEN);
+	return commit_marker(r, errmsg);
+}
+
+static int
+finish_schema(struct run *r, char **errmsg)
+{
+	if (r->mk.phase & PHASE_SCHEMA_GIVEN) {
+		r->mk.phase = PHASE_STREAM | PHASE_SCHEMA_GIVEN;
+		return commit_marker(r, errmsg);
+	}
+	return run_section(r, "post_data", PHASE_STREAM, errmsg);
+}
+
+/* ---- segments ---- */
+
+static void
+progress(struct run *r, bool final)
+{
+	int64_t now = ls_now_us();
+	double secs = (double)(now - r->start_us) / 1e6;
+	uint64_t rows = r->rows_total + (r->ap ? applier_rows(r->ap) : 0);
+	char lag[32] = "-";
+
+	if (!final && (!isatty(2) || now - r->progress_us < 1000000))
+		return;
+	r->progress_us = now;
+	if (r->mk.commit_time > 0)
+		snprintf(lag, sizeof(lag), "%.1fs",
+		    (double)(now - r->mk.commit_time) / 1e6);
+	if (final)
+		log_info("restore", "summary: segments=%" PRIu64 " transactions=%"
+		    PRIu64 " rows=%" PRIu64 " seconds=%.1f", r->segs, r->txns,
+		    rows, secs);
+	else
+		fprintf(stderr, "\rsegments %" PRIu64 "  transactions %" PRIu64
+		    "  rows %" PRIu64 "  %.0f rows/s  lag %s   ", r->segs,
+		    r->txns, rows, secs > 0 ? (double)rows / secs : 0.0, lag);
+}
+
+static int
+commit_batch(struct run *r, char **errmsg)
+{
+	char sql[512];
+	int rc;
+
+	if (!applier_in_batch(r->ap))
+		return 0;
+	if ((rc = target_marker_sql(r->c, &r->mk, sql, sizeof(sql))) != 0 ||
+	    (rc = applier_commit(r->ap, sql, errmsg)) != 0)
+		return rc;
+	if (r->crash_after > 0 && ++r->commits == r->crash_after)
+		raise(SIGKILL);		/* tests: between target and LMDB */
+	r->batch_txns = 0;
+	r->applied_any = true;
+	return state_put_marker(r->state, &r->mk, errmsg);
+}
+
+/* Is this transaction beyond --until-lsn / --until-time? */
+static bool
+beyond_until(const struct run *r, const struct ls_txn *t)
+{
+	return (r->o->has_until_lsn && t->commit_lsn > r->o->until_lsn) ||
+	    (r->o->has_until_time && t->commit_time > r->o->until_time);
+}
+
+struct seg_ctx {
+	struct run		*r;
+	const struct prefetch_item *it;
+	bool			 skip;	/* current transaction already applied */
+};
+
+static int
+on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
+{
+	struct run *r = x->r;
+	int rc;
+
+	switch (rec->kind) {
+	case LS_REC_RELATION:
+		return applier_relation(r->ap, &rec->u.rel, errmsg);
+	case LS_REC_SEQUENCE:
+		return applier_sequence(r->ap, &rec->u.seq, errmsg);
+	case LS_REC_BEGIN:
+		if ((x->skip = rec->u.txn.end_lsn <= r->mk.end_lsn))
+			return 0;
+		if (beyond_until(r, &rec->u.txn)) {
+			r->done = true;
+			return LS_ERR_END;
+		}
+		return applier_in_batch(r->ap) ? 0 : applier_begin(r->ap, errmsg);
+	case LS_REC_CHANGE:
+		return x->skip ? 0 : applier_change(r->ap, &rec->u.change, errmsg);
+	case LS_REC_COMMIT:
+		if (x->skip)
+			return 0;
+		r->mk.segno = x->it->segno;
+		r->mk.end_lsn = rec->u.txn.end_lsn;
+		memcpy(r->mk.seg_sha, x->it->sha, 32);
+		r->mk.txns++;
+		r->txns++;
+		if (++r->batch_txns >= (uint64_t)r->o->batch_txns &&
+		    (rc = commit_batch(r, errmsg)) != 0)
+			return rc;
+		return restore_stop ? LS_ERR_END : 0;
+	default:
+		return 0;	/* logical messages are not applied */
+	}
+}
+
+/* Begin records carry the commit time; keep it for the marker. */
+static int
+apply_segment(struct run *r, const struct prefetch_item *it, char **errmsg)
+{
+	struct seg_ctx x = { r, it, false };
+	struct segment_reader *rd = NULL;
+	struct ls_record rec;
+	char name[64];
+	int64_t commit_time = 0;
+	int rc;
+
+	snprintf(name, sizeof(name), "segment %016" PRIx64, it->segno);
+	if ((rc = segment_reader_open(it->fd, name, r->keyp, &rd, errmsg)) != 0)
+		return rc;
+	while ((rc = segment_reader_next(rd, &rec, errmsg)) == 1) {
+		if (rec.kind == LS_REC_BEGIN)
+			commit_time = rec.u.txn.commit_time;
+		if (rec.kind == LS_REC_COMMIT && !x.skip)
+			r->mk.commit_time = commit_time;
+		if ((rc = on_record(&x, &rec, errmsg)) != 0)
+			break;
+		progress(r, false);
+	}
+	segment_reader_free(rd);
+	if (rc == 0)
+		r->segs++;
+	return rc;
+}
+
+/* The segment we resume in must be the one we applied from. */
+static int
+check_item(struct run *r, const struct prefetch_item *it,
+    struct segment_header *prev, uint8_t prev_sha[32], bool have_prev,
+    char **errmsg)
+{
+	char have[65], want[65];
+
+	if (it->rc != 0) {
+		*errmsg = it->errmsg ? strdup(it->errmsg) : NULL;
+		return it->rc;
+	}
+	if (have_prev)
+		return segment_check_chain(prev, prev_sha, &it->h, errmsg);
+	if (r->mk.segno == it->segno && memcmp(r->mk.seg_sha, it->sha, 32) != 0) {
+		ls_hex(r->mk.seg_sha, 32, want);
+		ls_hex(it->sha, 32, have);
+		return ls_errf(errmsg, LS_ERR_CHAIN, "segment %016" PRIx64 " was "
+		    "replaced since it was applied (sha256 %.16s…, applied "
+		    "%.16s…); the restore stops", it->segno, have, want);
+	}
+	return 0;
+}
+
+static int
+replay_segments(struct run *r, char **errmsg)
+{
+	struct prefetch *pf = NULL;
+	struct prefetch_item it;
+	struct segment_header prev;
+	uint8_t prev_sha[32];
+	bool have_prev = false;
+	int rc;
+
+	if ((rc = applier_new(r->c, &r->ap, errmsg)) != 0 ||
+	    (rc = prefetch_start(r->store, r->mk.generation, r->keyp,
+	    r->mk.segno ? r->mk.segno : 1, r->o->follow, &restore_stop, &pf,
+	    errmsg)) != 0)
+		return rc;
+	while (rc == 0 && !restore_stop && prefetch_next(pf, &it)) {
+		rc = check_item(r, &it, &prev, prev_sha, have_prev, errmsg);
+		if (rc != 0) {
+			/* nothing of this segment was applied: keep the rest */
+			int crc = commit_batch(r, NULL);
+			r->generation_end = rc == LS_ERR_END;
+			if (crc != 0)
+				rc = crc;
+			if (it.fd >= 0)
+				close(it.fd);
+			free(it.errmsg);
+			break;
+		}
+		rc = apply_segment(r, &it, errmsg);
+		if (rc == 0 || rc == LS_ERR_END) {
+			prev = it.h;
+			memcpy(prev_sha, it.sha, 32);
+			have_prev = true;
+		}
+		if (it.fd >= 0)
+			close(it.fd);
+		free(it.errmsg);
+		/* caught up (or stopping): make what we have durable */
+		if ((rc == 0 && !prefetch_ready(pf)) || rc == LS_ERR_END) {
+			int crc = commit_batch(r, errmsg);
+			if (crc != 0)
+				rc = crc;
+		}
+	}
+	prefetch_stop(pf);
+	if ((rc == 0 || rc == LS_ERR_END) && !r->generation_end) {
+		int crc = commit_batch(r, errmsg);
+		if (crc != 0)
+			rc = crc;
+	} else if (applier_in_batch(r->ap))
+		applier_rollback(r->ap);	/* an error inside a transaction */
+	return rc;
+}
+
+/* ---- a session: one target connection ---- */
+
+static int
+read_manifest(struct run *r, const char *gen, char **errmsg)
+{
+	int rc = base_manifest_read(r->store, gen, r->keyp, &r->m, errmsg);
+
+	if (rc == LS_ERR_NOTFOUND)
+		return ls_errf(errmsg, LS_ERR_NOTFOUND, "generation %s of store %s "
+		    "has no complete base snapshot yet; wait for logship-agent to "
+		    "finish it", gen, store_url(r->store));
+	if (rc == LS_ERR_AUTH || rc == LS_ERR_VERSION)
+		r->bad_input = true;
+	return rc;
+}
+
+/* Adopt the target's marker (it is authoritative), or start one. */
+static int
+reconcile(struct run *r, char **errmsg)
+{
+	struct state_marker tm;
+	char tstore[256];
+	int rc;
+
+	rc = target_get_marker(r->c, &tm, tstore, sizeof(tstore), errmsg);
+	if (rc != 0 && rc != LS_ERR_NOTFOUND)
+		return rc;
+	if ((rc == 0 && (r->bad_input = strcmp(tstore, r->store_id) != 0)))
+		return ls_errf(errmsg, LS_ERR_INVALID, "the target was restored "
+		    "from another store (%s), not %s (%s)", tstore,
+		    store_url(r->store), r->store_id);
+	if ((rc = read_manifest(r, rc == 0 ? tm.generation : r->id.generation,
+	    errmsg)) != 0)
+		return rc;
+	if (target_get_marker(r->c, &tm, tstore, sizeof(tstore), NULL) != 0)
+		return init_target(r, errmsg);
+	r->mk = tm;
+	return state_put_marker(r->state, &r->mk, errmsg);
+}
+
+static int
+session(struct run *r, char **errmsg)
+{
+	int rc;
+
+	if ((rc = target_connect(r->o->target, &r->c, errmsg)) != 0 ||
+	    (rc = restore_session_setup(r->c, errmsg)) != 0 ||
+	    (rc = target_identity(r->c, r->target_id, sizeof(r->target_id),
+	    errmsg)) != 0)
+		return rc;
+	r->connected = true;
+	if ((rc = state_bind(r->state, r->store_id, r->target_id, errmsg)) != 0) {
+		r->bad_input = true;
+		return rc;
+	}
+	if ((rc = reconcile(r, errmsg)) != 0)
+		return rc;
+	while (rc == 0 && (r->mk.phase & PHASE_MASK) != PHASE_STREAM &&
+	    !restore_stop) {
+		switch (r->mk.phase & PHASE_MASK) {
+		case PHASE_NEW:
+			rc = run_section(r, "pre_data", PHASE_SCHEMA, errmsg);
+			break;
+		case PHASE_SCHEMA:
+			rc = load_base(r, errmsg);
+			break;
+		default:
+			rc = finish_schema(r, errmsg);
+		}
+	}
+	if (rc == 0 && !restore_stop)
+		rc = replay_segments(r, errmsg);
+	return rc == LS_ERR_END && !r->generation_end ? 0 : rc;
+}
+
+static void
+end_session(struct run *r)
+{
+	if (r->ap != NULL) {
+		r->rows_total += applier_rows(r->ap);
+		r->missing_total += applier_missing(r->ap);
+	}
+	applier_free(r->ap);
+	r->ap = NULL;
+	base_manifest_free(r->m);
+	r->m = NULL;
+	PQfinish(r->c);
+	r->c = NULL;
+}
+
+static void
+nap(int64_t us)
+{
+	struct timespec ts = { 0, 100000000 };
+
+	while (us > 0 && !restore_stop) {
+		nanosleep(&ts, NULL);
+		us -= 100000;
+	}
+}
+
+int
+replay_main(const struct replay_opts *o)
+{
+	struct run r = { .o = o };
+	char *err = NULL;
+	int rc, attempt = 0, status;
+
+	if ((rc = setup(&r, &err)) != 0) {
+		fprintf(stderr, "logship-restore: %s\n", err);
+		status = EXIT_BAD_INPUT;
+		goto out;
+	}
+	for (;;) {
+		rc = session(&r, &err);
+		end_session(&r);
+		if (rc == 0 || rc == LS_ERR_END || r.bad_input ||
+		    rc != LS_ERR_TRANSIENT || !r.connected || restore_stop)
+			break;
+		log_warn("restore", "%s; reconnecting (try %d)", err, attempt + 1);
+		free(err);
+		err = NULL;
+		nap(ls_backoff_us(attempt++));
+	}
+	if (rc == 0)
+		progress(&r, true);
+	else
+		log_error("restore", "%s", err ? err : ls_strerror(rc));
+	status = rc == 0 ? 0 : r.bad_input ? EXIT_BAD_INPUT : 1;
+	if (rc == 0 && r.missing_total > 0)
+		log_warn("restore", "%" PRIu64 " UPDATE/DELETE found no row on "
+		    "the target: it has diverged from the source", r.missing_total);
+ out:
+	state_close(r.state);
+	store_free(r.store);
+	free(err);
+	return status;
+}

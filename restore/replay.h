@@ -1,0 +1,32 @@
+/* replay.h: logship-restore's main job: base + segments into a target. */
+#ifndef LS_RESTORE_REPLAY_H
+#define LS_RESTORE_REPLAY_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct replay_opts {
+	const char	*store_url;
+	const char	*target;
+	const char	*state_dir;
+	const char	*key_file;
+	const char	*log_format;
+	const char	*log_file;
+	bool		 follow;
+	bool		 truncate;
+	bool		 has_until_lsn;
+	uint64_t	 until_lsn;
+	bool		 has_until_time;
+	int64_t		 until_time;
+	int		 jobs;
+	int		 batch_txns;
+	int		 verbose;
+};
+
+extern volatile sig_atomic_t restore_stop;
+
+/* Returns the exit status: 0 done, 1 failure, 2 bad input before anything. */
+int replay_main(const struct replay_opts *);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * state.h: logship-restore's local state, an LMDB environment in
+ * --state-dir (durable: no MDB_NOSYNC).  The target is authoritative; at
+ * start-up the restore copies the target's marker here (reconcile).
+ *	meta	"binding"  which store and target this state belongs to
+ *		"marker"   the last applied position (struct state_marker)
+ *	base	chunk key -> loaded
+ */
+#ifndef LS_RESTORE_STATE_H
+#define LS_RESTORE_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct state;
+
+/* Phases of a restore, in order. */
+enum restore_phase {
+	PHASE_NEW = 0,		/* nothing done */
+	PHASE_SCHEMA = 1,	/* pre-data applied */
+	PHASE_DATA = 2,		/* every base chunk loaded */
+	PHASE_STREAM = 3,	/* post-data applied: replaying segments */
+};
+#define PHASE_MASK		0x0f
+#define PHASE_SCHEMA_GIVEN	0x10	/* flag: the target had the schema */
+
+struct state_marker {
+	char		generation[17];
+	int		phase;
+	uint64_t	segno;		/* segment of the last applied txn, or 0 */
+	uint64_t	end_lsn;	/* its end LSN */
+	int64_t		commit_time;	/* its commit time (Unix us) */
+	uint8_t		seg_sha[32];	/* trailer of segment segno */
+	uint64_t	txns;		/* transactions applied so far */
+};
+
+/* Open (creating the directory if needed).  LS_ERR_INVALID when unusable. */
+int state_open(const char *dir, struct state **out, char **errmsg);
+void state_close(struct state *);
+
+/*
+ * Bind the state to a store and a target (opaque strings), or check the
+ * binding made earlier: LS_ERR_INVALID naming both when they differ.
+ */
+int state_bind(struct state *, const char *store_id, const char *target_id,
+    char **errmsg);
+
+/* LS_ERR_NOTFOUND when there is none yet. */
+int state_get_marker(struct state *, struct state_marker *, char **errmsg);
+int state_put_marker(struct state *, const struct state_marker *, char **errmsg);
+
+int state_base_loaded(struct state *, const char *key, bool *loaded,
+    char **errmsg);
+int state_base_mark(struct state *, const char *key, char **errmsg);
+
+#endif

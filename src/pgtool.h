@@ -1,0 +1,71 @@
+/*
+ * pgtool.h: running a PostgreSQL client program (pg_dump, psql) against a
+ * libpq conninfo, with no secret on its command line.
+ *
+ * The conninfo's options reach the child in their PG* environment
+ * variables (PGHOST, PGPASSWORD, ...), overriding ours; the few options
+ * without one go in a trailing --dbname=<conninfo>, and a secret without
+ * one (sslpassword) is refused.  "--no-password" is always added, so the
+ * child never prompts.  The child starts with default signal dispositions
+ * and an empty signal mask, whatever ours are; its stderr is kept in an
+ * anonymous memory file so that a failure can be reported with its message.
+ */
+#ifndef LS_PGTOOL_H
+#define LS_PGTOOL_H
+
+/* A running child. */
+struct pgtool;
+
+#define PGTOOL_DEVNULL	(-1)	/* stdin_fd/stdout_fd: /dev/null */
+#define PGTOOL_PIPE	(-2)	/* stdout_fd: a pipe read with pgtool_stdout */
+
+/*
+ * Start program ("pg_dump", "psql") as
+ *	<path> <args...> --no-password [--dbname=<options without env vars>]
+ * path is given_path if not NULL, else $LOGSHIP_<PROGRAM> (LOGSHIP_PG_DUMP,
+ * LOGSHIP_PSQL) if set and not empty, else program in $PATH, else in
+ * `pg_config --bindir`.  conninfo (keyword=value or URI; NULL: none) gives
+ * the connection; "replication" is dropped.  args is NULL-terminated (may
+ * be NULL) and holds no connection options.  stdin_fd is PGTOOL_DEVNULL or
+ * an fd to read; stdout_fd is PGTOOL_DEVNULL, PGTOOL_PIPE or an fd to
+ * write.  The child gets its own duplicates: the caller keeps and closes
+ * its fds.
+ *
+ * Returns 0 with *out (finish it with pgtool_wait or pgtool_kill), or
+ * LS_ERR_INVALID (bad conninfo, a secret with no environment variable),
+ * LS_ERR_NOTFOUND (program not found), LS_ERR_IO (spawn failed) or
+ * LS_ERR_NOMEM, with *errmsg (caller frees) naming the program.
+ */
+int pgtool_spawn(const char *program, const char *given_path,
+    const char *conninfo, const char *const *args, int stdin_fd,
+    int stdout_fd, struct pgtool **out, char **errmsg);
+
+/* The read end of the child's stdout (PGTOOL_PIPE), else -1; pgtool owns it. */
+int pgtool_stdout(const struct pgtool *);
+
+/*
+ * Close stdout's pipe, reap the child and free p.  Returns 0 if it exited
+ * with status 0, else LS_ERR_PG with *errmsg
+ *	"<what> failed (exit N): <message>"	(or "(signal N)")
+ * where what defaults to the program's name and message is the last line
+ * of its stderr that reports an error ("ERROR:", "FATAL:", "error:"...),
+ * else its last line, else "no message on stderr".  On success, if note is
+ * not NULL, *note is the last line of stderr (a warning; caller frees) or
+ * NULL if there was none.  A child that still writes to its stdout pipe
+ * when it is closed dies of SIGPIPE, so read it to the end first.
+ */
+int pgtool_wait(struct pgtool *p, const char *what, char **note,
+    char **errmsg);
+
+/* Stop the child (SIGTERM), reap it and free p; pgtool_kill(NULL) is a no-op. */
+void pgtool_kill(struct pgtool *p);
+
+/*
+ * pgtool_spawn then pgtool_wait: run program to its end.  stdout_fd may
+ * not be PGTOOL_PIPE (LS_ERR_INVALID).
+ */
+int pgtool_run(const char *program, const char *given_path,
+    const char *conninfo, const char *const *args, int stdin_fd,
+    int stdout_fd, const char *what, char **note, char **errmsg);
+
+#endif
