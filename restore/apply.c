@@ -408,7 +408,7 @@ sql_insert(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel)
 		sb_add(b, i ? ", " : "");
 		sb_ident(b, c, rel->cols[i].name);
 	}
-	sb_add(b, ") VALUES (");
+	sb_add(b, ") OVERRIDING SYSTEM VALUE VALUES (");
 	for (i = 0; i < rel->ncols; i++) {
 		sb_add(b, i ? ", " : "");
 		sb_param(b, i + 1);
@@ -535,9 +535,18 @@ run_change(struct applier *a, const struct ls_relation *rel,
 		return ls_errf(errmsg, LS_ERR_INVALID, "%s.%s has no replica "
 		    "identity: cannot apply %s", rel->schema, rel->name,
 		    ch->kind == LS_CHANGE_UPDATE ? "UPDATE" : "DELETE");
+	/*
+	 * SET every sent column, except unchanged TOAST and, when the key did
+	 * not change (no old tuple), the key columns: identity columns
+	 * GENERATED ALWAYS may not be assigned.
+	 */
 	for (i = 0; i < rel->ncols; i++)
 		setmask[i] = ch->kind == LS_CHANGE_UPDATE &&
-		    ch->new.vals[i].kind != LS_VAL_UNCHANGED;
+		    ch->new.vals[i].kind != LS_VAL_UNCHANGED &&
+		    !(ch->old_kind == LS_OLD_NONE &&
+		    (rel->cols[i].flags & LS_COL_KEY));
+	if (ch->kind == LS_CHANGE_UPDATE && memchr(setmask, 1, rel->ncols) == NULL)
+		return 0;	/* nothing but the unchanged key: no-op */
 	if (ch->kind == LS_CHANGE_INSERT)
 		sql_insert(&sql, a->c, rel);
 	else if (ch->kind == LS_CHANGE_UPDATE)

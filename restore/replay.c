@@ -174,7 +174,8 @@ run_section(struct run *r, const char *section, int next_phase, char **errmsg)
 	    (rc = section_file(r, section, path, sizeof(path), errmsg)) != 0)
 		return rc;
 	rc = pgtool_run("psql", NULL, r->o->target, args, PGTOOL_DEVNULL,
-	    PGTOOL_DEVNULL, section, NULL, errmsg);
+	    PGTOOL_DEVNULL, strcmp(section, "pre_data") == 0 ? "psql pre-data" :
+	    "psql post-data", NULL, errmsg);
 	unlink(path);
 	if (rc != 0)
 		return rc;

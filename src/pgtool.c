@@ -108,15 +108,37 @@ override_var(const char *program, char *buf, size_t len)
 	buf[i] = '\0';
 }
 
+/* Is the given path (from: "" or the variable it came from) executable? */
+static int
+check_given(const char *program, const char *given, const char *from,
+    char **errmsg)
+{
+	int e;
+
+	if (access(given, X_OK) == 0)
+		return 0;
+	e = errno;
+	return ls_errf(errmsg, e == ENOENT ? LS_ERR_NOTFOUND : LS_ERR_INVALID,
+	    "%s at %s%s%s: %s", program, given, *from ? ", from " : "", from,
+	    strerror(e));
+}
+
 static int
 find_program(const char *program, const char *given, char **pathp,
     char **errmsg)
 {
+	const char *env, *from = "";
 	char var[64];
+	int r;
 
 	override_var(program, var, sizeof(var));
-	if (given == NULL && (given = getenv(var)) != NULL && *given == '\0')
-		given = NULL;
+	if (given == NULL && (env = getenv(var)) != NULL && *env != '\0') {
+		given = env;
+		from = var;
+	}
+	if (given != NULL && (r = check_given(program, given, from,
+	    errmsg)) != 0)
+		return r;
 	if (given != NULL)
 		*pathp = strdup(given);
 	else if ((*pathp = find_in_path(program)) == NULL)
@@ -284,7 +306,7 @@ make_argv(const char *path, const char *const *args, const char *dbopt)
 
 /* ---- the child ---- */
 
-/* The child's 0, 1, 2 from fds (-1: /dev/null); signals as if fresh. */
+/* The child's 0, 1, 2 from fds (-1: /dev/null), signals reset; 0 or errno. */
 static int
 child_attrs(posix_spawn_file_actions_t *fa, posix_spawnattr_t *sa,
     const int fds[3])
@@ -303,10 +325,14 @@ child_attrs(posix_spawn_file_actions_t *fa, posix_spawnattr_t *sa,
 	sigaddset(&dfl, SIGTERM);
 	sigaddset(&dfl, SIGHUP);
 	sigaddset(&dfl, SIGQUIT);
-	return e || posix_spawnattr_setsigmask(sa, &none) ||
-	    posix_spawnattr_setsigdefault(sa, &dfl) ||
-	    posix_spawnattr_setflags(sa, POSIX_SPAWN_SETSIGMASK |
-	    POSIX_SPAWN_SETSIGDEF);
+	if (e == 0)
+		e = posix_spawnattr_setsigmask(sa, &none);
+	if (e == 0)
+		e = posix_spawnattr_setsigdefault(sa, &dfl);
+	if (e == 0)
+		e = posix_spawnattr_setflags(sa, POSIX_SPAWN_SETSIGMASK |
+		    POSIX_SPAWN_SETSIGDEF);
+	return e;
 }
 
 /* A close-on-exec copy of fd above 2, or -1 for a negative fd. */

@@ -32,9 +32,10 @@ struct pgtool;
  * its fds.
  *
  * Returns 0 with *out (finish it with pgtool_wait or pgtool_kill), or
- * LS_ERR_INVALID (bad conninfo, a secret with no environment variable),
- * LS_ERR_NOTFOUND (program not found), LS_ERR_IO (spawn failed) or
- * LS_ERR_NOMEM, with *errmsg (caller frees) naming the program.
+ * LS_ERR_INVALID (bad conninfo, a secret with no environment variable, a
+ * given path that is not executable), LS_ERR_NOTFOUND (program not found,
+ * no file at the given path), LS_ERR_IO (spawn failed) or LS_ERR_NOMEM,
+ * with *errmsg (caller frees) naming the program.
  */
 int pgtool_spawn(const char *program, const char *given_path,
     const char *conninfo, const char *const *args, int stdin_fd,
@@ -45,7 +46,8 @@ int pgtool_stdout(const struct pgtool *);
 
 /*
  * Close stdout's pipe, reap the child and free p.  Returns 0 if it exited
- * with status 0, else LS_ERR_PG with *errmsg
+ * with status 0, LS_ERR_INTERNAL if it could not be waited for (SIGCHLD
+ * ignored), else LS_ERR_PG with *errmsg
  *	"<what> failed (exit N): <message>"	(or "(signal N)")
  * where what defaults to the program's name and message is the last line
  * of its stderr that reports an error ("ERROR:", "FATAL:", "error:"...),
@@ -57,7 +59,7 @@ int pgtool_stdout(const struct pgtool *);
 int pgtool_wait(struct pgtool *p, const char *what, char **note,
     char **errmsg);
 
-/* Stop the child (SIGTERM), reap it and free p; pgtool_kill(NULL) is a no-op. */
+/* Stop the child with SIGTERM, reap it and free p; NULL is a no-op. */
 void pgtool_kill(struct pgtool *p);
 
 /*

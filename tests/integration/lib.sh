@@ -113,3 +113,26 @@ sequences_not_behind() {
 	join -t'|' "$T/seq.src" "$T/seq.dst" | awk -F'|' '$3 < $2 { bad++ } END { exit bad > 0 }' &&
 	[ "$(wc -l < "$T/seq.src")" = "$(join -t'|' "$T/seq.src" "$T/seq.dst" | wc -l)" ]
 }
+
+# psql_at_db PORT DB SQL...: like psql_at, in database DB
+psql_at_db() {
+	_port=$1; _db=$2; shift 2
+	"$PG_BINDIR/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$_port" -U postgres -d "$_db" "$@"
+}
+
+# table_sums_db PORT DB: table_sums for database DB
+table_sums_db() {
+	psql_at_db "$1" "$2" -c "select format('%I.%I', schemaname, tablename) from pg_tables
+		where schemaname not in ('pg_catalog','information_schema','logship') order by 1" |
+	while read -r t; do
+		printf '%s %s\n' "$t" "$(psql_at_db "$1" "$2" -c "select count(*) || ' ' || coalesce(md5(string_agg(x::text, E'\n' order by x::text)), '-') from $t x")"
+	done
+}
+
+# sequences_not_behind_db SRC_PORT DST_PORT DST_DB
+sequences_not_behind_db() {
+	psql_at "$1" -c "select schemaname||'.'||sequencename||'|'||coalesce(last_value, 0) from pg_sequences order by 1" > "$T/seq.src"
+	psql_at_db "$2" "$3" -c "select schemaname||'.'||sequencename||'|'||coalesce(last_value, 0) from pg_sequences order by 1" > "$T/seq.dst"
+	[ -s "$T/seq.src" ] && [ "$(wc -l < "$T/seq.src")" = "$(join -t'|' "$T/seq.src" "$T/seq.dst" | wc -l)" ] &&
+	join -t'|' "$T/seq.src" "$T/seq.dst" | awk -F'|' '$3 < $2 { bad++ } END { exit bad > 0 }'
+}

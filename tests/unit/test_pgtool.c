@@ -468,8 +468,15 @@ test_lookup(void)
 
 	r = pgtool_run("psql", "/nonexistent/psql", CONNINFO, NULL,
 	    PGTOOL_DEVNULL, PGTOOL_DEVNULL, NULL, NULL, &err);
-	ok(r == LS_ERR_NOTFOUND && err && strstr(err, "/nonexistent/psql"),
+	ok(r == LS_ERR_NOTFOUND && err && strcmp(err, "psql at "
+	    "/nonexistent/psql: No such file or directory") == 0,
 	    "a given path that does not exist (%s)", err ? err : "");
+	setenv("LOGSHIP_PG_DUMP", "/nonexistent/pg_dump", 1);
+	r = pgtool_run("pg_dump", NULL, CONNINFO, NULL, PGTOOL_DEVNULL,
+	    PGTOOL_DEVNULL, NULL, NULL, &err);
+	ok(r != 0 && err && strstr(err, ", from LOGSHIP_PG_DUMP: "),
+	    "a LOGSHIP_PG_DUMP that cannot run is named (%s)", err ? err : "");
+	unsetenv("LOGSHIP_PG_DUMP");
 	free(err);
 	setenv("PATH", old ? old : "/usr/bin:/bin", 1);
 	free(path);
