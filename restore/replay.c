@@ -470,6 +470,26 @@ replay_segments(struct run *r, char **errmsg)
 
 /* ---- a session: one target connection ---- */
 
+/* One restore per target: a session-level advisory lock on the target. */
+static int
+lock_target(struct run *r, char **errmsg)
+{
+	PGresult *res = PQexec(r->c, "SELECT pg_try_advisory_lock("
+	    "hashtext('logship-restore'))");
+	int rc = 0;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		rc = target_error(r->c, res, errmsg, "advisory lock");
+	else if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		r->bad_input = true;
+		rc = ls_errf(errmsg, LS_ERR_INVALID, "another logship-restore is "
+		    "restoring into this target; stop it first (one restore per "
+		    "target)");
+	}
+	PQclear(res);
+	return rc;
+}
+
 static int
 read_manifest(struct run *r, const char *gen, char **errmsg)
 {
@@ -519,6 +539,8 @@ session(struct run *r, char **errmsg)
 	    errmsg)) != 0)
 		return rc;
 	r->connected = true;
+	if ((rc = lock_target(r, errmsg)) != 0)
+		return rc;
 	if ((rc = state_bind(r->state, r->store_id, r->target_id, errmsg)) != 0) {
 		r->bad_input = true;
 		return rc;

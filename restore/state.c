@@ -3,7 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <lmdb.h>
 
@@ -11,6 +14,7 @@
 #include "state.h"
 
 struct state {
+	int	 lockfd;	/* flock: one logship-restore per state dir */
 	MDB_env	*env;
 	MDB_dbi	 meta;
 	MDB_dbi	 base;
@@ -42,6 +46,23 @@ open_dbs(struct state *st, char **errmsg)
 	return 0;
 }
 
+/* Only one process may use a state dir at a time. */
+static int
+lock_dir(struct state *st, char **errmsg)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/logship-restore.lock", st->dir);
+	if ((st->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+		return ls_errf(errmsg, LS_ERR_INVALID, "state dir %s: %s; give a "
+		    "writable --state-dir", st->dir, strerror(errno));
+	if (flock(st->lockfd, LOCK_EX | LOCK_NB) != 0)
+		return ls_errf(errmsg, LS_ERR_INVALID, "state dir %s is in use by "
+		    "another logship-restore; run one restore per state dir",
+		    st->dir);
+	return 0;
+}
+
 int
 state_open(const char *dir, struct state **out, char **errmsg)
 {
@@ -52,9 +73,14 @@ state_open(const char *dir, struct state **out, char **errmsg)
 		free(st);
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	}
+	st->lockfd = -1;
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
 		rc = ls_errf(errmsg, LS_ERR_INVALID, "state dir %s: %s; give a "
 		    "writable --state-dir", dir, strerror(errno));
+		state_close(st);
+		return rc;
+	}
+	if ((rc = lock_dir(st, errmsg)) != 0) {
 		state_close(st);
 		return rc;
 	}
@@ -82,6 +108,8 @@ state_close(struct state *st)
 		return;
 	if (st->env != NULL)
 		mdb_env_close(st->env);
+	if (st->lockfd >= 0)
+		close(st->lockfd);
 	free(st->dir);
 	free(st);
 }
