@@ -150,7 +150,12 @@ write_identity(struct agent *a, bool fresh, char **errmsg)
 {
 	struct catalog_identity id = { .format = CATALOG_FORMAT,
 	    .system_id = a->system_id, .created = ls_now_us() };
+	struct catalog_identity old;
 	int r;
+
+	/* the store keeps its creation time: restores use it to tell stores apart */
+	if (!fresh && catalog_identity_read(a->store, &old, NULL) == 0)
+		id.created = old.created;
 
 	snprintf(id.database, sizeof(id.database), "%s", a->database);
 	snprintf(id.slot, sizeof(id.slot), "%s", a->cfg->slot);

@@ -107,7 +107,8 @@ setup(struct run *r, char **errmsg)
 	if (rc != 0)
 		return rc;
 	snprintf(r->store_id, sizeof(r->store_id), "system %" PRIu64
-	    " database %s", r->id.system_id, r->id.database);
+	    " database %s created %" PRId64, r->id.system_id, r->id.database,
+	    r->id.created);
 	return 0;
 }
 
