@@ -249,11 +249,13 @@ applier_begin(struct applier *a, char **errmsg)
 }
 
 int
-applier_commit(struct applier *a, const char *extra_sql, char **errmsg)
+applier_commit(struct applier *a, const char *extra1, const char *extra2,
+    char **errmsg)
 {
 	int r;
 
-	if ((extra_sql != NULL && (r = send_simple(a, extra_sql, errmsg)) != 0) ||
+	if ((extra1 != NULL && (r = send_simple(a, extra1, errmsg)) != 0) ||
+	    (extra2 != NULL && (r = send_simple(a, extra2, errmsg)) != 0) ||
 	    (r = send_simple(a, "COMMIT", errmsg)) != 0 ||
 	    (r = drain(a, errmsg)) != 0) {
 		applier_rollback(a);

@@ -28,8 +28,12 @@ int applier_relation(struct applier *, const struct ls_relation *, char **errmsg
 int applier_begin(struct applier *, char **errmsg);
 int applier_change(struct applier *, const struct ls_change *, char **errmsg);
 int applier_sequence(struct applier *, const struct ls_sequence *, char **errmsg);
-/* Run extra_sql (the marker UPDATE) and COMMIT; wait for the outcome. */
-int applier_commit(struct applier *, const char *extra_sql, char **errmsg);
+/*
+ * Run the extra statements (the marker UPDATE, the replication origin's
+ * position; either may be NULL) and COMMIT; wait for the outcome.
+ */
+int applier_commit(struct applier *, const char *extra1, const char *extra2,
+    char **errmsg);
 void applier_rollback(struct applier *);
 int applier_in_batch(const struct applier *);
 

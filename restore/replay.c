@@ -62,6 +62,7 @@ struct run {
 	bool		 done;		/* reached the end or the until point */
 	bool		 applied_any;
 	bool		 generation_end;	/* the store moved to a newer one */
+	bool		 origin;	/* a replication origin tracks the source */
 	bool		 connected;	/* reached the target at least once */
 	uint64_t	 segs, txns, batch_txns, rows_total, missing_total;
 	int64_t		 start_us, progress_us;
@@ -295,13 +296,18 @@ progress(struct run *r, bool final)
 static int
 commit_batch(struct run *r, char **errmsg)
 {
-	char sql[512];
+	char sql[512], origin[256], lsn[32];
 	int rc;
 
 	if (!applier_in_batch(r->ap))
 		return 0;
+	ls_lsn_format(r->mk.end_lsn, lsn);
+	snprintf(origin, sizeof(origin), "SELECT pg_replication_origin_xact_setup("
+	    "'%s', 'epoch'::timestamptz + %" PRId64 " * interval '1 microsecond')",
+	    lsn, r->mk.commit_time);
 	if ((rc = target_marker_sql(r->c, &r->mk, sql, sizeof(sql))) != 0 ||
-	    (rc = applier_commit(r->ap, sql, errmsg)) != 0)
+	    (rc = applier_commit(r->ap, sql, r->origin ? origin : NULL,
+	    errmsg)) != 0)
 		return rc;
 	if (r->crash_after > 0 && ++r->commits == r->crash_after)
 		raise(SIGKILL);		/* tests: between target and LMDB */
@@ -415,6 +421,32 @@ check_item(struct run *r, const struct prefetch_item *it,
 	return 0;
 }
 
+/*
+ * A replication origin named after the generation, when the role may
+ * (superuser): it records the source position and commit times of what is
+ * applied, as PostgreSQL's own subscriptions do.
+ */
+static void
+setup_origin(struct run *r)
+{
+	char name[64];
+	const char *params[1] = { name };
+	PGresult *res;
+
+	/* origins are cluster-wide: one per target database and generation */
+	snprintf(name, sizeof(name), "%s", r->mk.generation);
+	res = PQexecParams(r->c, "SELECT pg_replication_origin_session_setup(n) "
+	    "FROM (SELECT n, CASE WHEN pg_replication_origin_oid(n) IS NULL THEN "
+	    "pg_replication_origin_create(n) END FROM (SELECT 'logship_' || "
+	    "d.oid || '_' || $1 AS n FROM pg_database d WHERE d.datname = "
+	    "current_database()) s) c", 1, NULL, params, NULL, NULL, 0);
+	r->origin = PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!r->origin)
+		log_info("restore", "no replication origin (%s): positions are "
+		    "kept in logship.applied only", PQresultErrorMessage(res));
+	PQclear(res);
+}
+
 static int
 replay_segments(struct run *r, char **errmsg)
 {
@@ -425,6 +457,7 @@ replay_segments(struct run *r, char **errmsg)
 	bool have_prev = false;
 	int rc;
 
+	setup_origin(r);
 	if ((rc = applier_new(r->c, &r->ap, errmsg)) != 0 ||
 	    (rc = prefetch_start(r->store, r->mk.generation, r->keyp,
 	    r->mk.segno ? r->mk.segno : 1, r->o->follow, &restore_stop, &pf,

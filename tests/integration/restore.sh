@@ -79,6 +79,8 @@ is "$(psql_at_db "$Q" whole -c "select count(*) from types where t = ''")" "1" "
 is "$(psql_at_db "$Q" whole -c "select count(*) from types where t is null")" "2" "and NULL stays NULL"
 is "$(psql_at_db "$Q" whole -c "select count(*) from bigt")" "1000000" "the 1,000,000-row transaction arrived"
 is "$(psql_at_db "$Q" whole -c "select string_agg(id::text, ',') from child")" "7" "TRUNCATE ... CASCADE replayed"
+is "$(psql_at_db "$Q" whole -c "select remote_lsn from pg_replication_origin_status s join pg_replication_origin o on o.roident = s.local_id where o.roname = 'logship_' || (select oid from pg_database where datname = 'whole') || '_0000000000000001'")" \
+   "$(psql_at_db "$Q" whole -c "select end_lsn from logship.applied")" "the replication origin records the source position"
 
 # --until-lsn / --until-time: pick a transaction in the middle of the store
 "$RESTORE" cat --store "$S" > "$T/all.json"
