@@ -34,6 +34,7 @@ struct agent {
 	struct store	*store;
 	const uint8_t	*key;
 	bool		 ever_streamed;	/* failures after this are retried */
+	bool		 got_data;	/* this session received a message */
 
 	/* identity of this run */
 	char		 generation[17];
@@ -76,6 +77,8 @@ struct agent {
 int stream_run(struct agent *, char **errmsg);
 /* Close, upload and confirm the open segment (if any). */
 int stream_flush(struct agent *, char **errmsg);
+/* Store a segment holding only sequence samples (after a base snapshot). */
+int stream_sample_now(struct agent *, char **errmsg);
 void stream_reset_inflight(struct agent *);
 
 /* session.c: one connected run (returns 0 when done: stop or endpos). */

@@ -227,6 +227,25 @@ set_defaults(struct agent_config *c)
 			set_value(c, &keys[i], keys[i].def, "default");
 }
 
+/* Every --tables item is schema.table: the publication and the base copy
+ * must name the same tables. */
+static void
+check_tables(const char *tables)
+{
+	const char *p = tables, *comma, *dot;
+
+	while (*p != '\0') {
+		comma = strchr(p, ',');
+		dot = strchr(p, '.');
+		if (dot == NULL || (comma != NULL && dot > comma) || dot == p)
+			usage_error("--tables %s: write each table as schema.table",
+			    tables);
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+}
+
 static void
 check_required(const struct agent_config *c)
 {
@@ -240,6 +259,8 @@ check_required(const struct agent_config *c)
 		usage_error("--segment-max-txns must be at least 1");
 	if (strcmp(c->log_format, "text") != 0 && strcmp(c->log_format, "json") != 0)
 		usage_error("--log-format %s: use text or json", c->log_format);
+	if (c->tables != NULL)
+		check_tables(c->tables);
 }
 
 void

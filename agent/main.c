@@ -154,14 +154,22 @@ run(struct agent *a)
 		r = session_run(a, &err);
 		if (r == 0)
 			break;
+		if (agent_stop) {	/* e.g. interrupted base snapshot */
+			log_info("agent", "stopped: %s", err);
+			save_and_reset(a);
+			free(err);
+			return 0;
+		}
 		if (!a->ever_streamed || (r != LS_ERR_TRANSIENT && r != LS_ERR_PG &&
-		    r != LS_ERR_IO) || agent_stop) {
+		    r != LS_ERR_IO)) {
 			log_error("agent", "%s", err);
 			save_and_reset(a);
 			free(err);
 			return 1;
 		}
 		save_and_reset(a);
+		if (a->got_data)	/* the last session worked: start over */
+			attempt = 0;
 		log_warn("agent", "%s; reconnecting (try %d)", err, attempt + 1);
 		free(err);
 		err = NULL;

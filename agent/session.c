@@ -335,9 +335,10 @@ session_body(struct agent *a, char **errmsg)
 	    (r = source_identity(a->sql, &a->system_id, a->database, errmsg)) != 0 ||
 	    (r = plan(a, &need_base, &fresh, errmsg)) != 0)
 		return r;
-	if (need_base)
-		r = new_base(a, fresh, errmsg);
-	else if ((r = resume(a, errmsg)) == 0)
+	if (need_base) {
+		if ((r = new_base(a, fresh, errmsg)) == 0)
+			r = stream_sample_now(a, errmsg);	/* sequences now */
+	} else if ((r = resume(a, errmsg)) == 0)
 		r = source_connect(a->cfg->source, true, &a->repl, errmsg);
 	if (r != 0)
 		return r;
@@ -346,6 +347,7 @@ session_body(struct agent *a, char **errmsg)
 	log_info("agent", "streaming generation %s from slot %s, next segment "
 	    "%016" PRIx64, a->generation, a->cfg->slot, a->segno);
 	a->ever_streamed = true;
+	a->got_data = false;
 	return stream_run(a, errmsg);
 }
 

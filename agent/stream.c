@@ -209,6 +209,16 @@ stream_flush(struct agent *a, char **errmsg)
 	return 0;
 }
 
+int
+stream_sample_now(struct agent *a, char **errmsg)
+{
+	int r;
+
+	if (a->seg == NULL && (r = open_segment(a, errmsg)) != 0)
+		return r;
+	return stream_flush(a, errmsg);
+}
+
 /* ---- applying a committed transaction ---- */
 
 struct replay {
@@ -595,6 +605,7 @@ stream_run(struct agent *a, char **errmsg)
 		buf = NULL;
 		n = PQgetCopyData(a->repl, &buf, 1);
 		if (n > 0) {
+			a->got_data = true;
 			r = on_copydata(a, (const uint8_t *)buf, (size_t)n, errmsg);
 			PQfreemem(buf);
 			if (r == 0 && ++burst % 512 == 0)

@@ -195,14 +195,10 @@ note_result(struct applier *a, PGresult *res, char **errmsg)
 		a->failed = 1;
 	} else if (st == PGRES_COMMAND_OK) {
 		tuples = PQcmdTuples(res);
-		if (strncmp(PQcmdStatus(res), "UPDATE", 6) == 0 ||
-		    strncmp(PQcmdStatus(res), "DELETE", 6) == 0 ||
-		    strncmp(PQcmdStatus(res), "INSERT", 6) == 0) {
-			if (strcmp(tuples, "0") == 0)
-				a->missing++;
-			else
-				a->rows++;
-		}
+		if ((strncmp(PQcmdStatus(res), "UPDATE", 6) == 0 ||
+		    strncmp(PQcmdStatus(res), "DELETE", 6) == 0) &&
+		    strcmp(tuples, "0") == 0)
+			a->missing++;	/* the row was not there */
 	}
 }
 
@@ -572,6 +568,7 @@ run_change(struct applier *a, const struct ls_relation *rel,
 	    bind_all(a, ch->kind == LS_CHANGE_UPDATE ? &ch->new : NULL, setmask,
 	    wt, wmask, rel->ncols);
 	(void)nw;
+	a->rows++;
 	return sent(a, PQsendQueryPrepared(a->c, name, n, a->values, a->lengths,
 	    a->formats, 0), errmsg);
 }

@@ -128,6 +128,7 @@ static int
 load_one(struct loader *l, PGconn *c, const struct job *j, char **errmsg)
 {
 	const struct baseload_opts *o = l->o;
+	uint8_t sha[32];
 	int fd = -1, r, done = 0;
 
 	if ((r = chunk_recorded(c, j->chunk.key, &done, errmsg)) != 0)
@@ -141,8 +142,10 @@ load_one(struct loader *l, PGconn *c, const struct job *j, char **errmsg)
 	if ((r = catalog_fetch(o->store, j->chunk.key, &fd, errmsg)) != 0)
 		return r;
 	if ((r = blob_read_fd(fd, j->chunk.key, o->key, "copy", NULL, NULL,
-	    NULL, errmsg)) == 0 &&
-	    (r = copy_chunk(c, j, fd, o->key, errmsg)) == 0)
+	    sha, errmsg)) == 0 && memcmp(sha, j->chunk.sha256, 32) != 0)
+		r = ls_errf(errmsg, LS_ERR_CORRUPT, "%s: sha256 differs from the "
+		    "base manifest (replaced object)", j->chunk.key);
+	if (r == 0 && (r = copy_chunk(c, j, fd, o->key, errmsg)) == 0)
 		r = state_base_mark(o->state, j->chunk.key, errmsg);
 	close(fd);
 	if (r == 0) {

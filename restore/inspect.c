@@ -442,7 +442,9 @@ cat_one(const struct inspect_opts *o, const char *gen, uint64_t segno)
 
 	segment_object_key(gen, segno, key);
 	snprintf(name, sizeof(name), "segment %016" PRIx64, segno);
+	/* verify the whole object first: print nothing from a bad segment */
 	if ((rv = catalog_fetch(o->store, key, &fd, &err)) == 0 &&
+	    (rv = segment_verify_fd(fd, name, o->key, NULL, NULL, &err)) == 0 &&
 	    (rv = segment_reader_open(fd, name, o->key, &r, &err)) == 0) {
 		print_json(j_header(segment_reader_header(r)));
 		while ((rv = segment_reader_next(r, &rec, &err)) == 1)

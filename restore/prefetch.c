@@ -105,9 +105,9 @@ absent(struct prefetch *p, uint64_t segno, struct prefetch_item *it)
 		it->rc = ls_errf(&it->errmsg, LS_ERR_END, "the store moved on to "
 		    "generation %s (a new base snapshot: the source's slot was "
 		    "lost or the source was replaced); generation %s is complete. "
-		    "To continue, restore the store again into a new, empty target "
-		    "(or into this one with --truncate and a new --state-dir)",
-		    id.generation, p->generation);
+		    "To continue, restore the store into a new, empty database "
+		    "with a new --state-dir (the new generation's base replaces "
+		    "this one)", id.generation, p->generation);
 		free(err);
 		return 1;
 	}

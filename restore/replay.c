@@ -61,6 +61,7 @@ struct run {
 	bool		 bad_input;	/* the failure is the user's input */
 	bool		 done;		/* reached the end or the until point */
 	bool		 applied_any;
+	bool		 progressed;	/* committed something this session */
 	bool		 generation_end;	/* the store moved to a newer one */
 	bool		 origin;	/* a replication origin tracks the source */
 	bool		 connected;	/* reached the target at least once */
@@ -71,11 +72,20 @@ struct run {
 
 /* ---- setup ---- */
 
+static volatile sig_atomic_t restore_hup;
+
 static void
 on_stop(int sig)
 {
 	(void)sig;
 	restore_stop++;
+}
+
+static void
+on_hup(int sig)
+{
+	(void)sig;
+	restore_hup = 1;
 }
 
 static int
@@ -89,6 +99,8 @@ setup(struct run *r, char **errmsg)
 	sa.sa_handler = on_stop;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_hup;
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	r->crash_after = crash != NULL ? atoi(crash) : 0;
 	r->start_us = ls_now_us();
@@ -139,6 +151,7 @@ section_file(struct run *r, const char *section, char *path, size_t len,
     char **errmsg)
 {
 	struct base_chunk c;
+	uint8_t sha[32];
 	int in = -1, out, rc;
 	const char *dir = getenv("TMPDIR");
 
@@ -149,8 +162,11 @@ section_file(struct run *r, const char *section, char *path, size_t len,
 	if ((out = mkstemp(path)) < 0)
 		return ls_errf(errmsg, LS_ERR_IO, "%s: %s", path, strerror(errno));
 	if ((rc = catalog_fetch(r->store, c.key, &in, errmsg)) == 0 &&
-	    (rc = blob_read_fd(in, c.key, r->keyp, "schema", NULL, NULL, NULL,
-	    errmsg)) == 0)
+	    (rc = blob_read_fd(in, c.key, r->keyp, "schema", NULL, NULL, sha,
+	    errmsg)) == 0 && memcmp(sha, c.sha256, 32) != 0)
+		rc = ls_errf(errmsg, LS_ERR_CORRUPT, "%s: sha256 differs from the "
+		    "base manifest (replaced object)", c.key);
+	if (rc == 0)
 		rc = blob_read_fd(in, c.key, r->keyp, "schema", write_fd, &out,
 		    NULL, errmsg);
 	if (in >= 0)
@@ -209,11 +225,18 @@ init_target(struct run *r, char **errmsg)
 	size_t n = 0;
 	const char **tables = manifest_tables(r->m, &n);
 	char *busy = NULL;
-	int ntables = 0, rc;
+	size_t ntables = 0;
+	int rc;
 
 	if (tables == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	rc = target_user_tables(r->c, &ntables, errmsg);
+	rc = target_existing(r->c, tables, n, &ntables, errmsg);
+	if (rc == 0 && ntables > 0 && ntables < n) {
+		r->bad_input = true;
+		rc = ls_errf(errmsg, LS_ERR_INVALID, "the target has %zu of the "
+		    "%zu restored tables: restore into an empty database, or "
+		    "create all of them (pg_dump --schema-only) first", ntables, n);
+	}
 	if (rc == 0 && ntables > 0)
 		rc = target_nonempty(r->c, tables, n, &busy, errmsg);
 	if (rc == 0 && busy != NULL && !r->o->truncate) {
@@ -313,6 +336,7 @@ commit_batch(struct run *r, char **errmsg)
 		raise(SIGKILL);		/* tests: between target and LMDB */
 	r->batch_txns = 0;
 	r->applied_any = true;
+	r->progressed = true;
 	return state_put_marker(r->state, &r->mk, errmsg);
 }
 
@@ -336,6 +360,9 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 	struct run *r = x->r;
 	int rc;
 
+	if (r->done)	/* past the until point: only sequences, never behind */
+		return rec->kind == LS_REC_SEQUENCE ?
+		    applier_sequence(r->ap, &rec->u.seq, errmsg) : 0;
 	switch (rec->kind) {
 	case LS_REC_RELATION:
 		return applier_relation(r->ap, &rec->u.rel, errmsg);
@@ -346,7 +373,7 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 			return 0;
 		if (beyond_until(r, &rec->u.txn)) {
 			r->done = true;
-			return LS_ERR_END;
+			return 0;
 		}
 		return applier_in_batch(r->ap) ? 0 : applier_begin(r->ap, errmsg);
 	case LS_REC_CHANGE:
@@ -382,6 +409,10 @@ apply_segment(struct run *r, const struct prefetch_item *it, char **errmsg)
 	snprintf(name, sizeof(name), "segment %016" PRIx64, it->segno);
 	if ((rc = segment_reader_open(it->fd, name, r->keyp, &rd, errmsg)) != 0)
 		return rc;
+	if (restore_hup) {
+		restore_hup = 0;
+		log_reopen();
+	}
 	while ((rc = segment_reader_next(rd, &rec, errmsg)) == 1) {
 		if (rec.kind == LS_REC_BEGIN)
 			commit_time = rec.u.txn.commit_time;
@@ -394,7 +425,7 @@ apply_segment(struct run *r, const struct prefetch_item *it, char **errmsg)
 	segment_reader_free(rd);
 	if (rc == 0)
 		r->segs++;
-	return rc;
+	return rc == 0 && r->done ? LS_ERR_END : rc;
 }
 
 /* The segment we resume in must be the one we applied from. */
@@ -442,8 +473,10 @@ setup_origin(struct run *r)
 	    "current_database()) s) c", 1, NULL, params, NULL, NULL, 0);
 	r->origin = PQresultStatus(res) == PGRES_TUPLES_OK;
 	if (!r->origin)
-		log_info("restore", "no replication origin (%s): positions are "
-		    "kept in logship.applied only", PQresultErrorMessage(res));
+		log_info("restore", "no replication origin (%.*s): positions are "
+		    "kept in logship.applied only",
+		    (int)strcspn(PQresultErrorMessage(res), "\n"),
+		    PQresultErrorMessage(res));
 	PQclear(res);
 }
 
@@ -646,7 +679,14 @@ replay_main(const struct replay_opts *o)
 		log_warn("restore", "%s; reconnecting (try %d)", err, attempt + 1);
 		free(err);
 		err = NULL;
+		if (r.progressed)	/* that session got somewhere: start over */
+			attempt = 0;
+		r.progressed = false;
 		nap(ls_backoff_us(attempt++));
+	}
+	if (rc != 0 && restore_stop && !r.bad_input) {
+		log_info("restore", "stopped while %s", err ? err : "waiting");
+		rc = 0;		/* asked to stop: the last commit stands */
 	}
 	if (rc == 0)
 		progress(&r, true);

@@ -152,6 +152,28 @@ target_qualify(PGconn *c, const char *schema, const char *name)
 	return out;
 }
 
+int
+target_existing(PGconn *c, const char *const *tables, size_t n,
+    size_t *existing, char **errmsg)
+{
+	PGresult *res;
+	size_t i;
+	int r = 0;
+
+	*existing = 0;
+	for (i = 0; r == 0 && i < n; i++) {
+		const char *params[2] = { tables[2 * i], tables[2 * i + 1] };
+		res = PQexecParams(c, "SELECT to_regclass(format('%I.%I', $1::text, "
+		    "$2::text)) IS NOT NULL", 2, NULL, params, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			r = target_error(c, res, errmsg, "looking up a table");
+		else if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+			(*existing)++;
+		PQclear(res);
+	}
+	return r;
+}
+
 /* tables are "schema.name" pairs: tables[2i], tables[2i+1]. */
 int
 target_nonempty(PGconn *c, const char *const *tables, size_t n, char **names,

@@ -33,6 +33,9 @@ int target_get_marker(PGconn *, struct state_marker *, char *store_id,
  * ones ("a.b, c.d"), malloc'd.
  */
 int target_user_tables(PGconn *, int *ntables, char **errmsg);
+/* How many of the tables ("schema", "name" pairs) exist on the target. */
+int target_existing(PGconn *, const char *const *tables, size_t n,
+    size_t *existing, char **errmsg);
 int target_nonempty(PGconn *, const char *const *tables, size_t n,
     char **names, char **errmsg);
 int target_truncate(PGconn *, const char *const *tables, size_t n,

@@ -118,7 +118,7 @@ static int
 parse_frac_zone(const char *p, int64_t *frac_us, int64_t *off_s)
 {
 	int64_t scale = 100000;
-	int hh = 0, mm = 0, sign;
+	int hh = 0, mm = 0, sign, len;
 
 	*frac_us = 0;
 	*off_s = 0;
@@ -132,9 +132,19 @@ parse_frac_zone(const char *p, int64_t *frac_us, int64_t *off_s)
 		return 0;
 	if (*p != '+' && *p != '-')
 		return -1;
-	sign = *p == '-' ? -1 : 1;
-	if (sscanf(p + 1, "%2d:%2d", &hh, &mm) < 1 &&
-	    sscanf(p + 1, "%2d%2d", &hh, &mm) < 1)
+	sign = *p++ == '-' ? -1 : 1;
+	for (len = 0; isdigit((unsigned char)p[len]); len++)
+		;
+	if (len == 2 && p[2] == ':' && isdigit((unsigned char)p[3]) &&
+	    isdigit((unsigned char)p[4]) && p[5] == '\0') {
+		hh = (p[0] - '0') * 10 + p[1] - '0';		/* +hh:mm */
+		mm = (p[3] - '0') * 10 + p[4] - '0';
+	} else if ((len == 2 || len == 4) && p[len] == '\0') {
+		hh = (p[0] - '0') * 10 + p[1] - '0';		/* +hh, +hhmm */
+		mm = len == 4 ? (p[2] - '0') * 10 + p[3] - '0' : 0;
+	} else
+		return -1;
+	if (hh > 15 || mm > 59)
 		return -1;
 	*off_s = sign * (hh * 3600 + mm * 60);
 	return 0;

@@ -21,6 +21,9 @@ out=$("$AGENT" --source "$SRC" --store "$S" --flush-interval abc 2>&1); rc=$?
 is "$rc" 2 "bad --flush-interval is a usage error"
 out=$("$AGENT" --source "$SRC" --store "gopher://x/y" 2>&1); rc=$?
 is "$rc" 2 "unknown store scheme exits 2"
+out=$("$AGENT" --source "$SRC" --store "$S" --tables foo 2>&1); rc=$?
+is "$rc" 2 "--tables without a schema is a usage error"
+like "$out" "write each table as schema.table" "saying how to write it"
 printf 'short' > "$T/badkey"
 out=$("$AGENT" --source "$SRC" --store "$S" --key-file "$T/badkey" 2>&1); rc=$?
 is "$rc" 2 "a malformed key file exits 2"

@@ -56,20 +56,24 @@ pg_as() {	# run a command as the cluster owner
 }
 
 free_port() {
-	_p=$(( (($$ * 7) % 20000) + 30000 + _n * 13 ))
+	_p=$(( (($$ * 7 + $(od -An -N2 -tu2 /dev/urandom)) % 20000) + 30000 + _n * 13 ))
 	while ss -Htln "sport = :$_p" 2>/dev/null | grep -q . ; do _p=$((_p + 1)); done
 	echo "$_p"
 }
 
 # pg_start NAME: initdb + start a cluster; sets ${NAME}_PORT and ${NAME}_DIR.
+# A port taken between our check and the start is retried with another.
 pg_start() {
 	_name=$1
 	_dir="$T/pg-$_name"
 	mkdir -p "$_dir"
 	[ "$(id -u)" -eq 0 ] && chown postgres: "$_dir"
 	pg_as "$PG_BINDIR/initdb" -D "$_dir/data" -U postgres -A trust --no-sync >/dev/null || return 1
-	_port=$(free_port)
-	cat >> "$_dir/data/postgresql.conf" <<CONF
+	cp "$_dir/data/postgresql.conf" "$_dir/postgresql.conf.orig"
+	for _try in 1 2 3 4 5 6; do
+		_port=$(free_port)
+		cp "$_dir/postgresql.conf.orig" "$_dir/data/postgresql.conf"
+		cat >> "$_dir/data/postgresql.conf" <<CONF
 port = $_port
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$_dir'
@@ -79,9 +83,16 @@ max_wal_senders = 10
 fsync = off
 logging_collector = off
 CONF
-	pg_as "$PG_BINDIR/pg_ctl" -D "$_dir/data" -l "$_dir/log" -w start >/dev/null || { cat "$_dir/log"; return 1; }
-	_clusters="$_clusters $_dir/data"
-	eval "${_name}_PORT=$_port; ${_name}_DIR=$_dir"
+		[ "$(id -u)" -eq 0 ] && chown postgres: "$_dir/data/postgresql.conf"
+		if pg_as "$PG_BINDIR/pg_ctl" -D "$_dir/data" -l "$_dir/log" -w start >/dev/null; then
+			_clusters="$_clusters $_dir/data"
+			eval "${_name}_PORT=$_port; ${_name}_DIR=$_dir"
+			return 0
+		fi
+		_n=$((_n + 7))	# next free_port guess differs
+	done
+	cat "$_dir/log"
+	return 1
 }
 
 # psql_at PORT SQL...: run SQL as postgres, print unaligned tuples only.

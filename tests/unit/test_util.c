@@ -1,0 +1,89 @@
+/* test_util.c: LSN and timestamp parsing/formatting, hex, key files, sizes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "tap.h"
+#include "util.h"
+
+static void
+test_lsn(void)
+{
+	uint64_t v = 0;
+	char buf[32];
+
+	ok(ls_lsn_parse("16/B374D848", &v) == 0 && v == 0x16B374D848ULL, "LSN parse");
+	ls_lsn_format(v, buf);
+	ok(strcmp(buf, "16/B374D848") == 0, "LSN format round trip");
+	ok(ls_lsn_parse("0/0", &v) == 0 && v == 0, "0/0");
+	ok(ls_lsn_parse("x/1", &v) != 0 && ls_lsn_parse("1", &v) != 0 &&
+	    ls_lsn_parse("1/", &v) != 0 && ls_lsn_parse("1/2z", &v) != 0 &&
+	    ls_lsn_parse("100000000/0", &v) != 0, "bad LSNs rejected");
+}
+
+static void
+test_time(void)
+{
+	static const struct { const char *s; int64_t us; } good[] = {
+		{ "2024-01-01 00:00:00Z", 1704067200000000LL },
+		{ "2024-01-01T00:00:00", 1704067200000000LL },
+		{ "2024-01-01 05:30:00+0530", 1704067200000000LL },
+		{ "2024-01-01 05:30:00+05:30", 1704067200000000LL },
+		{ "2023-12-31 19:00:00-05", 1704067200000000LL },
+		{ "2024-01-01 00:00:00.123456Z", 1704067200123456LL },
+	};
+	static const char *bad[] = { "2024-01-01", "yesterday",
+	    "2024-01-01 00:00:00+5", "2024-01-01 00:00:00+05:30x",
+	    "2024-01-01 00:00:00 UTC" };
+	char buf[40];
+	int64_t us;
+	size_t i;
+	int all = 1;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		all &= ls_parse_time(good[i].s, &us) == 0 && us == good[i].us;
+	ok(all, "timestamps with Z, none, +hhmm, +hh:mm, -hh and fractions");
+	for (i = 0, all = 1; i < sizeof(bad) / sizeof(bad[0]); i++)
+		all &= ls_parse_time(bad[i], &us) != 0;
+	ok(all, "malformed timestamps rejected");
+	ls_format_time(1704067200123456LL, buf, sizeof(buf));
+	ok(strcmp(buf, "2024-01-01T00:00:00.123456Z") == 0, "time format: %s", buf);
+}
+
+static void
+test_key(void)
+{
+	char path[] = "/tmp/logship-key.XXXXXX";
+	uint8_t key[32];
+	char *err = NULL;
+	int fd = mkstemp(path), r;
+
+	if (write(fd, "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n",
+	    65) != 65)
+		abort();
+	close(fd);
+	r = ls_key_load(path, key, &err);
+	ok(r == 0 && key[1] == 0x11 && key[31] == 0xff, "hex key file");
+	fd = open(path, 1 | 01000);	/* O_WRONLY|O_TRUNC */
+	if (write(fd, "short", 5) != 5)
+		abort();
+	close(fd);
+	r = ls_key_load(path, key, &err);
+	ok(r == LS_ERR_INVALID && strstr(err, "openssl rand -hex 32"), "short key "
+	    "file rejected with the fix: %s", err);
+	unlink(path);
+	r = ls_key_load(path, key, &err);
+	ok(r == LS_ERR_INVALID && strstr(err, path), "missing key file named");
+	free(err);
+}
+
+int
+main(void)
+{
+	test_lsn();
+	test_time();
+	test_key();
+	return tap_done();
+}
