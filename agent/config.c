@@ -48,6 +48,17 @@ static const struct ckey keys[] = {
 	{ "spool-dir", C_STR, F(spool_dir), NULL,
 	    "local directory for temp files (default $TMPDIR or /tmp)" },
 	{ "config", C_STR, F(config_file), NULL, "read settings from FILE (key = value)" },
+	{ "s3-endpoint", C_STR, F(s3_endpoint), NULL,
+	    "S3-compatible endpoint URL (MinIO, Swift, R2, GCS interop)" },
+	{ "s3-region", C_STR, F(s3_region), NULL,
+	    "S3 region (default $AWS_REGION, else us-east-1)" },
+	{ "s3-uri-style", C_STR, F(s3_uri_style), NULL, "path or host (default host)" },
+	{ "s3-ca-file", C_STR, F(s3_ca_file), NULL, "CA bundle for the S3 endpoint" },
+	{ "s3-credentials-file", C_STR, F(s3_credentials_file), NULL,
+	    "file with S3 credentials instead of AWS_* variables" },
+	{ "azure-endpoint", C_STR, F(azure_endpoint), NULL,
+	    "Azure Blob endpoint (Azurite, sovereign clouds)" },
+	{ "gcs-endpoint", C_STR, F(gcs_endpoint), NULL, "GCS JSON API endpoint" },
 	{ "verbose", C_FLAG, F(verbose), "0", "more logging (repeat for more)" },
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -27,6 +27,9 @@ struct agent_config {
 	char		*log_file;
 	char		*spool_dir;
 	char		*config_file;
+	char		*s3_endpoint, *s3_region, *s3_uri_style, *s3_ca_file;
+	char		*s3_credentials_file;
+	char		*azure_endpoint, *gcs_endpoint;
 	int64_t		 verbose;
 	bool		 source_on_argv;	/* warn: a password there shows in ps */
 };

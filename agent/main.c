@@ -21,6 +21,7 @@
 
 #include "agent.h"
 #include "error.h"
+#include "http.h"
 #include "log.h"
 #include "pgoutput.h"
 #include "relcache.h"
@@ -90,7 +91,15 @@ probe_store(struct store *st, char **errmsg)
 static int
 setup(struct agent *a, const struct agent_config *c, uint8_t key[32])
 {
+	struct store_opts so = { .s3_endpoint = c->s3_endpoint,
+	    .s3_region = c->s3_region, .s3_uri_style = c->s3_uri_style,
+	    .s3_ca_file = c->s3_ca_file,
+	    .s3_credentials_file = c->s3_credentials_file,
+	    .azure_endpoint = c->azure_endpoint, .gcs_endpoint = c->gcs_endpoint };
+
 	char *err = NULL;
+
+	http_global_init();	/* before any thread (base copy workers) */
 
 	if (log_init(c->log_format, c->log_file, (int)c->verbose, &err) != 0 ||
 	    (c->key_file != NULL && ls_key_load(c->key_file, key, &err) != 0)) {
@@ -98,7 +107,7 @@ setup(struct agent *a, const struct agent_config *c, uint8_t key[32])
 		free(err);
 		return 2;
 	}
-	if (store_open(c->store, &a->store, &err) != 0) {
+	if (store_open_opts(c->store, &so, &a->store, &err) != 0) {
 		fprintf(stderr, "logship-agent: %s\n", err);
 		free(err);
 		return 2;

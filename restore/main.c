@@ -17,6 +17,34 @@
 
 #define EXIT_USAGE 2
 
+/* Long options of the cloud stores, shared by every subcommand. */
+#define STORE_LONGOPTS \
+	{ "s3-endpoint", required_argument, NULL, 1001 }, \
+	{ "s3-region", required_argument, NULL, 1002 }, \
+	{ "s3-uri-style", required_argument, NULL, 1003 }, \
+	{ "s3-ca-file", required_argument, NULL, 1004 }, \
+	{ "s3-credentials-file", required_argument, NULL, 1005 }, \
+	{ "azure-endpoint", required_argument, NULL, 1006 }, \
+	{ "gcs-endpoint", required_argument, NULL, 1007 }
+
+static struct store_opts store_opts;
+
+/* 1 if ch was a store option (and is now set), else 0. */
+static int
+store_option(int ch, const char *arg)
+{
+	switch (ch) {
+	case 1001: store_opts.s3_endpoint = arg; return 1;
+	case 1002: store_opts.s3_region = arg; return 1;
+	case 1003: store_opts.s3_uri_style = arg; return 1;
+	case 1004: store_opts.s3_ca_file = arg; return 1;
+	case 1005: store_opts.s3_credentials_file = arg; return 1;
+	case 1006: store_opts.azure_endpoint = arg; return 1;
+	case 1007: store_opts.gcs_endpoint = arg; return 1;
+	}
+	return 0;
+}
+
 static void
 usage(FILE *fp)
 {
@@ -42,6 +70,9 @@ usage(FILE *fp)
 "  --key-file F      32-byte key (raw or 64 hex digits) for encrypted stores\n"
 "  --generation G    only this generation (16 hex digits); cat: default last\n"
 "  --format ndjson   cat output: a header line, then one JSON record a line\n"
+"  --s3-endpoint URL, --s3-region R, --s3-uri-style path|host, --s3-ca-file F,\n"
+"  --s3-credentials-file F, --azure-endpoint URL, --gcs-endpoint URL\n"
+"                    cloud store settings (credentials from the environment)\n"
 "  SEGNO             segment numbers, decimal or as 16 hex digits\n");
 }
 
@@ -91,11 +122,14 @@ parse_args(int argc, char **argv, struct cli *c)
 		{ "generation", required_argument, NULL, 'g' },
 		{ "format", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
+		STORE_LONGOPTS,
 		{ NULL, 0, NULL, 0 }
 	};
 	int ch;
 
 	while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (store_option(ch, optarg))
+			continue;
 		switch (ch) {
 		case 's': c->store_url = optarg; break;
 		case 'k': c->key_file = optarg; break;
@@ -136,7 +170,7 @@ run_inspect(int argc, char **argv)
 		}
 		o.key = key;
 	}
-	if (store_open(c.store_url, &o.store, &err) != 0) {
+	if (store_open_opts(c.store_url, &store_opts, &o.store, &err) != 0) {
 		fprintf(stderr, "logship-restore: %s\n", err);
 		free(err);
 		return EXIT_USAGE;
@@ -204,6 +238,7 @@ run_replay(int argc, char **argv)
 		{ "log-file", required_argument, NULL, 'l' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
+		STORE_LONGOPTS,
 		{ NULL, 0, NULL, 0 }
 	};
 	struct replay_opts o = { .jobs = 2, .batch_txns = 1000,
@@ -211,6 +246,8 @@ run_replay(int argc, char **argv)
 	int ch, rc = 0;
 
 	while (rc == 0 && (ch = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		if (store_option(ch, optarg))
+			continue;
 		switch (ch) {
 		case 's': o.store_url = optarg; break;
 		case 't': o.target = optarg; break;
@@ -239,6 +276,7 @@ run_replay(int argc, char **argv)
 		    "required");
 	if (o.has_until_lsn && o.has_until_time)
 		return die_usage("%s", "give --until-lsn or --until-time, not both");
+	o.store_opts = &store_opts;
 	return replay_main(&o);
 }
 

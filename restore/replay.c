@@ -31,6 +31,7 @@
 #include "blob.h"
 #include "catalog.h"
 #include "error.h"
+#include "http.h"
 #include "log.h"
 #include "pgtool.h"
 #include "prefetch.h"
@@ -103,12 +104,14 @@ setup(struct run *r, char **errmsg)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	r->crash_after = crash != NULL ? atoi(crash) : 0;
+	http_global_init();	/* before any thread */
 	r->start_us = ls_now_us();
 	if ((rc = log_init(r->o->log_format, r->o->log_file, r->o->verbose,
 	    errmsg)) != 0 ||
 	    (r->o->key_file != NULL && (rc = ls_key_load(r->o->key_file, r->key,
 	    errmsg)) != 0) ||
-	    (rc = store_open(r->o->store_url, &r->store, errmsg)) != 0 ||
+	    (rc = store_open_opts(r->o->store_url, r->o->store_opts, &r->store,
+	    errmsg)) != 0 ||
 	    (rc = state_open(r->o->state_dir, &r->state, errmsg)) != 0)
 		return rc;
 	r->keyp = r->o->key_file != NULL ? r->key : NULL;

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "store.h"
+
 struct replay_opts {
 	const char	*store_url;
 	const char	*target;
@@ -22,6 +24,7 @@ struct replay_opts {
 	int		 jobs;
 	int		 batch_txns;
 	int		 verbose;
+	const struct store_opts *store_opts;
 };
 
 extern volatile sig_atomic_t restore_stop;

@@ -75,8 +75,63 @@ absolute_path(const char *url, const char *path, char **out, char **errmsg)
 	return r;
 }
 
+/* Cloud backends by scheme; each takes bucket (container) and prefix. */
+typedef int (*cloud_open_fn)(const char *url, const char *bucket,
+    const char *prefix, const struct store_opts *opts, struct store **out,
+    char **errmsg);
+
+static const struct {
+	const char	*scheme;
+	cloud_open_fn	 open;
+} clouds[] = {
+	{ NULL, NULL }
+};
+
+/* "scheme://bucket/some/prefix/" -> bucket, "some/prefix". */
+static int
+open_cloud(const char *url, size_t slen, const struct store_opts *opts,
+    struct store **out, char **errmsg)
+{
+	const char *b = url + slen + 3, *slash;
+	char *bucket, *prefix;
+	size_t i, plen;
+	int r;
+
+	for (i = 0; clouds[i].scheme != NULL; i++)
+		if (strlen(clouds[i].scheme) == slen &&
+		    strncmp(url, clouds[i].scheme, slen) == 0)
+			break;
+	if (clouds[i].scheme == NULL)
+		return ls_errf(errmsg, LS_ERR_INVALID, "store \"%s\": unknown URL "
+		    "scheme \"%.*s\"; use a directory path, file:///abs/path, "
+		    "s3://, azure:// or gcs://", url, (int)slen, url);
+	slash = strchr(b, '/');
+	if ((bucket = strndup(b, slash ? (size_t)(slash - b) : strlen(b))) == NULL)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	if (*bucket == '\0') {
+		free(bucket);
+		return ls_errf(errmsg, LS_ERR_INVALID, "store \"%s\": no bucket "
+		    "or container name (%.*s://NAME/prefix)", url, (int)slen, url);
+	}
+	prefix = strdup(slash ? slash + 1 : "");
+	for (plen = prefix ? strlen(prefix) : 0; plen > 0 && prefix[plen - 1] == '/';)
+		prefix[--plen] = '\0';
+	r = prefix == NULL ? ls_errf(errmsg, LS_ERR_NOMEM, "out of memory") :
+	    clouds[i].open(url, bucket, prefix, opts, out, errmsg);
+	free(bucket);
+	free(prefix);
+	return r;
+}
+
 int
 store_open(const char *url, struct store **out, char **errmsg)
+{
+	return store_open_opts(url, NULL, out, errmsg);
+}
+
+int
+store_open_opts(const char *url, const struct store_opts *opts,
+    struct store **out, char **errmsg)
 {
 	char *path = NULL;
 	size_t n;
@@ -94,9 +149,7 @@ store_open(const char *url, struct store **out, char **errmsg)
 		return store_file_open(url, url + 7, out, errmsg);
 	}
 	if ((n = url_scheme_len(url)) != 0)
-		return ls_errf(errmsg, LS_ERR_INVALID, "store \"%s\": unknown "
-		    "URL scheme \"%.*s\"; use a directory path or "
-		    "file:///abs/path", url, (int)n, url);
+		return open_cloud(url, n, opts, out, errmsg);
 	if ((r = absolute_path(url, url, &path, errmsg)) != 0)
 		goto out;
 	r = store_file_open(url, path, out, errmsg);

@@ -62,11 +62,34 @@ struct store {
 };
 
 /*
- * Open the store named by url: a plain path or file:///abs/path.
- * Unknown schemes give LS_ERR_INVALID with a message naming the accepted ones.
- * Free the result with store_free().
+ * Settings of the cloud backends (command-line/config options); every field
+ * may be NULL or 0 for its default.  Credentials never come from here but
+ * from the environment or the files named here.
+ */
+struct store_opts {
+	const char	*s3_endpoint;	/* default https://s3.<region>.amazonaws.com */
+	const char	*s3_region;	/* default $AWS_REGION, else us-east-1 */
+	const char	*s3_uri_style;	/* "path" or "host" (default host) */
+	const char	*s3_ca_file;	/* CA bundle instead of the system's */
+	const char	*s3_credentials_file; /* instead of AWS_* variables */
+	const char	*azure_endpoint; /* default https://<account>.blob.core.windows.net */
+	const char	*azure_ca_file;
+	const char	*gcs_endpoint;	/* default https://storage.googleapis.com */
+	const char	*gcs_ca_file;
+	uint64_t	 multipart_threshold; /* default 64 MiB */
+	uint64_t	 part_size;	/* default 16 MiB */
+	int64_t		 deadline_s;	/* retries of one call give up after; 300 */
+};
+
+/*
+ * Open the store named by url: a plain path or file:///abs/path, or
+ * s3://bucket/prefix, azure://container/prefix, gcs://bucket/prefix.
+ * Unknown schemes give LS_ERR_INVALID with a message naming the accepted
+ * ones.  opts may be NULL.  Free the result with store_free().
  */
 int store_open(const char *url, struct store **out, char **errmsg);
+int store_open_opts(const char *url, const struct store_opts *opts,
+    struct store **out, char **errmsg);
 void store_free(struct store *);
 const char *store_url(const struct store *);
 
@@ -98,5 +121,17 @@ int store_list_all(struct store *, const char *prefix,
 /* Backend constructors (store_open picks one by scheme). */
 int store_file_open(const char *url, const char *path, struct store **out,
     char **errmsg);
+/*
+ * Cloud backends: url as given (for messages), bucket (container) and
+ * prefix ("" or "a/b", no leading or trailing '/'); keys are stored as
+ * prefix + "/" + key.  Must be safe to call from several threads at once.
+ */
+int store_s3_open(const char *url, const char *bucket, const char *prefix,
+    const struct store_opts *opts, struct store **out, char **errmsg);
+int store_azure_open(const char *url, const char *container,
+    const char *prefix, const struct store_opts *opts, struct store **out,
+    char **errmsg);
+int store_gcs_open(const char *url, const char *bucket, const char *prefix,
+    const struct store_opts *opts, struct store **out, char **errmsg);
 
 #endif
