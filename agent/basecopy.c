@@ -53,6 +53,9 @@ struct bc_table {
 	char		*name;
 	char		*qname;		/* "schema"."name", quoted */
 	char		*cols;		/* quoted column list; NULL: none */
+	char		**colnames;	/* the same columns, for the manifest */
+	uint32_t	*coltypes;
+	size_t		 ncols;
 	uint64_t	 size;		/* heap + TOAST bytes */
 	uint64_t	 pages;		/* heap pages */
 	uint64_t	 per;		/* pages per chunk */
@@ -112,7 +115,8 @@ static const char leaves_sql[] =
 static const char details_sql[] =
     "SELECT c.oid, n.nspname, c.relname, pg_catalog.pg_table_size(c.oid), "
     "pg_catalog.pg_relation_size(c.oid) / "
-    "pg_catalog.current_setting('block_size')::pg_catalog.int8, a.attname "
+    "pg_catalog.current_setting('block_size')::pg_catalog.int8, a.attname, "
+    "a.atttypid "
     "FROM pg_catalog.pg_class c "
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid "
@@ -390,6 +394,25 @@ append_ident(PGconn *c, char **dst, const char *sep, const char *s)
 	return 0;
 }
 
+/* Remember a column's name and type for the manifest. */
+static int
+add_column(struct bc_table *t, const char *name, const char *type)
+{
+	char **n = realloc(t->colnames, (t->ncols + 1) * sizeof(*n));
+	uint32_t *ty;
+
+	if (n == NULL)
+		return LS_ERR_NOMEM;
+	t->colnames = n;
+	if ((ty = realloc(t->coltypes, (t->ncols + 1) * sizeof(*ty))) == NULL)
+		return LS_ERR_NOMEM;
+	t->coltypes = ty;
+	if ((t->colnames[t->ncols] = strdup(name)) == NULL)
+		return LS_ERR_NOMEM;
+	t->coltypes[t->ncols++] = (uint32_t)strtoul(type, NULL, 10);
+	return 0;
+}
+
 /* A table from row i of details_sql. */
 static int
 table_init(PGconn *c, const PGresult *res, int i, struct bc_table *t)
@@ -429,9 +452,11 @@ load_tables(struct bc *bc, PGconn *c, const struct oids *ids, char **errmsg)
 		    PQgetvalue(res, row - 1, 0)) != 0) &&
 		    table_init(c, res, row, &bc->tables[bc->ntables++]) != 0)
 			r = nomem(errmsg);
-		if (r == 0 && !PQgetisnull(res, row, 5) && append_ident(c,
+		if (r == 0 && !PQgetisnull(res, row, 5) && (append_ident(c,
 		    &bc->tables[bc->ntables - 1].cols, ",",
-		    PQgetvalue(res, row, 5)) != 0)
+		    PQgetvalue(res, row, 5)) != 0 || add_column(
+		    &bc->tables[bc->ntables - 1], PQgetvalue(res, row, 5),
+		    PQgetvalue(res, row, 6)) != 0))
 			r = nomem(errmsg);
 	}
 	PQclear(res);
@@ -869,6 +894,9 @@ fill_manifest(const struct bc *bc, struct base_manifest *m, char **errmsg)
 
 	for (i = 0; i < bc->ntables; i++) {
 		t = &bc->tables[i];
+		if (base_manifest_set_columns(m, t->schema, t->name,
+		    (const char *const *)t->colnames, t->coltypes, t->ncols) != 0)
+			return nomem(errmsg);
 		for (k = 0; k < t->nchunks; k++) {
 			base_chunk_key(bc->o->generation, t->schema, t->name, k,
 			    key, sizeof(key));
@@ -934,9 +962,13 @@ summary(const struct bc *bc, int64_t start)
 static void
 bc_free(struct bc *bc)
 {
-	size_t i;
+	size_t i, k;
 
 	for (i = 0; bc->tables != NULL && i < bc->ntables; i++) {
+		for (k = 0; k < bc->tables[i].ncols; k++)
+			free(bc->tables[i].colnames[k]);
+		free(bc->tables[i].colnames);
+		free(bc->tables[i].coltypes);
 		free(bc->tables[i].schema);
 		free(bc->tables[i].name);
 		free(bc->tables[i].qname);

@@ -108,6 +108,45 @@ base_manifest_add_chunk(struct base_manifest *m, const char *schema,
 	return 0;
 }
 
+int
+base_manifest_set_columns(struct base_manifest *m, const char *schema,
+    const char *name, const char *const *names, const uint32_t *types,
+    size_t n)
+{
+	json_t *t = find_table(json_object_get(m->j, "tables"), schema, name);
+	json_t *cols = json_array();
+	size_t i;
+
+	if (t == NULL || cols == NULL)
+		return LS_ERR_NOMEM;
+	for (i = 0; i < n; i++)
+		json_array_append_new(cols, json_pack("{s:s,s:I}", "name", names[i],
+		    "type", (json_int_t)types[i]));
+	return json_object_set_new(t, "columns", cols) == 0 ? 0 : LS_ERR_NOMEM;
+}
+
+size_t
+base_manifest_ncolumns(const struct base_manifest *m, size_t table)
+{
+	json_t *t = json_array_get(json_object_get(m->j, "tables"), table);
+
+	return json_array_size(json_object_get(t, "columns"));
+}
+
+int
+base_manifest_columns(const struct base_manifest *m, size_t table, size_t i,
+    const char **name, uint32_t *type)
+{
+	json_t *t = json_array_get(json_object_get(m->j, "tables"), table);
+	json_t *c = json_array_get(json_object_get(t, "columns"), i);
+	json_int_t ty = 0;
+
+	if (c == NULL || json_unpack(c, "{s:s,s:I}", "name", name, "type", &ty) != 0)
+		return LS_ERR_NOTFOUND;
+	*type = (uint32_t)ty;
+	return 0;
+}
+
 void
 base_chunk_key(const char *generation, const char *schema, const char *name,
     unsigned n, char *out, size_t outlen)

@@ -38,6 +38,18 @@ int base_manifest_set_section(struct base_manifest *, const char *section,
 /* Append a chunk to table schema.name (created on first use). */
 int base_manifest_add_chunk(struct base_manifest *, const char *schema,
     const char *name, const struct base_chunk *);
+/*
+ * Record a table's columns as copied (COPY order; generated and dropped
+ * columns left out) with their type OIDs.  Creates the table entry.
+ */
+int base_manifest_set_columns(struct base_manifest *, const char *schema,
+    const char *name, const char *const *names, const uint32_t *types,
+    size_t n);
+/* Table i's columns: *n of them (0 if the manifest predates columns). */
+int base_manifest_columns(const struct base_manifest *, size_t table,
+    size_t i, const char **name, uint32_t *type);
+size_t base_manifest_ncolumns(const struct base_manifest *, size_t table);
+
 /* Write <gen>/base/manifest (create-if-absent), encrypted with key if set. */
 int base_manifest_write(struct store *, const struct base_manifest *,
     const uint8_t *key, char **errmsg);
