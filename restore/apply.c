@@ -116,6 +116,12 @@ applier_relation(struct applier *a, const struct ls_relation *rel,
 	return 0;
 }
 
+const struct ls_relation *
+applier_get_relation(const struct applier *a, uint32_t oid)
+{
+	return relcache_get(a->rels, oid);
+}
+
 /* ---- the statement map ---- */
 
 static uint64_t

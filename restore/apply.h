@@ -25,6 +25,9 @@ int applier_new(PGconn *, struct applier **out, char **errmsg);
 void applier_free(struct applier *);
 
 int applier_relation(struct applier *, const struct ls_relation *, char **errmsg);
+/* The source relation last defined for oid, or NULL. */
+const struct ls_relation *applier_get_relation(const struct applier *,
+    uint32_t oid);
 int applier_begin(struct applier *, char **errmsg);
 int applier_change(struct applier *, const struct ls_change *, char **errmsg);
 int applier_sequence(struct applier *, const struct ls_sequence *, char **errmsg);

@@ -20,6 +20,19 @@
 struct job {
 	struct base_chunk	 chunk;
 	const char		*schema, *name;
+	const char		**cols;		/* COPY columns (manifest) */
+	size_t			 ncols;
+};
+
+/* Where a chunk's bytes go: straight to COPY, or line by line through
+ * the transform. */
+struct sink {
+	PGconn			*c;
+	const struct baseload_opts *o;
+	const struct job	*j;
+	char			*pend;		/* an incomplete line */
+	size_t			 plen, pcap;
+	char			*err;
 };
 
 struct loader {
@@ -55,18 +68,58 @@ restore_session_setup(void *pgconn, char **errmsg)
 }
 
 static int
+put_line(struct sink *k, const char *line, size_t len)
+{
+	const char *out;
+	size_t outlen;
+	bool skip = false;
+	int r;
+
+	if ((r = k->o->transform(k->o->transform_arg, k->j->schema, k->j->name,
+	    k->j->cols, k->j->ncols, line, len, &out, &outlen, &skip,
+	    &k->err)) != 0)
+		return r;
+	if (skip)
+		return 0;
+	return PQputCopyData(k->c, out, (int)outlen) == 1 ? 0 : LS_ERR_TRANSIENT;
+}
+
+static int
 send_copy(void *arg, const void *buf, size_t len)
 {
-	PGconn *c = arg;
+	struct sink *k = arg;
+	const char *p = buf, *nl;
+	char *bigger;
+	int r;
 
-	return PQputCopyData(c, buf, (int)len) == 1 ? 0 : LS_ERR_TRANSIENT;
+	if (k->o->transform == NULL)
+		return PQputCopyData(k->c, buf, (int)len) == 1 ? 0 : LS_ERR_TRANSIENT;
+	if (k->plen + len > k->pcap) {
+		k->pcap = (k->plen + len) * 2;
+		if ((bigger = realloc(k->pend, k->pcap)) == NULL)
+			return LS_ERR_NOMEM;
+		k->pend = bigger;
+	}
+	memcpy(k->pend + k->plen, p, len);
+	k->plen += len;
+	p = k->pend;
+	while ((nl = memchr(p, '\n', k->plen - (size_t)(p - k->pend))) != NULL) {
+		if ((r = put_line(k, p, (size_t)(nl - p + 1))) != 0)
+			return r;
+		p = nl + 1;
+	}
+	k->plen -= (size_t)(p - k->pend);
+	memmove(k->pend, p, k->plen);
+	return 0;
 }
 
 /* COPY one verified chunk (fd) and record it, in one transaction. */
 static int
-copy_chunk(PGconn *c, const struct job *j, int fd, const uint8_t *key,
-    char **errmsg)
+copy_chunk(PGconn *c, const struct baseload_opts *o, const struct job *j,
+    int fd, char **errmsg)
 {
+	struct sink k = { c, o, j, NULL, 0, 0, NULL };
+	const uint8_t *key = o->key;
 	const char *params[1] = { j->chunk.key };
 	char *qt = target_qualify(c, j->schema, j->name), *sql = NULL;
 	PGresult *res;
@@ -83,10 +136,21 @@ copy_chunk(PGconn *c, const struct job *j, int fd, const uint8_t *key,
 	if (r == 0 && PQresultStatus(res) != PGRES_COPY_IN)
 		r = target_error(c, res, errmsg, j->chunk.key);
 	PQclear(res);
-	if (r == 0 && (r = blob_read_fd(fd, j->chunk.key, key, "copy", send_copy,
-	    c, NULL, errmsg)) != 0)
+	if (r == 0)
+		r = blob_read_fd(fd, j->chunk.key, key, "copy", send_copy, &k, NULL,
+		    errmsg);
+	if (r == 0 && k.plen > 0)	/* a last line without its newline */
+		r = put_line(&k, k.pend, k.plen);
+	if (r != 0 && k.err != NULL) {
+		free(*errmsg);
+		*errmsg = k.err;
+		k.err = NULL;
+	}
+	free(k.pend);
+	free(k.err);
+	if (r != 0)
 		PQputCopyEnd(c, "logship: chunk unreadable");
-	else if (r == 0)
+	else
 		PQputCopyEnd(c, NULL);
 	res = PQgetResult(c);
 	if (r == 0 && PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -145,7 +209,7 @@ load_one(struct loader *l, PGconn *c, const struct job *j, char **errmsg)
 	    sha, errmsg)) == 0 && memcmp(sha, j->chunk.sha256, 32) != 0)
 		r = ls_errf(errmsg, LS_ERR_CORRUPT, "%s: sha256 differs from the "
 		    "base manifest (replaced object)", j->chunk.key);
-	if (r == 0 && (r = copy_chunk(c, j, fd, o->key, errmsg)) == 0)
+	if (r == 0 && (r = copy_chunk(c, o, j, fd, errmsg)) == 0)
 		r = state_base_mark(o->state, j->chunk.key, errmsg);
 	close(fd);
 	if (r == 0) {
@@ -211,6 +275,20 @@ worker(void *arg)
 }
 
 static int
+set_columns(const struct base_manifest *m, size_t table, struct job *j)
+{
+	uint32_t type;
+	size_t i;
+
+	j->ncols = base_manifest_ncolumns(m, table);
+	if ((j->cols = calloc(j->ncols + 1, sizeof(*j->cols))) == NULL)
+		return LS_ERR_NOMEM;
+	for (i = 0; i < j->ncols; i++)
+		base_manifest_columns(m, table, i, &j->cols[i], &type);
+	return 0;
+}
+
+static int
 plan_jobs(struct loader *l, char **errmsg)
 {
 	const struct base_manifest *m = l->o->manifest;
@@ -228,6 +306,8 @@ plan_jobs(struct loader *l, char **errmsg)
 				    t.schema, t.name);
 			j->schema = t.schema;
 			j->name = t.name;
+			if (set_columns(m, i, j) != 0)
+				return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 			l->njobs++;
 		}
 	return 0;
@@ -240,6 +320,9 @@ baseload_run(const struct baseload_opts *o, struct baseload_stats *stats,
 	struct loader l = { .o = o };
 	pthread_t th[64];
 	int i, n = o->jobs < 1 ? 1 : o->jobs > 64 ? 64 : o->jobs, r;
+
+	if (o->transform != NULL)
+		n = 1;	/* the transform is not thread-safe */
 
 	pthread_mutex_init(&l.lock, NULL);
 	if ((r = plan_jobs(&l, errmsg)) != 0)
@@ -259,6 +342,8 @@ baseload_run(const struct baseload_opts *o, struct baseload_stats *stats,
 	*stats = l.stats;
  out:
 	free(l.errmsg);
+	for (i = 0; l.jobs != NULL && (size_t)i < l.njobs; i++)
+		free(l.jobs[i].cols);
 	free(l.jobs);
 	pthread_mutex_destroy(&l.lock);
 	return r;

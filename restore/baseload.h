@@ -8,6 +8,8 @@
 #define LS_RESTORE_BASELOAD_H
 
 #include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct store;
@@ -22,6 +24,15 @@ struct baseload_opts {
 	const struct base_manifest *manifest;
 	int			 jobs;
 	volatile sig_atomic_t	*stop;
+	/*
+	 * Optional rewrite of each COPY line (ID remapping): called with the
+	 * table and its columns (from the manifest); sets *out and *outlen, or
+	 * *skip to leave the row out.  Called from one thread at a time.
+	 */
+	int (*transform)(void *arg, const char *schema, const char *name,
+	    const char *const *cols, size_t ncols, const char *line, size_t len,
+	    const char **out, size_t *outlen, bool *skip, char **errmsg);
+	void			*transform_arg;
 };
 
 /* Counters filled in on return. */

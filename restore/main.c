@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "error.h"
 #include "inspect.h"
 #include "replay.h"
+#include "state.h"
 #include "store.h"
 #include "util.h"
 
@@ -52,7 +54,10 @@ usage(FILE *fp)
 "usage: logship-restore --store URL --target CONNINFO --state-dir DIR\n"
 "                       [--follow] [--until-lsn LSN | --until-time TIMESTAMP]\n"
 "                       [--jobs N] [--batch-txns N] [--truncate] [--key-file F]\n"
+"                       [--id-mode preserve|remap] [--on-missing-ref error|null|skip]\n"
 "                       [--log-format text|json] [--log-file F] [-v]\n"
+"       logship-restore idmap --state-dir DIR [--reverse] SCHEMA.TABLE KEY\n"
+"       logship-restore idmap --state-dir DIR --count\n"
 "       logship-restore ls --store URL [--key-file F] [--generation G]\n"
 "       logship-restore verify --store URL [--key-file F] [--generation G]\n"
 "       logship-restore cat --store URL [--key-file F] [--generation G]\n"
@@ -67,6 +72,12 @@ usage(FILE *fp)
 "  --jobs N          parallel base-load workers (default 2)\n"
 "  --batch-txns N    source transactions per target transaction (default 1000)\n"
 "  --truncate        empty the restored tables of a non-empty target first\n"
+"  --id-mode preserve|remap\n"
+"                    remap: new keys from the target for tables whose single-\n"
+"                    column key has a default; foreign keys follow (default\n"
+"                    preserve)\n"
+"  --on-missing-ref error|null|skip\n"
+"                    remap: a reference to a key not in the ID map\n"
 "  --key-file F      32-byte key (raw or 64 hex digits) for encrypted stores\n"
 "  --generation G    only this generation (16 hex digits); cat: default last\n"
 "  --format ndjson   cat output: a header line, then one JSON record a line\n"
@@ -221,6 +232,32 @@ parse_until(struct replay_opts *o, int ch, const char *v)
 }
 
 static int
+id_mode(struct replay_opts *o, const char *v)
+{
+	if (strcmp(v, "remap") == 0)
+		o->remap = true;
+	else if (strcmp(v, "preserve") == 0)
+		o->remap = false;
+	else
+		return die_usage("--id-mode %s: use preserve or remap", v);
+	return 0;
+}
+
+static int
+missing_ref(struct replay_opts *o, const char *v)
+{
+	static const char *const names[] = { "error", "null", "skip" };
+	int i;
+
+	for (i = 0; i < 3; i++)
+		if (strcmp(v, names[i]) == 0) {
+			o->on_missing = i;	/* enum missing_ref order */
+			return 0;
+		}
+	return die_usage("--on-missing-ref %s: use error, null or skip", v);
+}
+
+static int
 run_replay(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -233,6 +270,8 @@ run_replay(int argc, char **argv)
 		{ "jobs", required_argument, NULL, 'j' },
 		{ "batch-txns", required_argument, NULL, 'b' },
 		{ "truncate", no_argument, NULL, 'x' },
+		{ "id-mode", required_argument, NULL, 'I' },
+		{ "on-missing-ref", required_argument, NULL, 'M' },
 		{ "key-file", required_argument, NULL, 'k' },
 		{ "log-format", required_argument, NULL, 'f' },
 		{ "log-file", required_argument, NULL, 'l' },
@@ -258,6 +297,8 @@ run_replay(int argc, char **argv)
 		case 'b': rc = int_arg("--batch-txns", optarg, 1, 1000000,
 		    &o.batch_txns); break;
 		case 'x': o.truncate = true; break;
+		case 'I': rc = id_mode(&o, optarg); break;
+		case 'M': rc = missing_ref(&o, optarg); break;
 		case 'k': o.key_file = optarg; break;
 		case 'f': o.log_format = optarg; break;
 		case 'l': o.log_file = optarg; break;
@@ -280,12 +321,71 @@ run_replay(int argc, char **argv)
 	return replay_main(&o);
 }
 
+/* idmap --state-dir DIR [--reverse] TABLE KEY */
+static int
+run_idmap(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "state-dir", required_argument, NULL, 'd' },
+		{ "reverse", no_argument, NULL, 'r' },
+		{ "count", no_argument, NULL, 'c' },
+		{ NULL, 0, NULL, 0 }
+	};
+	uint64_t n = 0;
+	bool count = false;
+	const char *dir = NULL;
+	struct state *st = NULL;
+	char *err = NULL, *out = NULL;
+	bool reverse = false;
+	int ch, rc;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (ch == 'd')
+			dir = optarg;
+		else if (ch == 'r')
+			reverse = true;
+		else if (ch == 'c')
+			count = true;
+		else
+			return die_usage("%s", "bad option for idmap");
+	}
+	if (dir != NULL && count && optind == argc) {
+		if ((rc = state_open_readonly(dir, &st, &err)) == 0 &&
+		    (rc = state_map_count(st, &n, &err)) == 0)
+			printf("%" PRIu64 "\n", n);
+		else
+			fprintf(stderr, "logship-restore: %s\n", err);
+		state_close(st);
+		free(err);
+		return rc == 0 ? 0 : EXIT_USAGE;
+	}
+	if (dir == NULL || argc - optind != 2)
+		return die_usage("%s", "idmap needs --state-dir DIR TABLE KEY");
+	if ((rc = state_open_readonly(dir, &st, &err)) == 0)
+		rc = reverse ? state_map_reverse(st, argv[optind], argv[optind + 1],
+		    &out, &err) : state_map_get(st, NULL, argv[optind],
+		    argv[optind + 1], &out, &err);
+	if (rc == 0)
+		printf("%s\n", out);
+	else if (rc == LS_ERR_NOTFOUND)
+		fprintf(stderr, "logship-restore: %s key %s is not in the ID map\n",
+		    argv[optind], argv[optind + 1]);
+	else
+		fprintf(stderr, "logship-restore: %s\n", err);
+	state_close(st);
+	free(out);
+	free(err);
+	return rc == 0 ? 0 : rc == LS_ERR_NOTFOUND ? 1 : EXIT_USAGE;
+}
+
 int
 main(int argc, char **argv)
 {
 	if (argc > 1 && (strcmp(argv[1], "ls") == 0 ||
 	    strcmp(argv[1], "verify") == 0 || strcmp(argv[1], "cat") == 0))
 		return run_inspect(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "idmap") == 0)
+		return run_idmap(argc - 1, argv + 1);
 	if (argc > 1 && (strcmp(argv[1], "--help") == 0 ||
 	    strcmp(argv[1], "-h") == 0)) {
 		usage(stdout);

@@ -35,6 +35,7 @@
 #include "log.h"
 #include "pgtool.h"
 #include "prefetch.h"
+#include "remap.h"
 #include "replay.h"
 #include "segment.h"
 #include "state.h"
@@ -59,6 +60,8 @@ struct run {
 	struct base_manifest *m;
 	struct state_marker mk;
 	struct applier	*ap;
+	struct remap	*remap;		/* --id-mode remap, or NULL */
+	struct state_txn *mtxn;		/* ID map writes of the open batch */
 	bool		 bad_input;	/* the failure is the user's input */
 	bool		 done;		/* reached the end or the until point */
 	bool		 applied_any;
@@ -69,6 +72,7 @@ struct run {
 	uint64_t	 segs, txns, batch_txns, rows_total, missing_total;
 	int64_t		 start_us, progress_us;
 	int		 commits, crash_after;
+	int		 map_commits, crash_map;
 };
 
 /* ---- setup ---- */
@@ -104,6 +108,8 @@ setup(struct run *r, char **errmsg)
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	r->crash_after = crash != NULL ? atoi(crash) : 0;
+	crash = getenv("LOGSHIP_TEST_CRASH_AFTER_MAP_COMMIT");
+	r->crash_map = crash != NULL ? atoi(crash) : 0;
 	http_global_init();	/* before any thread */
 	r->start_us = ls_now_us();
 	if ((rc = log_init(r->o->log_format, r->o->log_file, r->o->verbose,
@@ -190,7 +196,7 @@ run_section(struct run *r, const char *section, int next_phase, char **errmsg)
 	    "--single-transaction", "-f", path, "-c", sql, NULL };
 	int rc;
 
-	next.phase = next_phase | (r->mk.phase & PHASE_SCHEMA_GIVEN);
+	next.phase = next_phase | (r->mk.phase & ~PHASE_MASK);
 	if ((rc = target_marker_sql(r->c, &next, sql, sizeof(sql))) != 0 ||
 	    (rc = section_file(r, section, path, sizeof(path), errmsg)) != 0)
 		return rc;
@@ -242,6 +248,12 @@ init_target(struct run *r, char **errmsg)
 	}
 	if (rc == 0 && ntables > 0)
 		rc = target_nonempty(r->c, tables, n, &busy, errmsg);
+	if (rc == 0 && busy != NULL && r->o->remap && !r->o->truncate) {
+		log_info("restore", "id-mode remap: restoring next to the rows "
+		    "already in %s", busy);
+		free(busy);
+		busy = NULL;
+	}
 	if (rc == 0 && busy != NULL && !r->o->truncate) {
 		r->bad_input = true;
 		rc = ls_errf(errmsg, LS_ERR_INVALID, "the target is not empty: "
@@ -264,30 +276,155 @@ init_target(struct run *r, char **errmsg)
 	return rc == 0 ? commit_marker(r, errmsg) : rc;
 }
 
+/* ---- ID remapping ---- */
+
+static int
+open_remap(struct run *r, char **errmsg)
+{
+	struct remap_opts ro = { r->o->target, true, NULL, NULL,
+	    (enum missing_ref)r->o->on_missing };
+
+	if (!r->o->remap || r->remap != NULL)
+		return 0;
+	return remap_new(&ro, r->state, &r->remap, errmsg);
+}
+
+struct assign_ctx {
+	struct run		*r;
+	struct state_txn	*txn;
+	const char		*schema, *name;
+	const char		**cols;
+	size_t			 ncols;
+	char			*pend;
+	size_t			 plen, pcap;
+	char			**errmsg;
+};
+
+/* Lines of a remapped table's chunk: draw and map a new key for each. */
+static int
+assign_bytes(void *arg, const void *buf, size_t len)
+{
+	struct assign_ctx *x = arg;
+	char *bigger, *p, *nl;
+	int rc;
+
+	if (x->plen + len + 1 > x->pcap) {
+		x->pcap = (x->plen + len + 1) * 2;
+		if ((bigger = realloc(x->pend, x->pcap)) == NULL)
+			return LS_ERR_NOMEM;
+		x->pend = bigger;
+	}
+	memcpy(x->pend + x->plen, buf, len);
+	x->plen += len;
+	for (p = x->pend; (nl = memchr(p, '\n', x->plen - (size_t)(p - x->pend)));
+	    p = nl + 1)
+		if ((rc = remap_copy_assign(x->r->remap, x->txn, x->schema, x->name,
+		    x->cols, x->ncols, p, (size_t)(nl - p + 1), x->errmsg)) != 0)
+			return rc;
+	x->plen -= (size_t)(p - x->pend);
+	memmove(x->pend, p, x->plen);
+	return 0;
+}
+
+static int
+assign_chunk(struct run *r, struct assign_ctx *x, const struct base_chunk *c,
+    char **errmsg)
+{
+	char mark[512];
+	bool done = false;
+	int fd = -1, rc;
+
+	snprintf(mark, sizeof(mark), "keys:%s", c->key);
+	if ((rc = state_base_loaded(r->state, mark, &done, errmsg)) != 0 || done)
+		return rc;
+	if ((rc = catalog_fetch(r->store, c->key, &fd, errmsg)) != 0)
+		return rc;
+	x->plen = 0;
+	if ((rc = blob_read_fd(fd, c->key, r->keyp, "copy", NULL, NULL, NULL,
+	    errmsg)) == 0 && (rc = state_txn_begin(r->state, &x->txn, errmsg)) == 0) {
+		rc = blob_read_fd(fd, c->key, r->keyp, "copy", assign_bytes, x,
+		    NULL, errmsg);
+		rc = rc == 0 ? state_txn_commit(x->txn, errmsg) :
+		    (state_txn_abort(x->txn), rc);
+	}
+	close(fd);
+	return rc == 0 ? state_base_mark(r->state, mark, errmsg) : rc;
+}
+
+/* Phase one of a remapped base: every remapped table's keys into the map. */
+static int
+map_base_keys(struct run *r, char **errmsg)
+{
+	struct assign_ctx x = { .r = r, .errmsg = errmsg };
+	struct base_table t;
+	struct base_chunk c;
+	uint32_t type;
+	size_t i, k;
+	int rc = 0;
+
+	for (i = 0; rc == 0 && base_manifest_table(r->m, i, &t) == 0; i++) {
+		if (!remap_table(r->remap, t.schema, t.name, NULL))
+			continue;
+		x.schema = t.schema;
+		x.name = t.name;
+		x.ncols = base_manifest_ncolumns(r->m, i);
+		free(x.cols);
+		x.cols = calloc(x.ncols + 1, sizeof(*x.cols));
+		for (k = 0; x.cols != NULL && k < x.ncols; k++)
+			base_manifest_columns(r->m, i, k, &x.cols[k], &type);
+		for (k = 0; rc == 0 && k < t.nchunks; k++)
+			if ((rc = base_manifest_chunk(r->m, i, k, &c)) == 0)
+				rc = assign_chunk(r, &x, &c, errmsg);
+	}
+	free(x.cols);
+	free(x.pend);
+	if (rc != 0)
+		return rc;
+	r->mk.phase |= PHASE_KEYS_MAPPED;
+	return commit_marker(r, errmsg);
+}
+
+static int
+copy_transform(void *arg, const char *schema, const char *name,
+    const char *const *cols, size_t ncols, const char *line, size_t len,
+    const char **out, size_t *outlen, bool *skip, char **errmsg)
+{
+	return remap_copy_line(arg, schema, name, cols, ncols, line, len, out,
+	    outlen, skip, errmsg);
+}
+
 static int
 load_base(struct run *r, char **errmsg)
 {
 	struct baseload_opts bo = { r->o->target, r->store, r->state, r->keyp,
-	    r->m, r->o->jobs, &restore_stop };
+	    r->m, r->o->jobs, &restore_stop, NULL, NULL };
 	struct baseload_stats st;
 	int64_t t0 = ls_now_us();
 	int rc;
 
+	if (r->o->remap) {
+		if ((rc = open_remap(r, errmsg)) != 0 ||
+		    (!(r->mk.phase & PHASE_KEYS_MAPPED) &&
+		    (rc = map_base_keys(r, errmsg)) != 0))
+			return rc;
+		bo.transform = copy_transform;
+		bo.transform_arg = r->remap;
+	}
 	if ((rc = baseload_run(&bo, &st, errmsg)) != 0)
 		return rc;
 	log_info("restore", "base: %" PRIu64 " chunks loaded (%" PRIu64
 	    " already there), %" PRIu64 " rows, %.1f MB in %.1f s", st.chunks,
 	    st.skipped, st.rows, (double)st.bytes / 1e6,
 	    (double)(ls_now_us() - t0) / 1e6);
-	r->mk.phase = PHASE_DATA | (r->mk.phase & PHASE_SCHEMA_GIVEN);
+	r->mk.phase = PHASE_DATA | (r->mk.phase & ~PHASE_MASK);
 	return commit_marker(r, errmsg);
 }
 
 static int
 finish_schema(struct run *r, char **errmsg)
 {
-	if (r->mk.phase & PHASE_SCHEMA_GIVEN) {
-		r->mk.phase = PHASE_STREAM | PHASE_SCHEMA_GIVEN;
+	if (r->mk.phase & (PHASE_SCHEMA_GIVEN | PHASE_POST_EARLY)) {
+		r->mk.phase = PHASE_STREAM | (r->mk.phase & ~PHASE_MASK);
 		return commit_marker(r, errmsg);
 	}
 	return run_section(r, "post_data", PHASE_STREAM, errmsg);
@@ -327,6 +464,18 @@ commit_batch(struct run *r, char **errmsg)
 
 	if (!applier_in_batch(r->ap))
 		return 0;
+	/* map entries first: a crash before the target commits leaves
+	 * entries tagged beyond its marker, dropped at the next start */
+	if (r->mtxn != NULL) {
+		rc = state_txn_commit(r->mtxn, errmsg);
+		r->mtxn = NULL;
+		if (rc != 0) {
+			applier_rollback(r->ap);
+			return rc;
+		}
+		if (r->crash_map > 0 && ++r->map_commits == r->crash_map)
+			raise(SIGKILL);	/* tests: between LMDB and target */
+	}
 	ls_lsn_format(r->mk.end_lsn, lsn);
 	snprintf(origin, sizeof(origin), "SELECT pg_replication_origin_xact_setup("
 	    "'%s', 'epoch'::timestamptz + %" PRId64 " * interval '1 microsecond')",
@@ -355,7 +504,33 @@ struct seg_ctx {
 	struct run		*r;
 	const struct prefetch_item *it;
 	bool			 skip;	/* current transaction already applied */
+	uint64_t		 end_lsn;	/* of the current transaction */
+	uint32_t		 xid;
 };
+
+/* A change through the ID map (remap mode), then to the target. */
+static int
+apply_change(struct seg_ctx *x, const struct ls_change *orig, char **errmsg)
+{
+	struct run *r = x->r;
+	const struct ls_relation *rel;
+	struct ls_change ch = *orig;
+	bool skip = false;
+	int rc;
+
+	if (r->remap == NULL || ch.kind == LS_CHANGE_TRUNCATE)
+		return applier_change(r->ap, orig, errmsg);
+	if ((rel = applier_get_relation(r->ap, ch.relid)) == NULL)
+		return ls_errf(errmsg, LS_ERR_CORRUPT, "change for unknown "
+		    "relation %u", ch.relid);
+	if (r->mtxn == NULL && (rc = state_txn_begin(r->state, &r->mtxn,
+	    errmsg)) != 0)
+		return rc;
+	if ((rc = remap_change(r->remap, r->mtxn, rel, &ch, x->end_lsn, x->xid,
+	    &skip, errmsg)) != 0 || skip)
+		return rc;
+	return applier_change(r->ap, &ch, errmsg);
+}
 
 static int
 on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
@@ -370,8 +545,12 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 	case LS_REC_RELATION:
 		return applier_relation(r->ap, &rec->u.rel, errmsg);
 	case LS_REC_SEQUENCE:
+		if (remap_sequence(r->remap, rec->u.seq.schema, rec->u.seq.name))
+			return 0;	/* it feeds new keys: the target's own */
 		return applier_sequence(r->ap, &rec->u.seq, errmsg);
 	case LS_REC_BEGIN:
+		x->end_lsn = rec->u.txn.end_lsn;
+		x->xid = rec->u.txn.xid;
 		if ((x->skip = rec->u.txn.end_lsn <= r->mk.end_lsn))
 			return 0;
 		if (beyond_until(r, &rec->u.txn)) {
@@ -380,7 +559,7 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 		}
 		return applier_in_batch(r->ap) ? 0 : applier_begin(r->ap, errmsg);
 	case LS_REC_CHANGE:
-		return x->skip ? 0 : applier_change(r->ap, &rec->u.change, errmsg);
+		return x->skip ? 0 : apply_change(x, &rec->u.change, errmsg);
 	case LS_REC_COMMIT:
 		if (x->skip)
 			return 0;
@@ -402,7 +581,7 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 static int
 apply_segment(struct run *r, const struct prefetch_item *it, char **errmsg)
 {
-	struct seg_ctx x = { r, it, false };
+	struct seg_ctx x = { r, it, false, 0, 0 };
 	struct segment_reader *rd = NULL;
 	struct ls_record rec;
 	char name[64];
@@ -494,6 +673,8 @@ replay_segments(struct run *r, char **errmsg)
 	int rc;
 
 	setup_origin(r);
+	if ((rc = open_remap(r, errmsg)) != 0)
+		return rc;
 	if ((rc = applier_new(r->c, &r->ap, errmsg)) != 0 ||
 	    (rc = prefetch_start(r->store, r->mk.generation, r->keyp,
 	    r->mk.segno ? r->mk.segno : 1, r->o->follow, &restore_stop, &pf,
@@ -535,6 +716,8 @@ replay_segments(struct run *r, char **errmsg)
 			rc = crc;
 	} else if (applier_in_batch(r->ap))
 		applier_rollback(r->ap);	/* an error inside a transaction */
+	state_txn_abort(r->mtxn);	/* entries of a batch never committed */
+	r->mtxn = NULL;
 	return rc;
 }
 
@@ -574,6 +757,19 @@ read_manifest(struct run *r, const char *gen, char **errmsg)
 	return rc;
 }
 
+/* ID map entries of batches the target never committed are dropped. */
+static int
+reconcile_map(struct run *r, char **errmsg)
+{
+	uint64_t dropped = 0;
+	int rc = state_map_reconcile(r->state, r->mk.end_lsn, &dropped, errmsg);
+
+	if (rc == 0 && dropped > 0)
+		log_info("restore", "id map: %" PRIu64 " entries of uncommitted "
+		    "batches dropped", dropped);
+	return rc;
+}
+
 /* Adopt the target's marker (it is authoritative), or start one. */
 static int
 reconcile(struct run *r, char **errmsg)
@@ -595,7 +791,9 @@ reconcile(struct run *r, char **errmsg)
 	if (target_get_marker(r->c, &tm, tstore, sizeof(tstore), NULL) != 0)
 		return init_target(r, errmsg);
 	r->mk = tm;
-	return state_put_marker(r->state, &r->mk, errmsg);
+	if ((rc = state_put_marker(r->state, &r->mk, errmsg)) != 0)
+		return rc;
+	return reconcile_map(r, errmsg);
 }
 
 static int
@@ -624,6 +822,14 @@ session(struct run *r, char **errmsg)
 			rc = run_section(r, "pre_data", PHASE_SCHEMA, errmsg);
 			break;
 		case PHASE_SCHEMA:
+			if (r->o->remap && !(r->mk.phase &
+			    (PHASE_SCHEMA_GIVEN | PHASE_POST_EARLY))) {
+				/* keys and foreign keys must exist to remap */
+				r->mk.phase |= PHASE_POST_EARLY;
+				rc = run_section(r, "post_data", PHASE_SCHEMA,
+				    errmsg);
+				break;
+			}
 			rc = load_base(r, errmsg);
 			break;
 		default:
@@ -638,6 +844,8 @@ session(struct run *r, char **errmsg)
 static void
 end_session(struct run *r)
 {
+	remap_free(r->remap);
+	r->remap = NULL;
 	if (r->ap != NULL) {
 		r->rows_total += applier_rows(r->ap);
 		r->missing_total += applier_missing(r->ap);

@@ -25,6 +25,8 @@ struct replay_opts {
 	int		 batch_txns;
 	int		 verbose;
 	const struct store_opts *store_opts;
+	bool		 remap;		/* --id-mode remap */
+	int		 on_missing;	/* enum missing_ref */
 };
 
 extern volatile sig_atomic_t restore_stop;

@@ -18,6 +18,8 @@ struct state {
 	MDB_env	*env;
 	MDB_dbi	 meta;
 	MDB_dbi	 base;
+	MDB_dbi	 idmap;		/* table \0 orig -> struct mapval + new key */
+	MDB_dbi	 idrev;		/* table \0 new -> orig */
 	char	*dir;
 };
 
@@ -37,7 +39,9 @@ open_dbs(struct state *st, char **errmsg)
 	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0)
 		return lmdb_err(errmsg, st, "begin", rc);
 	if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &st->meta)) != 0 ||
-	    (rc = mdb_dbi_open(txn, "base", MDB_CREATE, &st->base)) != 0) {
+	    (rc = mdb_dbi_open(txn, "base", MDB_CREATE, &st->base)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "idmap", MDB_CREATE, &st->idmap)) != 0 ||
+	    (rc = mdb_dbi_open(txn, "idrev", MDB_CREATE, &st->idrev)) != 0) {
 		mdb_txn_abort(txn);
 		return lmdb_err(errmsg, st, "open", rc);
 	}
@@ -63,8 +67,28 @@ lock_dir(struct state *st, char **errmsg)
 	return 0;
 }
 
+static int open_state(const char *dir, bool lock, struct state **out,
+    char **errmsg);
+
 int
 state_open(const char *dir, struct state **out, char **errmsg)
+{
+	return open_state(dir, true, out, errmsg);
+}
+
+int
+state_open_readonly(const char *dir, struct state **out, char **errmsg)
+{
+	struct stat sb;
+
+	if (stat(dir, &sb) != 0)
+		return ls_errf(errmsg, LS_ERR_INVALID, "state dir %s: %s", dir,
+		    strerror(errno));
+	return open_state(dir, false, out, errmsg);
+}
+
+static int
+open_state(const char *dir, bool lock, struct state **out, char **errmsg)
 {
 	struct state *st = calloc(1, sizeof(*st));
 	int rc;
@@ -80,7 +104,7 @@ state_open(const char *dir, struct state **out, char **errmsg)
 		state_close(st);
 		return rc;
 	}
-	if ((rc = lock_dir(st, errmsg)) != 0) {
+	if (lock && (rc = lock_dir(st, errmsg)) != 0) {
 		state_close(st);
 		return rc;
 	}
@@ -212,4 +236,306 @@ int
 state_base_mark(struct state *st, const char *key, char **errmsg)
 {
 	return put(st, st->base, key, "1", 1, errmsg);
+}
+
+/* ---- the ID map ---- */
+
+struct state_txn {
+	struct state	*st;
+	MDB_txn		*txn;
+};
+
+struct mapval {
+	uint64_t	tag;		/* LSN that made it (0: base) */
+	uint64_t	deleted;	/* LSN that deleted it (0: live) */
+};
+
+int
+state_txn_begin(struct state *st, struct state_txn **out, char **errmsg)
+{
+	struct state_txn *t = calloc(1, sizeof(*t));
+	int rc;
+
+	if (t == NULL)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	t->st = st;
+	if ((rc = mdb_txn_begin(st->env, NULL, 0, &t->txn)) != 0) {
+		free(t);
+		return lmdb_err(errmsg, st, "begin", rc);
+	}
+	*out = t;
+	return 0;
+}
+
+int
+state_txn_commit(struct state_txn *t, char **errmsg)
+{
+	int rc = mdb_txn_commit(t->txn);
+	struct state *st = t->st;
+
+	free(t);
+	return rc == 0 ? 0 : lmdb_err(errmsg, st, "commit", rc);
+}
+
+void
+state_txn_abort(struct state_txn *t)
+{
+	if (t == NULL)
+		return;
+	mdb_txn_abort(t->txn);
+	free(t);
+}
+
+/* "table\0key" as an LMDB key in buf (malloc'd). */
+static MDB_val
+map_key(const char *table, const char *key, char **buf)
+{
+	size_t tl = strlen(table), kl = strlen(key);
+	MDB_val k = { 0, NULL };
+
+	if ((*buf = malloc(tl + 1 + kl)) == NULL)
+		return k;
+	memcpy(*buf, table, tl + 1);
+	memcpy(*buf + tl + 1, key, kl);
+	k.mv_size = tl + 1 + kl;
+	k.mv_data = *buf;
+	return k;
+}
+
+static int
+map_read(MDB_txn *txn, MDB_dbi dbi, const char *table, const char *orig,
+    struct mapval *mv, char **newkey)
+{
+	char *kb;
+	MDB_val k = map_key(table, orig, &kb), v;
+	int rc;
+
+	if (k.mv_data == NULL)
+		return LS_ERR_NOMEM;
+	rc = mdb_get(txn, dbi, &k, &v);
+	free(kb);
+	if (rc != 0 || v.mv_size < sizeof(*mv))
+		return rc == MDB_NOTFOUND || rc == 0 ? LS_ERR_NOTFOUND : LS_ERR_IO;
+	memcpy(mv, v.mv_data, sizeof(*mv));
+	if (newkey != NULL && (*newkey = strndup((char *)v.mv_data + sizeof(*mv),
+	    v.mv_size - sizeof(*mv))) == NULL)
+		return LS_ERR_NOMEM;
+	return 0;
+}
+
+int
+state_map_get(struct state *st, struct state_txn *t, const char *table,
+    const char *orig, char **newkey, char **errmsg)
+{
+	struct mapval mv;
+	MDB_txn *txn = t != NULL ? t->txn : NULL;
+	int rc;
+
+	if (txn == NULL && (rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return lmdb_err(errmsg, st, "begin", rc);
+	*newkey = NULL;
+	rc = map_read(txn, st->idmap, table, orig, &mv, newkey);
+	if (t == NULL)
+		mdb_txn_abort(txn);
+	if (rc == 0 && mv.deleted != 0) {
+		free(*newkey);
+		*newkey = NULL;
+		rc = LS_ERR_NOTFOUND;
+	}
+	if (rc != 0 && rc != LS_ERR_NOTFOUND)
+		return ls_errf(errmsg, rc, "state dir %s: id map read failed",
+		    st->dir);
+	return rc;
+}
+
+static int
+map_write(struct state_txn *t, const char *table, const char *orig,
+    const char *newkey, const struct mapval *mv, char **errmsg)
+{
+	size_t nl = strlen(newkey);
+	char *kb = NULL, *rb = NULL, *vb = malloc(sizeof(*mv) + nl);
+	MDB_val k = map_key(table, orig, &kb), rk = map_key(table, newkey, &rb);
+	MDB_val v = { sizeof(*mv) + nl, vb }, rv = { strlen(orig), (void *)orig };
+	int rc = LS_ERR_NOMEM;
+
+	if (vb != NULL && k.mv_data != NULL && rk.mv_data != NULL) {
+		memcpy(vb, mv, sizeof(*mv));
+		memcpy(vb + sizeof(*mv), newkey, nl);
+		rc = mdb_put(t->txn, t->st->idmap, &k, &v, 0);
+		if (rc == 0)
+			rc = mdb_put(t->txn, t->st->idrev, &rk, &rv, 0);
+		rc = rc == 0 ? 0 : lmdb_err(errmsg, t->st, "id map write", rc);
+	}
+	free(kb);
+	free(rb);
+	free(vb);
+	return rc;
+}
+
+int
+state_map_put(struct state_txn *t, const char *table, const char *orig,
+    const char *newkey, uint64_t tag, char **errmsg)
+{
+	struct mapval mv = { tag, 0 };
+
+	return map_write(t, table, orig, newkey, &mv, errmsg);
+}
+
+int
+state_map_delete(struct state_txn *t, const char *table, const char *orig,
+    uint64_t tag, char **errmsg)
+{
+	struct mapval mv;
+	char *newkey = NULL;
+	int rc = map_read(t->txn, t->st->idmap, table, orig, &mv, &newkey);
+
+	if (rc == LS_ERR_NOTFOUND)
+		return 0;
+	if (rc != 0)
+		return ls_errf(errmsg, rc, "state dir %s: id map read failed",
+		    t->st->dir);
+	mv.deleted = tag ? tag : 1;
+	rc = map_write(t, table, orig, newkey, &mv, errmsg);
+	free(newkey);
+	return rc;
+}
+
+int
+state_map_reverse(struct state *st, const char *table, const char *newkey,
+    char **orig, char **errmsg)
+{
+	MDB_txn *txn;
+	char *kb;
+	MDB_val k = map_key(table, newkey, &kb), v;
+	int rc;
+
+	if (k.mv_data == NULL)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0) {
+		free(kb);
+		return lmdb_err(errmsg, st, "begin", rc);
+	}
+	rc = mdb_get(txn, st->idrev, &k, &v);
+	if (rc == 0)
+		*orig = strndup(v.mv_data, v.mv_size);
+	mdb_txn_abort(txn);
+	free(kb);
+	if (rc == MDB_NOTFOUND)
+		return LS_ERR_NOTFOUND;
+	return rc == 0 ? 0 : lmdb_err(errmsg, st, "id map read", rc);
+}
+
+/* Apply the reconcile rule to one entry; sets *drop or rewrites *mv. */
+static int
+reconcile_one(struct mapval *mv, uint64_t committed, bool *drop, bool *dirty)
+{
+	*drop = mv->tag > committed ||
+	    (mv->deleted != 0 && mv->deleted <= committed);
+	*dirty = !*drop && mv->deleted > committed;
+	if (*dirty)
+		mv->deleted = 0;	/* the deleting batch never committed */
+	return 0;
+}
+
+/* Remove the reverse entry of an idmap entry being dropped. */
+static void
+drop_reverse(struct state *st, MDB_txn *txn, const MDB_val *k, const MDB_val *v)
+{
+	const char *table = k->mv_data;
+	size_t tl = strnlen(table, k->mv_size), nl = v->mv_size - sizeof(struct mapval);
+	char *rk = malloc(tl + 1 + nl);
+	MDB_val key;
+
+	if (rk == NULL)
+		return;
+	memcpy(rk, table, tl + 1);
+	memcpy(rk + tl + 1, (char *)v->mv_data + sizeof(struct mapval), nl);
+	key.mv_size = tl + 1 + nl;
+	key.mv_data = rk;
+	mdb_del(txn, st->idrev, &key, NULL);
+	free(rk);
+}
+
+/* Rewrite the current entry with mv (LMDB data may not be modified in place). */
+static int
+revive(MDB_cursor *cur, MDB_val *k, const MDB_val *v, const struct mapval *mv)
+{
+	char *buf = malloc(v->mv_size);
+	MDB_val nv = { v->mv_size, buf };
+	int rc;
+
+	if (buf == NULL)
+		return ENOMEM;
+	memcpy(buf, v->mv_data, v->mv_size);
+	memcpy(buf, mv, sizeof(*mv));
+	rc = mdb_cursor_put(cur, k, &nv, MDB_CURRENT);
+	free(buf);
+	return rc;
+}
+
+int
+state_map_reconcile(struct state *st, uint64_t committed, uint64_t *dropped,
+    char **errmsg)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	struct mapval mv;
+	bool drop, dirty;
+	int rc;
+
+	*dropped = 0;
+	if ((rc = mdb_txn_begin(st->env, NULL, 0, &txn)) != 0)
+		return lmdb_err(errmsg, st, "begin", rc);
+	if ((rc = mdb_cursor_open(txn, st->idmap, &cur)) != 0) {
+		mdb_txn_abort(txn);
+		return lmdb_err(errmsg, st, "cursor", rc);
+	}
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (v.mv_size < sizeof(mv))
+			continue;
+		memcpy(&mv, v.mv_data, sizeof(mv));
+		reconcile_one(&mv, committed, &drop, &dirty);
+		if (drop) {
+			drop_reverse(st, txn, &k, &v);
+			mdb_cursor_del(cur, 0);
+			(*dropped)++;
+		} else if (dirty && (rc = revive(cur, &k, &v, &mv)) != 0)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (rc != 0 && rc != MDB_NOTFOUND) {
+		mdb_txn_abort(txn);
+		return lmdb_err(errmsg, st, "reconcile", rc);
+	}
+	rc = mdb_txn_commit(txn);
+	return rc == 0 ? 0 : lmdb_err(errmsg, st, "commit", rc);
+}
+
+int
+state_map_count(struct state *st, uint64_t *n, char **errmsg)
+{
+	MDB_txn *txn;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	struct mapval mv;
+	int rc;
+
+	*n = 0;
+	(void)errmsg;
+	if ((rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &txn)) != 0)
+		return lmdb_err(errmsg, st, "begin", rc);
+	if ((rc = mdb_cursor_open(txn, st->idmap, &cur)) == 0) {
+		for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+			if (v.mv_size < sizeof(mv))
+				continue;
+			memcpy(&mv, v.mv_data, sizeof(mv));
+			*n += mv.deleted == 0;
+		}
+		mdb_cursor_close(cur);
+	}
+	mdb_txn_abort(txn);
+	return 0;
 }

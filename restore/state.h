@@ -23,6 +23,9 @@ enum restore_phase {
 };
 #define PHASE_MASK		0x0f
 #define PHASE_SCHEMA_GIVEN	0x10	/* flag: the target had the schema */
+#define PHASE_POST_EARLY	0x20	/* flag: post-data ran before the data
+					 * (ID remapping needs keys first) */
+#define PHASE_KEYS_MAPPED	0x40	/* flag: base keys are in the ID map */
 
 struct state_marker {
 	char		generation[17];
@@ -36,6 +39,8 @@ struct state_marker {
 
 /* Open (creating the directory if needed).  LS_ERR_INVALID when unusable. */
 int state_open(const char *dir, struct state **out, char **errmsg);
+/* Open without the process lock, to read (logship-restore idmap). */
+int state_open_readonly(const char *dir, struct state **out, char **errmsg);
 void state_close(struct state *);
 
 /*
@@ -52,5 +57,36 @@ int state_put_marker(struct state *, const struct state_marker *, char **errmsg)
 int state_base_loaded(struct state *, const char *key, bool *loaded,
     char **errmsg);
 int state_base_mark(struct state *, const char *key, char **errmsg);
+
+/*
+ * The ID map: (table, original key) -> new key, and back.  Entries carry the
+ * end LSN of the source transaction that made them (0: base snapshot), and
+ * a deletion carries the LSN of the transaction that deleted the row, so
+ * start-up can undo what a batch the target never committed wrote:
+ * state_map_reconcile(committed) drops entries made after committed,
+ * revives rows deleted after it, and purges rows deleted at or before it.
+ * Writes go through one write transaction per target batch, committed
+ * before the target's COMMIT.
+ */
+struct state_txn;
+
+int state_txn_begin(struct state *, struct state_txn **out, char **errmsg);
+int state_txn_commit(struct state_txn *, char **errmsg);
+void state_txn_abort(struct state_txn *);
+
+/* LS_ERR_NOTFOUND if absent or deleted; *newkey malloc'd.  txn may be NULL. */
+int state_map_get(struct state *, struct state_txn *, const char *table,
+    const char *orig, char **newkey, char **errmsg);
+int state_map_put(struct state_txn *, const char *table, const char *orig,
+    const char *newkey, uint64_t tag, char **errmsg);
+int state_map_delete(struct state_txn *, const char *table, const char *orig,
+    uint64_t tag, char **errmsg);
+/* new -> original; LS_ERR_NOTFOUND if absent. */
+int state_map_reverse(struct state *, const char *table, const char *newkey,
+    char **orig, char **errmsg);
+int state_map_reconcile(struct state *, uint64_t committed_lsn,
+    uint64_t *dropped, char **errmsg);
+/* Count live entries (for tests and messages). */
+int state_map_count(struct state *, uint64_t *n, char **errmsg);
 
 #endif
