@@ -12,9 +12,19 @@
 #include "error.h"
 #include "apply.h"
 #include "relcache.h"
+#include "target.h"
 
 #define SYNC_EVERY	256
 #define MAX_PARAMS	(2 * 1664)
+#define RUN_COPY_MIN	64		/* inserts in a row before COPY pays */
+#define RUN_MAX_ROWS	10000
+#define RUN_MAX_BYTES	(8u << 20)
+
+/* A buffered insert of a run: its values, copied. */
+struct run_row {
+	uint16_t	 ncols;
+	struct ls_value	*vals;		/* data points into the run's arena */
+};
 
 struct stmt {
 	char		*key;		/* shape */
@@ -35,10 +45,18 @@ struct applier {
 	int		 in_batch;
 	int		 failed;	/* an error is pending in the pipeline */
 	uint64_t	 rows, missing;
+	/* consecutive inserts into one relation, sent as COPY when long */
+	uint32_t	 run_relid;
+	struct run_row	*run;
+	size_t		 nrun, runcap;
+	size_t		 run_bytes;
 	const char	*values[MAX_PARAMS];
 	int		 lengths[MAX_PARAMS];
 	int		 formats[MAX_PARAMS];
 };
+
+static int flush_run(struct applier *, char **);
+static void discard_run(struct applier *);
 
 int
 applier_new(PGconn *c, struct applier **out, char **errmsg)
@@ -66,6 +84,8 @@ applier_free(struct applier *a)
 
 	if (a == NULL)
 		return;
+	discard_run(a);
+	free(a->run);
 	for (i = 0; i < a->cap; i++)
 		free(a->stmts[i].key);
 	free(a->stmts);
@@ -96,6 +116,9 @@ applier_relation(struct applier *a, const struct ls_relation *rel,
 {
 	uint32_t *o, *v;
 	size_t i;
+
+	if (a->nrun > 0 && a->run_relid == rel->oid && flush_run(a, errmsg) != 0)
+		return LS_ERR_PG;
 
 	if (relcache_put(a->rels, rel) != 0)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
@@ -196,9 +219,9 @@ note_result(struct applier *a, PGresult *res, char **errmsg)
 		char *m = strdup(PQresultErrorMessage(res)), *nl;
 		if (m != NULL && (nl = strchr(m, '\n')) != NULL)
 			*nl = '\0';
+		a->failed = target_classify(a->c, res) == LS_ERR_TRANSIENT ? 2 : 1;
 		ls_errf(errmsg, LS_ERR_PG, "target: %s", m ? m : "error");
 		free(m);
-		a->failed = 1;
 	} else if (st == PGRES_COMMAND_OK) {
 		tuples = PQcmdTuples(res);
 		if ((strncmp(PQcmdStatus(res), "UPDATE", 6) == 0 ||
@@ -233,7 +256,7 @@ drain(struct applier *a, char **errmsg)
 		PQclear(res);
 	}
 	a->queued = 0;
-	return a->failed ? LS_ERR_PG : 0;
+	return a->failed == 2 ? LS_ERR_TRANSIENT : a->failed ? LS_ERR_PG : 0;
 }
 
 static int
@@ -256,7 +279,8 @@ applier_commit(struct applier *a, const char *extra1, const char *extra2,
 {
 	int r;
 
-	if ((extra1 != NULL && (r = send_simple(a, extra1, errmsg)) != 0) ||
+	if ((r = flush_run(a, errmsg)) != 0 ||
+	    (extra1 != NULL && (r = send_simple(a, extra1, errmsg)) != 0) ||
 	    (extra2 != NULL && (r = send_simple(a, extra2, errmsg)) != 0) ||
 	    (r = send_simple(a, "COMMIT", errmsg)) != 0 ||
 	    (r = drain(a, errmsg)) != 0) {
@@ -272,6 +296,7 @@ applier_rollback(struct applier *a)
 {
 	char *ignore = NULL;
 
+	discard_run(a);
 	if (PQstatus(a->c) == CONNECTION_OK &&
 	    send_simple(a, "ROLLBACK", &ignore) == 0)
 		(void)drain(a, &ignore);
@@ -607,12 +632,201 @@ run_truncate(struct applier *a, const struct ls_change *ch, char **errmsg)
 	return r;
 }
 
+/* ---- runs of inserts ---- */
+
+static void
+discard_run(struct applier *a)
+{
+	size_t i;
+
+	for (i = 0; i < a->nrun; i++) {
+		uint16_t k;
+		for (k = 0; k < a->run[i].ncols; k++)
+			free((char *)a->run[i].vals[k].data);
+		free(a->run[i].vals);
+	}
+	a->nrun = 0;
+	a->run_bytes = 0;
+	a->run_relid = 0;
+}
+
+/* Only plain text and NULL values travel by COPY text. */
+static bool
+copyable(const struct ls_change *ch)
+{
+	uint16_t i;
+
+	if (ch->kind != LS_CHANGE_INSERT)
+		return false;
+	for (i = 0; i < ch->new.ncols; i++)
+		if (ch->new.vals[i].kind != LS_VAL_TEXT &&
+		    ch->new.vals[i].kind != LS_VAL_NULL)
+			return false;
+	return true;
+}
+
+static int
+buffer_insert(struct applier *a, const struct ls_change *ch)
+{
+	struct run_row *bigger, *row;
+	uint16_t i;
+
+	if (a->nrun == a->runcap) {
+		a->runcap = a->runcap ? a->runcap * 2 : 64;
+		if ((bigger = realloc(a->run, a->runcap * sizeof(*bigger))) == NULL)
+			return LS_ERR_NOMEM;
+		a->run = bigger;
+	}
+	row = &a->run[a->nrun];
+	if ((row->vals = calloc(ch->new.ncols + 1, sizeof(*row->vals))) == NULL)
+		return LS_ERR_NOMEM;
+	row->ncols = ch->new.ncols;
+	a->nrun++;
+	for (i = 0; i < row->ncols; i++) {
+		row->vals[i] = ch->new.vals[i];
+		if (row->vals[i].data != NULL &&
+		    (row->vals[i].data = strndup(ch->new.vals[i].data,
+		    ch->new.vals[i].len)) == NULL)
+			return LS_ERR_NOMEM;
+		a->run_bytes += row->vals[i].len + 1;
+	}
+	a->run_relid = ch->relid;
+	return 0;
+}
+
+/* One COPY text line for a buffered row, appended to *buf. */
+static int
+copy_line(struct sqlbuf *b, const struct run_row *row)
+{
+	char one[2] = { 0, 0 }, esc[3] = { '\\', 0, 0 };
+	const char *p;
+	uint16_t i;
+	uint32_t k;
+
+	for (i = 0; i < row->ncols; i++) {
+		sb_add(b, i ? "\t" : "");
+		if (row->vals[i].kind == LS_VAL_NULL) {
+			sb_add(b, "\\N");
+			continue;
+		}
+		for (p = row->vals[i].data, k = 0; k < row->vals[i].len; k++) {
+			switch (p[k]) {
+			case '\\': esc[1] = '\\'; sb_add(b, esc); break;
+			case '\t': esc[1] = 't'; sb_add(b, esc); break;
+			case '\n': esc[1] = 'n'; sb_add(b, esc); break;
+			case '\r': esc[1] = 'r'; sb_add(b, esc); break;
+			default: one[0] = p[k]; sb_add(b, one);
+			}
+		}
+	}
+	sb_add(b, "\n");
+	return b->oom ? LS_ERR_NOMEM : 0;
+}
+
+/* COPY the run: leave pipeline mode, stream the rows, come back. */
+static int
+copy_run(struct applier *a, const struct ls_relation *rel, char **errmsg)
+{
+	struct sqlbuf sql = { 0 }, data = { 0 };
+	PGresult *res;
+	size_t i;
+	int r, col;
+
+	if ((r = drain(a, errmsg)) != 0)
+		return r;
+	sb_add(&sql, "COPY ");
+	sb_table(&sql, a->c, rel);
+	sb_add(&sql, " (");
+	for (col = 0; col < rel->ncols; col++) {
+		sb_add(&sql, col ? ", " : "");
+		sb_ident(&sql, a->c, rel->cols[col].name);
+	}
+	sb_add(&sql, ") FROM STDIN");
+	for (i = 0; i < a->nrun && r == 0; i++)
+		r = copy_line(&data, &a->run[i]);
+	if (r != 0 || sql.oom || PQexitPipelineMode(a->c) != 1) {
+		free(sql.p);
+		free(data.p);
+		return r != 0 ? r : ls_errf(errmsg, LS_ERR_PG, "target: %s",
+		    PQerrorMessage(a->c));
+	}
+	res = PQexec(a->c, sql.p);
+	if (PQresultStatus(res) != PGRES_COPY_IN)
+		r = ls_errf(errmsg, target_classify(a->c, res), "target: COPY: "
+		    "%.*s", (int)strcspn(PQresultErrorMessage(res), "\n"),
+		    PQresultErrorMessage(res));
+	PQclear(res);
+	if (r == 0 && (PQputCopyData(a->c, data.p, (int)data.len) != 1 ||
+	    PQputCopyEnd(a->c, NULL) != 1))
+		r = ls_errf(errmsg, LS_ERR_TRANSIENT, "target: %s",
+		    PQerrorMessage(a->c));
+	while ((res = PQgetResult(a->c)) != NULL) {
+		if (r == 0 && PQresultStatus(res) != PGRES_COMMAND_OK)
+			r = ls_errf(errmsg, target_classify(a->c, res),
+			    "target: COPY into %s.%s: "
+			    "%.*s", rel->schema, rel->name,
+			    (int)strcspn(PQresultErrorMessage(res), "\n"),
+			    PQresultErrorMessage(res));
+		PQclear(res);
+	}
+	free(sql.p);
+	free(data.p);
+	if (PQenterPipelineMode(a->c) != 1 && r == 0)
+		r = ls_errf(errmsg, LS_ERR_PG, "target: %s", PQerrorMessage(a->c));
+	if (r == 0)
+		a->rows += a->nrun;
+	else
+		a->failed = 1;
+	return r;
+}
+
+static int run_change(struct applier *, const struct ls_relation *,
+    const struct ls_change *, char **);
+
+/* Send the buffered inserts: by COPY when the run is long, else one by one. */
+static int
+flush_run(struct applier *a, char **errmsg)
+{
+	const struct ls_relation *rel;
+	struct ls_change ch = { .kind = LS_CHANGE_INSERT };
+	size_t i;
+	int r = 0;
+
+	if (a->nrun == 0)
+		return 0;
+	if ((rel = relcache_get(a->rels, a->run_relid)) == NULL)
+		r = ls_errf(errmsg, LS_ERR_CORRUPT, "insert run of unknown "
+		    "relation %u", a->run_relid);
+	else if (a->nrun >= RUN_COPY_MIN)
+		r = copy_run(a, rel, errmsg);
+	else
+		for (i = 0; i < a->nrun && r == 0; i++) {
+			ch.relid = a->run_relid;
+			ch.new = (struct ls_tuple){ a->run[i].ncols, a->run[i].vals };
+			if ((r = run_change(a, rel, &ch, errmsg)) == 0)
+				r = maybe_drain(a, errmsg);
+		}
+	discard_run(a);
+	return r;
+}
+
 int
 applier_change(struct applier *a, const struct ls_change *ch, char **errmsg)
 {
 	const struct ls_relation *rel;
 	int r;
 
+	if (copyable(ch) && (a->nrun == 0 || a->run_relid == ch->relid)) {
+		if (buffer_insert(a, ch) != 0)
+			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+		if (a->nrun < RUN_MAX_ROWS && a->run_bytes < RUN_MAX_BYTES)
+			return 0;
+		return flush_run(a, errmsg);
+	}
+	if ((r = flush_run(a, errmsg)) != 0)
+		return r;
+	if (copyable(ch))
+		return applier_change(a, ch, errmsg);
 	if (ch->kind == LS_CHANGE_TRUNCATE)
 		r = run_truncate(a, ch, errmsg);
 	else if ((rel = relcache_get(a->rels, ch->relid)) == NULL)
@@ -628,6 +842,9 @@ applier_sequence(struct applier *a, const struct ls_sequence *s,
     char **errmsg)
 {
 	char value[32];
+
+	if (flush_run(a, errmsg) != 0)
+		return LS_ERR_PG;
 	const char *params[4] = { s->schema, s->name, value,
 	    s->is_called ? "t" : "f" };
 

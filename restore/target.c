@@ -9,6 +9,20 @@
 #include "util.h"
 
 int
+target_classify(PGconn *c, const PGresult *res)
+{
+	const char *st = res != NULL ?
+	    PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (PQstatus(c) != CONNECTION_OK)
+		return LS_ERR_TRANSIENT;
+	if (st != NULL && (strncmp(st, "08", 2) == 0 || strncmp(st, "57", 2) == 0 ||
+	    strncmp(st, "40", 2) == 0))
+		return LS_ERR_TRANSIENT;
+	return LS_ERR_PG;
+}
+
+int
 target_error(PGconn *c, const PGresult *res, char **errmsg, const char *what)
 {
 	const char *m = res != NULL ? PQresultErrorMessage(res) : "";
@@ -19,8 +33,8 @@ target_error(PGconn *c, const PGresult *res, char **errmsg, const char *what)
 	n = strlen(buf);
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
 		buf[--n] = '\0';
-	return ls_errf(errmsg, PQstatus(c) == CONNECTION_OK ? LS_ERR_PG :
-	    LS_ERR_TRANSIENT, "target: %s: %s", what, buf);
+	return ls_errf(errmsg, target_classify(c, res), "target: %s: %s", what,
+	    buf);
 }
 
 int

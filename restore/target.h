@@ -55,7 +55,15 @@ int target_exec(PGconn *, const char *sql, char **errmsg);
 /* "schema"."name" quoted; malloc'd. */
 char *target_qualify(PGconn *, const char *schema, const char *name);
 
-/* Classify a libpq failure: LS_ERR_TRANSIENT if the connection broke. */
+/*
+ * LS_ERR_TRANSIENT when a failure is worth a retry on a new connection:
+ * the connection broke, or SQLSTATE class 08 (connection), 57 (operator
+ * intervention: shutdown, restart) or 40 (serialization, deadlock);
+ * otherwise LS_ERR_PG.
+ */
+int target_classify(PGconn *, const PGresult *);
+
+/* Classify a libpq failure (target_classify) and describe it. */
 int target_error(PGconn *, const PGresult *, char **errmsg, const char *what);
 
 #endif

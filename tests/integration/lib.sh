@@ -17,6 +17,7 @@ _pids=""
 _clusters=""
 _n=0
 _failed=0
+_pseed=0
 
 cleanup() {
 	for p in $_pids; do kill -9 "$p" 2>/dev/null || true; done
@@ -56,7 +57,7 @@ pg_as() {	# run a command as the cluster owner
 }
 
 free_port() {
-	_p=$(( (($$ * 7 + $(od -An -N2 -tu2 /dev/urandom)) % 20000) + 30000 + _n * 13 ))
+	_p=$(( (($$ * 7 + $(od -An -N2 -tu2 /dev/urandom)) % 20000) + 30000 + _pseed * 13 ))
 	while ss -Htln "sport = :$_p" 2>/dev/null | grep -q . ; do _p=$((_p + 1)); done
 	echo "$_p"
 }
@@ -89,7 +90,7 @@ CONF
 			eval "${_name}_PORT=$_port; ${_name}_DIR=$_dir"
 			return 0
 		fi
-		_n=$((_n + 7))	# next free_port guess differs
+		_pseed=$((_pseed + 7))	# next free_port guess differs
 	done
 	cat "$_dir/log"
 	return 1
