@@ -554,7 +554,7 @@ run_change(struct applier *a, const struct ls_relation *rel,
 	struct sqlbuf sql = { 0 };
 	char setmask[1664], wmask[1664];
 	const struct ls_tuple *wt = NULL;
-	const char *name;
+	const char *name = NULL;
 	bool full = ch->old_kind == LS_OLD_FULL;
 	int i, n, r, nw = 0;
 	char *key;
