@@ -113,6 +113,37 @@ send_copy(void *arg, const void *buf, size_t len)
 	return 0;
 }
 
+/* "(a, b)" when a columns callback names the target's columns, else NULL. */
+static char *
+column_list(PGconn *c, const struct baseload_opts *o, const struct job *j)
+{
+	const char **names = calloc(j->ncols + 1, sizeof(*names));
+	char *out = strdup("("), *q, *next;
+	size_t n = 0, i;
+
+	if (o->columns == NULL || names == NULL || out == NULL ||
+	    o->columns(o->transform_arg, j->schema, j->name, j->cols, j->ncols,
+	    names, &n) != 0) {
+		free(names);
+		free(out);
+		return NULL;
+	}
+	for (i = 0; i < n && out != NULL; i++) {
+		q = PQescapeIdentifier(c, names[i], strlen(names[i]));
+		if (q == NULL || asprintf(&next, "%s%s%s", out, i ? ", " : "", q) < 0)
+			next = NULL;
+		PQfreemem(q);
+		free(out);
+		out = next;
+	}
+	if (out != NULL && asprintf(&next, "%s)", out) >= 0) {
+		free(out);
+		out = next;
+	}
+	free(names);
+	return out;
+}
+
 /* COPY one verified chunk (fd) and record it, in one transaction. */
 static int
 copy_chunk(PGconn *c, const struct baseload_opts *o, const struct job *j,
@@ -122,12 +153,15 @@ copy_chunk(PGconn *c, const struct baseload_opts *o, const struct job *j,
 	const uint8_t *key = o->key;
 	const char *params[1] = { j->chunk.key };
 	char *qt = target_qualify(c, j->schema, j->name), *sql = NULL;
+	char *list = column_list(c, o, j);
 	PGresult *res;
 	int r;
 
-	if (qt == NULL || asprintf(&sql, "COPY %s FROM STDIN", qt) < 0)
+	if (qt == NULL || asprintf(&sql, "COPY %s %s FROM STDIN", qt,
+	    list != NULL ? list : "") < 0)
 		sql = NULL;
 	PQfreemem(qt);
+	free(list);
 	if (sql == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	r = target_exec(c, "BEGIN", errmsg);
@@ -230,8 +264,13 @@ take(struct loader *l)
 	struct job *j = NULL;
 
 	pthread_mutex_lock(&l->lock);
-	if (l->err == 0 && l->next < l->njobs && !*l->o->stop)
+	while (l->err == 0 && l->next < l->njobs && !*l->o->stop) {
 		j = &l->jobs[l->next++];
+		if (l->o->include == NULL ||
+		    l->o->include(l->o->transform_arg, j->schema, j->name))
+			break;
+		j = NULL;	/* a table the filters leave out */
+	}
 	pthread_mutex_unlock(&l->lock);
 	return j;
 }

@@ -33,6 +33,15 @@ struct baseload_opts {
 	    const char *const *cols, size_t ncols, const char *line, size_t len,
 	    const char **out, size_t *outlen, bool *skip, char **errmsg);
 	void			*transform_arg;
+	/* Optional: leave a table out (filters); called once a chunk. */
+	bool (*include)(void *arg, const char *schema, const char *name);
+	/*
+	 * Optional: the target's COPY column list for a table whose columns
+	 * are given (filters drop some): *names (n entries, may point into
+	 * cols or elsewhere, valid during the chunk) and *n.
+	 */
+	int (*columns)(void *arg, const char *schema, const char *name,
+	    const char *const *cols, size_t ncols, const char **names, size_t *n);
 };
 
 /* Counters filled in on return. */

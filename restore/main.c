@@ -55,6 +55,7 @@ usage(FILE *fp)
 "                       [--follow] [--until-lsn LSN | --until-time TIMESTAMP]\n"
 "                       [--jobs N] [--batch-txns N] [--truncate] [--key-file F]\n"
 "                       [--id-mode preserve|remap] [--on-missing-ref error|null|skip]\n"
+"                       [--filter FILE]\n"
 "                       [--log-format text|json] [--log-file F] [-v]\n"
 "       logship-restore idmap --state-dir DIR [--reverse] SCHEMA.TABLE KEY\n"
 "       logship-restore idmap --state-dir DIR --count\n"
@@ -76,6 +77,7 @@ usage(FILE *fp)
 "                    remap: new keys from the target for tables whose single-\n"
 "                    column key has a default; foreign keys follow (default\n"
 "                    preserve)\n"
+"  --filter FILE     elision filters: tables, rows, columns (logship-filter(5))\n"
 "  --on-missing-ref error|null|skip\n"
 "                    remap: a reference to a key not in the ID map\n"
 "  --key-file F      32-byte key (raw or 64 hex digits) for encrypted stores\n"
@@ -271,6 +273,7 @@ run_replay(int argc, char **argv)
 		{ "batch-txns", required_argument, NULL, 'b' },
 		{ "truncate", no_argument, NULL, 'x' },
 		{ "id-mode", required_argument, NULL, 'I' },
+		{ "filter", required_argument, NULL, 'P' },
 		{ "on-missing-ref", required_argument, NULL, 'M' },
 		{ "key-file", required_argument, NULL, 'k' },
 		{ "log-format", required_argument, NULL, 'f' },
@@ -298,6 +301,7 @@ run_replay(int argc, char **argv)
 		    &o.batch_txns); break;
 		case 'x': o.truncate = true; break;
 		case 'I': rc = id_mode(&o, optarg); break;
+		case 'P': o.filter_path = optarg; break;
 		case 'M': rc = missing_ref(&o, optarg); break;
 		case 'k': o.key_file = optarg; break;
 		case 'f': o.log_format = optarg; break;

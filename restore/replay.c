@@ -30,11 +30,13 @@
 #include "baseload.h"
 #include "blob.h"
 #include "catalog.h"
+#include "elide.h"
 #include "error.h"
 #include "http.h"
 #include "log.h"
 #include "pgtool.h"
 #include "prefetch.h"
+#include "relcache.h"
 #include "remap.h"
 #include "replay.h"
 #include "segment.h"
@@ -61,6 +63,8 @@ struct run {
 	struct state_marker mk;
 	struct applier	*ap;
 	struct remap	*remap;		/* --id-mode remap, or NULL */
+	struct elide	*el;		/* --filter, or NULL */
+	struct relcache	*srcrels;	/* source relations (filters read them) */
 	struct state_txn *mtxn;		/* ID map writes of the open batch */
 	bool		 bad_input;	/* the failure is the user's input */
 	bool		 done;		/* reached the end or the until point */
@@ -148,10 +152,48 @@ commit_marker(struct run *r, char **errmsg)
 	return state_put_marker(r->state, &r->mk, errmsg);
 }
 
+struct section_out {
+	int	 fd;
+	bool	 fk_not_valid;	/* filters: references may dangle */
+	char	*pend;
+	size_t	 plen;
+};
+
+/*
+ * Under filters a kept row may reference one left out: foreign keys are
+ * added NOT VALID (checked for new rows, not for the restored ones).
+ * pg_dump ends such a statement with "REFERENCES ...;" on its own line.
+ */
+static int
+write_line(struct section_out *o, const char *line, size_t len)
+{
+	if (o->fk_not_valid && len >= 2 && line[len - 2] == ';' &&
+	    memmem(line, len, " REFERENCES ", 12) != NULL) {
+		return ls_write_all(o->fd, line, len - 2) == 0 &&
+		    ls_write_all(o->fd, " NOT VALID;\n", 12) == 0 ? 0 : LS_ERR_IO;
+	}
+	return ls_write_all(o->fd, line, len) == 0 ? 0 : LS_ERR_IO;
+}
+
 static int
 write_fd(void *arg, const void *buf, size_t len)
 {
-	return ls_write_all(*(int *)arg, buf, len) == 0 ? 0 : LS_ERR_IO;
+	struct section_out *o = arg;
+	char *bigger, *p, *nl;
+	int rc;
+
+	if ((bigger = realloc(o->pend, o->plen + len + 1)) == NULL)
+		return LS_ERR_NOMEM;
+	o->pend = bigger;
+	memcpy(o->pend + o->plen, buf, len);
+	o->plen += len;
+	for (p = o->pend; (nl = memchr(p, '\n', o->plen - (size_t)(p - o->pend)));
+	    p = nl + 1)
+		if ((rc = write_line(o, p, (size_t)(nl - p + 1))) != 0)
+			return rc;
+	o->plen -= (size_t)(p - o->pend);
+	memmove(o->pend, p, o->plen);
+	return 0;
 }
 
 /* A pg_dump section as plain SQL in a temp file; path in out. */
@@ -160,6 +202,7 @@ section_file(struct run *r, const char *section, char *path, size_t len,
     char **errmsg)
 {
 	struct base_chunk c;
+	struct section_out so = { -1, false, NULL, 0 };
 	uint8_t sha[32];
 	int in = -1, out, rc;
 	const char *dir = getenv("TMPDIR");
@@ -175,9 +218,17 @@ section_file(struct run *r, const char *section, char *path, size_t len,
 	    errmsg)) == 0 && memcmp(sha, c.sha256, 32) != 0)
 		rc = ls_errf(errmsg, LS_ERR_CORRUPT, "%s: sha256 differs from the "
 		    "base manifest (replaced object)", c.key);
+	so.fd = out;
+	so.fk_not_valid = r->el != NULL && strcmp(section, "post_data") == 0;
 	if (rc == 0)
-		rc = blob_read_fd(in, c.key, r->keyp, "schema", write_fd, &out,
+		rc = blob_read_fd(in, c.key, r->keyp, "schema", write_fd, &so,
 		    NULL, errmsg);
+	if (rc == 0 && so.plen > 0 && ls_write_all(out, so.pend, so.plen) != 0)
+		rc = ls_errf(errmsg, LS_ERR_IO, "%s: %s", path, strerror(errno));
+	free(so.pend);
+	if (so.fk_not_valid)
+		log_info("restore", "filters in use: foreign keys are added NOT "
+		    "VALID (restored rows may reference rows left out)");
 	if (in >= 0)
 		close(in);
 	close(out);
@@ -278,13 +329,23 @@ init_target(struct run *r, char **errmsg)
 
 /* ---- ID remapping ---- */
 
+/* Globally, or for tables the filter file names. */
+static bool
+remapping(const struct run *r)
+{
+	const char *const *t = elide_remap_tables(r->el);
+
+	return r->o->remap || (t != NULL && t[0] != NULL);
+}
+
 static int
 open_remap(struct run *r, char **errmsg)
 {
-	struct remap_opts ro = { r->o->target, true, NULL, NULL,
+	struct remap_opts ro = { r->o->target, r->o->remap,
+	    elide_remap_tables(r->el), elide_preserve_tables(r->el),
 	    (enum missing_ref)r->o->on_missing };
 
-	if (!r->o->remap || r->remap != NULL)
+	if (!remapping(r) || r->remap != NULL)
 		return 0;
 	return remap_new(&ro, r->state, &r->remap, errmsg);
 }
@@ -299,6 +360,29 @@ struct assign_ctx {
 	size_t			 plen, pcap;
 	char			**errmsg;
 };
+
+/* One base row: if the filters keep it, draw and map its new key. */
+static int
+assign_line(struct assign_ctx *x, const char *line, size_t len)
+{
+	const char *names[1664], *const *cols = x->cols, *out = line;
+	size_t n = x->ncols, outlen = len;
+	bool keep = true;
+	int rc;
+
+	if (x->r->el != NULL) {
+		if ((rc = elide_copy_line(x->r->el, x->schema, x->name, x->cols,
+		    x->ncols, line, len, &keep, &out, &outlen, x->errmsg)) != 0)
+			return rc;
+		if (!keep)
+			return 0;
+		elide_copy_columns(x->r->el, x->schema, x->name, x->cols, x->ncols,
+		    names, &n);
+		cols = names;
+	}
+	return remap_copy_assign(x->r->remap, x->txn, x->schema, x->name, cols,
+	    n, out, outlen, x->errmsg);
+}
 
 /* Lines of a remapped table's chunk: draw and map a new key for each. */
 static int
@@ -318,8 +402,7 @@ assign_bytes(void *arg, const void *buf, size_t len)
 	x->plen += len;
 	for (p = x->pend; (nl = memchr(p, '\n', x->plen - (size_t)(p - x->pend)));
 	    p = nl + 1)
-		if ((rc = remap_copy_assign(x->r->remap, x->txn, x->schema, x->name,
-		    x->cols, x->ncols, p, (size_t)(nl - p + 1), x->errmsg)) != 0)
+		if ((rc = assign_line(x, p, (size_t)(nl - p + 1))) != 0)
 			return rc;
 	x->plen -= (size_t)(p - x->pend);
 	memmove(x->pend, p, x->plen);
@@ -363,7 +446,8 @@ map_base_keys(struct run *r, char **errmsg)
 	int rc = 0;
 
 	for (i = 0; rc == 0 && base_manifest_table(r->m, i, &t) == 0; i++) {
-		if (!remap_table(r->remap, t.schema, t.name, NULL))
+		if (!remap_table(r->remap, t.schema, t.name, NULL) ||
+		    !elide_includes(r->el, t.schema, t.name))
 			continue;
 		x.schema = t.schema;
 		x.name = t.name;
@@ -384,31 +468,71 @@ map_base_keys(struct run *r, char **errmsg)
 	return commit_marker(r, errmsg);
 }
 
+static bool
+base_include(void *arg, const char *schema, const char *name)
+{
+	return elide_includes(((struct run *)arg)->el, schema, name);
+}
+
+static int
+base_columns(void *arg, const char *schema, const char *name,
+    const char *const *cols, size_t ncols, const char **names, size_t *n)
+{
+	return elide_copy_columns(((struct run *)arg)->el, schema, name, cols,
+	    ncols, names, n);
+}
+
+/* A base line through the filters, then through the ID map. */
 static int
 copy_transform(void *arg, const char *schema, const char *name,
     const char *const *cols, size_t ncols, const char *line, size_t len,
     const char **out, size_t *outlen, bool *skip, char **errmsg)
 {
-	return remap_copy_line(arg, schema, name, cols, ncols, line, len, out,
-	    outlen, skip, errmsg);
+	struct run *r = arg;
+	const char *names[1664];
+	size_t n = ncols;
+	bool keep = true;
+	int rc;
+
+	*out = line;
+	*outlen = len;
+	*skip = false;
+	if (r->el != NULL) {
+		if ((rc = elide_copy_line(r->el, schema, name, cols, ncols, line,
+		    len, &keep, out, outlen, errmsg)) != 0)
+			return rc;
+		*skip = !keep;
+		elide_copy_columns(r->el, schema, name, cols, ncols, names, &n);
+		cols = names;
+	}
+	if (*skip || r->remap == NULL)
+		return 0;
+	return remap_copy_line(r->remap, schema, name, cols, n, *out, *outlen,
+	    out, outlen, skip, errmsg);
 }
 
 static int
 load_base(struct run *r, char **errmsg)
 {
 	struct baseload_opts bo = { r->o->target, r->store, r->state, r->keyp,
-	    r->m, r->o->jobs, &restore_stop, NULL, NULL };
+	    r->m, r->o->jobs, &restore_stop, NULL, NULL, NULL, NULL };
 	struct baseload_stats st;
 	int64_t t0 = ls_now_us();
 	int rc;
 
-	if (r->o->remap) {
+	if (r->el != NULL) {
+		bo.include = base_include;
+		bo.columns = base_columns;
+		bo.transform = copy_transform;
+		bo.transform_arg = r;
+	}
+	if (remapping(r)) {
 		if ((rc = open_remap(r, errmsg)) != 0 ||
 		    (!(r->mk.phase & PHASE_KEYS_MAPPED) &&
 		    (rc = map_base_keys(r, errmsg)) != 0))
 			return rc;
 		bo.transform = copy_transform;
-		bo.transform_arg = r->remap;
+		bo.transform_arg = r;
 	}
 	if ((rc = baseload_run(&bo, &st, errmsg)) != 0)
 		return rc;
@@ -506,6 +630,7 @@ struct seg_ctx {
 	bool			 skip;	/* current transaction already applied */
 	uint64_t		 end_lsn;	/* of the current transaction */
 	uint32_t		 xid;
+	char			**errmsg;	/* for elide_change's callback */
 };
 
 /* A change through the ID map (remap mode), then to the target. */
@@ -532,6 +657,69 @@ apply_change(struct seg_ctx *x, const struct ls_change *orig, char **errmsg)
 	return applier_change(r->ap, &ch, errmsg);
 }
 
+/* Source relation: remembered; the target sees its filtered shape. */
+static int
+on_relation(struct run *r, const struct ls_relation *rel, char **errmsg)
+{
+	const struct ls_relation *out = rel;
+	int rc;
+
+	if (r->el == NULL)
+		return applier_relation(r->ap, rel, errmsg);
+	if (relcache_put(r->srcrels, rel) != 0)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	if (elide_includes(r->el, rel->schema, rel->name) &&
+	    (rc = elide_relation(r->el, rel, &out, errmsg)) != 0)
+		return rc;
+	return applier_relation(r->ap, out, errmsg);
+}
+
+static int
+apply_one(void *arg, const struct ls_change *ch)
+{
+	struct seg_ctx *x = arg;
+
+	return apply_change(x, ch, x->errmsg);
+}
+
+/* Truncate only the included tables. */
+static int
+filter_truncate(struct seg_ctx *x, const struct ls_change *c, char **errmsg)
+{
+	uint32_t keep[c->nrelids ? c->nrelids : 1], i, n = 0;
+	const struct ls_relation *rel;
+	struct ls_change t = *c;
+
+	for (i = 0; i < c->nrelids; i++)
+		if ((rel = relcache_get(x->r->srcrels, c->relids[i])) == NULL ||
+		    elide_includes(x->r->el, rel->schema, rel->name))
+			keep[n++] = c->relids[i];
+	if (n == 0)
+		return 0;
+	t.nrelids = n;
+	t.relids = keep;
+	return applier_change(x->r->ap, &t, errmsg);
+}
+
+/* Filters (table, row, columns), then the ID map and the target. */
+static int
+filter_change(struct seg_ctx *x, const struct ls_change *c, char **errmsg)
+{
+	const struct ls_relation *rel;
+
+	if (x->r->el == NULL)
+		return apply_change(x, c, errmsg);
+	if (c->kind == LS_CHANGE_TRUNCATE)
+		return filter_truncate(x, c, errmsg);
+	if ((rel = relcache_get(x->r->srcrels, c->relid)) == NULL)
+		return ls_errf(errmsg, LS_ERR_CORRUPT, "change for unknown "
+		    "relation %u", c->relid);
+	if (!elide_includes(x->r->el, rel->schema, rel->name))
+		return 0;
+	x->errmsg = errmsg;
+	return elide_change(x->r->el, rel, c, apply_one, x, errmsg);
+}
+
 static int
 on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 {
@@ -543,7 +731,7 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 		    applier_sequence(r->ap, &rec->u.seq, errmsg) : 0;
 	switch (rec->kind) {
 	case LS_REC_RELATION:
-		return applier_relation(r->ap, &rec->u.rel, errmsg);
+		return on_relation(r, &rec->u.rel, errmsg);
 	case LS_REC_SEQUENCE:
 		if (remap_sequence(r->remap, rec->u.seq.schema, rec->u.seq.name))
 			return 0;	/* it feeds new keys: the target's own */
@@ -559,7 +747,7 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 		}
 		return applier_in_batch(r->ap) ? 0 : applier_begin(r->ap, errmsg);
 	case LS_REC_CHANGE:
-		return x->skip ? 0 : apply_change(x, &rec->u.change, errmsg);
+		return x->skip ? 0 : filter_change(x, &rec->u.change, errmsg);
 	case LS_REC_COMMIT:
 		if (x->skip)
 			return 0;
@@ -581,7 +769,7 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 static int
 apply_segment(struct run *r, const struct prefetch_item *it, char **errmsg)
 {
-	struct seg_ctx x = { r, it, false, 0, 0 };
+	struct seg_ctx x = { r, it, false, 0, 0, NULL };
 	struct segment_reader *rd = NULL;
 	struct ls_record rec;
 	char name[64];
@@ -770,6 +958,21 @@ reconcile_map(struct run *r, char **errmsg)
 	return rc;
 }
 
+/* --filter: loaded and validated against the base before anything else. */
+static int
+load_filters(struct run *r, char **errmsg)
+{
+	int rc;
+
+	if (r->o->filter_path == NULL || r->el != NULL)
+		return 0;
+	if ((r->srcrels = relcache_new()) == NULL)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	if ((rc = elide_new(r->o->filter_path, r->m, &r->el, errmsg)) != 0)
+		r->bad_input = true;
+	return rc;
+}
+
 /* Adopt the target's marker (it is authoritative), or start one. */
 static int
 reconcile(struct run *r, char **errmsg)
@@ -786,7 +989,7 @@ reconcile(struct run *r, char **errmsg)
 		    "from another store (%s), not %s (%s)", tstore,
 		    store_url(r->store), r->store_id);
 	if ((rc = read_manifest(r, rc == 0 ? tm.generation : r->id.generation,
-	    errmsg)) != 0)
+	    errmsg)) != 0 || (rc = load_filters(r, errmsg)) != 0)
 		return rc;
 	if (target_get_marker(r->c, &tm, tstore, sizeof(tstore), NULL) != 0)
 		return init_target(r, errmsg);
@@ -846,6 +1049,10 @@ end_session(struct run *r)
 {
 	remap_free(r->remap);
 	r->remap = NULL;
+	elide_free(r->el);
+	r->el = NULL;
+	relcache_free(r->srcrels);
+	r->srcrels = NULL;
 	if (r->ap != NULL) {
 		r->rows_total += applier_rows(r->ap);
 		r->missing_total += applier_missing(r->ap);

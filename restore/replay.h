@@ -26,6 +26,7 @@ struct replay_opts {
 	int		 verbose;
 	const struct store_opts *store_opts;
 	bool		 remap;		/* --id-mode remap */
+	const char	*filter_path;	/* --filter FILE */
 	int		 on_missing;	/* enum missing_ref */
 };
 
