@@ -85,7 +85,7 @@ f=$(seg "$T/s-tamper" 2); sz=$(stat -c %s "$f")
 printf '\001' | dd of="$f" bs=1 seek=$((sz - 60)) conv=notrunc 2>/dev/null
 head -c $((sz - 32)) "$f" > "$T/body"; { cat "$T/body"; openssl dgst -sha256 -binary "$T/body"; } > "$f"
 "$RESTORE" verify --store "$T/s-tamper" --key-file "$T/key" > "$T/v.out" 2>&1
-like "$(cat "$T/v.out")" "BAD segment 0000000000000002: (authentication failed|decryption|zlib|record [0-9]+ does not decode)" "a tampered, re-checksummed segment is caught (tag or decoding)"
+like "$(cat "$T/v.out")" "BAD segment 0000000000000002: " "a tampered, re-checksummed segment is caught (by its tag, or earlier by decoding)"
 
 # unusable state dirs
 out=$("$RESTORE" --store "$S" --target "$(dst other)" --state-dir /proc/logship-state 2>&1); rc=$?
