@@ -84,6 +84,7 @@ static const struct {
 	const char	*scheme;
 	cloud_open_fn	 open;
 } clouds[] = {
+	{ "gcs", store_gcs_open },
 	{ NULL, NULL }
 };
 
