@@ -1,6 +1,6 @@
 /*
- * logship-restore: replays a logship store into a PostgreSQL target, and
- * inspects stores (ls, verify, cat).
+ * logship-restore: replays a logship store into a PostgreSQL target,
+ * inspects stores (ls, verify, cat) and copies them (mirror).
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -12,6 +12,7 @@
 
 #include "error.h"
 #include "inspect.h"
+#include "mirror.h"
 #include "replay.h"
 #include "state.h"
 #include "store.h"
@@ -63,6 +64,7 @@ usage(FILE *fp)
 "       logship-restore verify --store URL [--key-file F] [--generation G]\n"
 "       logship-restore cat --store URL [--key-file F] [--generation G]\n"
 "                       [--format ndjson] [SEGNO...]\n"
+"       logship-restore mirror --from URL --to URL [--key-file F] [--jobs N]\n"
 "\n"
 "  --store URL       a directory path or file:///abs/path\n"
 "  --target CONNINFO the database to restore into (libpq connection string)\n"
@@ -70,7 +72,8 @@ usage(FILE *fp)
 "  --follow          keep applying new segments (a standby); SIGTERM stops\n"
 "  --until-lsn LSN, --until-time TIMESTAMP\n"
 "                    stop after the last transaction committed at or before\n"
-"  --jobs N          parallel base-load workers (default 2)\n"
+"  --jobs N          parallel base-load workers (default 2); mirror:\n"
+"                    parallel transfers (default 4)\n"
 "  --batch-txns N    source transactions per target transaction (default 1000)\n"
 "  --truncate        empty the restored tables of a non-empty target first\n"
 "  --id-mode preserve|remap\n"
@@ -83,9 +86,13 @@ usage(FILE *fp)
 "  --key-file F      32-byte key (raw or 64 hex digits) for encrypted stores\n"
 "  --generation G    only this generation (16 hex digits); cat: default last\n"
 "  --format ndjson   cat output: a header line, then one JSON record a line\n"
+"  --from URL, --to URL\n"
+"                    mirror: copy each object --to lacks, verified first\n"
+"                    (an encrypted store needs --key-file); logship.json last\n"
 "  --s3-endpoint URL, --s3-region R, --s3-uri-style path|host, --s3-ca-file F,\n"
 "  --s3-credentials-file F, --azure-endpoint URL, --gcs-endpoint URL\n"
-"                    cloud store settings (credentials from the environment)\n"
+"                    cloud store settings (credentials from the environment);\n"
+"                    mirror applies them to both stores\n"
 "  SEGNO             segment numbers, decimal or as 16 hex digits\n");
 }
 
@@ -382,9 +389,75 @@ run_idmap(int argc, char **argv)
 	return rc == 0 ? 0 : rc == LS_ERR_NOTFOUND ? 1 : EXIT_USAGE;
 }
 
+/* Open url for mirror; 0, or a message and -1. */
+static int
+open_store(const char *url, struct store **out)
+{
+	char *err = NULL;
+
+	if (store_open_opts(url, &store_opts, out, &err) == 0)
+		return 0;
+	fprintf(stderr, "logship-restore: %s\n", err);
+	free(err);
+	return -1;
+}
+
+static int
+run_mirror(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "from", required_argument, NULL, 'F' },
+		{ "to", required_argument, NULL, 'T' },
+		{ "key-file", required_argument, NULL, 'k' },
+		{ "jobs", required_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		STORE_LONGOPTS,
+		{ NULL, 0, NULL, 0 }
+	};
+	struct mirror_opts o = { .jobs = 4 };
+	const char *from = NULL, *to = NULL, *key_file = NULL;
+	uint8_t key[32];
+	char *err = NULL;
+	int ch, rc = 0;
+
+	while (rc == 0 && (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		if (store_option(ch, optarg))
+			continue;
+		switch (ch) {
+		case 'F': from = optarg; break;
+		case 'T': to = optarg; break;
+		case 'k': key_file = optarg; break;
+		case 'j': rc = int_arg("--jobs", optarg, 1, 64, &o.jobs); break;
+		case 'h': usage(stdout); exit(0);
+		default: rc = die_usage("%s", "bad option for mirror");
+		}
+	}
+	if (rc != 0)
+		return rc;
+	if (optind < argc)
+		return die_usage("unexpected argument %s", argv[optind]);
+	if (from == NULL || to == NULL)
+		return die_usage("%s", "mirror needs --from URL and --to URL");
+	if (key_file != NULL && ls_key_load(key_file, key, &err) != 0) {
+		fprintf(stderr, "logship-restore: %s\n", err);
+		free(err);
+		return EXIT_USAGE;
+	}
+	o.key = key_file != NULL ? key : NULL;
+	if (open_store(from, &o.src) != 0 || open_store(to, &o.dst) != 0)
+		rc = EXIT_USAGE;
+	else
+		rc = mirror_main(&o);
+	store_free(o.src);
+	store_free(o.dst);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "mirror") == 0)
+		return run_mirror(argc - 1, argv + 1);
 	if (argc > 1 && (strcmp(argv[1], "ls") == 0 ||
 	    strcmp(argv[1], "verify") == 0 || strcmp(argv[1], "cat") == 0))
 		return run_inspect(argc - 1, argv + 1);

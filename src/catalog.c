@@ -58,8 +58,9 @@ catalog_generations(struct store *st, char (**gens)[17], size_t *n,
 		if (strlen(k) > 17 && k[16] == '/' && is_hex16(k)) {
 			if ((r = push_gen(gens, n, k)) != 0)
 				break;
-			/* skip the rest of this generation: '\xff' > any key byte */
-			snprintf(start, sizeof(start), "%.16s/\xff", k);
+			/* skip the rest of the generation: "<gen>0" sorts
+			 * after every "<gen>/..." and is valid UTF-8 (S3) */
+			snprintf(start, sizeof(start), "%.16s0", k);
 		} else
 			snprintf(start, sizeof(start), "%.30s", k);
 		store_list_clear(&l);

@@ -1,0 +1,466 @@
+/*
+ * faultproxy: a TCP proxy that injects the faults an object store's
+ * clients must survive; for tests (not installed).
+ *
+ *	faultproxy --upstream HOST:PORT [--listen PORT] [--seed N]
+ *	    [--p500 F] [--p503 F] [--preset F] [--pstall F]
+ *	    [--stall-seconds N]
+ *
+ * Listens on 127.0.0.1:PORT (0, the default: any free port) and prints the
+ * port as the first line of stdout.  Our HTTP client opens a connection
+ * per request, so faults are drawn per connection: connection n gets one
+ * action, the same for the same --seed, with the given probabilities:
+ *	pass	relay both ways until both sides are done (the rest)
+ *	500/503	read the request head, answer with that status and
+ *		"Connection: close", then drain what the client still sends
+ *	reset	forward part of the request, then reset both connections
+ *		(SO_LINGER 0)
+ *	stall	forward nothing for --stall-seconds (default 3), then close
+ * One line per connection on stderr: "faultproxy: conn=N action=A".
+ * SIGTERM or SIGINT: stop and exit 0.
+ */
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HEAD_MAX	65536
+#define IO_BUF		65536
+#define IDLE_MS		30000		/* a silent client (not in pass) */
+
+enum action { A_PASS, A_500, A_503, A_RESET, A_STALL };
+
+static const char *action_names[] = { "pass", "500", "503", "reset", "stall" };
+
+struct config {
+	struct sockaddr_storage	upstream;
+	socklen_t		upstream_len;
+	double			p[A_STALL + 1];	/* probability of each action */
+	uint64_t		seed;
+	int			stall_s;
+};
+
+struct conn {
+	const struct config	*cfg;
+	int			 fd;		/* the client */
+	int			 up;		/* upstream, or -1 */
+	enum action		 action;
+};
+
+/* One direction of a relay. */
+struct pipe_half {
+	int	from, to;
+};
+
+static volatile sig_atomic_t stop;
+
+static void
+on_signal(int sig)
+{
+	stop = 1;
+}
+
+/* splitmix64 of (seed, n): a uniform double in [0, 1). */
+static double
+draw(uint64_t seed, uint64_t n)
+{
+	uint64_t z = seed + n * 0x9e3779b97f4a7c15ULL;
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	z ^= z >> 31;
+	return (double)(z >> 11) / 9007199254740992.0;
+}
+
+static enum action
+choose(const struct config *cfg, uint64_t n)
+{
+	double u = draw(cfg->seed, n), sum = 0;
+	int a;
+
+	for (a = A_500; a <= A_STALL; a++) {
+		sum += cfg->p[a];
+		if (u < sum)
+			return (enum action)a;
+	}
+	return A_PASS;
+}
+
+static int
+write_all(int fd, const char *buf, size_t len)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		if ((n = write(fd, buf, len)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		buf += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* read(2) after waiting at most ms for data; -1 on timeout or error. */
+static ssize_t
+read_wait(int fd, char *buf, size_t len, int ms)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r;
+
+	while ((r = poll(&p, 1, ms)) < 0 && errno == EINTR)
+		;
+	if (r <= 0)
+		return -1;
+	return read(fd, buf, len);
+}
+
+/* Close fd so that the peer sees a reset rather than an orderly end. */
+static void
+close_reset(int fd)
+{
+	struct linger l = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+	close(fd);
+}
+
+static int
+connect_upstream(const struct config *cfg)
+{
+	int fd = socket(cfg->upstream.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd >= 0 && connect(fd, (const struct sockaddr *)&cfg->upstream,
+	    cfg->upstream_len) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/* Copy one direction until EOF, then pass the EOF on. */
+static void *
+relay_half(void *arg)
+{
+	struct pipe_half *h = arg;
+	char *buf = malloc(IO_BUF);
+	ssize_t n;
+
+	while (buf != NULL && (n = read_wait(h->from, buf, IO_BUF, -1)) > 0)
+		if (write_all(h->to, buf, (size_t)n) != 0)
+			break;
+	free(buf);
+	shutdown(h->to, SHUT_WR);
+	shutdown(h->from, SHUT_RD);
+	return NULL;
+}
+
+/* pass: relay both ways, a thread per direction. */
+static void
+do_pass(struct conn *c)
+{
+	struct pipe_half up = { c->fd, c->up }, down = { c->up, c->fd };
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, relay_half, &down) != 0) {
+		close_reset(c->fd);
+		c->fd = -1;
+		return;
+	}
+	relay_half(&up);
+	pthread_join(t, NULL);
+}
+
+/* Read the request head (up to the blank line); 0 or -1. */
+static int
+read_head(int fd)
+{
+	char *buf = malloc(HEAD_MAX + 1);
+	size_t len = 0;
+	ssize_t n;
+	int r = -1;
+
+	while (buf != NULL && len < HEAD_MAX &&
+	    (n = read_wait(fd, buf + len, HEAD_MAX - len, IDLE_MS)) > 0) {
+		len += (size_t)n;
+		buf[len] = '\0';
+		if (strstr(buf, "\r\n\r\n") != NULL) {
+			r = 0;
+			break;
+		}
+	}
+	free(buf);
+	return r;
+}
+
+/* 500/503: answer after the head, then drain until the client is done. */
+static void
+do_error(struct conn *c)
+{
+	static const char body[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>"
+	    "<Error><Code>ServiceUnavailable</Code><Message>injected by "
+	    "faultproxy</Message></Error>\n";
+	char head[256], buf[4096];
+	int code = c->action == A_500 ? 500 : 503;
+
+	if (read_head(c->fd) != 0)
+		return;
+	snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\nContent-Type: "
+	    "application/xml\r\nContent-Length: %zu\r\n"
+	    "Connection: close\r\n\r\n",
+	    code, code == 500 ? "Internal Server Error" : "Service Unavailable",
+	    sizeof(body) - 1);
+	if (write_all(c->fd, head, strlen(head)) != 0 ||
+	    write_all(c->fd, body, sizeof(body) - 1) != 0)
+		return;
+	shutdown(c->fd, SHUT_WR);
+	while (read_wait(c->fd, buf, sizeof(buf), IDLE_MS) > 0)
+		;
+}
+
+/* reset: forward the first half of what the client sent first, then reset. */
+static void
+do_reset(struct conn *c)
+{
+	char buf[4096];
+	ssize_t n = read_wait(c->fd, buf, sizeof(buf), IDLE_MS);
+
+	if (n > 0)
+		write_all(c->up, buf, (size_t)(n + 1) / 2);
+	close_reset(c->fd);
+	close_reset(c->up);
+	c->fd = c->up = -1;
+}
+
+/* stall: swallow what arrives for stall_s seconds, then close. */
+static void
+do_stall(struct conn *c)
+{
+	struct timespec t0, now;
+	char buf[4096];
+	long left_ms = c->cfg->stall_s * 1000L;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (left_ms > 0 &&
+	    read_wait(c->fd, buf, sizeof(buf), (int)left_ms) > 0) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left_ms = c->cfg->stall_s * 1000L - (now.tv_sec - t0.tv_sec) *
+		    1000L - (now.tv_nsec - t0.tv_nsec) / 1000000L;
+	}
+}
+
+static void *
+conn_main(void *arg)
+{
+	struct conn *c = arg;
+
+	if ((c->action == A_PASS || c->action == A_RESET) &&
+	    (c->up = connect_upstream(c->cfg)) < 0)
+		fprintf(stderr, "faultproxy: upstream connect: %s\n",
+		    strerror(errno));
+	else if (c->action == A_PASS)
+		do_pass(c);
+	else if (c->action == A_RESET)
+		do_reset(c);
+	else if (c->action == A_STALL)
+		do_stall(c);
+	else
+		do_error(c);
+	if (c->up >= 0)
+		close(c->up);
+	if (c->fd >= 0)
+		close(c->fd);
+	free(c);
+	return NULL;
+}
+
+/* Hand a new connection to a detached thread of its own. */
+static void
+serve(const struct config *cfg, int fd, uint64_t n)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	pthread_attr_t attr;
+	pthread_t t;
+
+	if (c == NULL) {
+		close(fd);
+		return;
+	}
+	*c = (struct conn){ .cfg = cfg, .fd = fd, .up = -1,
+	    .action = choose(cfg, n) };
+	fprintf(stderr, "faultproxy: conn=%llu action=%s\n",
+	    (unsigned long long)n, action_names[c->action]);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, conn_main, c) != 0) {
+		close(fd);
+		free(c);
+	}
+	pthread_attr_destroy(&attr);
+}
+
+/* Accept until a signal; signals are let in only while waiting in ppoll. */
+static void
+accept_loop(const struct config *cfg, int lfd, const sigset_t *waitmask)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	uint64_t n = 0;
+	int fd;
+
+	while (!stop) {
+		if (ppoll(&p, 1, NULL, waitmask) <= 0)
+			continue;
+		if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
+			serve(cfg, fd, ++n);
+	}
+}
+
+static int
+listen_on(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+	    .sin_port = htons((uint16_t)port),
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t alen = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
+	    sizeof(one)) != 0 ||
+	    bind(fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    listen(fd, 128) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &alen) != 0) {
+		fprintf(stderr, "faultproxy: listen on 127.0.0.1:%d: %s\n",
+		    port, strerror(errno));
+		exit(1);
+	}
+	printf("%d\n", ntohs(a.sin_port));
+	fflush(stdout);
+	return fd;
+}
+
+static void
+resolve_upstream(const char *hostport, struct config *cfg)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+	char host[256];
+	const char *colon = strrchr(hostport, ':');
+	int r;
+
+	if (colon == NULL || (size_t)(colon - hostport) >= sizeof(host)) {
+		fprintf(stderr, "faultproxy: --upstream %s: expected "
+		    "HOST:PORT\n", hostport);
+		exit(2);
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - hostport), hostport);
+	if ((r = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
+		fprintf(stderr, "faultproxy: --upstream %s: %s\n", hostport,
+		    gai_strerror(r));
+		exit(2);
+	}
+	memcpy(&cfg->upstream, res->ai_addr, res->ai_addrlen);
+	cfg->upstream_len = res->ai_addrlen;
+	freeaddrinfo(res);
+}
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: faultproxy --upstream HOST:PORT "
+	    "[--listen PORT] [--seed N]\n"
+	    "                  [--p500 F] [--p503 F] [--preset F] "
+	    "[--pstall F] [--stall-seconds N]\n");
+	exit(2);
+}
+
+static double
+prob(const char *opt, const char *v)
+{
+	char *end;
+	double p = strtod(v, &end);
+
+	if (*v == '\0' || *end != '\0' || !(p >= 0 && p <= 1)) {
+		fprintf(stderr, "faultproxy: %s %s: expected 0 to 1\n", opt, v);
+		exit(2);
+	}
+	return p;
+}
+
+/* Options into cfg; returns the port to listen on. */
+static int
+parse_args(int argc, char **argv, struct config *cfg)
+{
+	static const struct option opts[] = {
+		{ "upstream", required_argument, NULL, 'u' },
+		{ "listen", required_argument, NULL, 'l' },
+		{ "seed", required_argument, NULL, 's' },
+		{ "p500", required_argument, NULL, '5' },
+		{ "p503", required_argument, NULL, '3' },
+		{ "preset", required_argument, NULL, 'r' },
+		{ "pstall", required_argument, NULL, 't' },
+		{ "stall-seconds", required_argument, NULL, 'S' },
+		{ NULL, 0, NULL, 0 }
+	};
+	const char *upstream = NULL;
+	int ch, port = 0;
+
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'u': upstream = optarg; break;
+		case 'l': port = atoi(optarg); break;
+		case 's': cfg->seed = strtoull(optarg, NULL, 10); break;
+		case '5': cfg->p[A_500] = prob("--p500", optarg); break;
+		case '3': cfg->p[A_503] = prob("--p503", optarg); break;
+		case 'r': cfg->p[A_RESET] = prob("--preset", optarg); break;
+		case 't': cfg->p[A_STALL] = prob("--pstall", optarg); break;
+		case 'S': cfg->stall_s = atoi(optarg); break;
+		default: usage();
+		}
+	}
+	if (upstream == NULL || optind < argc || port < 0 || port > 65535 ||
+	    cfg->stall_s < 0)
+		usage();
+	if (cfg->p[A_500] + cfg->p[A_503] + cfg->p[A_RESET] + cfg->p[A_STALL] >
+	    1.0 + 1e-9) {
+		fprintf(stderr, "faultproxy: the probabilities add up to more "
+		    "than 1\n");
+		exit(2);
+	}
+	resolve_upstream(upstream, cfg);
+	return port;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct config cfg = { .stall_s = 3 };
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigset_t block, waitmask;
+	int lfd, port = parse_args(argc, argv, &cfg);
+
+	signal(SIGPIPE, SIG_IGN);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &block, &waitmask);	/* threads inherit it */
+	lfd = listen_on(port);
+	accept_loop(&cfg, lfd, &waitmask);
+	close(lfd);
+	fprintf(stderr, "faultproxy: stopped\n");
+	return 0;
+}
