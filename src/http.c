@@ -241,7 +241,9 @@ http_header(const struct http_resp *r, const char *name)
 bool
 http_retryable(long status)
 {
-	return status >= 500 || status == 408 || status == 429 || status == 0;
+	/* 501 Not Implemented will not change on a retry */
+	return (status >= 500 && status != 501) || status == 408 ||
+	    status == 429 || status == 0;
 }
 
 int

@@ -62,7 +62,7 @@ void http_resp_free(struct http_resp *);
 /* The value of a response header (name in any case), or NULL. */
 const char *http_header(const struct http_resp *, const char *name);
 
-/* Worth another try: 5xx, 408, 429 (a network failure always is). */
+/* Worth another try: 5xx but 501, 408, 429 (a network failure always is). */
 bool http_retryable(long status);
 
 /*

@@ -85,6 +85,7 @@ static const struct {
 	cloud_open_fn	 open;
 } clouds[] = {
 	{ "gcs", store_gcs_open },
+	{ "s3", store_s3_open },
 	{ NULL, NULL }
 };
 
