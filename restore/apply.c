@@ -291,6 +291,18 @@ applier_commit(struct applier *a, const char *extra1, const char *extra2,
 	return 0;
 }
 
+int
+applier_sync(struct applier *a, char **errmsg)
+{
+	int r;
+
+	if (a->in_batch)
+		return 0;
+	if ((r = flush_run(a, errmsg)) != 0)
+		return r;
+	return a->queued > 0 ? drain(a, errmsg) : 0;
+}
+
 void
 applier_rollback(struct applier *a)
 {

@@ -38,6 +38,8 @@ int applier_sequence(struct applier *, const struct ls_sequence *, char **errmsg
 int applier_commit(struct applier *, const char *extra1, const char *extra2,
     char **errmsg);
 void applier_rollback(struct applier *);
+/* Outside a batch: send what is queued (sequence samples) and wait. */
+int applier_sync(struct applier *, char **errmsg);
 int applier_in_batch(const struct applier *);
 
 /* Counters since applier_new. */

@@ -495,9 +495,14 @@ remap_change(struct remap *r, struct state_txn *txn,
 	    (k = col_index(rel, t->keycol)) < 0)
 		return ls_errf(errmsg, LS_ERR_INVALID, "%s: key column %s is not "
 		    "replicated", t->qual, t->keycol);
-	if (t != NULL && ch->kind == LS_CHANGE_INSERT)
-		rc = insert_key(r, txn, t, k, ch, tag, errmsg);
-	else if (t != NULL)
+	/* references first: a skipped insert must not leave a map entry */
+	if (ch->kind == LS_CHANGE_INSERT) {
+		rc = follow_all(r, txn, rel, &ch->new, xid, skip, errmsg);
+		if (rc == 0 && !*skip && t != NULL)
+			rc = insert_key(r, txn, t, k, ch, tag, errmsg);
+		return rc;
+	}
+	if (t != NULL)
 		rc = existing_key(r, txn, t, k, ch, tag, skip, errmsg);
 	if (rc == 0 && !*skip && ch->kind != LS_CHANGE_DELETE)
 		rc = follow_all(r, txn, rel, &ch->new, xid, skip, errmsg);

@@ -587,7 +587,7 @@ commit_batch(struct run *r, char **errmsg)
 	int rc;
 
 	if (!applier_in_batch(r->ap))
-		return 0;
+		return applier_sync(r->ap, errmsg);	/* sequence samples */
 	/* map entries first: a crash before the target commits leaves
 	 * entries tagged beyond its marker, dropped at the next start */
 	if (r->mtxn != NULL) {
@@ -1025,7 +1025,7 @@ session(struct run *r, char **errmsg)
 			rc = run_section(r, "pre_data", PHASE_SCHEMA, errmsg);
 			break;
 		case PHASE_SCHEMA:
-			if (r->o->remap && !(r->mk.phase &
+			if (remapping(r) && !(r->mk.phase &
 			    (PHASE_SCHEMA_GIVEN | PHASE_POST_EARLY))) {
 				/* keys and foreign keys must exist to remap */
 				r->mk.phase |= PHASE_POST_EARLY;
@@ -1102,7 +1102,8 @@ replay_main(const struct replay_opts *o)
 		r.progressed = false;
 		nap(ls_backoff_us(attempt++));
 	}
-	if (rc != 0 && restore_stop && !r.bad_input) {
+	if ((rc == LS_ERR_TRANSIENT || rc == LS_ERR_END) && restore_stop &&
+	    !r.bad_input) {
 		log_info("restore", "stopped while %s", err ? err : "waiting");
 		rc = 0;		/* asked to stop: the last commit stands */
 	}
