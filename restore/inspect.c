@@ -34,7 +34,7 @@ print_identity(struct store *st)
 		    "generation %s\n", store_url(st), id.system_id, id.database,
 		    id.generation);
 	else
-		printf("store %s: %s\n", store_url(st), err);
+		printf("%s\n", err);	/* the message names the store */
 	free(err);
 }
 
