@@ -84,6 +84,7 @@ static const struct {
 	const char	*scheme;
 	cloud_open_fn	 open;
 } clouds[] = {
+	{ "azure", store_azure_open },
 	{ "gcs", store_gcs_open },
 	{ "s3", store_s3_open },
 	{ NULL, NULL }

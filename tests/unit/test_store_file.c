@@ -181,9 +181,15 @@ test_open(void)
 	r = store_open("ftp://x", &s, &err);
 	ok(r == LS_ERR_INVALID && s == NULL && has_all(err, "\"ftp\"",
 	    "file:///", (char *)NULL), "ftp:// is an unknown scheme");
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
 	r = store_open("s3://bucket/prefix", &s, &err);
-	ok(r == LS_ERR_INVALID && has_all(err, "\"s3\"", (char *)NULL),
-	    "s3:// is not available yet");
+	ok(r == LS_ERR_INVALID && s == NULL && has_all(err, "AWS_ACCESS_KEY_ID",
+	    (char *)NULL), "s3:// without credentials names the variables");
+	r = store_open("gopher://x/y", &s, &err);
+	ok(r == LS_ERR_INVALID && has_all(err, "\"gopher\"", "s3://", "azure://",
+	    "gcs://", (char *)NULL), "gopher:// is an unknown scheme naming the "
+	    "known ones");
 	r = store_open("", &s, &err);
 	ok(r == LS_ERR_INVALID, "empty URL is rejected");
 	r = store_open("file://relative/x", &s, &err);
