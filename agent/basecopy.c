@@ -555,24 +555,6 @@ plan(struct bc *bc, char **errmsg)
 
 /* ---- objects ---- */
 
-/* A read-write anonymous file in dir ($TMPDIR or /tmp if NULL). */
-static int
-spool_open(const char *dir, char **errmsg)
-{
-	char path[4096];
-	int fd;
-
-	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
-		dir = "/tmp";
-	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) >= 0)
-		return fd;
-	snprintf(path, sizeof(path), "%s/logship-base.XXXXXX", dir);
-	if ((fd = mkostemp(path, O_CLOEXEC)) < 0)
-		return ls_errf(errmsg, LS_ERR_IO, "temp file in %s: %s", dir,
-		    strerror(errno));
-	unlink(path);
-	return fd;
-}
 
 /* Finish b into a temp file and store it as key; sha is its trailer. */
 static int
@@ -581,7 +563,7 @@ put_blob(const struct basecopy_opts *o, struct blob_writer *b,
 {
 	int fd, r;
 
-	if ((fd = spool_open(o->spool_dir, errmsg)) < 0)
+	if ((fd = ls_temp_fd(o->spool_dir, errmsg)) < 0)
 		return fd;
 	if ((r = blob_writer_finish(b, fd, sha, errmsg)) == 0)
 		r = store_put(o->store, key, fd, errmsg);

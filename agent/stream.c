@@ -108,23 +108,6 @@ add_sequence(void *arg, const struct ls_sequence *s)
 	return segment_writer_add(a->seg, &rec, NULL);
 }
 
-static int
-temp_fd(const char *dir, char **errmsg)
-{
-	char path[4096];
-	int fd;
-
-	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
-		dir = "/tmp";
-	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) >= 0)
-		return fd;
-	snprintf(path, sizeof(path), "%s/logship-seg.XXXXXX", dir);
-	if ((fd = mkstemp(path)) < 0)
-		return ls_errf(errmsg, LS_ERR_IO, "temp file in %s: %s", dir,
-		    strerror(errno));
-	unlink(path);
-	return fd;
-}
 
 static void
 sleep_us(int64_t us)
@@ -182,7 +165,7 @@ stream_flush(struct agent *a, char **errmsg)
 	    source_sample_sequences(a->sql, add_sequence, a, NULL) != 0)
 		log_warn("agent", "sequence sampling failed: %s",
 		    PQerrorMessage(a->sql));
-	if ((fd = temp_fd(a->cfg->spool_dir, errmsg)) < 0)
+	if ((fd = ls_temp_fd(a->cfg->spool_dir, errmsg)) < 0)
 		return fd;
 	r = segment_writer_finish(a->seg, fd, &h, sha, errmsg);
 	segment_object_key(a->generation, a->segno, key);

@@ -82,17 +82,10 @@ txnbuf_spilled(const struct txnbuf *t)
 static int
 spill(struct txnbuf *t, char **errmsg)
 {
-	const char *dir = t->spool_dir;
-	char path[4096];
-
-	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
-		dir = "/tmp";
-	if ((t->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0) {
-		snprintf(path, sizeof(path), "%s/logship-txn.XXXXXX", dir);
-		if ((t->fd = mkstemp(path)) < 0)
-			return ls_errf(errmsg, LS_ERR_IO, "spill file in %s: %s",
-			    dir, strerror(errno));
-		unlink(path);
+	if ((t->fd = ls_temp_fd(t->spool_dir, errmsg)) < 0) {
+		int r = t->fd;
+		t->fd = -1;
+		return r;
 	}
 	if (ls_write_all(t->fd, t->mem, (size_t)t->size) != 0)
 		return ls_errf(errmsg, LS_ERR_IO, "spill write: %s", strerror(errno));

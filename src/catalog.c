@@ -142,19 +142,10 @@ catalog_segments(struct store *st, const char *gen, uint64_t after,
 int
 catalog_fetch(struct store *st, const char *key, int *fdp, char **errmsg)
 {
-	const char *dir = getenv("TMPDIR");
-	char path[4096];
 	int fd, r;
 
-	if (dir == NULL)
-		dir = "/tmp";
-	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) < 0) {
-		snprintf(path, sizeof(path), "%s/logship-fetch.XXXXXX", dir);
-		if ((fd = mkstemp(path)) < 0)
-			return ls_errf(errmsg, LS_ERR_IO, "temp file in %s: %s",
-			    dir, strerror(errno));
-		unlink(path);
-	}
+	if ((fd = ls_temp_fd(NULL, errmsg)) < 0)
+		return fd;
 	if ((r = store_get(st, key, fd, errmsg)) != 0) {
 		close(fd);
 		return r;

@@ -46,24 +46,6 @@ container_total_len(size_t hlen, uint64_t body_len, bool encrypted)
 /* Writing                                                              */
 /* ------------------------------------------------------------------ */
 
-static int
-open_spool(const char *dir, char **errmsg)
-{
-	char path[4096];
-	int fd;
-
-	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
-		dir = "/tmp";
-	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd >= 0)
-		return fd;
-	snprintf(path, sizeof(path), "%s/logship-spool.XXXXXX", dir);
-	if ((fd = mkstemp(path)) < 0)
-		return ls_errf(errmsg, LS_ERR_IO, "spool file in %s: %s", dir,
-		    strerror(errno));
-	unlink(path);
-	return fd;
-}
 
 int
 container_writer_init(struct container_writer *w, const char *spool_dir,
@@ -73,7 +55,7 @@ container_writer_init(struct container_writer *w, const char *spool_dir,
 	w->spool = -1;
 	if ((w->has_key = key != NULL))
 		memcpy(w->key, key, CONTAINER_KEY_LEN);
-	if ((w->spool = open_spool(spool_dir, errmsg)) < 0) {
+	if ((w->spool = ls_temp_fd(spool_dir, errmsg)) < 0) {
 		int r = w->spool;
 		w->spool = -1;
 		return r;

@@ -229,3 +229,21 @@ ls_backoff_us(int attempt)
 		base = 30000000;
 	return base * 3 / 4 + (int64_t)(random() % (base / 2 + 1));
 }
+
+int
+ls_temp_fd(const char *dir, char **errmsg)
+{
+	char path[4096];
+	int fd;
+
+	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
+		dir = "/tmp";
+	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) >= 0)
+		return fd;
+	snprintf(path, sizeof(path), "%s/logship.XXXXXX", dir);
+	if ((fd = mkostemp(path, O_CLOEXEC)) < 0)
+		return ls_errf(errmsg, LS_ERR_IO, "temp file in %s: %s", dir,
+		    strerror(errno));
+	unlink(path);
+	return fd;
+}

@@ -30,6 +30,12 @@ int ls_lsn_parse(const char *s, uint64_t *lsn);
 /* Retry delay for attempt n (0-based): 0.5 s doubling to 30 s, +-25% jitter. */
 int64_t ls_backoff_us(int attempt);
 
+/*
+ * An anonymous read-write file in dir (NULL: $TMPDIR, else /tmp): O_TMPFILE,
+ * or a mkstemp name unlinked at once.  The fd, or LS_ERR_IO with *errmsg.
+ */
+int ls_temp_fd(const char *dir, char **errmsg);
+
 /* Read a 32-byte key file: 32 raw bytes or 64 hex digits (newline allowed). */
 int ls_key_load(const char *path, uint8_t key[32], char **errmsg);
 
