@@ -127,6 +127,21 @@ open_cloud(const char *url, size_t slen, const struct store_opts *opts,
 }
 
 int
+store_verrf(const struct store *s, char **errmsg, int code, const char *op,
+    const char *key, const char *fmt, va_list ap)
+{
+	char *detail = NULL;
+
+	if (vasprintf(&detail, fmt, ap) == -1)
+		detail = NULL;
+	ls_errf(errmsg, code, "store %s: %s %s: %s", s->url, op,
+	    key != NULL && *key != '\0' ? key : "\"\"",
+	    detail != NULL ? detail : ls_strerror(code));
+	free(detail);
+	return code;
+}
+
+int
 store_open(const char *url, struct store **out, char **errmsg)
 {
 	return store_open_opts(url, NULL, out, errmsg);

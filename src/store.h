@@ -10,6 +10,7 @@
 #ifndef LS_STORE_H
 #define LS_STORE_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -117,6 +118,14 @@ int store_get_buf(struct store *, const char *key, size_t max, char **bufp,
  */
 int store_list_all(struct store *, const char *prefix,
     int (*fn)(void *arg, const struct store_entry *), void *arg, char **errmsg);
+
+/*
+ * For backends: set *errmsg to "store <url>: <op> <key>: <detail>" (the
+ * detail formatted from fmt; the code's name if that fails); return code.
+ */
+int store_verrf(const struct store *, char **errmsg, int code, const char *op,
+    const char *key, const char *fmt, va_list ap)
+    __attribute__((format(printf, 6, 0)));
 
 /* Backend constructors (store_open picks one by scheme). */
 int store_file_open(const char *url, const char *path, struct store **out,

@@ -101,16 +101,10 @@ ferr(struct store_file *sf, char **errmsg, int code, const char *op,
     const char *key, const char *fmt, ...)
 {
 	va_list ap;
-	char *detail = NULL;
 
 	va_start(ap, fmt);
-	if (vasprintf(&detail, fmt, ap) == -1)
-		detail = NULL;
+	store_verrf(&sf->base, errmsg, code, op, key, fmt, ap);
 	va_end(ap);
-	ls_errf(errmsg, code, "store %s: %s %s: %s", sf->base.url, op,
-	    *key != '\0' ? key : "\"\"",
-	    detail != NULL ? detail : ls_strerror(code));
-	free(detail);
 	return code;
 }
 

@@ -88,15 +88,10 @@ static int __attribute__((format(printf, 4, 5)))
 cerr(struct gcall *c, char **errmsg, int code, const char *fmt, ...)
 {
 	va_list ap;
-	char *detail = NULL;
 
 	va_start(ap, fmt);
-	if (vasprintf(&detail, fmt, ap) == -1)
-		detail = NULL;
+	store_verrf(&c->g->base, errmsg, code, c->op, c->key, fmt, ap);
 	va_end(ap);
-	ls_errf(errmsg, code, "store %s: %s %s: %s", c->g->base.url, c->op,
-	    c->key, detail != NULL ? detail : ls_strerror(code));
-	free(detail);
 	return code;
 }
 

@@ -326,15 +326,10 @@ s3_err(struct store_s3 *s, const struct s3_req *q, char **errmsg, int code,
     const char *fmt, ...)
 {
 	va_list ap;
-	char *detail = NULL;
 
 	va_start(ap, fmt);
-	if (vasprintf(&detail, fmt, ap) == -1)
-		detail = NULL;
+	store_verrf(&s->base, errmsg, code, q->op, req_what(q), fmt, ap);
 	va_end(ap);
-	ls_errf(errmsg, code, "store %s: %s %s: %s", s->base.url, q->op,
-	    req_what(q), detail != NULL ? detail : ls_strerror(code));
-	free(detail);
 	return code;
 }
 
