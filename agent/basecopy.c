@@ -100,7 +100,8 @@ static const char pub_tables_sql[] =
     "SELECT c.oid, c.relkind FROM pg_catalog.pg_publication_tables p "
     "JOIN pg_catalog.pg_namespace n ON n.nspname = p.schemaname "
     "JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid "
-    "AND c.relname = p.tablename WHERE p.pubname = $1 ORDER BY 1";
+    "AND c.relname = p.tablename WHERE p.pubname = $1 "
+    "AND p.schemaname <> 'logship' ORDER BY 1";	/* never logship's own */
 
 static const char named_sql[] =
     "SELECT c.oid, c.relkind FROM pg_catalog.pg_class c "
@@ -597,23 +598,29 @@ read_dump(const struct basecopy_opts *o, int fd, struct blob_writer *b,
 	}
 }
 
-/* Run pg_dump for one section into b; its warning, if any, is logged. */
+/*
+ * Run pg_dump with args (NULL-terminated, at most 8) into b; its warning,
+ * if any, is logged.  logship's own schema is never dumped.
+ */
 static int
-run_dump(const struct basecopy_opts *o, const char *section,
-    struct blob_writer *b, char **errmsg)
+run_dump(const struct basecopy_opts *o, const char *what,
+    const char *const *args, struct blob_writer *b, char **errmsg)
 {
 	struct pgtool *t = NULL;
-	char sec[64], what[80], *snap = NULL, *note = NULL;
-	const char *args[] = { "--schema-only", sec, NULL, "--format=plain",
-	    NULL };
+	char *snap = NULL, *note = NULL;
+	const char *argv[12];
+	size_t n = 0;
 	int r;
 
-	snprintf(sec, sizeof(sec), "--section=%s", section);
-	snprintf(what, sizeof(what), "pg_dump %s", sec);
 	if (asprintf(&snap, "--snapshot=%s", o->snapshot) < 0)
 		return nomem(errmsg);
-	args[2] = snap;
-	if ((r = pgtool_spawn("pg_dump", o->pg_dump, o->conninfo, args,
+	argv[n++] = snap;
+	argv[n++] = "--format=plain";
+	argv[n++] = "--exclude-schema=logship";
+	while (*args != NULL && n < 11)
+		argv[n++] = *args++;
+	argv[n] = NULL;
+	if ((r = pgtool_spawn("pg_dump", o->pg_dump, o->conninfo, argv,
 	    PGTOOL_DEVNULL, PGTOOL_PIPE, &t, errmsg)) != 0)
 		goto out;
 	if ((r = read_dump(o, pgtool_stdout(t), b, errmsg)) != 0)
@@ -626,39 +633,81 @@ run_dump(const struct basecopy_opts *o, const char *section,
 	return r;
 }
 
-/* Dump one section into <gen>/base/<section>; record it as msection. */
+/*
+ * Dump into <gen>/base/<name>; record it as manifest section msection
+ * (count: how many objects it holds, or 0).
+ */
 static int
-dump_section(const struct basecopy_opts *o, const char *section,
-    const char *msection, struct base_manifest *m, char **errmsg)
+dump_section(const struct basecopy_opts *o, const char *name,
+    const char *msection, const char *const *args, uint64_t count,
+    struct base_manifest *m, char **errmsg)
 {
 	struct blob_writer *b = NULL;
-	char key[KEYLEN];
+	char key[KEYLEN], what[80];
 	uint8_t sha[32];
 	int r;
 
-	snprintf(key, sizeof(key), "%s/base/%s", o->generation, section);
+	snprintf(key, sizeof(key), "%s/base/%s", o->generation, name);
+	snprintf(what, sizeof(what), "pg_dump %s", name);
 	if ((r = blob_writer_new("schema", o->key, o->spool_dir, &b,
-	    errmsg)) == 0 && (r = run_dump(o, section, b, errmsg)) == 0 &&
+	    errmsg)) == 0 && (r = run_dump(o, what, args, b, errmsg)) == 0 &&
 	    (r = put_blob(o, b, key, sha, errmsg)) == 0 &&
 	    base_manifest_set_section(m, msection, key, sha,
-	    blob_writer_raw_len(b)) != 0)
+	    blob_writer_raw_len(b), count) != 0)
 		r = nomem(errmsg);
 	if (r == 0)
-		log_info(SUB, "schema %s dumped bytes=%" PRIu64, section,
+		log_info(SUB, "%s dumped bytes=%" PRIu64, name,
 		    blob_writer_raw_len(b));
 	blob_writer_free(b);
 	return r;
 }
 
+/* How many large objects the snapshot holds. */
 static int
-dump_schema(const struct basecopy_opts *o, struct base_manifest *m,
-    char **errmsg)
+count_large_objects(PGconn *c, uint64_t *n, char **errmsg)
 {
+	PGresult *res = NULL;
 	int r;
 
-	if ((r = dump_section(o, "pre-data", "pre_data", m, errmsg)) == 0)
-		r = dump_section(o, "post-data", "post_data", m, errmsg);
-	return r;
+	if ((r = pg_query(c, "SELECT count(*) FROM "
+	    "pg_catalog.pg_largeobject_metadata", 0, NULL, &res,
+	    "counting large objects", errmsg)) != 0)
+		return r;
+	*n = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+	PQclear(res);
+	return 0;
+}
+
+/*
+ * pg_dump's schema: pre-data; post-data with the REFRESH of every
+ * populated materialized view (in dependency order), so no --schema-only
+ * there; and the large objects, which logical decoding never streams.
+ */
+static int
+dump_schema(const struct basecopy_opts *o, PGconn *ctl,
+    struct base_manifest *m, char **errmsg)
+{
+	static const char *const pre[] = { "--schema-only",
+	    "--section=pre-data", NULL };
+	static const char *const post[] = { "--section=post-data", NULL };
+	static const char *const lobs[] = { "--data-only", "--blobs",
+	    "--exclude-table-data=*.*", NULL };
+	uint64_t nlobs = 0;
+	int r;
+
+	if ((r = dump_section(o, "pre-data", "pre_data", pre, 0, m,
+	    errmsg)) != 0 ||
+	    (r = dump_section(o, "post-data", "post_data", post, 0, m,
+	    errmsg)) != 0 ||
+	    (r = count_large_objects(ctl, &nlobs, errmsg)) != 0)
+		return r;
+	if (nlobs == 0)
+		return 0;
+	log_warn(SUB, "%" PRIu64 " large object(s) are copied with this base "
+	    "snapshot; later changes to large objects are not streamed (logical "
+	    "decoding does not carry them)", nlobs);
+	return dump_section(o, "large-objects", "large_objects", lobs, nlobs, m,
+	    errmsg);
 }
 
 /* ---- the rows, from COPY ---- */
@@ -977,8 +1026,13 @@ basecopy_run(const struct basecopy_opts *o, struct base_manifest *m,
 	pthread_mutex_init(&bc.lock, NULL);
 	if ((r = snapshot_conn(o, &ctl, errmsg)) != 0 ||
 	    (r = prepare(&bc, ctl, errmsg)) != 0 ||
-	    (r = dump_schema(o, m, errmsg)) != 0)
+	    (r = dump_schema(o, ctl, m, errmsg)) != 0)
 		goto out;
+	if (o->publication != NULL &&
+	    base_manifest_set_publication(m, o->publication) != 0) {
+		r = nomem(errmsg);
+		goto out;
+	}
 	if (stopping(o)) {
 		r = interrupted(errmsg);
 		goto out;

@@ -5,6 +5,7 @@
  * and the results are drained at sync points.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "apply.h"
 #include "relcache.h"
 #include "target.h"
+#include "util.h"
 
 #define SYNC_EVERY	256
 #define MAX_PARAMS	(2 * 1664)
@@ -31,13 +33,38 @@ struct stmt {
 	char		 name[24];	/* prepared statement name */
 };
 
+/*
+ * What the applier knows of a source relation: its version (a new
+ * definition means new statement shapes) and, once a change needs it, the
+ * target table's column types matched by name.
+ */
+struct relinfo {
+	uint32_t	 oid;
+	uint32_t	 version;
+	bool		 resolved;	/* checked against the target */
+	uint32_t	*types;		/* target type per record column */
+	bool		*textcmp;	/* no equality: compare as text */
+	char		**elided;	/* source columns the filters drop */
+	size_t		 nelided;
+};
+
+/* Where a queued command came from, for its error message. */
+struct cmdctx {
+	uint32_t	 relid;		/* 0: not a change */
+	uint64_t	 segno;
+	uint64_t	 lsn;
+	uint32_t	 xid;
+};
+
 struct applier {
 	PGconn		*c;
 	struct relcache	*rels;
-	uint32_t	*relver_oid;	/* relation versions: oid -> version */
-	uint32_t	*relver;
-	size_t		 nrelver;
+	struct relinfo	*ri;
+	size_t		 nri;
 	uint32_t	 version_seq;
+	struct cmdctx	 ctx;		/* of the source transaction being sent */
+	struct cmdctx	*sentctx;	/* per command since the last sync */
+	size_t		 sentcap;
 	struct stmt	*stmts;		/* open addressing */
 	size_t		 cap, n;
 	unsigned	 next_name;
@@ -57,6 +84,8 @@ struct applier {
 
 static int flush_run(struct applier *, char **);
 static void discard_run(struct applier *);
+static void relinfo_clear(struct relinfo *);
+static int resolve(struct applier *, const struct ls_relation *, char **);
 
 int
 applier_new(PGconn *c, struct applier **out, char **errmsg)
@@ -89,8 +118,10 @@ applier_free(struct applier *a)
 	for (i = 0; i < a->cap; i++)
 		free(a->stmts[i].key);
 	free(a->stmts);
-	free(a->relver_oid);
-	free(a->relver);
+	for (i = 0; i < a->nri; i++)
+		relinfo_clear(&a->ri[i]);
+	free(a->ri);
+	free(a->sentctx);
 	relcache_free(a->rels);
 	free(a);
 }
@@ -99,44 +130,125 @@ uint64_t applier_rows(const struct applier *a) { return a->rows; }
 uint64_t applier_missing(const struct applier *a) { return a->missing; }
 int applier_in_batch(const struct applier *a) { return a->in_batch; }
 
-static uint32_t
-relation_version(const struct applier *a, uint32_t oid)
+static void
+relinfo_clear(struct relinfo *ri)
 {
 	size_t i;
 
-	for (i = 0; i < a->nrelver; i++)
-		if (a->relver_oid[i] == oid)
-			return a->relver[i];
+	for (i = 0; i < ri->nelided; i++)
+		free(ri->elided[i]);
+	free(ri->elided);
+	free(ri->types);
+	free(ri->textcmp);
+	ri->elided = NULL;
+	ri->nelided = 0;
+	ri->types = NULL;
+	ri->textcmp = NULL;
+	ri->resolved = false;
+}
+
+static struct relinfo *
+relinfo_get(const struct applier *a, uint32_t oid)
+{
+	size_t i;
+
+	for (i = 0; i < a->nri; i++)
+		if (a->ri[i].oid == oid)
+			return &a->ri[i];
+	return NULL;
+}
+
+static uint32_t
+relation_version(const struct applier *a, uint32_t oid)
+{
+	const struct relinfo *ri = relinfo_get(a, oid);
+
+	return ri != NULL ? ri->version : 0;
+}
+
+/* Same definition: name, replica identity, columns and their types. */
+static bool
+same_relation(const struct ls_relation *x, const struct ls_relation *y)
+{
+	uint16_t i;
+
+	if (x->ncols != y->ncols || x->replident != y->replident ||
+	    strcmp(x->schema, y->schema) != 0 || strcmp(x->name, y->name) != 0)
+		return false;
+	for (i = 0; i < x->ncols; i++)
+		if (strcmp(x->cols[i].name, y->cols[i].name) != 0 ||
+		    x->cols[i].type_oid != y->cols[i].type_oid ||
+		    x->cols[i].typmod != y->cols[i].typmod ||
+		    x->cols[i].flags != y->cols[i].flags)
+			return false;
+	return true;
+}
+
+static bool
+has_column(const struct ls_relation *rel, const char *name)
+{
+	uint16_t i;
+
+	for (i = 0; i < rel->ncols; i++)
+		if (strcmp(rel->cols[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Remember which of the source's columns the filters leave out. */
+static int
+note_elided(struct relinfo *ri, const struct ls_relation *rel,
+    const struct ls_relation *source)
+{
+	uint16_t i;
+
+	if (source == NULL || source == rel)
+		return 0;
+	if ((ri->elided = calloc(source->ncols + 1, sizeof(*ri->elided))) == NULL)
+		return LS_ERR_NOMEM;
+	for (i = 0; i < source->ncols; i++)
+		if (!has_column(rel, source->cols[i].name) &&
+		    (ri->elided[ri->nelided++] = strdup(source->cols[i].name)) == NULL)
+			return LS_ERR_NOMEM;
 	return 0;
 }
 
 int
 applier_relation(struct applier *a, const struct ls_relation *rel,
-    char **errmsg)
+    const struct ls_relation *source, char **errmsg)
 {
-	uint32_t *o, *v;
-	size_t i;
+	const struct ls_relation *old = relcache_get(a->rels, rel->oid);
+	struct relinfo *ri = relinfo_get(a, rel->oid), *bigger;
 
 	if (a->nrun > 0 && a->run_relid == rel->oid && flush_run(a, errmsg) != 0)
 		return LS_ERR_PG;
-
+	/* every segment repeats its relations: keep what is known of one */
+	if (old != NULL && ri != NULL && same_relation(old, rel))
+		return 0;
 	if (relcache_put(a->rels, rel) != 0)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	for (i = 0; i < a->nrelver; i++)
-		if (a->relver_oid[i] == rel->oid) {
-			a->relver[i] = ++a->version_seq;	/* new shape */
-			return 0;
-		}
-	o = realloc(a->relver_oid, (a->nrelver + 1) * sizeof(*o));
-	v = o ? realloc(a->relver, (a->nrelver + 1) * sizeof(*v)) : NULL;
-	if (o != NULL)
-		a->relver_oid = o;
-	if (v == NULL)
+	if (ri == NULL) {
+		if ((bigger = realloc(a->ri, (a->nri + 1) * sizeof(*bigger))) == NULL)
+			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+		a->ri = bigger;
+		ri = &a->ri[a->nri++];
+		memset(ri, 0, sizeof(*ri));
+		ri->oid = rel->oid;
+	}
+	relinfo_clear(ri);
+	ri->version = ++a->version_seq;		/* new shape */
+	if (note_elided(ri, rel, source) != 0)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	a->relver = v;
-	a->relver_oid[a->nrelver] = rel->oid;
-	a->relver[a->nrelver++] = ++a->version_seq;
 	return 0;
+}
+
+void
+applier_context(struct applier *a, uint64_t segno, uint64_t commit_lsn,
+    uint32_t xid)
+{
+	a->ctx.segno = segno;
+	a->ctx.lsn = commit_lsn;
+	a->ctx.xid = xid;
 }
 
 const struct ls_relation *
@@ -190,13 +302,26 @@ stmt_grow(struct applier *a)
 
 /* ---- pipeline plumbing ---- */
 
+/* A command was sent (ok == 1) for relation relid (0: none). */
 static int
-sent(struct applier *a, int ok, char **errmsg)
+sent(struct applier *a, int ok, uint32_t relid, char **errmsg)
 {
+	struct cmdctx *bigger;
+	size_t cap;
+
 	if (ok != 1)
 		return ls_errf(errmsg, PQstatus(a->c) == CONNECTION_OK ?
 		    LS_ERR_PG : LS_ERR_TRANSIENT, "target: %s",
 		    PQerrorMessage(a->c));
+	if ((size_t)a->queued >= a->sentcap) {
+		cap = a->sentcap ? a->sentcap * 2 : 2 * SYNC_EVERY;
+		if ((bigger = realloc(a->sentctx, cap * sizeof(*bigger))) == NULL)
+			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+		a->sentctx = bigger;
+		a->sentcap = cap;
+	}
+	a->sentctx[a->queued] = a->ctx;
+	a->sentctx[a->queued].relid = relid;
 	a->queued++;
 	return 0;
 }
@@ -205,22 +330,49 @@ static int
 send_simple(struct applier *a, const char *sql, char **errmsg)
 {
 	return sent(a, PQsendQueryParams(a->c, sql, 0, NULL, NULL, NULL, NULL, 0),
-	    errmsg);
+	    0, errmsg);
 }
 
-/* Remember the first error of a drained result. */
+/* " (table s.t, segment N, source transaction xid X committed at LSN L)" */
 static void
-note_result(struct applier *a, PGresult *res, char **errmsg)
+where_from(const struct applier *a, const struct cmdctx *x, char *buf,
+    size_t len)
+{
+	const struct ls_relation *rel = x->relid ?
+	    relcache_get(a->rels, x->relid) : NULL;
+	char lsn[32];
+	int n = 0;
+
+	*buf = '\0';
+	if (rel != NULL)
+		n = snprintf(buf, len, " (table %s.%s", rel->schema, rel->name);
+	if (x->segno == 0 || n < 0 || (size_t)n >= len) {
+		if (n > 0 && (size_t)n < len)
+			snprintf(buf + n, len - (size_t)n, ")");
+		return;
+	}
+	ls_lsn_format(x->lsn, lsn);
+	snprintf(buf + n, len - (size_t)n, "%ssegment %016" PRIx64 ", source "
+	    "transaction %u committed at %s)", n ? ", " : " (", x->segno, x->xid,
+	    lsn);
+}
+
+/* Remember the first error of a drained result (the idx-th command). */
+static void
+note_result(struct applier *a, PGresult *res, size_t idx, char **errmsg)
 {
 	ExecStatusType st = PQresultStatus(res);
 	const char *tuples;
+	char from[512] = "";
 
 	if (st == PGRES_FATAL_ERROR && !a->failed) {
 		char *m = strdup(PQresultErrorMessage(res)), *nl;
 		if (m != NULL && (nl = strchr(m, '\n')) != NULL)
 			*nl = '\0';
+		if (idx < (size_t)a->queued)
+			where_from(a, &a->sentctx[idx], from, sizeof(from));
 		a->failed = target_classify(a->c, res) == LS_ERR_TRANSIENT ? 2 : 1;
-		ls_errf(errmsg, LS_ERR_PG, "target: %s", m ? m : "error");
+		ls_errf(errmsg, LS_ERR_PG, "target: %s%s", m ? m : "error", from);
 		free(m);
 	} else if (st == PGRES_COMMAND_OK) {
 		tuples = PQcmdTuples(res);
@@ -236,6 +388,7 @@ static int
 drain(struct applier *a, char **errmsg)
 {
 	PGresult *res;
+	size_t idx = 0;
 
 	if (PQpipelineSync(a->c) != 1)
 		return ls_errf(errmsg, LS_ERR_TRANSIENT, "target: %s",
@@ -252,7 +405,7 @@ drain(struct applier *a, char **errmsg)
 			PQclear(res);
 			break;
 		}
-		note_result(a, res, errmsg);
+		note_result(a, res, idx++, errmsg);
 		PQclear(res);
 	}
 	a->queued = 0;
@@ -319,19 +472,6 @@ applier_rollback(struct applier *a)
 
 /* ---- SQL for each change shape ---- */
 
-/* Types without an equality operator: compare their text forms. */
-static int
-needs_text_compare(uint32_t type_oid)
-{
-	switch (type_oid) {
-	case 114: case 142: case 199: case 143:	/* json, xml and arrays */
-	case 600: case 601: case 602: case 603: case 604: case 628: case 718:
-	case 1017: case 1018: case 1019: case 1020: case 1027: case 629: case 719:
-		return 1;
-	}
-	return 0;
-}
-
 struct sqlbuf {
 	char	*p;
 	size_t	 len, cap;
@@ -387,6 +527,219 @@ sb_table(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel)
 	sb_ident(b, c, rel->name);
 }
 
+/* ---- the target's definition of a table ---- */
+
+/*
+ * The target table's columns: name, type, generated, type name, and
+ * whether the type (through domains, arrays, composites and ranges) has a
+ * base type without a default equality operator class.  No row: no table.
+ */
+static const char columns_sql[] =
+    "WITH RECURSIVE cols AS (SELECT a.attnum, a.attname, a.atttypid, "
+    "a.attgenerated <> '' AS gen, format_type(a.atttypid, a.atttypmod) AS "
+    "tname, a.atttypmod FROM (SELECT to_regclass(format('%I.%I', $1::text, "
+    "$2::text)) AS r) t LEFT JOIN pg_attribute a ON a.attrelid = t.r AND "
+    "a.attnum > 0 AND NOT a.attisdropped WHERE t.r IS NOT NULL), "
+    "parts(attnum, t, depth) AS (SELECT attnum, atttypid, 0 FROM cols "
+    "WHERE attnum IS NOT NULL UNION ALL SELECT p.attnum, s.sub, p.depth + 1 "
+    "FROM parts p JOIN pg_type ty ON ty.oid = p.t CROSS JOIN LATERAL ("
+    "SELECT ty.typbasetype WHERE ty.typtype = 'd' UNION ALL SELECT "
+    "ty.typelem WHERE ty.typcategory = 'A' AND ty.typelem <> 0 UNION ALL "
+    "SELECT ca.atttypid FROM pg_attribute ca WHERE ty.typtype = 'c' AND "
+    "ca.attrelid = ty.typrelid AND ca.attnum > 0 AND NOT ca.attisdropped "
+    "UNION ALL SELECT rg.rngsubtype FROM pg_range rg WHERE rg.rngtypid = "
+    "ty.oid) s(sub) WHERE p.depth < 8) "
+    "SELECT c.attname, c.atttypid, c.gen, c.tname, EXISTS (SELECT 1 FROM "
+    "parts p JOIN pg_type ty ON ty.oid = p.t WHERE p.attnum = c.attnum AND "
+    "ty.typtype = 'b' AND ty.typcategory <> 'A' AND NOT EXISTS (SELECT 1 "
+    "FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod WHERE "
+    "oc.opcdefault AND am.amname IN ('btree', 'hash') AND (oc.opcintype = "
+    "ty.oid OR EXISTS (SELECT 1 FROM pg_cast k WHERE k.castsource = ty.oid "
+    "AND k.casttarget = oc.opcintype AND k.castmethod = 'b' AND "
+    "k.castcontext = 'i')))), c.atttypmod FROM cols c ORDER BY c.attnum";
+
+#define FIRST_USER_OID	16384	/* FirstNormalObjectId: same in every cluster */
+
+struct diff {
+	struct sqlbuf	what;		/* "column x added on the source, ..." */
+	struct sqlbuf	fix;		/* "ADD COLUMN x text, ..." */
+};
+
+/* s quoted as the target's quote_ident() would (only when needed). */
+static void
+sb_quoted(struct sqlbuf *b, PGconn *c, const char *s)
+{
+	const char *params[1] = { s };
+	PGresult *res = PQexecParams(c, "SELECT quote_ident($1)", 1, NULL,
+	    params, NULL, NULL, 0);
+
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		sb_add(b, PQgetvalue(res, 0, 0));
+	else
+		sb_ident(b, c, s);
+	PQclear(res);
+}
+
+static void
+diff_add(struct diff *d, PGconn *c, const char *what, const char *col,
+    const char *fix1, const char *fix2)
+{
+	sb_add(&d->what, d->what.len ? ", column " : "column ");
+	sb_add(&d->what, col);
+	sb_add(&d->what, what);
+	sb_add(&d->fix, d->fix.len ? ", " : "");
+	sb_add(&d->fix, fix1);
+	sb_quoted(&d->fix, c, col);
+	sb_add(&d->fix, fix2);
+}
+
+/* A source type's name as the target spells it (built-in types only). */
+static void
+source_type(PGconn *c, const struct ls_column *col, char *buf, size_t len)
+{
+	char oid[16], mod[16];
+	const char *params[2] = { oid, mod };
+	PGresult *res;
+
+	snprintf(buf, len, "<type %u on the source>", col->type_oid);
+	if (col->type_oid >= FIRST_USER_OID)
+		return;
+	snprintf(oid, sizeof(oid), "%u", col->type_oid);
+	snprintf(mod, sizeof(mod), "%d", (int)col->typmod);
+	res = PQexecParams(c, "SELECT format_type($1::oid, $2::int)", 2, NULL,
+	    params, NULL, NULL, 0);
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+		snprintf(buf, len, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+}
+
+static bool
+is_elided(const struct relinfo *ri, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < ri->nelided; i++)
+		if (strcmp(ri->elided[i], name) == 0)
+			return true;
+	return false;
+}
+
+/* Compare the relation record with the target's table (res); fill ri. */
+static void
+compare(struct applier *a, const struct ls_relation *rel, struct relinfo *ri,
+    const PGresult *res, struct diff *d)
+{
+	char tname[256], sp[300];
+	int row, nrows = PQntuples(res);
+	uint16_t i;
+	bool found;
+
+	for (i = 0; i < rel->ncols; i++) {
+		const struct ls_column *col = &rel->cols[i];
+		for (row = 0, found = false; row < nrows && !found; row++) {
+			if (PQgetisnull(res, row, 0) ||
+			    strcmp(PQgetvalue(res, row, 0), col->name) != 0)
+				continue;
+			found = true;
+			ri->types[i] = (uint32_t)strtoul(PQgetvalue(res, row, 1),
+			    NULL, 10);
+			ri->textcmp[i] = *PQgetvalue(res, row, 4) == 't';
+			if (col->type_oid < FIRST_USER_OID &&
+			    (ri->types[i] != col->type_oid || (col->typmod != -1 &&
+			    atoi(PQgetvalue(res, row, 5)) != col->typmod))) {
+				source_type(a->c, col, tname, sizeof(tname));
+				snprintf(sp, sizeof(sp), " TYPE %s", tname);
+				sb_add(&d->what, d->what.len ? ", column " : "column ");
+				sb_add(&d->what, col->name);
+				sb_add(&d->what, " is ");
+				sb_add(&d->what, PQgetvalue(res, row, 3));
+				sb_add(&d->what, " on the target but ");
+				sb_add(&d->what, tname);
+				sb_add(&d->what, " on the source");
+				sb_add(&d->fix, d->fix.len ? ", " : "");
+				sb_add(&d->fix, "ALTER COLUMN ");
+				sb_quoted(&d->fix, a->c, col->name);
+				sb_add(&d->fix, sp);
+			}
+		}
+		if (!found) {
+			source_type(a->c, col, tname, sizeof(tname));
+			snprintf(sp, sizeof(sp), " %s", tname);
+			diff_add(d, a->c, " added on the source", col->name,
+			    "ADD COLUMN ", sp);
+		}
+	}
+	for (row = 0; row < nrows; row++) {
+		const char *name = PQgetvalue(res, row, 0);
+		if (PQgetisnull(res, row, 0) || *PQgetvalue(res, row, 2) == 't' ||
+		    has_column(rel, name) || is_elided(ri, name))
+			continue;	/* generated columns are never sent */
+		diff_add(d, a->c, " dropped on the source", name, "DROP COLUMN ",
+		    "");
+	}
+}
+
+/*
+ * Before the first change through a relation definition: read the target's
+ * table.  A table that differs (columns added, dropped or retyped on the
+ * source since the target was made) stops the restore with LS_ERR_SCHEMA
+ * and the ALTER TABLE that would fix it, before anything is sent for it.
+ */
+static int
+resolve(struct applier *a, const struct ls_relation *rel, char **errmsg)
+{
+	struct relinfo *ri = relinfo_get(a, rel->oid);
+	const char *params[2] = { rel->schema, rel->name };
+	struct diff d = { { 0 }, { 0 } };
+	PGresult *res;
+	int r = 0;
+
+	if (ri == NULL)
+		return ls_errf(errmsg, LS_ERR_CORRUPT, "change for unknown "
+		    "relation %u", rel->oid);
+	if (ri->resolved)
+		return 0;
+	if (a->queued > 0 && (r = drain(a, errmsg)) != 0)
+		return r;
+	if (PQexitPipelineMode(a->c) != 1)
+		return ls_errf(errmsg, LS_ERR_PG, "target: %s", PQerrorMessage(a->c));
+	res = PQexecParams(a->c, columns_sql, 2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		r = target_error(a->c, res, errmsg, "reading a table's columns");
+	else if (PQntuples(res) == 0)
+		r = ls_errf(errmsg, LS_ERR_SCHEMA, "table %s.%s does not exist on "
+		    "the target; create it there (pg_dump --schema-only --table "
+		    "on the source, then psql on the target) and rerun",
+		    rel->schema, rel->name);
+	else if ((ri->types = calloc(rel->ncols + 1, sizeof(*ri->types))) == NULL ||
+	    (ri->textcmp = calloc(rel->ncols + 1, sizeof(*ri->textcmp))) == NULL)
+		r = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	else
+		compare(a, rel, ri, res, &d);
+	PQclear(res);
+	if (r == 0 && (d.what.oom || d.fix.oom))
+		r = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	else if (r == 0 && d.what.len > 0) {
+		struct sqlbuf qt = { 0 };
+		sb_quoted(&qt, a->c, rel->schema);
+		sb_add(&qt, ".");
+		sb_quoted(&qt, a->c, rel->name);
+		r = ls_errf(errmsg, LS_ERR_SCHEMA, "table %s.%s differs from the "
+		    "target: %s; the source's schema changed (DDL is not carried "
+		    "yet): run on the target ALTER TABLE %s %s; then rerun "
+		    "logship-restore", rel->schema, rel->name, d.what.p,
+		    qt.p ? qt.p : rel->name, d.fix.p);
+		free(qt.p);
+	}
+	if (PQenterPipelineMode(a->c) != 1 && r == 0)
+		r = ls_errf(errmsg, LS_ERR_PG, "target: %s", PQerrorMessage(a->c));
+	free(d.what.p);
+	free(d.fix.p);
+	if (r == 0)
+		ri->resolved = true;
+	return r;
+}
+
 /*
  * Which columns identify the row: the key columns of the old tuple (or of
  * the new one when the key did not change); with a full old tuple, every
@@ -409,34 +762,41 @@ where_columns(const struct ls_relation *rel, const struct ls_change *ch,
 	return n;
 }
 
-/* WHERE clause over mask, parameters from $first on. */
+/*
+ * WHERE clause over mask, parameters from $first on.  With a full old
+ * tuple, exactly one row (duplicates may exist); columns whose type has no
+ * equality (json, xml, geometric types, composites of them) compare by
+ * their text forms, both produced by the target.
+ */
 static void
 sb_where(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel,
-    const char *mask, bool full, int first)
+    const struct relinfo *ri, const char *mask, bool full, int first)
 {
 	int i, n = first, any = 0;
+	bool text;
 
 	if (full) {
 		sb_add(b, " WHERE ctid = (SELECT ctid FROM ");
 		sb_table(b, c, rel);
 	}
-	sb_add(b, " WHERE ");
 	for (i = 0; i < rel->ncols; i++) {
 		if (!mask[i])
 			continue;
-		sb_add(b, any++ ? " AND " : "");
+		text = full && ri->textcmp != NULL && ri->textcmp[i];
+		sb_add(b, any++ ? " AND " : " WHERE ");
 		sb_ident(b, c, rel->cols[i].name);
-		if (full && needs_text_compare(rel->cols[i].type_oid))
+		if (text)
 			sb_add(b, "::text");
 		sb_add(b, full ? " IS NOT DISTINCT FROM " : " = ");
 		sb_param(b, n++);
-		if (full && needs_text_compare(rel->cols[i].type_oid))
+		if (text)
 			sb_add(b, "::text");
 	}
 	if (full)
 		sb_add(b, " LIMIT 1)");
 }
 
+/* A table without columns takes DEFAULT VALUES. */
 static void
 sql_insert(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel)
 {
@@ -444,6 +804,10 @@ sql_insert(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel)
 
 	sb_add(b, "INSERT INTO ");
 	sb_table(b, c, rel);
+	if (rel->ncols == 0) {
+		sb_add(b, " DEFAULT VALUES");
+		return;
+	}
 	sb_add(b, " (");
 	for (i = 0; i < rel->ncols; i++) {
 		sb_add(b, i ? ", " : "");
@@ -459,7 +823,8 @@ sql_insert(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel)
 
 static int
 sql_update(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel,
-    const char *setmask, const char *wmask, bool full)
+    const struct relinfo *ri, const char *setmask, const char *wmask,
+    bool full)
 {
 	int i, n = 1;
 
@@ -474,17 +839,17 @@ sql_update(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel,
 		sb_add(b, " = ");
 		sb_param(b, n++);
 	}
-	sb_where(b, c, rel, wmask, full, n);
+	sb_where(b, c, rel, ri, wmask, full, n);
 	return n - 1;
 }
 
 static void
 sql_delete(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel,
-    const char *wmask, bool full)
+    const struct relinfo *ri, const char *wmask, bool full)
 {
 	sb_add(b, "DELETE FROM ");
 	sb_table(b, c, rel);
-	sb_where(b, c, rel, wmask, full, 1);
+	sb_where(b, c, rel, ri, wmask, full, 1);
 }
 
 /* Shape key: kind, relation version, set mask, where mask, full flag. */
@@ -509,8 +874,8 @@ shape_key(char kind, uint32_t oid, uint32_t ver, const char *set,
 
 /* Find or prepare the statement for this shape; *name is its name. */
 static int
-statement(struct applier *a, char *key, struct sqlbuf *sql, const char **name,
-    char **errmsg)
+statement(struct applier *a, char *key, struct sqlbuf *sql, uint32_t relid,
+    int ntypes, const Oid *types, const char **name, char **errmsg)
 {
 	struct stmt *s;
 	int r;
@@ -528,8 +893,8 @@ statement(struct applier *a, char *key, struct sqlbuf *sql, const char **name,
 	s->key = key;
 	snprintf(s->name, sizeof(s->name), "ls%u", a->next_name++);
 	a->n++;
-	if ((r = sent(a, PQsendPrepare(a->c, s->name, sql->p, 0, NULL),
-	    errmsg)) != 0)
+	if ((r = sent(a, PQsendPrepare(a->c, s->name, sql->p, ntypes, types),
+	    relid, errmsg)) != 0)
 		return r;
 	*name = s->name;
 	return 0;
@@ -543,19 +908,28 @@ bind(struct applier *a, int at, const struct ls_value *v)
 	a->formats[at] = v->kind == LS_VAL_BINARY ? 1 : 0;
 }
 
-/* Parameters: new values under setmask, then old/new under wmask. */
+/*
+ * Parameters: new values under setmask, then old/new under wmask; their
+ * types are the target columns' (so that composites, domains and arrays of
+ * composites are read as what they are).
+ */
 static int
-bind_all(struct applier *a, const struct ls_tuple *set, const char *setmask,
+bind_all(struct applier *a, const struct relinfo *ri, Oid *types,
+    const struct ls_tuple *set, const char *setmask,
     const struct ls_tuple *w, const char *wmask, int ncols)
 {
 	int i, n = 0;
 
 	for (i = 0; set != NULL && i < ncols; i++)
-		if (setmask == NULL || setmask[i])
+		if (setmask == NULL || setmask[i]) {
+			types[n] = ri->types != NULL ? ri->types[i] : 0;
 			bind(a, n++, &set->vals[i]);
+		}
 	for (i = 0; w != NULL && i < ncols; i++)
-		if (wmask[i])
+		if (wmask[i]) {
+			types[n] = ri->types != NULL ? ri->types[i] : 0;
 			bind(a, n++, &w->vals[i]);
+		}
 	return n;
 }
 
@@ -565,14 +939,19 @@ run_change(struct applier *a, const struct ls_relation *rel,
 {
 	struct sqlbuf sql = { 0 };
 	char setmask[1664], wmask[1664];
+	Oid types[MAX_PARAMS];
 	const struct ls_tuple *wt = NULL;
+	const struct relinfo *ri;
 	const char *name = NULL;
 	bool full = ch->old_kind == LS_OLD_FULL;
-	int i, n, r, nw = 0;
+	int i, n, r;
 	char *key;
 
-	if (ch->kind != LS_CHANGE_INSERT &&
-	    (nw = where_columns(rel, ch, &wt, wmask)) == 0)
+	if ((r = resolve(a, rel, errmsg)) != 0)
+		return r;
+	ri = relinfo_get(a, rel->oid);
+	if (ch->kind != LS_CHANGE_INSERT && where_columns(rel, ch, &wt,
+	    wmask) == 0 && !(full && rel->ncols == 0))
 		return ls_errf(errmsg, LS_ERR_INVALID, "%s.%s has no replica "
 		    "identity: cannot apply %s", rel->schema, rel->name,
 		    ch->kind == LS_CHANGE_UPDATE ? "UPDATE" : "DELETE");
@@ -591,29 +970,28 @@ run_change(struct applier *a, const struct ls_relation *rel,
 	if (ch->kind == LS_CHANGE_INSERT)
 		sql_insert(&sql, a->c, rel);
 	else if (ch->kind == LS_CHANGE_UPDATE)
-		sql_update(&sql, a->c, rel, setmask, wmask, full);
+		sql_update(&sql, a->c, rel, ri, setmask, wmask, full);
 	else
-		sql_delete(&sql, a->c, rel, wmask, full);
+		sql_delete(&sql, a->c, rel, ri, wmask, full);
 	key = shape_key(ch->kind, rel->oid, relation_version(a, rel->oid),
 	    ch->kind == LS_CHANGE_UPDATE ? setmask : NULL,
 	    ch->kind == LS_CHANGE_INSERT ? NULL : wmask, rel->ncols, full);
+	n = ch->kind == LS_CHANGE_INSERT ?
+	    bind_all(a, ri, types, &ch->new, NULL, NULL, NULL, rel->ncols) :
+	    bind_all(a, ri, types, ch->kind == LS_CHANGE_UPDATE ? &ch->new : NULL,
+	    setmask, wt, wmask, rel->ncols);
 	if (sql.oom || key == NULL) {
 		free(sql.p);
 		free(key);
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	}
-	r = statement(a, key, &sql, &name, errmsg);
+	r = statement(a, key, &sql, rel->oid, n, types, &name, errmsg);
 	free(sql.p);
 	if (r != 0)
 		return r;
-	n = ch->kind == LS_CHANGE_INSERT ?
-	    bind_all(a, &ch->new, NULL, NULL, NULL, rel->ncols) :
-	    bind_all(a, ch->kind == LS_CHANGE_UPDATE ? &ch->new : NULL, setmask,
-	    wt, wmask, rel->ncols);
-	(void)nw;
 	a->rows++;
 	return sent(a, PQsendQueryPrepared(a->c, name, n, a->values, a->lengths,
-	    a->formats, 0), errmsg);
+	    a->formats, 0), rel->oid, errmsg);
 }
 
 static int
@@ -630,6 +1008,10 @@ run_truncate(struct applier *a, const struct ls_change *ch, char **errmsg)
 			free(sql.p);
 			return ls_errf(errmsg, LS_ERR_CORRUPT, "truncate of "
 			    "unknown relation %u", ch->relids[i]);
+		}
+		if ((r = resolve(a, rel, errmsg)) != 0) {
+			free(sql.p);
+			return r;
 		}
 		sb_add(&sql, i ? ", " : "");
 		sb_table(&sql, a->c, rel);
@@ -741,19 +1123,21 @@ copy_run(struct applier *a, const struct ls_relation *rel, char **errmsg)
 {
 	struct sqlbuf sql = { 0 }, data = { 0 };
 	PGresult *res;
+	char from[512];
 	size_t i;
 	int r, col;
 
-	if ((r = drain(a, errmsg)) != 0)
+	if ((r = resolve(a, rel, errmsg)) != 0 || (r = drain(a, errmsg)) != 0)
 		return r;
 	sb_add(&sql, "COPY ");
 	sb_table(&sql, a->c, rel);
-	sb_add(&sql, " (");
 	for (col = 0; col < rel->ncols; col++) {
-		sb_add(&sql, col ? ", " : "");
+		sb_add(&sql, col ? ", " : " (");
 		sb_ident(&sql, a->c, rel->cols[col].name);
 	}
-	sb_add(&sql, ") FROM STDIN");
+	sb_add(&sql, rel->ncols ? ") FROM STDIN" : " FROM STDIN");
+	a->ctx.relid = rel->oid;
+	where_from(a, &a->ctx, from, sizeof(from));
 	for (i = 0; i < a->nrun && r == 0; i++)
 		r = copy_line(&data, &a->run[i]);
 	if (r != 0 || sql.oom || PQexitPipelineMode(a->c) != 1) {
@@ -765,8 +1149,8 @@ copy_run(struct applier *a, const struct ls_relation *rel, char **errmsg)
 	res = PQexec(a->c, sql.p);
 	if (PQresultStatus(res) != PGRES_COPY_IN)
 		r = ls_errf(errmsg, target_classify(a->c, res), "target: COPY: "
-		    "%.*s", (int)strcspn(PQresultErrorMessage(res), "\n"),
-		    PQresultErrorMessage(res));
+		    "%.*s%s", (int)strcspn(PQresultErrorMessage(res), "\n"),
+		    PQresultErrorMessage(res), from);
 	PQclear(res);
 	if (r == 0 && (PQputCopyData(a->c, data.p, (int)data.len) != 1 ||
 	    PQputCopyEnd(a->c, NULL) != 1))
@@ -775,10 +1159,9 @@ copy_run(struct applier *a, const struct ls_relation *rel, char **errmsg)
 	while ((res = PQgetResult(a->c)) != NULL) {
 		if (r == 0 && PQresultStatus(res) != PGRES_COMMAND_OK)
 			r = ls_errf(errmsg, target_classify(a->c, res),
-			    "target: COPY into %s.%s: "
-			    "%.*s", rel->schema, rel->name,
+			    "target: COPY: %.*s%s",
 			    (int)strcspn(PQresultErrorMessage(res), "\n"),
-			    PQresultErrorMessage(res));
+			    PQresultErrorMessage(res), from);
 		PQclear(res);
 	}
 	free(sql.p);
@@ -828,6 +1211,11 @@ applier_change(struct applier *a, const struct ls_change *ch, char **errmsg)
 	const struct ls_relation *rel;
 	int r;
 
+	/* a definition the target lacks fails here, at the change needing it */
+	if (ch->kind != LS_CHANGE_TRUNCATE &&
+	    (rel = relcache_get(a->rels, ch->relid)) != NULL &&
+	    (r = resolve(a, rel, errmsg)) != 0)
+		return r;
 	if (copyable(ch) && (a->nrun == 0 || a->run_relid == ch->relid)) {
 		if (buffer_insert(a, ch) != 0)
 			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
@@ -865,5 +1253,5 @@ applier_sequence(struct applier *a, const struct ls_sequence *s,
 	    "$1::text, $2::text)::regclass, $3::bigint, $4::bool) FROM "
 	    "pg_sequences WHERE schemaname = $1 AND sequencename = $2 AND "
 	    "(last_value IS NULL OR last_value < $3::bigint)", 4, NULL, params,
-	    NULL, NULL, 0), errmsg);
+	    NULL, NULL, 0), 0, errmsg);
 }

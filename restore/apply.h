@@ -8,7 +8,9 @@
  * its replica identity key, or (REPLICA IDENTITY FULL) by every column,
  * touching exactly one row even among duplicates.  Sequences only move
  * forwards.  Errors: LS_ERR_PG (the batch is rolled back by
- * applier_rollback), LS_ERR_TRANSIENT (connection lost).
+ * applier_rollback), LS_ERR_SCHEMA (see applier_relation),
+ * LS_ERR_TRANSIENT (connection lost).  Messages from the target name the
+ * table, the segment and the source transaction.
  */
 #ifndef LS_RESTORE_APPLY_H
 #define LS_RESTORE_APPLY_H
@@ -24,7 +26,19 @@ struct applier;
 int applier_new(PGconn *, struct applier **out, char **errmsg);
 void applier_free(struct applier *);
 
-int applier_relation(struct applier *, const struct ls_relation *, char **errmsg);
+/*
+ * A relation definition, as the target sees it (filters may leave columns
+ * out: source is the unfiltered definition, or NULL when it is the same).
+ * Before the first change through a new definition the target's table is
+ * read: a table missing there, or whose columns differ (added, dropped,
+ * retyped on the source), fails that change with LS_ERR_SCHEMA and the
+ * ALTER TABLE that would fix it; nothing is sent for it.
+ */
+int applier_relation(struct applier *, const struct ls_relation *rel,
+    const struct ls_relation *source, char **errmsg);
+/* The source transaction being sent, named by errors from the target. */
+void applier_context(struct applier *, uint64_t segno, uint64_t commit_lsn,
+    uint32_t xid);
 /* The source relation last defined for oid, or NULL. */
 const struct ls_relation *applier_get_relation(const struct applier *,
     uint32_t oid);

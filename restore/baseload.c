@@ -41,6 +41,7 @@ struct loader {
 	size_t			 njobs, next;
 	pthread_mutex_t		 lock;
 	struct baseload_stats	 stats;
+	size_t			 finished;	/* jobs done, skipped or left out */
 	int			 err;
 	char			*errmsg;
 };
@@ -113,7 +114,14 @@ send_copy(void *arg, const void *buf, size_t len)
 	return 0;
 }
 
-/* "(a, b)" when a columns callback names the target's columns, else NULL. */
+/*
+ * "(a, b)": the target's columns by name, so that a table whose physical
+ * column order differs from the source's (inheritance, dropped and re-added
+ * columns, a schema from pg_dump -s) loads each value into its own column.
+ * The filters' callback names them when it drops some; otherwise they are
+ * the manifest's.  "" for a table without columns (or a manifest older
+ * than column lists); NULL when out of memory.
+ */
 static char *
 column_list(PGconn *c, const struct baseload_opts *o, const struct job *j)
 {
@@ -121,12 +129,19 @@ column_list(PGconn *c, const struct baseload_opts *o, const struct job *j)
 	char *out = strdup("("), *q, *next;
 	size_t n = 0, i;
 
-	if (o->columns == NULL || names == NULL || out == NULL ||
-	    o->columns(o->transform_arg, j->schema, j->name, j->cols, j->ncols,
-	    names, &n) != 0) {
+	if (names == NULL || out == NULL)
+		goto fail;
+	if (o->columns != NULL) {
+		if (o->columns(o->transform_arg, j->schema, j->name, j->cols,
+		    j->ncols, names, &n) != 0)
+			goto fail;
+	} else
+		for (n = 0; n < j->ncols; n++)
+			names[n] = j->cols[n];
+	if (n == 0) {
 		free(names);
 		free(out);
-		return NULL;
+		return strdup("");
 	}
 	for (i = 0; i < n && out != NULL; i++) {
 		q = PQescapeIdentifier(c, names[i], strlen(names[i]));
@@ -139,9 +154,16 @@ column_list(PGconn *c, const struct baseload_opts *o, const struct job *j)
 	if (out != NULL && asprintf(&next, "%s)", out) >= 0) {
 		free(out);
 		out = next;
+	} else {
+		free(out);
+		out = NULL;
 	}
 	free(names);
 	return out;
+ fail:
+	free(names);
+	free(out);
+	return NULL;
 }
 
 /* COPY one verified chunk (fd) and record it, in one transaction. */
@@ -154,11 +176,14 @@ copy_chunk(PGconn *c, const struct baseload_opts *o, const struct job *j,
 	const char *params[1] = { j->chunk.key };
 	char *qt = target_qualify(c, j->schema, j->name), *sql = NULL;
 	char *list = column_list(c, o, j);
+	char what[1024];
 	PGresult *res;
 	int r;
 
-	if (qt == NULL || asprintf(&sql, "COPY %s %s FROM STDIN", qt,
-	    list != NULL ? list : "") < 0)
+	snprintf(what, sizeof(what), "COPY into %s.%s (base chunk %s)", j->schema,
+	    j->name, j->chunk.key);
+	if (qt == NULL || list == NULL || asprintf(&sql, "COPY %s %s FROM STDIN",
+	    qt, list) < 0)
 		sql = NULL;
 	PQfreemem(qt);
 	free(list);
@@ -168,7 +193,7 @@ copy_chunk(PGconn *c, const struct baseload_opts *o, const struct job *j,
 	res = r == 0 ? PQexec(c, sql) : NULL;
 	free(sql);
 	if (r == 0 && PQresultStatus(res) != PGRES_COPY_IN)
-		r = target_error(c, res, errmsg, j->chunk.key);
+		r = target_error(c, res, errmsg, what);
 	PQclear(res);
 	if (r == 0)
 		r = blob_read_fd(fd, j->chunk.key, key, "copy", send_copy, &k, NULL,
@@ -188,7 +213,7 @@ copy_chunk(PGconn *c, const struct baseload_opts *o, const struct job *j,
 		PQputCopyEnd(c, NULL);
 	res = PQgetResult(c);
 	if (r == 0 && PQresultStatus(res) != PGRES_COMMAND_OK)
-		r = target_error(c, res, errmsg, j->chunk.key);
+		r = target_error(c, res, errmsg, what);
 	PQclear(res);
 	while ((res = PQgetResult(c)) != NULL)
 		PQclear(res);
@@ -270,6 +295,7 @@ take(struct loader *l)
 		    l->o->include(l->o->transform_arg, j->schema, j->name))
 			break;
 		j = NULL;	/* a table the filters leave out */
+		l->finished++;
 	}
 	pthread_mutex_unlock(&l->lock);
 	return j;
@@ -303,12 +329,16 @@ worker(void *arg)
 		PQfinish(c);
 		return NULL;
 	}
-	while ((j = take(l)) != NULL)
+	while ((j = take(l)) != NULL) {
 		if ((r = load_one(l, c, j, &err)) != 0) {
 			fail(l, r, err);
 			err = NULL;
 			break;
 		}
+		pthread_mutex_lock(&l->lock);
+		l->finished++;
+		pthread_mutex_unlock(&l->lock);
+	}
 	PQfinish(c);
 	return NULL;
 }
@@ -358,7 +388,7 @@ baseload_run(const struct baseload_opts *o, struct baseload_stats *stats,
 {
 	struct loader l = { .o = o };
 	pthread_t th[64];
-	int i, n = o->jobs < 1 ? 1 : o->jobs > 64 ? 64 : o->jobs, r;
+	int i, n = o->jobs < 1 ? 1 : o->jobs > 64 ? 64 : o->jobs, r, e;
 
 	if (o->transform != NULL)
 		n = 1;	/* the transform is not thread-safe */
@@ -367,8 +397,13 @@ baseload_run(const struct baseload_opts *o, struct baseload_stats *stats,
 	if ((r = plan_jobs(&l, errmsg)) != 0)
 		goto out;
 	for (i = 0; i < n; i++)
-		if (pthread_create(&th[i], NULL, worker, &l) != 0)
+		if ((e = pthread_create(&th[i], NULL, worker, &l)) != 0) {
+			char *err = NULL;
+			ls_errf(&err, LS_ERR_INTERNAL, "base load: cannot start "
+			    "worker %d of %d: %s", i + 1, n, strerror(e));
+			fail(&l, LS_ERR_INTERNAL, err);
 			break;
+		}
 	n = i;
 	for (i = 0; i < n; i++)
 		pthread_join(th[i], NULL);
@@ -378,6 +413,10 @@ baseload_run(const struct baseload_opts *o, struct baseload_stats *stats,
 		l.errmsg = NULL;
 	} else if (*o->stop)
 		r = ls_errf(errmsg, LS_ERR_END, "stopped during the base load");
+	else if (l.finished != l.njobs)	/* never silently partial */
+		r = ls_errf(errmsg, LS_ERR_INTERNAL, "base load: %zu of %zu "
+		    "chunks were not loaded (no worker finished them)",
+		    l.njobs - l.finished, l.njobs);
 	*stats = l.stats;
  out:
 	free(l.errmsg);

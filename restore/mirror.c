@@ -664,7 +664,7 @@ listed_read(struct mirror *m, struct gen *g, char **err)
 	r = base_manifest_read(m->o->src, g->id, m->o->key, &bm, err);
 	if (r != 0)
 		return r;
-	n = base_manifest_nchunks(bm) + 2;
+	n = base_manifest_nchunks(bm) + 3;
 	if ((g->listed = calloc(n, sizeof(*g->listed))) == NULL)
 		r = ls_errf(err, LS_ERR_NOMEM, "out of memory");
 	for (i = 0; r == 0 && base_manifest_table(bm, i, &t) == 0; i++)
@@ -674,6 +674,8 @@ listed_read(struct mirror *m, struct gen *g, char **err)
 	if (r == 0 && base_manifest_section(bm, "pre_data", &c) == 0)
 		r = listed_add(g, &c);
 	if (r == 0 && base_manifest_section(bm, "post_data", &c) == 0)
+		r = listed_add(g, &c);
+	if (r == 0 && base_manifest_section(bm, "large_objects", &c) == 0)
 		r = listed_add(g, &c);
 	if (r == LS_ERR_CORRUPT || r == LS_ERR_NOMEM)
 		ls_errf(err, r, "%s/base/manifest (store %s): %s", g->id,

@@ -73,6 +73,8 @@ struct run {
 	bool		 generation_end;	/* the store moved to a newer one */
 	bool		 origin;	/* a replication origin tracks the source */
 	bool		 connected;	/* reached the target at least once */
+	uint64_t	 stop_before;	/* end LSN of a transaction not to apply */
+	char		*stop_why;	/* and why (a schema mismatch) */
 	uint64_t	 segs, txns, batch_txns, rows_total, missing_total;
 	int64_t		 start_us, progress_us;
 	int		 commits, crash_after;
@@ -152,21 +154,47 @@ commit_marker(struct run *r, char **errmsg)
 	return state_put_marker(r->state, &r->mk, errmsg);
 }
 
+/* Which lines of a pg_dump section go to psql. */
+enum section_mode {
+	SECTION_ALL,
+	SECTION_NO_REFRESH,	/* post-data before the data: no REFRESH yet */
+	SECTION_REFRESH,	/* only the REFRESH MATERIALIZED VIEW lines */
+	SECTION_NO_TXN,		/* large objects: one transaction, not many */
+};
+
 struct section_out {
 	int	 fd;
 	bool	 fk_not_valid;	/* filters: references may dangle */
+	enum section_mode mode;
 	char	*pend;
 	size_t	 plen;
 };
+
+static bool
+line_is(const char *line, size_t len, const char *s)
+{
+	size_t n = strlen(s);
+
+	return len >= n && memcmp(line, s, n) == 0;
+}
 
 /*
  * Under filters a kept row may reference one left out: foreign keys are
  * added NOT VALID (checked for new rows, not for the restored ones).
  * pg_dump ends such a statement with "REFERENCES ...;" on its own line.
+ * pg_dump writes each REFRESH MATERIALIZED VIEW, BEGIN and COMMIT of these
+ * sections on a line of its own.
  */
 static int
 write_line(struct section_out *o, const char *line, size_t len)
 {
+	bool refresh = line_is(line, len, "REFRESH MATERIALIZED VIEW ");
+
+	if ((o->mode == SECTION_NO_REFRESH && refresh) ||
+	    (o->mode == SECTION_REFRESH && !refresh) ||
+	    (o->mode == SECTION_NO_TXN && (line_is(line, len, "BEGIN;\n") ||
+	    line_is(line, len, "COMMIT;\n"))))
+		return 0;
 	if (o->fk_not_valid && len >= 2 && line[len - 2] == ';' &&
 	    memmem(line, len, " REFERENCES ", 12) != NULL) {
 		return ls_write_all(o->fd, line, len - 2) == 0 &&
@@ -198,11 +226,11 @@ write_fd(void *arg, const void *buf, size_t len)
 
 /* A pg_dump section as plain SQL in a temp file; path in out. */
 static int
-section_file(struct run *r, const char *section, char *path, size_t len,
-    char **errmsg)
+section_file(struct run *r, const char *section, enum section_mode mode,
+    char *path, size_t len, char **errmsg)
 {
 	struct base_chunk c;
-	struct section_out so = { -1, false, NULL, 0 };
+	struct section_out so = { -1, false, mode, NULL, 0 };
 	uint8_t sha[32];
 	int in = -1, out, rc;
 	const char *dir = getenv("TMPDIR");
@@ -226,7 +254,7 @@ section_file(struct run *r, const char *section, char *path, size_t len,
 	if (rc == 0 && so.plen > 0 && ls_write_all(out, so.pend, so.plen) != 0)
 		rc = ls_errf(errmsg, LS_ERR_IO, "%s: %s", path, strerror(errno));
 	free(so.pend);
-	if (so.fk_not_valid)
+	if (so.fk_not_valid && mode != SECTION_REFRESH)
 		log_info("restore", "filters in use: foreign keys are added NOT "
 		    "VALID (restored rows may reference rows left out)");
 	if (in >= 0)
@@ -237,28 +265,47 @@ section_file(struct run *r, const char *section, char *path, size_t len,
 	return rc;
 }
 
-/* Run a schema section with psql, moving the marker in the same txn. */
+/*
+ * Run a section with psql in one transaction that also moves the marker to
+ * phase next (flags included).  After post-data, the agent's own
+ * publication is dropped: it is logship's, not the user's, and on the
+ * target it would refuse UPDATE and DELETE on tables without a replica
+ * identity.
+ */
 static int
-run_section(struct run *r, const char *section, int next_phase, char **errmsg)
+run_section(struct run *r, const char *section, enum section_mode mode,
+    int next_phase, char **errmsg)
 {
 	struct state_marker next = r->mk;
-	char path[4096], sql[512];
+	const char *pub = base_manifest_publication(r->m);
+	char path[4096], sql[512], drop[512] = "SELECT 1", *qpub;
 	const char *args[] = { "-X", "-q", "-v", "ON_ERROR_STOP=1",
-	    "--single-transaction", "-f", path, "-c", sql, NULL };
+	    "--single-transaction", "-f", path, "-c", drop, "-c", sql, NULL };
 	int rc;
 
-	next.phase = next_phase | (r->mk.phase & ~PHASE_MASK);
+	next.phase = next_phase;
+	if (strcmp(section, "post_data") == 0 && mode != SECTION_REFRESH) {
+		qpub = PQescapeIdentifier(r->c, pub ? pub : "logship",
+		    strlen(pub ? pub : "logship"));
+		if (qpub != NULL)
+			snprintf(drop, sizeof(drop), "DROP PUBLICATION IF EXISTS %s",
+			    qpub);
+		PQfreemem(qpub);
+	}
 	if ((rc = target_marker_sql(r->c, &next, sql, sizeof(sql))) != 0 ||
-	    (rc = section_file(r, section, path, sizeof(path), errmsg)) != 0)
+	    (rc = section_file(r, section, mode, path, sizeof(path),
+	    errmsg)) != 0)
 		return rc;
 	rc = pgtool_run("psql", NULL, r->o->target, args, PGTOOL_DEVNULL,
 	    PGTOOL_DEVNULL, strcmp(section, "pre_data") == 0 ? "psql pre-data" :
-	    "psql post-data", NULL, errmsg);
+	    strcmp(section, "post_data") == 0 ? "psql post-data" :
+	    "psql large objects", NULL, errmsg);
 	unlink(path);
 	if (rc != 0)
 		return rc;
 	r->mk.phase = next.phase;
-	log_info("restore", "%s applied", section);
+	log_info("restore", "%s applied%s", section, mode == SECTION_REFRESH ?
+	    " (materialized views refreshed)" : "");
 	return state_put_marker(r->state, &r->mk, errmsg);
 }
 
@@ -544,14 +591,30 @@ load_base(struct run *r, char **errmsg)
 	return commit_marker(r, errmsg);
 }
 
+/*
+ * After the data: the large objects, then post-data (indexes, constraints,
+ * and the REFRESH of each materialized view populated on the source, in
+ * dependency order; when post-data ran early, only those refreshes).
+ */
 static int
 finish_schema(struct run *r, char **errmsg)
 {
-	if (r->mk.phase & (PHASE_SCHEMA_GIVEN | PHASE_POST_EARLY)) {
-		r->mk.phase = PHASE_STREAM | (r->mk.phase & ~PHASE_MASK);
+	struct base_chunk c;
+	int flags = r->mk.phase & ~PHASE_MASK;
+
+	if (!(flags & PHASE_LOBS_DONE) &&
+	    base_manifest_section(r->m, "large_objects", &c) == 0) {
+		log_info("restore", "restoring %" PRIu64 " large object(s)",
+		    c.rows);
+		return run_section(r, "large_objects", SECTION_NO_TXN, PHASE_DATA |
+		    flags | PHASE_LOBS_DONE, errmsg);
+	}
+	if (flags & PHASE_SCHEMA_GIVEN) {
+		r->mk.phase = PHASE_STREAM | flags;
 		return commit_marker(r, errmsg);
 	}
-	return run_section(r, "post_data", PHASE_STREAM, errmsg);
+	return run_section(r, "post_data", flags & PHASE_POST_EARLY ?
+	    SECTION_REFRESH : SECTION_ALL, PHASE_STREAM | flags, errmsg);
 }
 
 /* ---- segments ---- */
@@ -629,6 +692,8 @@ struct seg_ctx {
 	const struct prefetch_item *it;
 	bool			 skip;	/* current transaction already applied */
 	uint64_t		 end_lsn;	/* of the current transaction */
+	uint64_t		 commit_lsn;
+	int64_t			 commit_time;
 	uint32_t		 xid;
 	char			**errmsg;	/* for elide_change's callback */
 };
@@ -665,13 +730,13 @@ on_relation(struct run *r, const struct ls_relation *rel, char **errmsg)
 	int rc;
 
 	if (r->el == NULL)
-		return applier_relation(r->ap, rel, errmsg);
+		return applier_relation(r->ap, rel, NULL, errmsg);
 	if (relcache_put(r->srcrels, rel) != 0)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	if (elide_includes(r->el, rel->schema, rel->name) &&
 	    (rc = elide_relation(r->el, rel, &out, errmsg)) != 0)
 		return rc;
-	return applier_relation(r->ap, out, errmsg);
+	return applier_relation(r->ap, out, rel, errmsg);
 }
 
 static int
@@ -701,6 +766,34 @@ filter_truncate(struct seg_ctx *x, const struct ls_change *c, char **errmsg)
 	return applier_change(x->r->ap, &t, errmsg);
 }
 
+static int filter_change(struct seg_ctx *, const struct ls_change *, char **);
+
+/* logship's own tables (a source that is itself a restore target). */
+static bool
+own_table(const struct run *r, uint32_t relid)
+{
+	const struct ls_relation *rel = applier_get_relation(r->ap, relid);
+
+	return rel != NULL && strcmp(rel->schema, "logship") == 0;
+}
+
+/* Truncate without logship's own tables. */
+static int
+truncate_own(struct seg_ctx *x, const struct ls_change *c, char **errmsg)
+{
+	uint32_t keep[c->nrelids ? c->nrelids : 1], i, n = 0;
+	struct ls_change t = *c;
+
+	for (i = 0; i < c->nrelids; i++)
+		if (!own_table(x->r, c->relids[i]))
+			keep[n++] = c->relids[i];
+	if (n == 0)
+		return 0;
+	t.nrelids = n;
+	t.relids = keep;
+	return filter_change(x, &t, errmsg);
+}
+
 /* Filters (table, row, columns), then the ID map and the target. */
 static int
 filter_change(struct seg_ctx *x, const struct ls_change *c, char **errmsg)
@@ -718,6 +811,28 @@ filter_change(struct seg_ctx *x, const struct ls_change *c, char **errmsg)
 		return 0;
 	x->errmsg = errmsg;
 	return elide_change(x->r->el, rel, c, apply_one, x, errmsg);
+}
+
+/*
+ * The source's table no longer matches the target's: name the place, and
+ * arrange for the next session to commit everything before this
+ * transaction and stop there (replay_main).
+ */
+static int
+schema_stop(struct seg_ctx *x, char **errmsg)
+{
+	struct run *r = x->r;
+	char lsn[32], when[64];
+
+	ls_lsn_format(x->commit_lsn, lsn);
+	ls_format_time(x->commit_time, when, sizeof(when));
+	ls_errprefix(errmsg, LS_ERR_SCHEMA, "segment %016" PRIx64 ", source "
+	    "transaction %u committed at %s (%s)", x->it->segno, x->xid, lsn,
+	    when);
+	r->stop_before = x->end_lsn;
+	free(r->stop_why);
+	r->stop_why = *errmsg != NULL ? strdup(*errmsg) : NULL;
+	return LS_ERR_SCHEMA;
 }
 
 static int
@@ -738,16 +853,30 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 		return applier_sequence(r->ap, &rec->u.seq, errmsg);
 	case LS_REC_BEGIN:
 		x->end_lsn = rec->u.txn.end_lsn;
+		x->commit_lsn = rec->u.txn.commit_lsn;
+		x->commit_time = rec->u.txn.commit_time;
 		x->xid = rec->u.txn.xid;
 		if ((x->skip = rec->u.txn.end_lsn <= r->mk.end_lsn))
 			return 0;
-		if (beyond_until(r, &rec->u.txn)) {
+		if (beyond_until(r, &rec->u.txn) || (r->stop_before != 0 &&
+		    rec->u.txn.end_lsn >= r->stop_before)) {
 			r->done = true;
 			return 0;
 		}
+		applier_context(r->ap, x->it->segno, x->commit_lsn, x->xid);
 		return applier_in_batch(r->ap) ? 0 : applier_begin(r->ap, errmsg);
 	case LS_REC_CHANGE:
-		return x->skip ? 0 : filter_change(x, &rec->u.change, errmsg);
+		if (x->skip)
+			return 0;
+		if (rec->u.change.kind == LS_CHANGE_TRUNCATE)
+			rc = truncate_own(x, &rec->u.change, errmsg);
+		else if (own_table(r, rec->u.change.relid))
+			return 0;	/* never the target's own marker */
+		else
+			rc = filter_change(x, &rec->u.change, errmsg);
+		if (rc == LS_ERR_SCHEMA)
+			return schema_stop(x, errmsg);
+		return rc;
 	case LS_REC_COMMIT:
 		if (x->skip)
 			return 0;
@@ -769,7 +898,7 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 static int
 apply_segment(struct run *r, const struct prefetch_item *it, char **errmsg)
 {
-	struct seg_ctx x = { r, it, false, 0, 0, NULL };
+	struct seg_ctx x = { r, it, false, 0, 0, 0, 0, NULL };
 	struct segment_reader *rd = NULL;
 	struct ls_record rec;
 	char name[64];
@@ -1022,15 +1151,17 @@ session(struct run *r, char **errmsg)
 	    !restore_stop) {
 		switch (r->mk.phase & PHASE_MASK) {
 		case PHASE_NEW:
-			rc = run_section(r, "pre_data", PHASE_SCHEMA, errmsg);
+			rc = run_section(r, "pre_data", SECTION_ALL, PHASE_SCHEMA |
+			    (r->mk.phase & ~PHASE_MASK), errmsg);
 			break;
 		case PHASE_SCHEMA:
 			if (remapping(r) && !(r->mk.phase &
 			    (PHASE_SCHEMA_GIVEN | PHASE_POST_EARLY))) {
 				/* keys and foreign keys must exist to remap */
 				r->mk.phase |= PHASE_POST_EARLY;
-				rc = run_section(r, "post_data", PHASE_SCHEMA,
-				    errmsg);
+				rc = run_section(r, "post_data",
+				    SECTION_NO_REFRESH, PHASE_SCHEMA |
+				    (r->mk.phase & ~PHASE_MASK), errmsg);
 				break;
 			}
 			rc = load_base(r, errmsg);
@@ -1091,6 +1222,16 @@ replay_main(const struct replay_opts *o)
 	for (;;) {
 		rc = session(&r, &err);
 		end_session(&r);
+		if (rc == LS_ERR_SCHEMA && r.stop_before != 0 && !r.done &&
+		    !restore_stop) {
+			/* again, committing all before the mismatch */
+			log_info("restore", "schema mismatch: committing what "
+			    "precedes it, then stopping");
+			free(err);
+			err = NULL;
+			r.bad_input = false;
+			continue;
+		}
 		if (rc == 0 || rc == LS_ERR_END || r.bad_input ||
 		    rc != LS_ERR_TRANSIENT || !r.connected || restore_stop)
 			break;
@@ -1107,9 +1248,15 @@ replay_main(const struct replay_opts *o)
 		log_info("restore", "stopped while %s", err ? err : "waiting");
 		rc = 0;		/* asked to stop: the last commit stands */
 	}
-	if (rc == 0)
+	if (rc == 0 && r.stop_why != NULL) {
 		progress(&r, true);
-	else
+		rc = LS_ERR_SCHEMA;	/* stopped before the mismatch, as planned */
+		free(err);
+		err = r.stop_why;
+		r.stop_why = NULL;
+	} else if (rc == 0)
+		progress(&r, true);
+	if (rc != 0)
 		log_error("restore", "%s", err ? err : ls_strerror(rc));
 	status = rc == 0 ? 0 : r.bad_input ? EXIT_BAD_INPUT : 1;
 	if (rc == 0 && r.missing_total > 0)
@@ -1118,6 +1265,7 @@ replay_main(const struct replay_opts *o)
  out:
 	state_close(r.state);
 	store_free(r.store);
+	free(r.stop_why);
 	free(err);
 	return status;
 }

@@ -26,6 +26,7 @@ enum restore_phase {
 #define PHASE_POST_EARLY	0x20	/* flag: post-data ran before the data
 					 * (ID remapping needs keys first) */
 #define PHASE_KEYS_MAPPED	0x40	/* flag: base keys are in the ID map */
+#define PHASE_LOBS_DONE		0x80	/* flag: large objects restored */
 
 struct state_marker {
 	char		generation[17];

@@ -69,9 +69,9 @@ chunk_json(const char *key, const uint8_t sha[32], uint64_t bytes, uint64_t rows
 
 int
 base_manifest_set_section(struct base_manifest *m, const char *section,
-    const char *key, const uint8_t sha[32], uint64_t bytes)
+    const char *key, const uint8_t sha[32], uint64_t bytes, uint64_t count)
 {
-	json_t *c = chunk_json(key, sha, bytes, 0);
+	json_t *c = chunk_json(key, sha, bytes, count);
 
 	if (c == NULL || json_object_set_new(m->j, section, c) != 0)
 		return LS_ERR_NOMEM;
@@ -341,6 +341,19 @@ base_manifest_chunk(const struct base_manifest *m, size_t table, size_t i,
 }
 
 int
+base_manifest_set_publication(struct base_manifest *m, const char *name)
+{
+	return json_object_set_new(m->j, "publication", json_string(name)) == 0 ?
+	    0 : LS_ERR_NOMEM;
+}
+
+const char *
+base_manifest_publication(const struct base_manifest *m)
+{
+	return json_string_value(json_object_get(m->j, "publication"));
+}
+
+int
 base_manifest_section(const struct base_manifest *m, const char *section,
     struct base_chunk *out)
 {
@@ -388,6 +401,8 @@ base_verify(struct store *st, const char *generation, const uint8_t *key,
 	if (r == 0 && base_manifest_section(m, "pre_data", &c) == 0)
 		r = verify_object(st, &c, key, errmsg);
 	if (r == 0 && base_manifest_section(m, "post_data", &c) == 0)
+		r = verify_object(st, &c, key, errmsg);
+	if (r == 0 && base_manifest_section(m, "large_objects", &c) == 0)
 		r = verify_object(st, &c, key, errmsg);
 	base_manifest_free(m);
 	return r;

@@ -1,6 +1,7 @@
 /*
  * base.h: the base snapshot of a generation.
  *	<gen>/base/pre-data, <gen>/base/post-data	pg_dump sections (blobs)
+ *	<gen>/base/large-objects			pg_dump's large objects
  *	<gen>/base/<chunk>				COPY text chunks (blobs)
  *	<gen>/base/manifest				JSON in a blob, written last
  * The manifest lists every object with its SHA-256 trailer, so a base is
@@ -32,9 +33,15 @@ int base_manifest_new(const char *generation, uint64_t system_id,
     const char *database, const char *snapshot, uint64_t lsn,
     struct base_manifest **out, char **errmsg);
 void base_manifest_free(struct base_manifest *);
-/* section: "pre_data" or "post_data". */
+/*
+ * section: "pre_data", "post_data" (pg_dump's schema sections) or
+ * "large_objects" (pg_dump's large objects; count is how many).
+ */
 int base_manifest_set_section(struct base_manifest *, const char *section,
-    const char *key, const uint8_t sha[32], uint64_t bytes);
+    const char *key, const uint8_t sha[32], uint64_t bytes, uint64_t count);
+/* The agent's own publication (not restored); NULL in older manifests. */
+int base_manifest_set_publication(struct base_manifest *, const char *name);
+const char *base_manifest_publication(const struct base_manifest *);
 /* Append a chunk to table schema.name (created on first use). */
 int base_manifest_add_chunk(struct base_manifest *, const char *schema,
     const char *name, const struct base_chunk *);

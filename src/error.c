@@ -23,6 +23,7 @@ ls_strerror(int code)
 	case LS_ERR_PG:		return "postgresql error";
 	case LS_ERR_TRANSIENT:	return "transient error";
 	case LS_ERR_END:	return "end";
+	case LS_ERR_SCHEMA:	return "schema mismatch";
 	default:		return "internal error";
 	}
 }

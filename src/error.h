@@ -26,6 +26,7 @@
 #define LS_ERR_PG		-12	/* PostgreSQL reported an error */
 #define LS_ERR_TRANSIENT	-13	/* worth retrying: network, 5xx */
 #define LS_ERR_END		-14	/* end of stream/list, not an error for callers that expect it */
+#define LS_ERR_SCHEMA		-15	/* source and target table definitions differ */
 
 /* Short constant name of an error code ("corrupt", "exists"...). */
 const char *ls_strerror(int code);

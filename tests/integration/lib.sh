@@ -148,3 +148,27 @@ sequences_not_behind_db() {
 	[ -s "$T/seq.src" ] && [ "$(wc -l < "$T/seq.src")" = "$(join -t'|' "$T/seq.src" "$T/seq.dst" | wc -l)" ] &&
 	join -t'|' "$T/seq.src" "$T/seq.dst" | awk -F'|' '$3 < $2 { bad++ } END { exit bad > 0 }'
 }
+
+# fingerprint PORT DB: one line per user table, partition, materialized
+# view and view ("kind schema.name rows md5" over the rows' text, sorted),
+# one per large object ("lo oid owner md5"), then the schema as pg_dump -s
+# prints it (publications and logship's own schema left out).  Two
+# databases with the same fingerprint hold the same data and objects.
+fingerprint() {
+	psql_at_db "$1" "$2" -c "select c.relkind::text || ' ' || format('%I.%I', n.nspname, c.relname)
+		from pg_class c join pg_namespace n on n.oid = c.relnamespace
+		where c.relkind in ('r', 'm', 'v') and n.nspname not in ('pg_catalog', 'information_schema', 'logship')
+		and n.nspname !~ '^pg_' order by 1" |
+	while read -r kind rel; do
+		only=""; [ "$kind" = r ] && only=only
+		if [ "$kind" = m ] && [ "$(psql_at_db "$1" "$2" -c "select relispopulated from pg_class where oid = '$rel'::regclass")" = f ]; then
+			printf '%s %s unpopulated\n' "$kind" "$rel"; continue
+		fi
+		printf '%s %s %s\n' "$kind" "$rel" "$(psql_at_db "$1" "$2" -c "select count(*) || ' ' ||
+			coalesce(md5(string_agg(to_jsonb(x)::text, E'\n' order by to_jsonb(x)::text)), '-') from $only $rel x")"
+	done
+	psql_at_db "$1" "$2" -c "select 'lo ' || m.oid || ' ' || pg_get_userbyid(m.lomowner) || ' ' || md5(lo_get(m.oid))
+		from pg_largeobject_metadata m order by m.oid"
+	"$PG_BINDIR/pg_dump" -h 127.0.0.1 -p "$1" -U postgres -s --no-publications --exclude-schema=logship "$2" |
+		grep -v -e '^--' -e '^\\restrict' -e '^\\unrestrict' -e '^$'
+}
