@@ -599,7 +599,7 @@ read_dump(const struct basecopy_opts *o, int fd, struct blob_writer *b,
 }
 
 /*
- * Run pg_dump with args (NULL-terminated, at most 8) into b; its warning,
+ * Run pg_dump with args (NULL-terminated, at most 9) into b; its warning,
  * if any, is logged.  logship's own schema is never dumped.
  */
 static int
@@ -614,11 +614,11 @@ run_dump(const struct basecopy_opts *o, const char *what,
 
 	if (asprintf(&snap, "--snapshot=%s", o->snapshot) < 0)
 		return nomem(errmsg);
+	while (*args != NULL && n < 9)
+		argv[n++] = *args++;
 	argv[n++] = snap;
 	argv[n++] = "--format=plain";
 	argv[n++] = "--exclude-schema=logship";
-	while (*args != NULL && n < 11)
-		argv[n++] = *args++;
 	argv[n] = NULL;
 	if ((r = pgtool_spawn("pg_dump", o->pg_dump, o->conninfo, argv,
 	    PGTOOL_DEVNULL, PGTOOL_PIPE, &t, errmsg)) != 0)
@@ -648,7 +648,8 @@ dump_section(const struct basecopy_opts *o, const char *name,
 	int r;
 
 	snprintf(key, sizeof(key), "%s/base/%s", o->generation, name);
-	snprintf(what, sizeof(what), "pg_dump %s", name);
+	snprintf(what, sizeof(what), "pg_dump %s", count > 0 ? "--blobs" :
+	    args[1] != NULL ? args[1] : args[0]);
 	if ((r = blob_writer_new("schema", o->key, o->spool_dir, &b,
 	    errmsg)) == 0 && (r = run_dump(o, what, args, b, errmsg)) == 0 &&
 	    (r = put_blob(o, b, key, sha, errmsg)) == 0 &&

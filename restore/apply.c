@@ -44,6 +44,8 @@ struct relinfo {
 	bool		 resolved;	/* checked against the target */
 	uint32_t	*types;		/* target type per record column */
 	bool		*textcmp;	/* no equality: compare as text */
+	bool		*always;	/* GENERATED ALWAYS AS IDENTITY */
+	bool		 partitioned;	/* the target's table routes to partitions */
 	char		**elided;	/* source columns the filters drop */
 	size_t		 nelided;
 };
@@ -140,10 +142,12 @@ relinfo_clear(struct relinfo *ri)
 	free(ri->elided);
 	free(ri->types);
 	free(ri->textcmp);
+	free(ri->always);
 	ri->elided = NULL;
 	ri->nelided = 0;
 	ri->types = NULL;
 	ri->textcmp = NULL;
+	ri->always = NULL;
 	ri->resolved = false;
 }
 
@@ -537,7 +541,8 @@ sb_table(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel)
 static const char columns_sql[] =
     "WITH RECURSIVE cols AS (SELECT a.attnum, a.attname, a.atttypid, "
     "a.attgenerated <> '' AS gen, format_type(a.atttypid, a.atttypmod) AS "
-    "tname, a.atttypmod FROM (SELECT to_regclass(format('%I.%I', $1::text, "
+    "tname, a.atttypmod, a.attidentity, (SELECT relkind FROM pg_class "
+    "WHERE oid = t.r) AS relkind FROM (SELECT to_regclass(format('%I.%I', $1::text, "
     "$2::text)) AS r) t LEFT JOIN pg_attribute a ON a.attrelid = t.r AND "
     "a.attnum > 0 AND NOT a.attisdropped WHERE t.r IS NOT NULL), "
     "parts(attnum, t, depth) AS (SELECT attnum, atttypid, 0 FROM cols "
@@ -556,7 +561,8 @@ static const char columns_sql[] =
     "oc.opcdefault AND am.amname IN ('btree', 'hash') AND (oc.opcintype = "
     "ty.oid OR EXISTS (SELECT 1 FROM pg_cast k WHERE k.castsource = ty.oid "
     "AND k.casttarget = oc.opcintype AND k.castmethod = 'b' AND "
-    "k.castcontext = 'i')))), c.atttypmod FROM cols c ORDER BY c.attnum";
+    "k.castcontext = 'i')))), c.atttypmod, c.attidentity, c.relkind FROM cols c "
+    "ORDER BY c.attnum";
 
 #define FIRST_USER_OID	16384	/* FirstNormalObjectId: same in every cluster */
 
@@ -644,6 +650,7 @@ compare(struct applier *a, const struct ls_relation *rel, struct relinfo *ri,
 			ri->types[i] = (uint32_t)strtoul(PQgetvalue(res, row, 1),
 			    NULL, 10);
 			ri->textcmp[i] = *PQgetvalue(res, row, 4) == 't';
+			ri->always[i] = *PQgetvalue(res, row, 6) == 'a';
 			if (col->type_oid < FIRST_USER_OID &&
 			    (ri->types[i] != col->type_oid || (col->typmod != -1 &&
 			    atoi(PQgetvalue(res, row, 5)) != col->typmod))) {
@@ -712,10 +719,13 @@ resolve(struct applier *a, const struct ls_relation *rel, char **errmsg)
 		    "on the source, then psql on the target) and rerun",
 		    rel->schema, rel->name);
 	else if ((ri->types = calloc(rel->ncols + 1, sizeof(*ri->types))) == NULL ||
-	    (ri->textcmp = calloc(rel->ncols + 1, sizeof(*ri->textcmp))) == NULL)
+	    (ri->textcmp = calloc(rel->ncols + 1, sizeof(*ri->textcmp))) == NULL ||
+	    (ri->always = calloc(rel->ncols + 1, sizeof(*ri->always))) == NULL)
 		r = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	else
+	else {
+		ri->partitioned = *PQgetvalue(res, 0, 7) == 'p';
 		compare(a, rel, ri, res, &d);
+	}
 	PQclear(res);
 	if (r == 0 && (d.what.oom || d.fix.oom))
 		r = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
@@ -737,6 +747,33 @@ resolve(struct applier *a, const struct ls_relation *rel, char **errmsg)
 	free(d.fix.p);
 	if (r == 0)
 		ri->resolved = true;
+	return r;
+}
+
+int
+applier_tables_present(struct applier *a, const char *const *pairs, size_t n,
+    bool *present, char **errmsg)
+{
+	PGresult *res;
+	size_t i;
+	int r = 0;
+
+	if (a->queued > 0 && (r = drain(a, errmsg)) != 0)
+		return r;
+	if (PQexitPipelineMode(a->c) != 1)
+		return ls_errf(errmsg, LS_ERR_PG, "target: %s", PQerrorMessage(a->c));
+	for (i = 0; r == 0 && i < n; i++) {
+		const char *p2[2] = { pairs[2 * i], pairs[2 * i + 1] };
+		res = PQexecParams(a->c, "SELECT to_regclass(format('%I.%I', "
+		    "$1::text, $2::text)) IS NOT NULL", 2, NULL, p2, NULL, NULL, 0);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK)
+			r = target_error(a->c, res, errmsg, "looking up a table");
+		else
+			present[i] = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		PQclear(res);
+	}
+	if (PQenterPipelineMode(a->c) != 1 && r == 0)
+		r = ls_errf(errmsg, LS_ERR_PG, "target: %s", PQerrorMessage(a->c));
 	return r;
 }
 
@@ -763,6 +800,20 @@ where_columns(const struct ls_relation *rel, const struct ls_change *ch,
 }
 
 /*
+ * The table of an UPDATE or DELETE: ONLY, since the source sends each
+ * table's own changes and an inheritance parent's rows are not its
+ * children's; but a partitioned table (publish_via_partition_root) routes.
+ */
+static void
+sb_only(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel,
+    const struct relinfo *ri)
+{
+	if (!ri->partitioned)
+		sb_add(b, "ONLY ");
+	sb_table(b, c, rel);
+}
+
+/*
  * WHERE clause over mask, parameters from $first on.  With a full old
  * tuple, exactly one row (duplicates may exist); columns whose type has no
  * equality (json, xml, geometric types, composites of them) compare by
@@ -775,9 +826,10 @@ sb_where(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel,
 	int i, n = first, any = 0;
 	bool text;
 
-	if (full) {
-		sb_add(b, " WHERE ctid = (SELECT ctid FROM ");
-		sb_table(b, c, rel);
+	if (full) {	/* partitions may share ctids: tableoid too */
+		sb_add(b, ri->partitioned ? " WHERE (tableoid, ctid) = (SELECT "
+		    "tableoid, ctid FROM " : " WHERE ctid = (SELECT ctid FROM ");
+		sb_only(b, c, rel, ri);
 	}
 	for (i = 0; i < rel->ncols; i++) {
 		if (!mask[i])
@@ -829,7 +881,7 @@ sql_update(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel,
 	int i, n = 1;
 
 	sb_add(b, "UPDATE ");
-	sb_table(b, c, rel);
+	sb_only(b, c, rel, ri);
 	sb_add(b, " SET ");
 	for (i = 0; i < rel->ncols; i++) {
 		if (!setmask[i])
@@ -848,7 +900,7 @@ sql_delete(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel,
     const struct relinfo *ri, const char *wmask, bool full)
 {
 	sb_add(b, "DELETE FROM ");
-	sb_table(b, c, rel);
+	sb_only(b, c, rel, ri);
 	sb_where(b, c, rel, ri, wmask, full, 1);
 }
 
@@ -933,6 +985,41 @@ bind_all(struct applier *a, const struct relinfo *ri, Oid *types,
 	return n;
 }
 
+static bool
+same_value(const struct ls_value *x, const struct ls_value *y)
+{
+	return x->kind == y->kind && x->len == y->len &&
+	    (x->len == 0 || memcmp(x->data, y->data, x->len) == 0);
+}
+
+static int run_change(struct applier *, const struct ls_relation *,
+    const struct ls_change *, char **);
+
+/* An update that changed a GENERATED ALWAYS identity: delete, insert. */
+static int
+update_by_reinsert(struct applier *a, const struct ls_relation *rel,
+    const struct ls_change *ch, char **errmsg)
+{
+	struct ls_change del = *ch, ins = *ch;
+	uint16_t i;
+	int r;
+
+	for (i = 0; i < ch->new.ncols; i++)
+		if (ch->new.vals[i].kind == LS_VAL_UNCHANGED)
+			return ls_errf(errmsg, LS_ERR_INVALID, "%s.%s: an update "
+			    "changed the GENERATED ALWAYS identity column %s and "
+			    "left a TOASTed value unsent: the row cannot be "
+			    "rewritten; give the source table REPLICA IDENTITY "
+			    "FULL", rel->schema, rel->name, rel->cols[i].name);
+	del.kind = LS_CHANGE_DELETE;
+	ins.kind = LS_CHANGE_INSERT;
+	ins.old_kind = LS_OLD_NONE;
+	if ((r = run_change(a, rel, &del, errmsg)) != 0)
+		return r;
+	a->rows--;	/* one row changed, not two */
+	return run_change(a, rel, &ins, errmsg);
+}
+
 static int
 run_change(struct applier *a, const struct ls_relation *rel,
     const struct ls_change *ch, char **errmsg)
@@ -951,10 +1038,17 @@ run_change(struct applier *a, const struct ls_relation *rel,
 		return r;
 	ri = relinfo_get(a, rel->oid);
 	if (ch->kind != LS_CHANGE_INSERT && where_columns(rel, ch, &wt,
-	    wmask) == 0 && !(full && rel->ncols == 0))
-		return ls_errf(errmsg, LS_ERR_INVALID, "%s.%s has no replica "
-		    "identity: cannot apply %s", rel->schema, rel->name,
-		    ch->kind == LS_CHANGE_UPDATE ? "UPDATE" : "DELETE");
+	    wmask) == 0 && !(full && rel->ncols == 0)) {
+		char from[512];
+		a->ctx.relid = 0;
+		where_from(a, &a->ctx, from, sizeof(from));
+		return ls_errf(errmsg, LS_ERR_INVALID, "%s.%s: cannot apply %s: "
+		    "the source sent no replica identity to find the row by (its "
+		    "key columns are generated, which PostgreSQL does not send, "
+		    "or it has REPLICA IDENTITY NOTHING); set REPLICA IDENTITY "
+		    "FULL on the source table%s", rel->schema, rel->name,
+		    ch->kind == LS_CHANGE_UPDATE ? "UPDATE" : "DELETE", from);
+	}
 	/*
 	 * SET every sent column, except unchanged TOAST and, when the key did
 	 * not change (no old tuple), the key columns: identity columns
@@ -965,6 +1059,19 @@ run_change(struct applier *a, const struct ls_relation *rel,
 		    ch->new.vals[i].kind != LS_VAL_UNCHANGED &&
 		    !(ch->old_kind == LS_OLD_NONE &&
 		    (rel->cols[i].flags & LS_COL_KEY));
+	/*
+	 * An identity column GENERATED ALWAYS may not be SET: left alone when
+	 * it did not change (or nothing says it did); a changed one (SET ...
+	 * = DEFAULT on the source) makes the update a delete and an insert.
+	 */
+	for (i = 0; ch->kind == LS_CHANGE_UPDATE && i < rel->ncols; i++) {
+		if (!setmask[i] || ri->always == NULL || !ri->always[i])
+			continue;
+		setmask[i] = 0;
+		if (ch->old_kind != LS_OLD_NONE && !same_value(&ch->old.vals[i],
+		    &ch->new.vals[i]))
+			return update_by_reinsert(a, rel, ch, errmsg);
+	}
 	if (ch->kind == LS_CHANGE_UPDATE && memchr(setmask, 1, rel->ncols) == NULL)
 		return 0;	/* nothing but the unchanged key: no-op */
 	if (ch->kind == LS_CHANGE_INSERT)
@@ -1175,8 +1282,6 @@ copy_run(struct applier *a, const struct ls_relation *rel, char **errmsg)
 	return r;
 }
 
-static int run_change(struct applier *, const struct ls_relation *,
-    const struct ls_change *, char **);
 
 /* Send the buffered inserts: by COPY when the run is long, else one by one. */
 static int

@@ -15,6 +15,8 @@
 #ifndef LS_RESTORE_APPLY_H
 #define LS_RESTORE_APPLY_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <libpq-fe.h>
@@ -55,6 +57,10 @@ void applier_rollback(struct applier *);
 /* Outside a batch: send what is queued (sequence samples) and wait. */
 int applier_sync(struct applier *, char **errmsg);
 int applier_in_batch(const struct applier *);
+
+/* Outside a batch: which of n tables (schema, name pairs) the target has. */
+int applier_tables_present(struct applier *, const char *const *pairs,
+    size_t n, bool *present, char **errmsg);
 
 /* Counters since applier_new. */
 uint64_t applier_rows(const struct applier *);

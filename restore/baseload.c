@@ -1,4 +1,5 @@
 /* baseload.c: parallel COPY of base chunks into the target (see baseload.h). */
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -390,6 +391,10 @@ baseload_run(const struct baseload_opts *o, struct baseload_stats *stats,
 	pthread_t th[64];
 	int i, n = o->jobs < 1 ? 1 : o->jobs > 64 ? 64 : o->jobs, r, e;
 
+	/* tests: LOGSHIP_TEST_FAIL_WORKER_START=k, worker k and later fail */
+	const char *env = getenv("LOGSHIP_TEST_FAIL_WORKER_START");
+	int fail_start = env != NULL ? atoi(env) : 0;
+
 	if (o->transform != NULL)
 		n = 1;	/* the transform is not thread-safe */
 
@@ -397,7 +402,8 @@ baseload_run(const struct baseload_opts *o, struct baseload_stats *stats,
 	if ((r = plan_jobs(&l, errmsg)) != 0)
 		goto out;
 	for (i = 0; i < n; i++)
-		if ((e = pthread_create(&th[i], NULL, worker, &l)) != 0) {
+		if ((e = fail_start != 0 && i + 1 >= fail_start ? EAGAIN :
+		    pthread_create(&th[i], NULL, worker, &l)) != 0) {
 			char *err = NULL;
 			ls_errf(&err, LS_ERR_INTERNAL, "base load: cannot start "
 			    "worker %d of %d: %s", i + 1, n, strerror(e));

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <libpq-fe.h>
 
 #include "apply.h"
@@ -65,6 +66,7 @@ struct run {
 	struct remap	*remap;		/* --id-mode remap, or NULL */
 	struct elide	*el;		/* --filter, or NULL */
 	struct relcache	*srcrels;	/* source relations (filters read them) */
+	struct relcache	*seen;		/* every source relation of this session */
 	struct state_txn *mtxn;		/* ID map writes of the open batch */
 	bool		 bad_input;	/* the failure is the user's input */
 	bool		 done;		/* reached the end or the until point */
@@ -729,6 +731,8 @@ on_relation(struct run *r, const struct ls_relation *rel, char **errmsg)
 	const struct ls_relation *out = rel;
 	int rc;
 
+	if (relcache_put(r->seen, rel) != 0)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	if (r->el == NULL)
 		return applier_relation(r->ap, rel, NULL, errmsg);
 	if (relcache_put(r->srcrels, rel) != 0)
@@ -813,6 +817,124 @@ filter_change(struct seg_ctx *x, const struct ls_change *c, char **errmsg)
 	return elide_change(x->r->el, rel, c, apply_one, x, errmsg);
 }
 
+/* Tables known to this restore: "schema", "name" pairs, without repeats. */
+struct known {
+	const char	**v;
+	size_t		 n, cap;
+	int		 oom;
+};
+
+static void
+known_add(struct known *k, const char *schema, const char *name)
+{
+	const char **bigger;
+	size_t i;
+
+	for (i = 0; i < k->n; i++)
+		if (strcmp(k->v[2 * i], schema) == 0 &&
+		    strcmp(k->v[2 * i + 1], name) == 0)
+			return;
+	if (k->n == k->cap) {
+		k->cap = k->cap ? k->cap * 2 : 64;
+		if ((bigger = realloc(k->v, 2 * k->cap * sizeof(*bigger))) == NULL) {
+			k->oom = 1;
+			return;
+		}
+		k->v = bigger;
+	}
+	k->v[2 * k->n] = schema;
+	k->v[2 * k->n++ + 1] = name;
+}
+
+static void
+known_rel(void *arg, const struct ls_relation *rel)
+{
+	known_add(arg, rel->schema, rel->name);
+}
+
+/* Is schema.name among the [schema, name] pairs of the JSON array? */
+static bool
+published(json_t *tables, const char *schema, const char *name)
+{
+	size_t i;
+	json_t *t;
+
+	json_array_foreach(tables, i, t)
+		if (strcmp(json_string_value(json_array_get(t, 0)) ?
+		    json_string_value(json_array_get(t, 0)) : "", schema) == 0 &&
+		    strcmp(json_string_value(json_array_get(t, 1)) ?
+		    json_string_value(json_array_get(t, 1)) : "", name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The agent's sample of the tables the source publishes (a message between
+ * transactions, written when the set changes).  A table restored here that
+ * the source no longer publishes (dropped, renamed, taken out of the
+ * publication) while the target still has it stops the restore, with
+ * everything before this point committed.
+ */
+static int
+tables_check(struct seg_ctx *x, const struct ls_message *m, char **errmsg)
+{
+	struct run *r = x->r;
+	struct known k = { NULL, 0, 0, 0 }, gone = { NULL, 0, 0, 0 };
+	struct base_table t;
+	json_error_t je;
+	json_t *o = json_loadb(m->content, m->len, 0, &je), *tables;
+	bool *present = NULL;
+	char lsn[32], *list = NULL, *next;
+	size_t i;
+	int rc = 0;
+
+	tables = json_object_get(o, "tables");
+	if (!json_is_array(tables)) {
+		json_decref(o);
+		return ls_errf(errmsg, LS_ERR_CORRUPT, "segment %016" PRIx64 ": "
+		    "%s message does not parse", x->it->segno, LS_TABLES_MESSAGE);
+	}
+	for (i = 0; base_manifest_table(r->m, i, &t) == 0; i++)
+		known_add(&k, t.schema, t.name);
+	relcache_each(r->seen, known_rel, &k);
+	for (i = 0; i < k.n; i++)
+		if (!published(tables, k.v[2 * i], k.v[2 * i + 1]) &&
+		    elide_includes(r->el, k.v[2 * i], k.v[2 * i + 1]) &&
+		    strcmp(k.v[2 * i], "logship") != 0)
+			known_add(&gone, k.v[2 * i], k.v[2 * i + 1]);
+	if (k.oom || gone.oom || (gone.n > 0 &&
+	    (present = calloc(gone.n, sizeof(*present))) == NULL))
+		rc = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	if (rc == 0 && gone.n > 0 && (rc = commit_batch(r, errmsg)) == 0)
+		rc = applier_tables_present(r->ap, gone.v, gone.n, present, errmsg);
+	for (i = 0; rc == 0 && i < gone.n; i++) {
+		if (!present[i])
+			continue;
+		if (asprintf(&next, "%s%s%s.%s", list ? list : "", list ? ", " :
+		    "", gone.v[2 * i], gone.v[2 * i + 1]) < 0)
+			next = NULL;
+		free(list);
+		list = next;
+	}
+	if (rc == 0 && list != NULL) {
+		ls_lsn_format(m->lsn, lsn);
+		rc = ls_errf(errmsg, LS_ERR_SCHEMA, "segment %016" PRIx64 ", "
+		    "source LSN %s: the source no longer publishes table(s) %s "
+		    "(dropped, renamed, or taken out of its publication); the "
+		    "target still has them, so it would silently keep data the "
+		    "source no longer has: drop (or rename) them on the target, "
+		    "or leave them out with --filter; then rerun logship-restore "
+		    "(everything before this point is committed)", x->it->segno,
+		    lsn, list);
+	}
+	free(list);
+	free(present);
+	free(k.v);
+	free(gone.v);
+	json_decref(o);
+	return rc;
+}
+
 /*
  * The source's table no longer matches the target's: name the place, and
  * arrange for the next session to commit everything before this
@@ -889,8 +1011,13 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 		    (rc = commit_batch(r, errmsg)) != 0)
 			return rc;
 		return restore_stop ? LS_ERR_END : 0;
+	case LS_REC_MESSAGE:
+		if (!rec->u.msg.transactional &&
+		    strcmp(rec->u.msg.prefix, LS_TABLES_MESSAGE) == 0)
+			return tables_check(x, &rec->u.msg, errmsg);
+		return 0;	/* other logical messages are not applied */
 	default:
-		return 0;	/* logical messages are not applied */
+		return 0;
 	}
 }
 
@@ -992,6 +1119,8 @@ replay_segments(struct run *r, char **errmsg)
 	setup_origin(r);
 	if ((rc = open_remap(r, errmsg)) != 0)
 		return rc;
+	if (r->seen == NULL && (r->seen = relcache_new()) == NULL)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	if ((rc = applier_new(r->c, &r->ap, errmsg)) != 0 ||
 	    (rc = prefetch_start(r->store, r->mk.generation, r->keyp,
 	    r->mk.segno ? r->mk.segno : 1, r->o->follow, &restore_stop, &pf,
@@ -1184,6 +1313,8 @@ end_session(struct run *r)
 	r->el = NULL;
 	relcache_free(r->srcrels);
 	r->srcrels = NULL;
+	relcache_free(r->seen);
+	r->seen = NULL;
 	if (r->ap != NULL) {
 		r->rows_total += applier_rows(r->ap);
 		r->missing_total += applier_missing(r->ap);

@@ -97,7 +97,14 @@ struct ls_sequence {
 	uint64_t	 lsn;		/* position at which it was sampled */
 };
 
-/* A logical decoding message (pg_logical_emit_message). */
+/*
+ * A logical decoding message (pg_logical_emit_message).  Prefixes starting
+ * "logship." are logship's own: LS_TABLES_MESSAGE, written by the agent
+ * outside transactions whenever the set of tables the source publishes
+ * changes, holds {"publication": name, "tables": [[schema, name], ...]}.
+ */
+#define LS_TABLES_MESSAGE	"logship.tables"
+
 struct ls_message {
 	uint64_t	 lsn;
 	bool		 transactional;

@@ -78,9 +78,33 @@ psql_at "$Q" -c "create database given" >/dev/null
 	psql_at_db "$Q" given >/dev/null 2>&1
 "$RESTORE" --store "$S" --target "$(dst given)" --state-dir "$T/st-given" > "$T/restore-given.log" 2>&1
 is "$?" 0 "restore into a schema from pg_dump -s exits 0" || tail -n 5 "$T/restore-given.log" | sed 's/^/# /'
-fingerprint "$Q" given | grep -v '^[rmv] .*mv_' > "$T/fp.given"
-grep -v '^[rmv] .*mv_' "$T/fp.src" > "$T/fp.src-nomv"
+fingerprint "$Q" given | grep -v '^[rmv][pu] .*mv_' > "$T/fp.given"
+grep -v '^[rmv][pu] .*mv_' "$T/fp.src" > "$T/fp.src-nomv"
 check "and equals the source too" diff "$T/fp.src-nomv" "$T/fp.given"
+
+# a base-load worker that cannot start is an error, not an empty success
+psql_at "$Q" -c "create database nothreads" >/dev/null
+out=$(LOGSHIP_TEST_FAIL_WORKER_START=1 "$RESTORE" --store "$S" --target "$(dst nothreads)" \
+	--state-dir "$T/st-nothreads" 2>&1); rc=$?
+is "$rc" 1 "no base-load worker started: the restore fails"
+like "$out" "cannot start worker 1" "saying why"
+is "$(psql_at_db "$Q" nothreads -c "select phase from logship.applied")" "1" "and the data phase is not marked done"
+"$RESTORE" --store "$S" --target "$(dst nothreads)" --state-dir "$T/st-nothreads" >/dev/null 2>&1
+is "$?" 0 "the rerun loads the base"
+is "$(psql_at_db "$Q" nothreads -c "select count(*) from parted")" "$(psql_at "$P" -c "select count(*) from parted")" \
+	"all of it"
+
+# an error from the target names the table, the segment and the source transaction
+psql_at_db "$Q" whole -c "ALTER TABLE k_ident ADD CONSTRAINT no_boom CHECK (v <> 'boom')" >/dev/null
+psql_at "$P" -c "INSERT INTO k_ident (v) VALUES ('boom')" >/dev/null
+"$AGENT" --source "$SRC" --store "$S" --endpos "$(psql_at "$P" -c "select pg_current_wal_lsn()")" >> "$T/agent.log" 2>&1
+out=$("$RESTORE" --store "$S" --target "$(dst whole)" --state-dir "$T/st-whole" 2>&1); rc=$?
+is "$rc" 1 "a change the target refuses stops the restore"
+like "$out" "no_boom.*\(table public.k_ident, segment [0-9a-f]{16}, source transaction [0-9]+ committed at [0-9A-F]+/[0-9A-F]+\)" \
+	"naming the table, the segment and the source transaction"
+psql_at_db "$Q" whole -c "ALTER TABLE k_ident DROP CONSTRAINT no_boom" >/dev/null
+"$RESTORE" --store "$S" --target "$(dst whole)" --state-dir "$T/st-whole" >/dev/null 2>&1
+is "$?" 0 "and goes on once the target accepts it"
 
 # a source table changed by DDL: the restore stops before the first change
 # that needs the new definition, with everything before it committed

@@ -150,18 +150,23 @@ sequences_not_behind_db() {
 }
 
 # fingerprint PORT DB: one line per user table, partition, materialized
-# view and view ("kind schema.name rows md5" over the rows' text, sorted),
-# one per large object ("lo oid owner md5"), then the schema as pg_dump -s
-# prints it (publications and logship's own schema left out).  Two
-# databases with the same fingerprint hold the same data and objects.
+# view and view ("kind schema.name rows md5" over the rows as jsonb, so the
+# columns' physical order does not count), one per large object
+# ("lo oid owner md5"), then the schema as pg_dump -s prints it
+# (publications and logship's own schema left out; the columns of each
+# CREATE TABLE sorted, since pg_dump does not keep their physical order
+# either).  Unlogged tables are listed without their rows: PostgreSQL never
+# publishes them.  Two databases with the same fingerprint hold the same
+# data and objects.
 fingerprint() {
-	psql_at_db "$1" "$2" -c "select c.relkind::text || ' ' || format('%I.%I', n.nspname, c.relname)
+	psql_at_db "$1" "$2" -c "select c.relkind::text || c.relpersistence::text || ' ' || format('%I.%I', n.nspname, c.relname)
 		from pg_class c join pg_namespace n on n.oid = c.relnamespace
 		where c.relkind in ('r', 'm', 'v') and n.nspname not in ('pg_catalog', 'information_schema', 'logship')
 		and n.nspname !~ '^pg_' order by 1" |
 	while read -r kind rel; do
-		only=""; [ "$kind" = r ] && only=only
-		if [ "$kind" = m ] && [ "$(psql_at_db "$1" "$2" -c "select relispopulated from pg_class where oid = '$rel'::regclass")" = f ]; then
+		only=""; [ "$kind" = rp ] && only=only
+		if [ "$kind" = ru ]; then printf '%s %s unlogged\n' "$kind" "$rel"; continue; fi
+		if [ "$kind" = mp ] && [ "$(psql_at_db "$1" "$2" -c "select relispopulated from pg_class where oid = '$rel'::regclass")" = f ]; then
 			printf '%s %s unpopulated\n' "$kind" "$rel"; continue
 		fi
 		printf '%s %s %s\n' "$kind" "$rel" "$(psql_at_db "$1" "$2" -c "select count(*) || ' ' ||
@@ -170,5 +175,9 @@ fingerprint() {
 	psql_at_db "$1" "$2" -c "select 'lo ' || m.oid || ' ' || pg_get_userbyid(m.lomowner) || ' ' || md5(lo_get(m.oid))
 		from pg_largeobject_metadata m order by m.oid"
 	"$PG_BINDIR/pg_dump" -h 127.0.0.1 -p "$1" -U postgres -s --no-publications --exclude-schema=logship "$2" |
-		grep -v -e '^--' -e '^\\restrict' -e '^\\unrestrict' -e '^$'
+		grep -v -e '^--' -e '^\\restrict' -e '^\\unrestrict' -e '^$' |
+		awk '/^CREATE (UNLOGGED )?TABLE .*\($/ { print; n = 0; intable = 1; next }
+			intable && /^\)/ { for (i = 1; i <= n; i++) print cols[i] | "sort"; close("sort"); print; intable = 0; next }
+			intable { sub(/,$/, ""); cols[++n] = $0; next }
+			{ print }'
 }

@@ -30,3 +30,4 @@ UPDATE "таблица" SET "значение" = 'новое';
 UPDATE parted SET v = v || '+' WHERE id % 3 = 0;
 UPDATE parted SET region = 'eu' WHERE region = 'us' AND id % 7 = 0 AND id < 100000;
 DELETE FROM parted WHERE id % 5 = 0;
+DELETE FROM ONLY p WHERE a = 201;          -- not the child's row with that key

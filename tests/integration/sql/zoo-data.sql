@@ -1,7 +1,8 @@
 -- zoo-data.sql ROUND: rows for zoo-schema.sql; run before the base (round
 -- 1) and while streaming (round 2), keys apart by round.
 INSERT INTO p VALUES (:r * 100 + 1, 1, 10);
-INSERT INTO c (a, b, c, d) VALUES (:r * 100 + 2, 2, 3, 4), (:r * 100 + 3, 5, NULL, 6);
+INSERT INTO c (a, b, c, d) VALUES (:r * 100 + 2, 2, 3, 4), (:r * 100 + 3, 5, NULL, 6),
+    (:r * 100 + 1, 7, 8, 9);  -- the parent's key again, in the child
 INSERT INTO c2 (a, b, c, d) VALUES (:r * 100 + 2, 'two', 2.5, '2024-01-02');
 INSERT INTO readd (id, y, z, x) VALUES (:r * 100 + 1, 'y', 7, 9000000000);
 INSERT INTO types (b, i2, i4, i8, n, r4, r8, m, t, vc, ch, nm, by, d, tm, tz,
