@@ -53,7 +53,7 @@ grep -q "streaming generation" "$T/agent.log"; ok $? "the agent took the base an
 
 psql_at_db "$P" regression -f "$SQL/dml-everywhere.sql" > "$T/dml.sql"
 psql_at_db "$P" regression -v ON_ERROR_STOP=0 -f "$T/dml.sql" > "$T/dml.out" 2>&1
-diag "stream: $(grep -c '^UPDATE\|^DELETE' "$T/dml.sql") statements over every table, $(grep -c ERROR "$T/dml.out") refused by the source's own rules"
+diag "stream: $(grep -c '^INSERT\|^UPDATE\|^DELETE' "$T/dml.sql") statements over every table, $(grep -c ERROR "$T/dml.out") refused by the source's own rules"
 kill -TERM $APID; wait $APID
 END=$(psql_at_db "$P" regression -c "select pg_current_wal_lsn()")
 "$AGENT" --source "$SRC" --store "$S" --endpos "$END" >> "$T/agent.log" 2>&1
