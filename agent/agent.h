@@ -44,6 +44,9 @@ struct agent {
 	PGconn		*repl;
 	struct pgo_decoder *dec;
 	struct relcache	*rels;
+	char		*tables_written;	/* last logship.tables content */
+	char		*tables_pending;	/* a newer one, once the stream */
+	uint64_t	 tables_lsn;		/* has passed this position */
 
 	/* segments */
 	struct segment_writer *seg;	/* open segment or NULL */
@@ -80,6 +83,8 @@ int stream_flush(struct agent *, char **errmsg);
 /* Store a segment holding only sequence samples (after a base snapshot). */
 int stream_sample_now(struct agent *, char **errmsg);
 void stream_reset_inflight(struct agent *);
+/* Free what the stream keeps across sessions. */
+void stream_free(struct agent *);
 
 /* session.c: one connected run (returns 0 when done: stop or endpos). */
 int session_run(struct agent *, char **errmsg);

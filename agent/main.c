@@ -130,6 +130,7 @@ static void
 teardown(struct agent *a)
 {
 	stream_reset_inflight(a);
+	stream_free(a);
 	segment_writer_free(a->seg);
 	relcache_free(a->rels);
 	pgo_decoder_free(a->dec);

@@ -109,6 +109,71 @@ add_sequence(void *arg, const struct ls_sequence *s)
 }
 
 
+/* ---- the published tables (LS_TABLES_MESSAGE, see record.h) ---- */
+
+static const char tables_sql[] =
+    "SELECT json_build_object('publication', $1::text, 'tables', "
+    "coalesce(json_agg(json_build_array(schemaname, tablename) ORDER BY "
+    "schemaname, tablename), '[]'::json))::text, pg_current_wal_lsn()::text "
+    "FROM pg_publication_tables WHERE pubname = $1";
+
+/*
+ * A dropped table sends no change: so that a restore notices, the tables
+ * the publication covers are sampled when a segment closes.  A sample that
+ * differs from the last one written waits until the stream has passed the
+ * position it was taken at (every change committed before it has then been
+ * received), and is then written into the closing segment, outside any
+ * transaction.  Best effort: a failed sample is logged and retried.
+ */
+static void
+sample_tables(struct agent *a)
+{
+	struct ls_record rec = { .kind = LS_REC_MESSAGE };
+	const char *params[1] = { a->cfg->publication };
+	uint64_t reached = a->written_end_lsn > a->server_pos ?
+	    a->written_end_lsn : a->server_pos, lsn = 0;
+	char *err = NULL;
+	PGresult *res;
+
+	if (a->tables_pending != NULL && reached >= a->tables_lsn) {
+		rec.u.msg.lsn = a->tables_lsn;
+		rec.u.msg.transactional = false;
+		rec.u.msg.prefix = LS_TABLES_MESSAGE;
+		rec.u.msg.content = a->tables_pending;
+		rec.u.msg.len = (uint32_t)strlen(a->tables_pending);
+		if (segment_writer_add(a->seg, &rec, &err) != 0) {
+			log_warn("agent", "cannot record the published tables: %s",
+			    err);
+			free(err);
+			return;
+		}
+		free(a->tables_written);
+		a->tables_written = a->tables_pending;
+		a->tables_pending = NULL;
+	}
+	if (a->tables_pending != NULL || a->sql == NULL ||
+	    PQstatus(a->sql) != CONNECTION_OK)
+		return;
+	res = PQexecParams(a->sql, tables_sql, 1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+		log_warn("agent", "sampling the published tables failed: %s",
+		    PQresultErrorMessage(res));
+	else if ((a->tables_written == NULL || strcmp(a->tables_written,
+	    PQgetvalue(res, 0, 0)) != 0) &&
+	    ls_lsn_parse(PQgetvalue(res, 0, 1), &lsn) == 0 &&
+	    (a->tables_pending = strdup(PQgetvalue(res, 0, 0))) != NULL)
+		a->tables_lsn = lsn;
+	PQclear(res);
+}
+
+void
+stream_free(struct agent *a)
+{
+	free(a->tables_written);
+	free(a->tables_pending);
+	a->tables_written = a->tables_pending = NULL;
+}
+
 static void
 sleep_us(int64_t us)
 {
@@ -165,6 +230,7 @@ stream_flush(struct agent *a, char **errmsg)
 	    source_sample_sequences(a->sql, add_sequence, a, NULL) != 0)
 		log_warn("agent", "sequence sampling failed: %s",
 		    PQerrorMessage(a->sql));
+	sample_tables(a);
 	if ((fd = ls_temp_fd(a->cfg->spool_dir, errmsg)) < 0)
 		return fd;
 	r = segment_writer_finish(a->seg, fd, &h, sha, errmsg);

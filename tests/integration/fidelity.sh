@@ -139,4 +139,28 @@ psql_at "$P" -c "ALTER TABLE readd ADD COLUMN w text DEFAULT 'w'" -c "INSERT INT
 out=$("$RESTORE" --store "$S" --target "$(dst ddl)" --state-dir "$T/st-ddl" 2>&1); rc=$?
 is "$rc" 1 "an added column stops it too"
 like "$out" "column w added on the source.*ALTER TABLE public.readd ADD COLUMN w text" "naming the column, its type and the fix"
+# a dropped table sends no change of its own: the agent's sample of the
+# published tables tells the restore, which stops there
+psql_at_db "$Q" ddl -c "ALTER TABLE readd ADD COLUMN w text DEFAULT 'w'" >/dev/null
+"$RESTORE" --store "$S" --target "$(dst ddl)" --state-dir "$T/st-ddl" > /dev/null 2>&1
+is "$?" 0 "once the column is added on the target, the restore catches up"
+"$AGENT" --source "$SRC" --store "$S" --flush-interval 0.2 > "$T/agent3.log" 2>&1 &
+APID=$!; track_pid $APID
+i=0; until grep -q "streaming generation" "$T/agent3.log" || [ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
+psql_at "$P" -c "DROP TABLE k_arr" -c "INSERT INTO k_ident (v) VALUES ('after drop')" >/dev/null
+sleep 1
+psql_at "$P" -c "INSERT INTO k_ident (v) VALUES ('next')" >/dev/null
+sleep 1
+kill -TERM $APID; wait $APID
+"$RESTORE" cat --store "$S" > "$T/cat.json" 2>/dev/null
+like "$(jq -r 'select(.type == "message") | .prefix' "$T/cat.json" | sort -u)" "^logship.tables$" \
+	"the store holds the agent's samples of the published tables"
+out=$("$RESTORE" --store "$S" --target "$(dst ddl)" --state-dir "$T/st-ddl" 2>&1); rc=$?
+is "$rc" 1 "a table dropped on the source stops the restore"
+like "$out" "source LSN [0-9A-F]+/[0-9A-F]+: the source no longer publishes table\(s\) public.k_arr" "naming the table"
+is "$(psql_at_db "$Q" ddl -c "select count(*) from k_ident where v in ('after drop', 'next')")" "2" \
+	"after committing every transaction before the sample"
+psql_at_db "$Q" ddl -c "DROP TABLE k_arr" >/dev/null
+"$RESTORE" --store "$S" --target "$(dst ddl)" --state-dir "$T/st-ddl" > /dev/null 2>&1
+is "$?" 0 "once it is dropped on the target too, the restore goes on"
 done_testing
