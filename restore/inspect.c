@@ -35,14 +35,16 @@ has_gen(char (*gens)[17], size_t n, const char *gen)
 }
 
 /*
- * The store's identity and generations, or 1 with one line on stderr:
- * a path that is not a logship store (a typo in --store, an agent never
- * started) is an error, not an empty listing.  A listing that fails says
- * why (credentials, a missing bucket) rather than "no logship.json".
+ * The store's identity (*have_id) and generations, or 1 with one line on
+ * stderr: a path that is not a logship store (a typo in --store, an agent
+ * never started) is an error, not an empty listing.  Generations without
+ * logship.json are a partial mirror copy (mirror writes it last): shown,
+ * with a note.  A listing that fails says why (credentials, a missing
+ * bucket) rather than "no logship.json".
  */
 static int
 open_store(const struct inspect_opts *o, struct catalog_identity *id,
-    char (**gens)[17], size_t *ngen)
+    bool *have_id, char (**gens)[17], size_t *ngen)
 {
 	char *err = NULL;
 	int r;
@@ -50,14 +52,21 @@ open_store(const struct inspect_opts *o, struct catalog_identity *id,
 	*gens = NULL;
 	*ngen = 0;
 	r = catalog_identity_read(o->store, id, &err);
+	*have_id = r == 0;
 	if ((r == 0 || r == LS_ERR_NOTFOUND) &&
 	    catalog_generations(o->store, gens, ngen, &err) != 0)
 		r = LS_ERR_IO;
-	else if (r == LS_ERR_NOTFOUND)
+	else if (r == LS_ERR_NOTFOUND && *ngen == 0)
 		ls_errf(&err, r, "store %s holds no %s: not a logship store "
 		    "(a typo in --store, or its agent never ran with --init?)",
 		    store_url(o->store), CATALOG_IDENTITY);
-	else if (r == 0 && *ngen == 0)
+	else if (r == LS_ERR_NOTFOUND) {
+		fprintf(stderr, "logship-restore: note: store %s holds no %s "
+		    "but has generations (a partial mirror copy?); going on\n",
+		    store_url(o->store), CATALOG_IDENTITY);
+		r = 0;
+	}
+	if (r == 0 && *ngen == 0)
 		r = ls_errf(&err, LS_ERR_NOTFOUND, "store %s holds no "
 		    "generation yet: its agent has not begun a base snapshot",
 		    store_url(o->store));
@@ -128,11 +137,13 @@ inspect_ls(const struct inspect_opts *o)
 	char (*gens)[17] = NULL, *err = NULL;
 	struct catalog_seg *segs = NULL;
 	size_t ngen, nseg, g, i;
+	bool have_id;
 	int rc = 0;
 
-	if (open_store(o, &id, &gens, &ngen) != 0)
+	if (open_store(o, &id, &have_id, &gens, &ngen) != 0)
 		return 1;
-	printf("store %s: system_id %" PRIu64 ", database %s, current "
+	if (have_id)
+		printf("store %s: system_id %" PRIu64 ", database %s, current "
 	    "generation %s\n", store_url(o->store), id.system_id, id.database,
 	    id.generation);
 	for (g = 0; g < ngen; g++) {
@@ -262,8 +273,9 @@ inspect_verify(const struct inspect_opts *o)
 	struct catalog_identity id;
 	char (*gens)[17] = NULL;
 	size_t ngen, g;
+	bool have_id;
 
-	if (open_store(o, &id, &gens, &ngen) != 0)
+	if (open_store(o, &id, &have_id, &gens, &ngen) != 0)
 		return 1;
 	for (g = 0; g < ngen; g++) {
 		if (o->generation != NULL && strcmp(o->generation, gens[g]) != 0)
