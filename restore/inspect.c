@@ -75,8 +75,10 @@ open_store(const struct inspect_opts *o, struct catalog_identity *id,
 		r = ls_errf(&err, LS_ERR_NOTFOUND, "store %s holds no "
 		    "generation %s (logship-restore ls lists them)",
 		    store_url(o->store), o->generation);
-	if (r == 0)
+	if (r == 0) {
+		free(err);	/* the identity's NOTFOUND, if any */
 		return 0;
+	}
 	fprintf(stderr, "logship-restore: %s\n", err);
 	free(err);
 	free(*gens);
