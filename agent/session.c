@@ -463,9 +463,9 @@ log_caveats(struct agent *a)
 		return;
 	}
 	if (cv.large_objects > 0)
-		log_warn("agent", "%" PRId64 " large object(s): not carried; "
-		    "neither the base snapshot nor logical decoding includes "
-		    "large objects (pg_largeobject)", cv.large_objects);
+		log_warn("agent", "%" PRId64 " large object(s): carried in base "
+		    "snapshots only; logical decoding does not stream later "
+		    "changes to them", cv.large_objects);
 	if (cv.unlogged > 0)
 		log_warn("agent", "not carried: unlogged tables %s (PostgreSQL "
 		    "never publishes them)", cv.unlogged_names);
