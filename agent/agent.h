@@ -71,6 +71,12 @@ struct agent {
 	/* positions */
 	uint64_t	 server_pos;	/* sent by the server, reached while idle */
 	uint64_t	 confirmed;
+	uint64_t	 slot_lsn;	/* the generation's slot was created here */
+	uint64_t	 base_lsn;	/* its base snapshot is consistent here */
+	uint64_t	 idle_lsn;	/* in <gen>.confirmed: confirmed while idle */
+	int64_t		 idle_lsn_us;	/* when that was last written */
+	uint64_t	 slot_confirmed; /* the slot's confirmed_flush_lsn at start */
+	bool		 caveats_logged;
 	int64_t		 last_status_us;
 	bool		 endpos_reached;
 	uint64_t	 txns_total, segs_total;

@@ -13,7 +13,7 @@
 
 #define EXIT_USAGE 2
 
-enum ctype { C_STR, C_INT, C_SIZE, C_SECONDS, C_LSN, C_FLAG };
+enum ctype { C_STR, C_INT, C_SIZE, C_SECONDS, C_LSN, C_FLAG, C_BOOL };
 
 struct ckey {
 	const char	*name;
@@ -28,6 +28,8 @@ static const struct ckey keys[] = {
 	{ "source", C_STR, F(source), NULL,
 	    "libpq connection string of the source (password: use PGPASSFILE or --config)" },
 	{ "store", C_STR, F(store), NULL, "store URL: a directory or file:///abs/path" },
+	{ "init", C_BOOL, F(init), NULL,
+	    "create the store if it holds no logship.json (else refuse it)" },
 	{ "slot", C_STR, F(slot), "logship", "logical replication slot name" },
 	{ "publication", C_STR, F(publication), "logship", "publication name" },
 	{ "tables", C_STR, F(tables), NULL,
@@ -154,6 +156,17 @@ set_value(struct agent_config *c, const struct ckey *k, const char *v,
 			usage_error("%s: --%s %s: expected a whole number", where,
 			    k->name, v);
 		*(int64_t *)p = n;
+		break;
+	case C_BOOL:
+		if (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 ||
+		    strcmp(v, "on") == 0 || strcmp(v, "1") == 0)
+			*(bool *)p = true;
+		else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 ||
+		    strcmp(v, "off") == 0 || strcmp(v, "0") == 0)
+			*(bool *)p = false;
+		else
+			usage_error("%s: %s = %s: expected true or false", where,
+			    k->name, v);
 		break;
 	case C_SIZE:
 		if (config_parse_size(v, &n) != 0 || n <= 0)
@@ -286,8 +299,8 @@ config_parse(int argc, char **argv, struct agent_config *c)
 	set_defaults(c);
 	for (i = 0; i < NKEYS; i++)
 		opts[i] = (struct option){ keys[i].name,
-		    keys[i].type == C_FLAG ? no_argument : required_argument,
-		    NULL, 0 };
+		    keys[i].type == C_FLAG || keys[i].type == C_BOOL ?
+		    no_argument : required_argument, NULL, 0 };
 	opts[NKEYS] = (struct option){ "help", no_argument, NULL, 'h' };
 	opts[NKEYS + 1] = (struct option){ "version", no_argument, NULL, 'V' };
 	opts[NKEYS + 2] = (struct option){ NULL, 0, NULL, 0 };
@@ -309,6 +322,8 @@ config_parse(int argc, char **argv, struct agent_config *c)
 			usage_error("bad option");
 		if (keys[idx].type == C_FLAG)
 			c->verbose++;
+		else if (keys[idx].type == C_BOOL)
+			*(bool *)((char *)c + keys[idx].off) = true;
 		else
 			set_value(c, &keys[idx], optarg, "command line");
 		set[idx] = true;

@@ -12,6 +12,7 @@
 struct agent_config {
 	char		*source;		/* libpq conninfo */
 	char		*store;			/* store URL */
+	bool		 init;			/* may create a new store */
 	char		*slot;
 	char		*publication;
 	char		*tables;		/* "s.t,s.t" or NULL: all tables */

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "catalog.h"
 #include "error.h"
 #include "http.h"
 #include "log.h"
@@ -88,6 +89,34 @@ probe_store(struct store *st, char **errmsg)
 	return store_delete(st, key, errmsg);
 }
 
+/*
+ * Is this a logship store?  Reads logship.json and writes nothing, so a
+ * mistyped --store is refused before any object or directory exists there.
+ * Without logship.json the store is new, which only --init may create.
+ */
+static int
+check_store(struct store *st, bool init, char **errmsg)
+{
+	struct catalog_identity id;
+	int r;
+
+	r = catalog_identity_read(st, &id, errmsg);
+	if (r == LS_ERR_NOTFOUND && !init)
+		return ls_errf(errmsg, LS_ERR_INVALID, "store %s holds no %s: "
+		    "not a logship store (a typo in --store?); to create a new "
+		    "store there, run logship-agent once with --init",
+		    store_url(st), CATALOG_IDENTITY);
+	if (r == LS_ERR_NOTFOUND) {	/* created with the first base */
+		free(*errmsg);
+		*errmsg = NULL;
+		return 0;
+	}
+	if (r == 0 && init)
+		log_info("agent", "store %s already exists (generation %s); "
+		    "--init has nothing to do", store_url(st), id.generation);
+	return r;
+}
+
 static int
 setup(struct agent *a, const struct agent_config *c, uint8_t key[32])
 {
@@ -112,7 +141,8 @@ setup(struct agent *a, const struct agent_config *c, uint8_t key[32])
 		free(err);
 		return 2;
 	}
-	if (probe_store(a->store, &err) != 0) {
+	if (check_store(a->store, c->init, &err) != 0 ||
+	    probe_store(a->store, &err) != 0) {
 		log_error("agent", "%s", err);
 		free(err);
 		return 1;

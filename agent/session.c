@@ -144,12 +144,16 @@ copy_base(struct agent *a, const char *snapshot, uint64_t lsn, char **errmsg)
 	return r;
 }
 
-/* Identity naming generation gen; create when the store is new. */
+/*
+ * Identity naming generation gen and its slot (with the slot's creation
+ * LSN once it exists); create when the store is new.
+ */
 static int
 write_identity(struct agent *a, bool fresh, char **errmsg)
 {
 	struct catalog_identity id = { .format = CATALOG_FORMAT,
-	    .system_id = a->system_id, .created = ls_now_us() };
+	    .system_id = a->system_id, .slot_lsn = a->slot_lsn,
+	    .created = ls_now_us() };
 	struct catalog_identity old;
 	int r;
 
@@ -168,7 +172,11 @@ write_identity(struct agent *a, bool fresh, char **errmsg)
 	return r;
 }
 
-/* A new base: publication, slot with exported snapshot, copy, manifest. */
+/*
+ * A new base: publication, identity, slot with exported snapshot, the
+ * identity again with the slot's creation LSN (which marks the slot as
+ * this store's), copy, manifest.
+ */
 static int
 new_base(struct agent *a, bool fresh, char **errmsg)
 {
@@ -176,22 +184,83 @@ new_base(struct agent *a, bool fresh, char **errmsg)
 	uint64_t lsn;
 	int r;
 
+	a->slot_lsn = a->base_lsn = a->idle_lsn = 0;
+	a->idle_lsn_us = 0;
+	if (fresh)
+		log_info("agent", "store %s: creating a new logship store "
+		    "(--init)", store_url(a->store));
 	if ((r = source_ensure_publication(a->sql, a->cfg->publication,
 	    a->cfg->tables, errmsg)) != 0 ||
 	    (r = write_identity(a, fresh, errmsg)) != 0 ||
 	    (r = source_connect(a->cfg->source, true, &a->repl, errmsg)) != 0 ||
 	    (r = create_slot(a, &lsn, snapshot, sizeof(snapshot), errmsg)) != 0)
 		return r;
+	a->slot_lsn = lsn;
+	if ((r = write_identity(a, false, errmsg)) != 0)
+		return ls_errprefix(errmsg, r, "recording slot %s in the store",
+		    a->cfg->slot);
 	ls_lsn_format(lsn, lsnbuf);
 	log_info("agent", "generation %s: slot %s created at %s; copying the "
 	    "base snapshot %s", a->generation, a->cfg->slot, lsnbuf, snapshot);
 	if ((r = copy_base(a, snapshot, lsn, errmsg)) != 0)
 		return ls_errprefix(errmsg, r, "base snapshot");
+	a->base_lsn = lsn;
 	a->segno = 1;
 	a->have_prev = false;
 	a->stored_end_lsn = a->written_end_lsn = a->server_pos = a->confirmed = 0;
 	log_info("agent", "generation %s: base snapshot complete", a->generation);
 	return 0;
+}
+
+/* The idle position the store holds for this generation, if any. */
+static int
+read_idle_lsn(struct agent *a, char **errmsg)
+{
+	int r;
+
+	a->idle_lsn = 0;
+	a->idle_lsn_us = 0;
+	r = catalog_confirmed_read(a->store, a->generation, &a->idle_lsn, errmsg);
+	return r == LS_ERR_NOTFOUND ? 0 : r;
+}
+
+/*
+ * The slot must not be ahead of the store: what lies between was consumed
+ * by another client and is in no segment.  A store written by an agent
+ * that did not record its idle confirmations (no slot_lsn in its identity,
+ * no <gen>.confirmed) cannot tell those from theft: trust the slot once and
+ * record its position, so that every later start is checked.
+ */
+static int
+check_slot_position(struct agent *a, char **errmsg)
+{
+	uint64_t end = a->stored_end_lsn;
+	char l1[32], l2[32];
+
+	if (a->base_lsn > end)
+		end = a->base_lsn;
+	if (a->idle_lsn > end)
+		end = a->idle_lsn;
+	if (a->slot_confirmed <= end)
+		return 0;
+	ls_lsn_format(a->slot_confirmed, l1);
+	ls_lsn_format(end, l2);
+	if (a->slot_lsn == 0 && a->idle_lsn == 0) {
+		log_warn("agent", "store %s was written by an older "
+		    "logship-agent that did not record idle confirmations; "
+		    "trusting slot %s at %s (the store ends at %s) and checking "
+		    "from now on", store_url(a->store), a->cfg->slot, l1, l2);
+		a->idle_lsn = a->slot_confirmed;
+		return catalog_confirmed_write(a->store, a->generation,
+		    a->idle_lsn, errmsg);
+	}
+	return ls_errf(errmsg, LS_ERR_INVALID, "CHANGES LOST: replication slot "
+	    "%s has confirmed up to %s but store %s ends at %s: another client "
+	    "consumed the changes between them (another logship-agent on "
+	    "another store? pg_recvlogical?) and they are not in this store; "
+	    "drop the slot (SELECT pg_drop_replication_slot('%s')) and the "
+	    "agent starts a new generation with a new base snapshot",
+	    a->cfg->slot, l1, store_url(a->store), l2, a->cfg->slot);
 }
 
 /* Continue the generation: number, chain and LSN after its last segment. */
@@ -223,6 +292,10 @@ resume(struct agent *a, char **errmsg)
 		}
 	}
 	free(segs);
+	if (r == 0)
+		r = read_idle_lsn(a, errmsg);
+	if (r == 0)
+		r = check_slot_position(a, errmsg);
 	return r;
 }
 
@@ -253,19 +326,74 @@ slot_state_settled(struct agent *a, struct slot_state *st, char **errmsg)
 	return 0;
 }
 
-/* Decide the generation and whether it needs a base; fix up the slot. */
+/*
+ * A base is needed and slot exists: drop it only if it is this store's and
+ * holds nothing (created for the current generation at id->slot_lsn,
+ * nothing confirmed since), or is invalidated and named by the store.
+ * Anything else belongs to someone else: refuse, and touch nothing.
+ */
+static int
+drop_stale_slot(struct agent *a, const struct catalog_identity *id,
+    bool fresh, bool other_system, const struct slot_state *st,
+    char **errmsg)
+{
+	const char *slot = a->cfg->slot, *url = store_url(a->store);
+	char l1[32], l2[32], reason[512];
+
+	ls_lsn_format(id->slot_lsn, l1);
+	ls_lsn_format(st->confirmed_flush, l2);
+	if (!fresh && !other_system && st->lost) {
+		log_warn("agent", "dropping replication slot %s: it was "
+		    "invalidated", slot);
+		return source_drop_slot(a->sql, slot, errmsg);
+	}
+	if (!fresh && !other_system && id->slot_lsn != 0 &&
+	    st->confirmed_flush == id->slot_lsn) {
+		log_warn("agent", "generation %s: dropping replication slot %s "
+		    "(created at %s, nothing confirmed since) and redoing the "
+		    "base snapshot, which never completed", a->generation, slot,
+		    l1);
+		return source_drop_slot(a->sql, slot, errmsg);
+	}
+	if (fresh)
+		snprintf(reason, sizeof(reason), "store %s is new", url);
+	else if (other_system)
+		snprintf(reason, sizeof(reason), "store %s was fed from another "
+		    "PostgreSQL system", url);
+	else if (id->slot_lsn == 0)
+		snprintf(reason, sizeof(reason), "store %s does not record "
+		    "creating it", url);
+	else
+		snprintf(reason, sizeof(reason), "store %s created its slot at "
+		    "%s and this one has confirmed up to %s", url, l1, l2);
+	return ls_errf(errmsg, LS_ERR_INVALID, "REFUSING SLOT: replication slot "
+	    "%s already exists on the source but %s, so it belongs to something "
+	    "else (another logship store? another tool?); it is left alone: "
+	    "give this agent another --slot, or if the slot is abandoned drop "
+	    "it yourself with SELECT pg_drop_replication_slot('%s')", slot,
+	    reason, slot);
+}
+
+/* Decide the generation and whether it needs a base; check the slot. */
 static int
 plan(struct agent *a, bool *need_base, bool *fresh, char **errmsg)
 {
 	struct catalog_identity id;
 	struct base_manifest *m = NULL;
 	struct slot_state st;
+	bool other_system = false;
 	int r;
 
+	memset(&id, 0, sizeof(id));
 	r = catalog_identity_read(a->store, &id, errmsg);
 	if (r != 0 && r != LS_ERR_NOTFOUND)
 		return r;
 	*fresh = r == LS_ERR_NOTFOUND;
+	if (*fresh && !a->cfg->init)	/* it was there at start: deleted? */
+		return ls_errf(errmsg, LS_ERR_INVALID, "store %s holds no %s: "
+		    "not a logship store (a typo in --store?); to create a new "
+		    "store there, run logship-agent once with --init",
+		    store_url(a->store), CATALOG_IDENTITY);
 	if (!*fresh && strcmp(id.database, a->database) != 0)
 		return ls_errf(errmsg, LS_ERR_INVALID, "store %s holds database "
 		    "%s, not %s; use another --store", store_url(a->store),
@@ -277,6 +405,8 @@ plan(struct agent *a, bool *need_base, bool *fresh, char **errmsg)
 		    id.slot, a->cfg->slot, id.slot);
 	snprintf(a->generation, sizeof(a->generation), "%s",
 	    *fresh ? "0000000000000001" : id.generation);
+	a->slot_lsn = id.slot_lsn;
+	a->base_lsn = 0;
 	if ((r = slot_state_settled(a, &st, errmsg)) != 0)
 		return r;
 	if (st.active_pid != 0)
@@ -284,9 +414,12 @@ plan(struct agent *a, bool *need_base, bool *fresh, char **errmsg)
 		    "use by process %d on the source (another logship-agent?); "
 		    "stop it, or give this agent its own --slot and --store",
 		    a->cfg->slot, st.active_pid);
+	a->slot_confirmed = st.confirmed_flush;
 	*need_base = *fresh;
 	if (!*fresh) {
 		r = base_manifest_read(a->store, a->generation, a->key, &m, errmsg);
+		if (r == 0)
+			a->base_lsn = base_manifest_lsn(m);
 		base_manifest_free(m);
 		if (r != 0 && r != LS_ERR_NOTFOUND)
 			return r;
@@ -298,7 +431,7 @@ plan(struct agent *a, bool *need_base, bool *fresh, char **errmsg)
 		    "now %" PRIu64 " (store has %" PRIu64 "); starting generation "
 		    "%s with a new base snapshot", a->system_id, id.system_id,
 		    a->generation);
-		*need_base = true;
+		*need_base = other_system = true;
 	} else if (!*need_base && (!st.exists || st.lost)) {
 		next_generation(a->generation);
 		log_warn("agent", "GENERATION CHANGE: replication slot %s was %s; "
@@ -308,12 +441,37 @@ plan(struct agent *a, bool *need_base, bool *fresh, char **errmsg)
 		    a->generation);
 		*need_base = true;
 	}
-	if (*need_base && st.exists) {
-		log_info("agent", "dropping slot %s: its base snapshot never "
-		    "completed or it is unusable", a->cfg->slot);
-		return source_drop_slot(a->sql, a->cfg->slot, errmsg);
-	}
+	if (*need_base && st.exists)
+		return drop_stale_slot(a, &id, *fresh, other_system, &st, errmsg);
 	return 0;
+}
+
+/* Once per run: what the source holds that no store can carry. */
+static void
+log_caveats(struct agent *a)
+{
+	struct source_caveats cv;
+	char *err = NULL;
+
+	if (a->caveats_logged)
+		return;
+	a->caveats_logged = true;
+	if (source_caveats(a->sql, &cv, &err) != 0) {
+		log_warn("agent", "could not look for large objects and unlogged "
+		    "tables: %s", err);
+		free(err);
+		return;
+	}
+	if (cv.large_objects > 0)
+		log_warn("agent", "%" PRId64 " large object(s): carried in base "
+		    "snapshots only; logical decoding does not stream later "
+		    "changes to them", cv.large_objects);
+	if (cv.unlogged > 0)
+		log_warn("agent", "not carried: unlogged tables %s (PostgreSQL "
+		    "never publishes them)", cv.unlogged_names);
+	log_info("agent", "roles are not carried: create them on the target "
+	    "before restoring (pg_dumpall --roles-only)");
+	free(cv.unlogged_names);
 }
 
 static void
@@ -332,8 +490,10 @@ session_body(struct agent *a, char **errmsg)
 
 	if ((r = source_connect(a->cfg->source, false, &a->sql, errmsg)) != 0 ||
 	    (r = source_preflight(a->sql, errmsg)) != 0 ||
-	    (r = source_identity(a->sql, &a->system_id, a->database, errmsg)) != 0 ||
-	    (r = plan(a, &need_base, &fresh, errmsg)) != 0)
+	    (r = source_identity(a->sql, &a->system_id, a->database, errmsg)) != 0)
+		return r;
+	log_caveats(a);
+	if ((r = plan(a, &need_base, &fresh, errmsg)) != 0)
 		return r;
 	if (need_base) {
 		if ((r = new_base(a, fresh, errmsg)) == 0)

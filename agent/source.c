@@ -121,14 +121,19 @@ source_identity(PGconn *c, uint64_t *system_id, char *dbname, char **errmsg)
 	return 0;
 }
 
-/* Tables that UPDATE/DELETE would fail on under FOR ALL TABLES. */
+/*
+ * Tables that UPDATE/DELETE would fail on under FOR ALL TABLES.  Only
+ * leaves count (plain tables and partitions): a change through a
+ * partitioned parent is checked, and published, against the leaf it
+ * lands in, so a parent needs no replica identity of its own.
+ */
 static int
 check_replica_identity(PGconn *c, char **errmsg)
 {
 	PGresult *res = query(c, "SELECT string_agg(format('%I.%I', n.nspname, "
 	    "c.relname), ', ' ORDER BY 1), count(*) FROM pg_class c JOIN "
-	    "pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN "
-	    "('r','p') AND c.relpersistence = 'p' AND n.nspname NOT IN "
+	    "pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+	    "AND c.relpersistence = 'p' AND n.nspname NOT IN "
 	    "('pg_catalog','information_schema') AND n.nspname !~ '^pg_' AND "
 	    "(c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS "
 	    "(SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND "
@@ -219,8 +224,8 @@ source_slot_state(PGconn *c, const char *slot, struct slot_state *st,
 	const char *params[1] = { slot };
 	PGresult *res = query(c, "SELECT coalesce(active_pid, 0), "
 	    "coalesce(wal_status = 'lost', false), slot_type = 'logical' AND "
-	    "plugin = 'pgoutput' FROM pg_replication_slots WHERE slot_name = $1",
-	    1, params, errmsg);
+	    "plugin = 'pgoutput', coalesce(confirmed_flush_lsn::text, '') "
+	    "FROM pg_replication_slots WHERE slot_name = $1", 1, params, errmsg);
 
 	if (res == NULL)
 		return LS_ERR_PG;
@@ -229,6 +234,32 @@ source_slot_state(PGconn *c, const char *slot, struct slot_state *st,
 		st->active_pid = atoi(PQgetvalue(res, 0, 0));
 		st->lost = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
 		st->logical_pgoutput = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
+		if (ls_lsn_parse(PQgetvalue(res, 0, 3), &st->confirmed_flush) != 0)
+			st->confirmed_flush = 0;
+	}
+	PQclear(res);
+	return 0;
+}
+
+int
+source_caveats(PGconn *c, struct source_caveats *cv, char **errmsg)
+{
+	PGresult *res = query(c, "SELECT (SELECT count(*) FROM "
+	    "pg_largeobject_metadata), count(*), coalesce(string_agg("
+	    "format('%I.%I', n.nspname, c.relname), ', ' ORDER BY 1), '') FROM "
+	    "pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
+	    "c.relkind IN ('r','p') AND c.relpersistence = 'u'", 0, NULL,
+	    errmsg);
+
+	memset(cv, 0, sizeof(*cv));
+	if (res == NULL)
+		return LS_ERR_PG;
+	cv->large_objects = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+	cv->unlogged = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
+	if (cv->unlogged > 0 &&
+	    (cv->unlogged_names = strdup(PQgetvalue(res, 0, 2))) == NULL) {
+		PQclear(res);
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	}
 	PQclear(res);
 	return 0;

@@ -41,11 +41,24 @@ struct slot_state {
 	bool	lost;		/* invalidated: wal_status = 'lost' */
 	int	active_pid;	/* 0 if not in use */
 	bool	logical_pgoutput;
+	uint64_t confirmed_flush; /* confirmed_flush_lsn; 0 if unknown */
 };
 
 int source_slot_state(PGconn *, const char *slot, struct slot_state *,
     char **errmsg);
 int source_drop_slot(PGconn *, const char *slot, char **errmsg);
+
+/*
+ * What the source holds that logship cannot carry: large objects (counted)
+ * and unlogged tables (counted and named, "s.t, s.t"; free unlogged_names).
+ */
+struct source_caveats {
+	int64_t	 large_objects;
+	int64_t	 unlogged;
+	char	*unlogged_names;
+};
+
+int source_caveats(PGconn *, struct source_caveats *, char **errmsg);
 
 /* Sample every sequence: fn(arg, seq) per sequence; lsn = current WAL. */
 int source_sample_sequences(PGconn *,

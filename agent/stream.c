@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "catalog.h"
 #include "error.h"
 #include "log.h"
 #include "pgoutput.h"
@@ -47,16 +48,58 @@ confirm_position(const struct agent *a)
 	return pos;
 }
 
+/* The end of what the store records: a transaction, the base, an idle position. */
+static uint64_t
+recorded_end(const struct agent *a)
+{
+	uint64_t end = a->stored_end_lsn;
+
+	if (a->base_lsn > end)
+		end = a->base_lsn;
+	if (a->idle_lsn > end)
+		end = a->idle_lsn;
+	return end;
+}
+
+/*
+ * An idle position past what the store records is confirmed only once the
+ * store holds it (<gen>.confirmed), written at most every status interval,
+ * so that on resume the store's end is never behind the slot.  Returns the
+ * position that may be confirmed now.
+ */
+static uint64_t
+record_idle(struct agent *a, uint64_t pos, int64_t now)
+{
+	uint64_t end = recorded_end(a);
+	char *err = NULL, lsn[32];
+
+	if (pos <= end)
+		return pos;
+	if (a->idle_lsn_us != 0 && now - a->idle_lsn_us < AGENT_STATUS_INTERVAL_US)
+		return end;
+	a->idle_lsn_us = now;
+	if (catalog_confirmed_write(a->store, a->generation, pos, &err) != 0) {
+		ls_lsn_format(pos, lsn);
+		log_warn("agent", "not confirming idle position %s yet: %s", lsn,
+		    err);
+		free(err);
+		return end;
+	}
+	a->idle_lsn = pos;
+	return pos;
+}
+
 static int
 send_status(struct agent *a, bool reply, char **errmsg)
 {
 	uint8_t buf[PGO_STATUS_LEN];
-	uint64_t pos = confirm_position(a);
 	int64_t now = ls_now_us();
+	uint64_t pos;
 	size_t n;
 
 	if (a->repl == NULL)
 		return 0;
+	pos = record_idle(a, confirm_position(a), now);
 	if (pos > a->confirmed)
 		a->confirmed = pos;
 	n = pgo_build_status(buf, a->confirmed, a->confirmed, a->confirmed,

@@ -23,19 +23,67 @@
 #include "store.h"
 #include "util.h"
 
-static void
-print_identity(struct store *st)
+static bool
+has_gen(char (*gens)[17], size_t n, const char *gen)
 {
-	struct catalog_identity id;
-	char *err = NULL;
+	size_t i;
 
-	if (catalog_identity_read(st, &id, &err) == 0)
-		printf("store %s: system_id %" PRIu64 ", database %s, current "
-		    "generation %s\n", store_url(st), id.system_id, id.database,
-		    id.generation);
-	else
-		printf("%s\n", err);	/* the message names the store */
+	for (i = 0; i < n; i++)
+		if (strcmp(gens[i], gen) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The store's identity (*have_id) and generations, or 1 with one line on
+ * stderr: a path that is not a logship store (a typo in --store, an agent
+ * never started) is an error, not an empty listing.  Generations without
+ * logship.json are a partial mirror copy (mirror writes it last): shown,
+ * with a note.  A listing that fails says why (credentials, a missing
+ * bucket) rather than "no logship.json".
+ */
+static int
+open_store(const struct inspect_opts *o, struct catalog_identity *id,
+    bool *have_id, char (**gens)[17], size_t *ngen)
+{
+	char *err = NULL;
+	int r;
+
+	*gens = NULL;
+	*ngen = 0;
+	r = catalog_identity_read(o->store, id, &err);
+	*have_id = r == 0;
+	if ((r == 0 || r == LS_ERR_NOTFOUND) &&
+	    catalog_generations(o->store, gens, ngen, &err) != 0)
+		r = LS_ERR_IO;
+	else if (r == LS_ERR_NOTFOUND && *ngen == 0)
+		ls_errf(&err, r, "store %s holds no %s: not a logship store "
+		    "(a typo in --store, or its agent never ran with --init?)",
+		    store_url(o->store), CATALOG_IDENTITY);
+	else if (r == LS_ERR_NOTFOUND) {
+		fprintf(stderr, "logship-restore: note: store %s holds no %s "
+		    "but has generations (a partial mirror copy?); going on\n",
+		    store_url(o->store), CATALOG_IDENTITY);
+		r = 0;
+	}
+	if (r == 0 && *ngen == 0)
+		r = ls_errf(&err, LS_ERR_NOTFOUND, "store %s holds no "
+		    "generation yet: its agent has not begun a base snapshot",
+		    store_url(o->store));
+	else if (r == 0 && o->generation != NULL && !has_gen(*gens, *ngen,
+	    o->generation))
+		r = ls_errf(&err, LS_ERR_NOTFOUND, "store %s holds no "
+		    "generation %s (logship-restore ls lists them)",
+		    store_url(o->store), o->generation);
+	if (r == 0) {
+		free(err);	/* the identity's NOTFOUND, if any */
+		return 0;
+	}
+	fprintf(stderr, "logship-restore: %s\n", err);
 	free(err);
+	free(*gens);
+	*gens = NULL;
+	return 1;
 }
 
 static void
@@ -87,17 +135,19 @@ print_segment_line(struct store *st, const char *gen, const struct catalog_seg *
 int
 inspect_ls(const struct inspect_opts *o)
 {
+	struct catalog_identity id;
 	char (*gens)[17] = NULL, *err = NULL;
 	struct catalog_seg *segs = NULL;
 	size_t ngen, nseg, g, i;
+	bool have_id;
 	int rc = 0;
 
-	print_identity(o->store);
-	if (catalog_generations(o->store, &gens, &ngen, &err) != 0) {
-		fprintf(stderr, "logship-restore: %s\n", err);
-		free(err);
+	if (open_store(o, &id, &have_id, &gens, &ngen) != 0)
 		return 1;
-	}
+	if (have_id)
+		printf("store %s: system_id %" PRIu64 ", database %s, current "
+	    "generation %s\n", store_url(o->store), id.system_id, id.database,
+	    id.generation);
 	for (g = 0; g < ngen; g++) {
 		if (o->generation != NULL && strcmp(o->generation, gens[g]) != 0)
 			continue;
@@ -130,7 +180,7 @@ struct verify_state {
 	struct segment_header prev;
 	uint8_t		 prev_sha[32];
 	bool		 have_prev;
-	size_t		 bad, good;
+	size_t		 bad, good, bases;
 };
 
 static void
@@ -194,6 +244,7 @@ verify_generation(struct verify_state *v)
 	switch (base_verify(v->o->store, v->gen, v->o->key, &err)) {
 	case 0:
 		printf("generation %s: base snapshot good\n", v->gen);
+		v->bases++;
 		break;
 	case LS_ERR_NOTFOUND:
 		printf("generation %s: no base snapshot (no manifest)\n", v->gen);
@@ -221,14 +272,13 @@ int
 inspect_verify(const struct inspect_opts *o)
 {
 	struct verify_state v = { .o = o };
-	char (*gens)[17] = NULL, *err = NULL;
+	struct catalog_identity id;
+	char (*gens)[17] = NULL;
 	size_t ngen, g;
+	bool have_id;
 
-	if (catalog_generations(o->store, &gens, &ngen, &err) != 0) {
-		fprintf(stderr, "logship-restore: %s\n", err);
-		free(err);
+	if (open_store(o, &id, &have_id, &gens, &ngen) != 0)
 		return 1;
-	}
 	for (g = 0; g < ngen; g++) {
 		if (o->generation != NULL && strcmp(o->generation, gens[g]) != 0)
 			continue;
@@ -236,6 +286,13 @@ inspect_verify(const struct inspect_opts *o)
 		verify_generation(&v);
 	}
 	free(gens);
+	if (v.bad == 0 && v.good == 0 && v.bases == 0) {
+		fprintf(stderr, "logship-restore: store %s holds no base snapshot "
+		    "and no segment%s%s: nothing to verify\n", store_url(o->store),
+		    o->generation != NULL ? " in generation " : "",
+		    o->generation != NULL ? o->generation : "");
+		return 1;
+	}
 	if (v.bad > 0) {
 		printf("verify: %zu bad object(s), %zu good segment(s) in %s\n",
 		    v.bad, v.good, store_url(o->store));

@@ -212,12 +212,15 @@ identity_parse(const char *text, struct catalog_identity *id, char **errmsg)
 	json_error_t je;
 	json_t *o = json_loads(text, 0, &je);
 	const char *sysid = NULL, *db = NULL, *gen = NULL, *slot = "";
+	const char *slot_lsn = NULL;
 	json_int_t format = 0, created = 0;
+	uint64_t lsn = 0;
 	int r = 0;
 
-	if (o == NULL || json_unpack_ex(o, &je, 0, "{s:I,s:s,s:s,s:s,s?I,s?s}",
+	if (o == NULL || json_unpack_ex(o, &je, 0, "{s:I,s:s,s:s,s:s,s?I,s?s,s?s}",
 	    "format", &format, "system_id", &sysid, "database", &db,
-	    "generation", &gen, "created", &created, "slot", &slot) != 0)
+	    "generation", &gen, "created", &created, "slot", &slot,
+	    "slot_lsn", &slot_lsn) != 0)
 		r = ls_errf(errmsg, LS_ERR_CORRUPT, "%s: %s", CATALOG_IDENTITY,
 		    je.text);
 	else if (format != CATALOG_FORMAT)
@@ -228,12 +231,16 @@ identity_parse(const char *text, struct catalog_identity *id, char **errmsg)
 	    strlen(slot) >= 64)
 		r = ls_errf(errmsg, LS_ERR_CORRUPT, "%s: bad generation or "
 		    "database", CATALOG_IDENTITY);
+	else if (slot_lsn != NULL && ls_lsn_parse(slot_lsn, &lsn) != 0)
+		r = ls_errf(errmsg, LS_ERR_CORRUPT, "%s: slot_lsn %s is not an "
+		    "LSN", CATALOG_IDENTITY, slot_lsn);
 	else {
 		id->format = (int)format;
 		id->system_id = strtoull(sysid, NULL, 10);
 		snprintf(id->database, sizeof(id->database), "%s", db);
 		memcpy(id->generation, gen, 17);
 		snprintf(id->slot, sizeof(id->slot), "%s", slot);
+		id->slot_lsn = lsn;
 		id->created = created;
 	}
 	json_decref(o);
@@ -260,7 +267,7 @@ int
 catalog_identity_write(struct store *st, const struct catalog_identity *id,
     int replace, char **errmsg)
 {
-	char sysid[32], *text;
+	char sysid[32], lsn[32], *text;
 	json_t *o;
 	int r;
 
@@ -268,6 +275,10 @@ catalog_identity_write(struct store *st, const struct catalog_identity *id,
 	o = json_pack("{s:i,s:s,s:s,s:s,s:s,s:I}", "format", CATALOG_FORMAT,
 	    "system_id", sysid, "database", id->database, "generation",
 	    id->generation, "slot", id->slot, "created", (json_int_t)id->created);
+	if (o != NULL && id->slot_lsn != 0) {	/* absent until the slot exists */
+		ls_lsn_format(id->slot_lsn, lsn);
+		json_object_set_new(o, "slot_lsn", json_string(lsn));
+	}
 	text = o != NULL ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
 	json_decref(o);
 	if (text == NULL)
@@ -276,4 +287,45 @@ catalog_identity_write(struct store *st, const struct catalog_identity *id,
 	    errmsg);
 	free(text);
 	return r;
+}
+
+static void
+confirmed_key(const char *gen, char key[32])
+{
+	snprintf(key, 32, "%.16s.confirmed", gen);
+}
+
+int
+catalog_confirmed_read(struct store *st, const char *gen, uint64_t *lsn,
+    char **errmsg)
+{
+	char key[32], *text = NULL;
+	size_t len;
+	int r;
+
+	confirmed_key(gen, key);
+	if ((r = store_get_buf(st, key, 64, &text, &len, errmsg)) != 0)
+		return r;
+	while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == ' '))
+		text[--len] = '\0';
+	if (ls_lsn_parse(text, lsn) != 0)
+		r = ls_errf(errmsg, LS_ERR_CORRUPT, "store %s: %s holds no LSN: "
+		    "the object is corrupt; remove it (the agent then checks "
+		    "the slot against the segments alone)",
+		    store_url(st), key);
+	free(text);
+	return r;
+}
+
+int
+catalog_confirmed_write(struct store *st, const char *gen, uint64_t lsn,
+    char **errmsg)
+{
+	char key[32], text[32];
+
+	confirmed_key(gen, key);
+	/* fixed width: every version of the object has the same size */
+	snprintf(text, sizeof(text), "%08X/%08X\n", (unsigned)(lsn >> 32),
+	    (unsigned)lsn);
+	return store_put_buf(st, key, text, strlen(text), 0, errmsg);
 }

@@ -1,6 +1,7 @@
 /*
  * catalog.h: the store layout (design.md "The store"):
  *	logship.json			store identity
+ *	<gen>.confirmed			idle-confirmed LSN (replaced)
  *	<gen>/base/manifest, <gen>/base/<chunk>
  *	<gen>/seg/<segno:016x>
  * Functions here name objects and find them; they return 0 or LS_ERR_*.
@@ -29,6 +30,7 @@ struct catalog_identity {
 	char		database[64];
 	char		generation[17];		/* the current generation */
 	char		slot[64];		/* the agent's replication slot */
+	uint64_t	slot_lsn;		/* its creation LSN; 0: unknown */
 	int64_t		created;
 };
 
@@ -56,5 +58,17 @@ int catalog_identity_read(struct store *, struct catalog_identity *,
     char **errmsg);
 int catalog_identity_write(struct store *, const struct catalog_identity *,
     int replace, char **errmsg);
+
+/*
+ * <gen>.confirmed: the highest position the agent confirmed to the source
+ * while idle, past the generation's last stored transaction.  It lies
+ * outside the generation's directory and always has the same size, so a
+ * mirror copies it once and never refuses it.  Read gives LS_ERR_NOTFOUND
+ * when absent; write replaces it.
+ */
+int catalog_confirmed_read(struct store *, const char *gen, uint64_t *lsn,
+    char **errmsg);
+int catalog_confirmed_write(struct store *, const char *gen, uint64_t lsn,
+    char **errmsg);
 
 #endif

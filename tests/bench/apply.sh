@@ -26,7 +26,7 @@ psql_at "$sub_PORT" -c "CREATE SUBSCRIPTION bench CONNECTION 'host=127.0.0.1 por
 until [ "$(psql_at "$sub_PORT" -c "select count(*) from pg_subscription_rel where srsubstate <> 'r'")" = 0 ]; do sleep 0.2; done
 psql_at "$sub_PORT" -c "ALTER SUBSCRIPTION bench DISABLE" >/dev/null
 
-"$AGENT" --source "$SRC" --store "$S" --publication logship > "$T/agent.log" 2>&1 &
+"$AGENT" --source "$SRC" --store "$S" --init --publication logship > "$T/agent.log" 2>&1 &
 A=$!; track_pid $A
 until grep -q "streaming generation" "$T/agent.log"; do sleep 0.2; done
 "$RESTORE" --store "$S" --target "$DST" --state-dir "$T/state" > "$T/r0.log" 2>&1
@@ -35,7 +35,7 @@ echo "base restored; workload: pgbench $CLIENTS clients for $SECS s, then a 200,
 psql_at "$P" -c "INSERT INTO bulk SELECT g, md5(g::text) FROM generate_series(1, 200000) g" >/dev/null
 END=$(psql_at "$P" -c "select pg_current_wal_lsn()")
 kill -TERM $A; wait $A
-"$AGENT" --source "$SRC" --store "$S" --publication logship --endpos "$END" >> "$T/agent.log" 2>&1
+"$AGENT" --source "$SRC" --store "$S" --init --publication logship --endpos "$END" >> "$T/agent.log" 2>&1
 
 now() { date +%s.%N; }
 t0=$(now)

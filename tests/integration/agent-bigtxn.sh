@@ -12,7 +12,7 @@ S="$T/store"
 psql_at "$P" -c "CREATE TABLE big (id int primary key, pad text)" >/dev/null
 psql_at "$P" -c "ALTER SYSTEM SET logical_decoding_work_mem = '4MB'" -c "select pg_reload_conf()" >/dev/null
 
-"$AGENT" --source "$SRC" --store "$S" --flush-interval 0.5 > "$T/agent.log" 2>&1 &
+"$AGENT" --source "$SRC" --store "$S" --init --flush-interval 0.5 > "$T/agent.log" 2>&1 &
 A=$!; track_pid $A
 i=0; while ! grep -q "streaming generation" "$T/agent.log" && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
 psql_at "$P" -c "BEGIN; INSERT INTO big SELECT g, 'aborted' FROM generate_series(1, 200000) g; ROLLBACK" >/dev/null
@@ -20,7 +20,7 @@ psql_at "$P" -c "INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 
 ok $? "1,000,000-row transaction committed"
 END=$(psql_at "$P" -c "select pg_current_wal_lsn()")
 kill -TERM $A; wait $A
-"$AGENT" --source "$SRC" --store "$S" --endpos "$END" >> "$T/agent.log" 2>&1
+"$AGENT" --source "$SRC" --store "$S" --init --endpos "$END" >> "$T/agent.log" 2>&1
 ok $? "agent reached --endpos"
 "$RESTORE" cat --store "$S" > "$T/all.json"
 is "$(jq -r 'select(.type=="insert") | 1' "$T/all.json" | wc -l | tr -d ' ')" "1000000" "all 1,000,000 rows stored"

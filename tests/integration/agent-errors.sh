@@ -14,22 +14,22 @@ one_line() {	# one_line OUTPUT: the error line (ignoring a ps warning)
 	printf '%s\n' "$1" | grep -v 'holds a password' | grep -c .
 }
 
-out=$("$AGENT" --store "$S" 2>&1); rc=$?
+out=$("$AGENT" --store "$S" --init 2>&1); rc=$?
 is "$rc" 2 "missing --source is a usage error (exit 2)"
 like "$out" "--source CONNINFO is required" "naming the option"
-out=$("$AGENT" --source "$SRC" --store "$S" --flush-interval abc 2>&1); rc=$?
+out=$("$AGENT" --source "$SRC" --store "$S" --init --flush-interval abc 2>&1); rc=$?
 is "$rc" 2 "bad --flush-interval is a usage error"
-out=$("$AGENT" --source "$SRC" --store "gopher://x/y" 2>&1); rc=$?
+out=$("$AGENT" --source "$SRC" --store "gopher://x/y" --init 2>&1); rc=$?
 is "$rc" 2 "unknown store scheme exits 2"
-out=$("$AGENT" --source "$SRC" --store "$S" --tables foo 2>&1); rc=$?
+out=$("$AGENT" --source "$SRC" --store "$S" --init --tables foo 2>&1); rc=$?
 is "$rc" 2 "--tables without a schema is a usage error"
 like "$out" "write each table as schema.table" "saying how to write it"
 printf 'short' > "$T/badkey"
-out=$("$AGENT" --source "$SRC" --store "$S" --key-file "$T/badkey" 2>&1); rc=$?
+out=$("$AGENT" --source "$SRC" --store "$S" --init --key-file "$T/badkey" 2>&1); rc=$?
 is "$rc" 2 "a malformed key file exits 2"
 like "$out" "key file .*expected 32 raw bytes" "naming the key file and the format"
 
-out=$("$AGENT" --source "host=127.0.0.1 port=1 user=postgres dbname=postgres" --store "$S" 2>&1); rc=$?
+out=$("$AGENT" --source "host=127.0.0.1 port=1 user=postgres dbname=postgres" --store "$S" --init 2>&1); rc=$?
 is "$rc" 1 "unreachable source exits 1"
 like "$out" "cannot connect to the source.*check host and port" "with the cause and the fix"
 is "$(one_line "$out")" "1" "in one line"
@@ -38,22 +38,22 @@ is "$(one_line "$out")" "1" "in one line"
 psql_at "$P" -c "CREATE ROLE pw LOGIN REPLICATION PASSWORD 'right'" >/dev/null
 sed -i "1i host all pw 127.0.0.1/32 scram-sha-256" "$src_DIR/data/pg_hba.conf"
 psql_at "$P" -c "select pg_reload_conf()" >/dev/null
-out=$("$AGENT" --source "host=127.0.0.1 port=$P user=pw password=wrong dbname=postgres" --store "$S" 2>&1); rc=$?
+out=$("$AGENT" --source "host=127.0.0.1 port=$P user=pw password=wrong dbname=postgres" --store "$S" --init 2>&1); rc=$?
 is "$rc" 1 "wrong password exits 1"
 like "$out" "refused the login.*password authentication failed.*fix the user/password" "naming the cause and fix"
 if printf '%s\n' "$out" | grep -q "wrong"; then ok 1 "the password is not echoed"; else ok 0 "the password is not echoed"; fi
 
 psql_at "$P" -c "CREATE ROLE norepl LOGIN" >/dev/null
-out=$("$AGENT" --source "host=127.0.0.1 port=$P user=norepl dbname=postgres" --store "$S" 2>&1); rc=$?
+out=$("$AGENT" --source "host=127.0.0.1 port=$P user=norepl dbname=postgres" --store "$S" --init 2>&1); rc=$?
 is "$rc" 1 "a role without REPLICATION exits 1"
 like "$out" "lacks the REPLICATION privilege \(ALTER ROLE norepl REPLICATION\)" "with the fix"
 
 psql_at "$P" -c "CREATE ROLE nocreate LOGIN REPLICATION" -c "REVOKE CREATE ON DATABASE postgres FROM PUBLIC" >/dev/null
-out=$("$AGENT" --source "host=127.0.0.1 port=$P user=nocreate dbname=postgres" --store "$S" 2>&1); rc=$?
+out=$("$AGENT" --source "host=127.0.0.1 port=$P user=nocreate dbname=postgres" --store "$S" --init 2>&1); rc=$?
 is "$rc" 1 "a role without CREATE on the database exits 1"
 like "$out" "lacks the CREATE privilege" "naming the privilege"
 
-out=$("$AGENT" --source "$SRC" --store "/proc/logship-store" 2>&1); rc=$?
+out=$("$AGENT" --source "$SRC" --store "/proc/logship-store" --init 2>&1); rc=$?
 is "$rc" 1 "an unwritable store exits 1"
 like "$out" "store is not writable; check its path/permissions" "saying so"
 is "$(find "$S" -type f 2>/dev/null | wc -l | tr -d ' ')" "0" "nothing was written to the store by the failed runs"
@@ -63,23 +63,23 @@ is "$(psql_at "$P" -c "select count(*) from pg_replication_slots")" "0" "and no 
 pg_start rep
 psql_at "$rep_PORT" -c "ALTER SYSTEM SET wal_level = replica" >/dev/null
 pg_as "$PG_BINDIR/pg_ctl" -D "$rep_DIR/data" -w restart -m fast >/dev/null
-out=$("$AGENT" --source "host=127.0.0.1 port=$rep_PORT user=postgres dbname=postgres" --store "$T/s2" 2>&1); rc=$?
+out=$("$AGENT" --source "host=127.0.0.1 port=$rep_PORT user=postgres dbname=postgres" --store "$T/s2" --init 2>&1); rc=$?
 is "$rc" 1 "wal_level=replica exits 1"
 like "$out" "wal_level=replica.*wal_level = logical" "naming the setting and the fix"
 
 # a running agent; then a second agent on the same slot, and on the same store
 : > "$T/a1.log"
-"$AGENT" --source "$SRC" --store "$S" --flush-interval 0.2 > "$T/a1.log" 2>&1 &
+"$AGENT" --source "$SRC" --store "$S" --init --flush-interval 0.2 > "$T/a1.log" 2>&1 &
 A1=$!; track_pid $A1
 i=0; while ! grep -q "streaming generation" "$T/a1.log" && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
 grep -q "streaming generation" "$T/a1.log"; ok $? "first agent is streaming"
 psql_at "$P" -c "INSERT INTO t VALUES (1, 'one')" >/dev/null
 sleep 1
 before=$(find "$S" -type f | sort | xargs md5sum | md5sum)
-out=$("$AGENT" --source "$SRC" --store "$T/other" 2>&1); rc=$?
+out=$("$AGENT" --source "$SRC" --store "$T/other" --init 2>&1); rc=$?
 is "$rc" 1 "a second agent on the busy slot exits 1"
 like "$out" "slot logship is in use by process [0-9]+" "naming the slot and the process"
-out=$("$AGENT" --source "$SRC" --store "$S" --slot other 2>&1); rc=$?
+out=$("$AGENT" --source "$SRC" --store "$S" --init --slot other 2>&1); rc=$?
 is "$rc" 1 "a second agent on the same store with another slot exits 1"
 like "$out" "is fed by slot logship, not other" "naming the owner"
 is "$(find "$S" -type f | sort | xargs md5sum | md5sum)" "$before" "the store is unchanged by the refused agents"

@@ -20,16 +20,16 @@ GEN=0000000000000001
 ok $? "pgbench tables created"
 
 agent() {	# agent ARGS...: run in the foreground, log to $T/agent.log
-	"$AGENT" --source "$SRC" --store "$S" --flush-interval 0.2 "$@" >>"$T/agent.log" 2>&1
+	"$AGENT" --source "$SRC" --store "$S" --init --flush-interval 0.2 "$@" >>"$T/agent.log" 2>&1
 }
 agent_bg() {	# agent_bg ARGS...: start in the background; its pid in APID
-	"$AGENT" --source "$SRC" --store "$S" --flush-interval 0.2 "$@" >>"$T/agent.log" 2>&1 &
+	"$AGENT" --source "$SRC" --store "$S" --init --flush-interval 0.2 "$@" >>"$T/agent.log" 2>&1 &
 	APID=$!
 	track_pid $APID
 }
 
 # pgbench_history has no primary key: FOR ALL TABLES must be refused
-out=$("$AGENT" --source "$SRC" --store "$S" --endpos 0/1 2>&1); rc=$?
+out=$("$AGENT" --source "$SRC" --store "$S" --init --endpos 0/1 2>&1); rc=$?
 is "$rc" 1 "agent refuses FOR ALL TABLES with a table lacking replica identity"
 like "$out" "pgbench_history.*REPLICA IDENTITY FULL" "and names the table and the fix"
 is "$(psql_at "$P" -c "select count(*) from pg_replication_slots")" "0" "no slot was created"

@@ -42,7 +42,7 @@ INSERT INTO docs (body, raw) SELECT repeat(md5(g::text), 50), decode(md5(g::text
 SQL
 # big objects (base chunks) go up in blocks, small ones with Put Blob
 export LOGSHIP_AZURE_MULTIPART_THRESHOLD=262144 LOGSHIP_AZURE_PART_SIZE=65536
-"$AGENT" --source "$SRC" --store "$URL" $EP --flush-interval 0.2 > "$T/agent.log" 2>&1 &
+"$AGENT" --source "$SRC" --store "$URL" --init $EP --flush-interval 0.2 > "$T/agent.log" 2>&1 &
 APID=$!; track_pid $APID
 i=0; until grep -qs "streaming generation" "$T/agent.log" || [ $i -gt 600 ]; do sleep 0.1; i=$((i+1)); done
 like "$(cat "$T/agent.log")" "streaming generation" "the agent made its base in Azure and streams"
@@ -55,7 +55,7 @@ SQL
 kill -TERM $APID; wait $APID
 is "$?" 0 "the agent exits 0 on SIGTERM"
 END=$(psql_at "$P" -c "select pg_current_wal_lsn()")
-"$AGENT" --source "$SRC" --store "$URL" $EP --endpos "$END" >> "$T/agent.log" 2>&1
+"$AGENT" --source "$SRC" --store "$URL" --init $EP --endpos "$END" >> "$T/agent.log" 2>&1
 ok $? "the agent stored everything up to $END" || tail -n 20 "$T/agent.log" | sed 's/^/# /'
 unset LOGSHIP_AZURE_MULTIPART_THRESHOLD LOGSHIP_AZURE_PART_SIZE
 ok $([ "$(az_requests "comp=blocklist")" -gt 0 ]; echo $?) "some objects went up as blocks ($(az_requests "comp=blocklist") block lists)"
@@ -81,7 +81,7 @@ is "$rc" 1 "restore ls with a wrong key exits 1"
 like "$out" "^logship-restore: store $URL: .*HTTP 403 AuthorizationFailure: .*check AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY" \
 	"one line with the HTTP status, the service's code and what to check"
 is "$(one_line "$out")" "1" "in one line"
-out=$(AZURE_STORAGE_KEY=$BADKEY timeout 60 "$AGENT" --source "$SRC" --store "$URL" $EP --endpos "$END" 2>&1); rc=$?
+out=$(AZURE_STORAGE_KEY=$BADKEY timeout 60 "$AGENT" --source "$SRC" --store "$URL" --init $EP --endpos "$END" 2>&1); rc=$?
 is "$rc" 1 "the agent with a wrong key exits 1 (not retried)"
 like "$out" "HTTP 403 AuthorizationFailure" "naming HTTP 403 and the code"
 ok $(printf '%s' "$out" | grep -qF -- "$BADKEY"; [ $? -ne 0 ]; echo $?) "the key is never printed"
@@ -300,13 +300,13 @@ proxy_round_trip() {
 	i=0; until [ -s "$T/fp.port" ] || [ $i -gt 100 ]; do sleep 0.1; i=$((i+1)); done
 	FEP="--azure-endpoint http://127.0.0.1:$(head -n 1 "$T/fp.port")/$AZ_ACCOUNT"
 	U=azure://logship/faults
-	"$AGENT" --source "$SRC" --store "$U" $FEP --flush-interval 0.2 > "$T/fagent.log" 2>&1 &
+	"$AGENT" --source "$SRC" --store "$U" --init $FEP --flush-interval 0.2 > "$T/fagent.log" 2>&1 &
 	FAPID=$!; track_pid $FAPID
 	i=0; until grep -qs "streaming generation" "$T/fagent.log" || [ $i -gt 900 ]; do sleep 0.1; i=$((i+1)); done
 	"$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$P" -U postgres -n -c 2 -T 3 postgres >/dev/null 2>&1
 	kill -TERM $FAPID; wait $FAPID
 	FEND=$(psql_at "$P" -c "select pg_current_wal_lsn()")
-	"$AGENT" --source "$SRC" --store "$U" $FEP --endpos "$FEND" >> "$T/fagent.log" 2>&1
+	"$AGENT" --source "$SRC" --store "$U" --init $FEP --endpos "$FEND" >> "$T/fagent.log" 2>&1
 	ok $? "through the faults the agent stored everything up to $FEND" ||
 		tail -n 20 "$T/fagent.log" | sed 's/^/# /'
 	psql_at "$Q" -c "create database faults" >/dev/null

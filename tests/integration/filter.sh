@@ -40,7 +40,7 @@ table public.customers
     column ssn const 'XXX-XX-XXXX'
 EOF2
 
-"$AGENT" --source "$SRC" --store "$S" --flush-interval 0.2 > "$T/agent.log" 2>&1 &
+"$AGENT" --source "$SRC" --store "$S" --init --flush-interval 0.2 > "$T/agent.log" 2>&1 &
 APID=$!; track_pid $APID
 i=0; until grep -q "streaming generation" "$T/agent.log" || [ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
 psql_at "$P" >/dev/null <<'SQL'
@@ -55,7 +55,7 @@ INSERT INTO noise VALUES (1);
 SQL
 last=$(psql_at "$P" -c "select pg_current_wal_lsn()")
 kill -TERM $APID; wait $APID
-"$AGENT" --source "$SRC" --store "$S" --endpos "$last" >> "$T/agent.log" 2>&1
+"$AGENT" --source "$SRC" --store "$S" --init --endpos "$last" >> "$T/agent.log" 2>&1
 ok $? "the store holds the workload"
 
 "$RESTORE" --store "$S" --target "$(dst f1)" --state-dir "$T/s1" --filter "$T/filter" > "$T/r1.log" 2>&1

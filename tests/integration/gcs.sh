@@ -99,14 +99,14 @@ CREATE TABLE big (id int PRIMARY KEY, pad text);
 INSERT INTO big SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 20000) g;
 SQL
 lsn() { psql_at "$src_PORT" -c "select pg_current_wal_lsn()"; }
-"$AGENT" --source "$SRC" --store "$S" --gcs-endpoint "$EP" --endpos "$(lsn)" > "$T/agent.log" 2>&1
+"$AGENT" --source "$SRC" --store "$S" --init --gcs-endpoint "$EP" --endpos "$(lsn)" > "$T/agent.log" 2>&1
 ok $? "agent: base snapshot into $S" || tail -n 20 "$T/agent.log" | sed 's/^/# /'
 psql_at "$src_PORT" >/dev/null <<'SQL'
 UPDATE items SET note = 'changed' WHERE id % 7 = 0;
 DELETE FROM items WHERE id % 11 = 0;
 INSERT INTO big SELECT g, 'later' FROM generate_series(20001, 30000) g;
 SQL
-"$AGENT" --source "$SRC" --store "$S" --gcs-endpoint "$EP" --endpos "$(lsn)" >> "$T/agent.log" 2>&1
+"$AGENT" --source "$SRC" --store "$S" --init --gcs-endpoint "$EP" --endpos "$(lsn)" >> "$T/agent.log" 2>&1
 ok $? "agent: changes streamed into $S" || tail -n 20 "$T/agent.log" | sed 's/^/# /'
 psql_at "$dst_PORT" -c "create database rt" >/dev/null
 "$RESTORE" --store "$S" --gcs-endpoint "$EP" --target "host=127.0.0.1 port=$dst_PORT user=postgres dbname=rt" \

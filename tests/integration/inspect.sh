@@ -85,4 +85,30 @@ is "$rc" 2 "malformed key file exits 2"
 out=$("$RESTORE" verify 2>&1); rc=$?
 is "$rc" 2 "missing --store exits 2"
 
+# not a logship store: exit 1 with what was expected, never "all 0 good"
+out=$("$RESTORE" ls --store "$T/nosuch" 2>&1); rc=$?
+is "$rc" 1 "ls on a path that does not exist exits 1"
+like "$out" "^logship-restore: store $T/nosuch holds no logship.json: not a logship store" "saying what was expected"
+is "$(printf '%s\n' "$out" | wc -l | tr -d ' ')" "1" "in one line"
+out=$("$RESTORE" verify --store "$T/nosuch" 2>&1); rc=$?
+is "$rc" 1 "verify on a path that does not exist exits 1"
+like "$out" "holds no logship.json: not a logship store" "saying what was expected"
+is "$(printf '%s\n' "$out" | wc -l | tr -d ' ')" "1" "in one line"
+test ! -e "$T/nosuch"; ok $? "and creates nothing there"
+mkdir -p "$T/plain/0000000100000001/seg"
+cp "$S/0000000100000001/seg/0000000000000001" "$T/plain/0000000100000001/seg/"
+out=$("$RESTORE" verify --store "$T/plain" 2>&1); rc=$?
+is "$rc" 0 "segments without logship.json (a partial mirror copy) still verify"
+like "$out" "note: store $T/plain holds no logship.json but has generations" "with a note"
+mkdir "$T/nogen"
+cp "$S/logship.json" "$T/nogen/"
+out=$("$RESTORE" ls --store "$T/nogen" 2>&1); rc=$?
+is "$rc" 1 "ls of a store without generations exits 1"
+like "$out" "store $T/nogen holds no generation yet" "saying so"
+out=$("$RESTORE" verify --store "$T/nogen" 2>&1); rc=$?
+is "$rc" 1 "verify of a store without generations exits 1"
+out=$("$RESTORE" verify --store "$S" --generation 00000001000000ff 2>&1); rc=$?
+is "$rc" 1 "verify of a generation the store lacks exits 1"
+like "$out" "holds no generation 00000001000000ff" "naming it"
+
 done_testing

@@ -32,14 +32,14 @@ same_objects() {	# same_objects DIR1 DIR2: the same files with the same bytes
 # a real store: base snapshot + segments of a pgbench workload
 "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$P" -U postgres -i -s 1 -q postgres >/dev/null 2>&1
 psql_at "$P" -c "ALTER TABLE pgbench_history REPLICA IDENTITY FULL" >/dev/null
-"$AGENT" --source "$SRC" --store "$S" --flush-interval 0.2 > "$T/agent.log" 2>&1 &
+"$AGENT" --source "$SRC" --store "$S" --init --flush-interval 0.2 > "$T/agent.log" 2>&1 &
 APID=$!; track_pid $APID
 i=0; until grep -q "streaming generation" "$T/agent.log" || [ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
 "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$P" -U postgres -n -c 2 -T 3 postgres >/dev/null 2>&1
 ok $? "pgbench workload ran"
 kill -TERM $APID; wait $APID
 END=$(psql_at "$P" -c "select pg_current_wal_lsn()")
-"$AGENT" --source "$SRC" --store "$S" --endpos "$END" >> "$T/agent.log" 2>&1
+"$AGENT" --source "$SRC" --store "$S" --init --endpos "$END" >> "$T/agent.log" 2>&1
 ok $? "agent stored everything up to $END" || tail -n 20 "$T/agent.log" | sed 's/^/# /'
 nseg=$(ls "$S/$GEN/seg" | wc -l)
 [ "$nseg" -ge 5 ]; ok $? "the store holds a base and $nseg segments"
@@ -83,7 +83,7 @@ check "the repaired copy equals the source" same_objects "$S" "$T/m2"
 
 # 3. an encrypted store (a second agent, its own slot and store)
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$T/key"
-"$AGENT" --source "$SRC" --store "$T/enc" --slot enc --key-file "$T/key" \
+"$AGENT" --source "$SRC" --store "$T/enc" --init --slot enc --key-file "$T/key" \
 	--endpos "$(psql_at "$P" -c "select pg_current_wal_lsn()")" >> "$T/agent.log" 2>&1
 ok $? "an agent wrote an encrypted store"
 out=$("$RESTORE" mirror --from "$T/enc" --to "$T/menc" 2>&1); rc=$?

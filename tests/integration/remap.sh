@@ -43,7 +43,7 @@ INSERT INTO tree (label) VALUES ('root');
 INSERT INTO tree (parent_id, label) SELECT 1, 't' || g FROM generate_series(1, 5) g;
 INSERT INTO comp SELECT g, g, 'c' FROM generate_series(1, 5) g;
 SQL
-"$AGENT" --source "$SRC" --store "$S" --flush-interval 0.2 > "$T/agent.log" 2>&1 &
+"$AGENT" --source "$SRC" --store "$S" --init --flush-interval 0.2 > "$T/agent.log" 2>&1 &
 APID=$!; track_pid $APID
 i=0; until grep -q "streaming generation" "$T/agent.log" || [ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
 for round in 1 2 3 4 5 6; do
@@ -63,7 +63,7 @@ SQL
 done
 kill -TERM $APID; wait $APID
 END=$(psql_at "$P" -c "select pg_current_wal_lsn()")
-"$AGENT" --source "$SRC" --store "$S" --endpos "$END" >> "$T/agent.log" 2>&1
+"$AGENT" --source "$SRC" --store "$S" --init --endpos "$END" >> "$T/agent.log" 2>&1
 ok $? "the store holds the workload"
 
 check_db() {	# check_db DB: the restored rows against the source

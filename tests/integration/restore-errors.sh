@@ -18,7 +18,7 @@ head -c 32 /dev/urandom > "$T/key"; head -c 32 /dev/urandom > "$T/key2"
 # make_store DIR [agent args]: 6 transactions a segment apart, then --endpos
 make_store() {
 	d=$1; shift
-	"$AGENT" --source "$SRC" --store "$d" --flush-interval 0.1 "$@" > "$T/agent.log" 2>&1 &
+	"$AGENT" --source "$SRC" --store "$d" --init --flush-interval 0.1 "$@" > "$T/agent.log" 2>&1 &
 	a=$!; track_pid $a
 	i=0; until grep -q "streaming generation" "$T/agent.log" || [ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
 	for n in 1 2 3 4 5 6; do
@@ -27,7 +27,7 @@ make_store() {
 		sleep 0.4
 	done
 	kill -TERM $a; wait $a
-	"$AGENT" --source "$SRC" --store "$d" --endpos "$(psql_at "$P" -c "select pg_current_wal_lsn()")" "$@" >> "$T/agent.log" 2>&1
+	"$AGENT" --source "$SRC" --store "$d" --init --endpos "$(psql_at "$P" -c "select pg_current_wal_lsn()")" "$@" >> "$T/agent.log" 2>&1
 }
 S="$T/store"
 K=0

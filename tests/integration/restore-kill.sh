@@ -13,13 +13,13 @@ S="$T/store"
 
 "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$P" -U postgres -i -s 2 -q postgres >/dev/null 2>&1
 psql_at "$P" -c "ALTER TABLE pgbench_history REPLICA IDENTITY FULL" >/dev/null
-"$AGENT" --source "$SRC" --store "$S" --flush-interval 0.2 > "$T/agent.log" 2>&1 &
+"$AGENT" --source "$SRC" --store "$S" --init --flush-interval 0.2 > "$T/agent.log" 2>&1 &
 APID=$!; track_pid $APID
 i=0; until grep -q "streaming generation" "$T/agent.log" || [ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
 "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$P" -U postgres -n -c 4 -T 6 postgres >/dev/null 2>&1
 kill -TERM $APID; wait $APID
 END=$(psql_at "$P" -c "select pg_current_wal_lsn()")
-"$AGENT" --source "$SRC" --store "$S" --endpos "$END" >> "$T/agent.log" 2>&1
+"$AGENT" --source "$SRC" --store "$S" --init --endpos "$END" >> "$T/agent.log" 2>&1
 ok $? "the store holds the workload"
 
 restore() {	# restore [ENV=VALUE]: one run into the target, logging

@@ -34,7 +34,7 @@ INSERT INTO types (t, b, j, a, n, ts, big, other) VALUES
     (NULL, NULL, NULL, NULL, NULL, NULL, NULL, 2);
 SQL
 
-"$AGENT" --source "$SRC" --store "$S" --flush-interval 0.2 > "$T/agent.log" 2>&1 &
+"$AGENT" --source "$SRC" --store "$S" --init --flush-interval 0.2 > "$T/agent.log" 2>&1 &
 APID=$!; track_pid $APID
 i=0; until grep -q "streaming generation" "$T/agent.log" || [ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
 
@@ -62,7 +62,7 @@ ok $? "source workload ran"
 kill -0 $APID; ok $? "the agent ran through the workload"
 kill -TERM $APID; wait $APID
 END=$(psql_at "$P" -c "select pg_current_wal_lsn()")
-"$AGENT" --source "$SRC" --store "$S" --endpos "$END" >> "$T/agent.log" 2>&1
+"$AGENT" --source "$SRC" --store "$S" --init --endpos "$END" >> "$T/agent.log" 2>&1
 ok $? "agent stored everything up to $END" || tail -n 20 "$T/agent.log" | sed 's/^/# /'
 
 t0=$(date +%s)
@@ -102,7 +102,7 @@ is "$?" 0 "--until-time exits 0"
 is "$(psql_at_db "$Q" until_time -c "select end_lsn from logship.applied")" "$MID_END" "--until-time $MID_TIME stops after exactly that transaction"
 
 # --follow: a standby while the agent streams a live workload
-"$AGENT" --source "$SRC" --store "$S" --flush-interval 0.2 >> "$T/agent.log" 2>&1 &
+"$AGENT" --source "$SRC" --store "$S" --init --flush-interval 0.2 >> "$T/agent.log" 2>&1 &
 APID=$!; track_pid $APID
 "$RESTORE" --store "$S" --target "$(dst follow)" --state-dir "$T/st-follow" --follow --batch-txns 50 > "$T/follow.log" 2>&1 &
 RPID=$!; track_pid $RPID
@@ -114,7 +114,7 @@ pg_as "$PG_BINDIR/pg_ctl" -D "$dst_DIR/data" -l "$dst_DIR/log" -w start >/dev/nu
 "$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$P" -U postgres -n -c 2 -T 2 -R 200 postgres >/dev/null 2>&1
 kill -TERM $APID; wait $APID
 END=$(psql_at "$P" -c "select pg_current_wal_lsn()")
-"$AGENT" --source "$SRC" --store "$S" --endpos "$END" >> "$T/agent.log" 2>&1
+"$AGENT" --source "$SRC" --store "$S" --init --endpos "$END" >> "$T/agent.log" 2>&1
 last_end=$("$RESTORE" cat --store "$S" | jq -r 'select(.type=="commit") | .end_lsn' | tail -n 1)
 i=0; while [ "$(psql_at_db "$Q" follow -c "select end_lsn from logship.applied" 2>/dev/null)" != "$last_end" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
 kill -0 $RPID 2>/dev/null; ok $? "--follow is still running after the target restarted"

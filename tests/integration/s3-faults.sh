@@ -54,7 +54,7 @@ last_seg() {
 }
 
 # shellcheck disable=SC2086
-"$AGENT" --source "$SRC" --store "$S" $FAULTY --flush-interval 0.2 >> "$T/agent.log" 2>&1 &
+"$AGENT" --source "$SRC" --store "$S" --init $FAULTY --flush-interval 0.2 >> "$T/agent.log" 2>&1 &
 APID=$!; track_pid $APID
 i=0; until grep -q "streaming generation" "$T/agent.log" || [ $i -gt 600 ]; do sleep 0.1; i=$((i+1)); done
 grep -q "streaming generation" "$T/agent.log"; ok $? "the base snapshot went through the faults"
@@ -74,7 +74,7 @@ kill -TERM $APID; wait $APID
 is "$?" 0 "SIGTERM: the agent exits 0"
 END=$(lsn_now)
 # shellcheck disable=SC2086
-"$AGENT" --source "$SRC" --store "$S" $FAULTY --endpos "$END" >> "$T/agent.log" 2>&1
+"$AGENT" --source "$SRC" --store "$S" --init $FAULTY --endpos "$END" >> "$T/agent.log" 2>&1
 is "$?" 0 "--endpos $END through the faults: everything stored"
 
 faults=$(grep -c "action=[0-9rs]" "$T/proxy.log")

@@ -81,7 +81,7 @@ CREATE TABLE notes (id serial PRIMARY KEY, t text, b bytea);
 INSERT INTO notes (t, b) SELECT md5(g::text), decode(md5(g::text), 'hex') FROM generate_series(1, 2000) g;
 SQL
 
-"$AGENT" --source "$SRC" --store "$URL" $S3OPTS --flush-interval 0.2 > "$T/agent.log" 2>&1 &
+"$AGENT" --source "$SRC" --store "$URL" --init $S3OPTS --flush-interval 0.2 > "$T/agent.log" 2>&1 &
 APID=$!; track_pid $APID
 i=0; until grep -q "streaming generation" "$T/agent.log" || [ $i -gt 600 ]; do sleep 0.1; i=$((i+1)); done
 like "$(cat "$T/agent.log")" "streaming generation" "agent wrote its base to S3 and streams" || tail -n 5 "$T/agent.log" | sed 's/^/# /'
@@ -90,7 +90,7 @@ psql_at "$P" -c "UPDATE notes SET t = t || '!' WHERE id % 7 = 0" >/dev/null
 kill -TERM $APID; wait $APID
 is "$?" 0 "SIGTERM: agent exits 0"
 END=$(psql_at "$P" -c "select pg_current_wal_lsn()")
-"$AGENT" --source "$SRC" --store "$URL" $S3OPTS --endpos "$END" > "$T/agent2.log" 2>&1
+"$AGENT" --source "$SRC" --store "$URL" --init $S3OPTS --endpos "$END" > "$T/agent2.log" 2>&1
 ok $? "agent stored everything up to $END" || tail -n 5 "$T/agent2.log" | sed 's/^/# /'
 is "$(grep -c 'does not support conditional writes (HTTP 501); falling back to HEAD then PUT' "$T/agent.log")" 1 \
 	"the 501 fallback is noted once in the agent's log, for many segments"
@@ -110,7 +110,7 @@ ok $((rc == 0)) "a wrong secret fails"
 like "$out" "store s3://logship/test/one: list .*: HTTP 403 SignatureDoesNotMatch: " "naming HTTP 403 SignatureDoesNotMatch"
 is "$(printf '%s\n' "$out" | wc -l)" 1 "in one line"
 ok $(printf '%s' "$out" | grep -c 'not-the-secret-42') "without the secret"
-out=$(AWS_SECRET_ACCESS_KEY=not-the-secret-42 "$AGENT" --source "$SRC" --store "$URL" $S3OPTS --endpos "$END" 2>&1); rc=$?
+out=$(AWS_SECRET_ACCESS_KEY=not-the-secret-42 "$AGENT" --source "$SRC" --store "$URL" --init $S3OPTS --endpos "$END" 2>&1); rc=$?
 is "$rc" 1 "the agent with a wrong secret exits 1"
 like "$out" "put_if_absent probe/.*HTTP 403 SignatureDoesNotMatch" "naming the probe and the 403"
 ok $(printf '%s' "$out" | grep -c 'not-the-secret-42') "without the secret"

@@ -6,7 +6,9 @@
  *
  * Opens a replication=database connection, runs IDENTIFY_SYSTEM, creates
  * a logical slot (pgoutput) exporting a snapshot, copies the base under
- * it, writes the manifest and drops the slot.  Environment:
+ * it, writes the manifest and the store identity (logship.json, naming
+ * GENERATION, so that logship-restore takes the store for one) and drops
+ * the slot.  Environment:
  *	BASECOPY_PUBLICATION	publication to copy (default "logship")
  *	BASECOPY_TABLES		"schema.table ..." to copy instead
  *	BASECOPY_SLOT		slot name (default "basecopy_test")
@@ -25,6 +27,7 @@
 
 #include "base.h"
 #include "basecopy.h"
+#include "catalog.h"
 #include "error.h"
 #include "store.h"
 #include "util.h"
@@ -110,6 +113,19 @@ hook(char **errmsg)
 }
 
 static int
+write_identity(const struct basecopy_opts *o, const struct slot *s,
+    char **errmsg)
+{
+	struct catalog_identity id = { .format = CATALOG_FORMAT,
+	    .system_id = s->sysid, .slot_lsn = s->lsn, .created = ls_now_us() };
+
+	snprintf(id.database, sizeof(id.database), "%s", s->database);
+	snprintf(id.generation, sizeof(id.generation), "%s", o->generation);
+	snprintf(id.slot, sizeof(id.slot), "basecopy");
+	return catalog_identity_write(o->store, &id, 1, errmsg);
+}
+
+static int
 copy(struct basecopy_opts *o, const struct slot *s, char **errmsg)
 {
 	struct base_manifest *m = NULL;
@@ -125,6 +141,8 @@ copy(struct basecopy_opts *o, const struct slot *s, char **errmsg)
 	    s->snapshot, s->lsn, &m, errmsg)) == 0 &&
 	    (r = basecopy_run(o, m, errmsg)) == 0)
 		r = base_manifest_write(o->store, m, o->key, errmsg);
+	if (r == 0)
+		r = write_identity(o, s, errmsg);
 	base_manifest_free(m);
 	free((void *)o->tables);
 	free(tbuf);
