@@ -90,6 +90,7 @@ static void
 print_base(struct store *st, const char *gen, const uint8_t *key)
 {
 	struct base_manifest *m = NULL;
+	struct base_chunk lobs;
 	char *err = NULL, lsn[32];
 	int r = base_manifest_read(st, gen, key, &m, &err);
 
@@ -100,8 +101,11 @@ print_base(struct store *st, const char *gen, const uint8_t *key)
 	else {
 		ls_lsn_format(base_manifest_lsn(m), lsn);
 		printf("  base: consistent at %s, %zu tables, %zu chunks, %"
-		    PRIu64 " bytes\n", lsn, base_manifest_ntables(m),
-		    base_manifest_nchunks(m), base_manifest_bytes(m));
+		    PRIu64 " bytes, %" PRIu64 " large objects (not streamed "
+		    "after the base)\n", lsn, base_manifest_ntables(m),
+		    base_manifest_nchunks(m), base_manifest_bytes(m),
+		    base_manifest_section(m, "large_objects", &lobs) == 0 ?
+		    lobs.rows : 0);
 	}
 	base_manifest_free(m);
 	free(err);

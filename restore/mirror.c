@@ -383,7 +383,33 @@ ident_read(struct mirror *m)
 	return r;
 }
 
-/* Write logship.json: new, or replacing one that names an older generation. */
+/*
+ * Did the agent only record its new slot's creation LSN since (it writes
+ * logship.json again right after creating the slot)?
+ */
+static bool
+slot_recorded(const json_t *dst, const json_t *src)
+{
+	json_t *x, *y;
+	bool same;
+
+	if (json_object_get(dst, "slot_lsn") != NULL ||
+	    json_object_get(src, "slot_lsn") == NULL ||
+	    strcmp(ident_gen(dst), ident_gen(src)) != 0)
+		return false;
+	x = json_deep_copy(dst);
+	y = json_deep_copy(src);
+	json_object_del(y, "slot_lsn");
+	same = x != NULL && y != NULL && json_equal(x, y);
+	json_decref(x);
+	json_decref(y);
+	return same;
+}
+
+/*
+ * Write logship.json: new, replacing one that names an older generation,
+ * or one the agent has since completed with its slot's creation LSN.
+ */
 static enum state
 ident_write(struct mirror *m, char **err)
 {
@@ -391,7 +417,8 @@ ident_write(struct mirror *m, char **err)
 	int r;
 
 	if (m->dst_ident != NULL &&
-	    strcmp((old = ident_gen(m->dst_ident)), ident_gen(m->ident)) >= 0) {
+	    strcmp((old = ident_gen(m->dst_ident)), ident_gen(m->ident)) >= 0 &&
+	    !slot_recorded(m->dst_ident, m->ident)) {
 		ls_errf(err, LS_ERR_EXISTS, "store %s: %s differs from the "
 		    "source's for the same generation %s; not overwritten",
 		    store_url(m->o->dst), CATALOG_IDENTITY, old);

@@ -18,7 +18,6 @@ pg_start dst || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
 P=$src_PORT; Q=$dst_PORT
 SRC="host=127.0.0.1 port=$P user=postgres dbname=regression"
 S="$T/store"
-INIT=$("$AGENT" --help 2>&1 | grep -q -- "--init" && echo --init)
 mkdir -p "$T/regress"; [ "$(id -u)" -eq 0 ] && chown postgres: "$T/regress"
 t0=$(date +%s)
 (cd "$REGRESS" && pg_as "$PGREGRESS" --inputdir=. --outputdir="$T/regress" --bindir="$PG_BINDIR" \
@@ -45,7 +44,7 @@ ok $? "replica identities set ($(wc -l < "$T/ri.sql") tables)" || head -n 5 "$T/
 "$PG_BINDIR/pg_dump" -h 127.0.0.1 -p "$P" -U postgres --section=post-data regression |
 	grep '^REFRESH MATERIALIZED VIEW ' | psql_at_db "$P" regression >/dev/null 2>&1
 
-"$AGENT" --source "$SRC" --store "$S" $INIT --flush-interval 0.2 > "$T/agent.log" 2>&1 &
+"$AGENT" --source "$SRC" --store "$S" --init --flush-interval 0.2 > "$T/agent.log" 2>&1 &
 APID=$!; track_pid $APID
 i=0; until grep -q "streaming generation" "$T/agent.log" || [ $i -gt 600 ]; do sleep 0.1; i=$((i+1)); done
 grep -q "streaming generation" "$T/agent.log"; ok $? "the agent took the base and streams" ||
