@@ -9,9 +9,9 @@
 #include <string.h>
 
 #include "config.h"
+#include "error.h"
 #include "util.h"
 
-#define EXIT_USAGE 2
 
 enum ctype { C_STR, C_INT, C_SIZE, C_SECONDS, C_LSN, C_FLAG, C_BOOL };
 
@@ -75,7 +75,7 @@ usage_error(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\nTry \"logship-agent --help\".\n");
-	exit(EXIT_USAGE);
+	exit(LS_EXIT_USAGE);
 }
 
 static void

@@ -122,6 +122,38 @@ source_identity(PGconn *c, uint64_t *system_id, char *dbname, char **errmsg)
 }
 
 /*
+ * Tables whose replica identity key has a generated column: PostgreSQL does
+ * not send generated columns, so their UPDATE and DELETE reach the restore
+ * with nothing to find the row by.
+ */
+static int
+check_generated_identity(PGconn *c, char **errmsg)
+{
+	PGresult *res = query(c, "SELECT string_agg(DISTINCT format('%I.%I', "
+	    "n.nspname, c.relname), ', '), count(DISTINCT c.oid) FROM pg_class c "
+	    "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index i ON "
+	    "i.indrelid = c.oid AND ((c.relreplident = 'd' AND i.indisprimary) OR "
+	    "(c.relreplident = 'i' AND i.indisreplident)) JOIN pg_attribute a ON "
+	    "a.attrelid = c.oid AND a.attnum = ANY (i.indkey) AND a.attgenerated "
+	    "<> '' WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND "
+	    "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'", 0, NULL,
+	    errmsg);
+	int r = 0;
+
+	if (res == NULL)
+		return LS_ERR_PG;
+	if (strcmp(PQgetvalue(res, 0, 1), "0") != 0)
+		r = ls_errf(errmsg, LS_ERR_INVALID, "refusing to publish FOR ALL "
+		    "TABLES: %s table(s) have a generated column in their replica "
+		    "identity, which PostgreSQL does not send, so their UPDATE and "
+		    "DELETE could not be applied: %s; fix with ALTER TABLE ... "
+		    "REPLICA IDENTITY FULL, or choose tables with --tables",
+		    PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return r;
+}
+
+/*
  * Tables that UPDATE/DELETE would fail on under FOR ALL TABLES.  Only
  * leaves count (plain tables and partitions): a change through a
  * partitioned parent is checked, and published, against the leaf it
@@ -152,7 +184,7 @@ check_replica_identity(PGconn *c, char **errmsg)
 		    "choose tables with --tables", PQgetvalue(res, 0, 1),
 		    PQgetvalue(res, 0, 0));
 	PQclear(res);
-	return r;
+	return r != 0 ? r : check_generated_identity(c, errmsg);
 }
 
 /* "s.t,s.t" -> "s"."t", "s"."t" with identifiers quoted. */

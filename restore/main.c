@@ -18,7 +18,6 @@
 #include "store.h"
 #include "util.h"
 
-#define EXIT_USAGE 2
 
 /* Long options of the cloud stores, shared by every subcommand. */
 #define STORE_LONGOPTS \
@@ -109,7 +108,7 @@ die_usage(const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fprintf(stderr, "\nTry \"logship-restore --help\".\n");
-	return EXIT_USAGE;
+	return LS_EXIT_USAGE;
 }
 
 /* Decimal, or 16 hex digits as ls prints them. */
@@ -186,14 +185,14 @@ run_inspect(int argc, char **argv)
 		if (ls_key_load(c.key_file, key, &err) != 0) {
 			fprintf(stderr, "logship-restore: %s\n", err);
 			free(err);
-			return EXIT_USAGE;
+			return LS_EXIT_USAGE;
 		}
 		o.key = key;
 	}
 	if (store_open_opts(c.store_url, &store_opts, &o.store, &err) != 0) {
 		fprintf(stderr, "logship-restore: %s\n", err);
 		free(err);
-		return EXIT_USAGE;
+		return LS_EXIT_USAGE;
 	}
 	o.generation = c.generation;
 	o.nsegnos = (size_t)(argc - optind);
@@ -368,7 +367,7 @@ run_idmap(int argc, char **argv)
 			fprintf(stderr, "logship-restore: %s\n", err);
 		state_close(st);
 		free(err);
-		return rc == 0 ? 0 : EXIT_USAGE;
+		return rc == 0 ? 0 : LS_EXIT_USAGE;
 	}
 	if (dir == NULL || argc - optind != 2)
 		return die_usage("%s", "idmap needs --state-dir DIR TABLE KEY");
@@ -386,7 +385,7 @@ run_idmap(int argc, char **argv)
 	state_close(st);
 	free(out);
 	free(err);
-	return rc == 0 ? 0 : rc == LS_ERR_NOTFOUND ? 1 : EXIT_USAGE;
+	return rc == 0 ? 0 : rc == LS_ERR_NOTFOUND ? 1 : LS_EXIT_USAGE;
 }
 
 /* Open url for mirror; 0, or a message and -1. */
@@ -441,11 +440,11 @@ run_mirror(int argc, char **argv)
 	if (key_file != NULL && ls_key_load(key_file, key, &err) != 0) {
 		fprintf(stderr, "logship-restore: %s\n", err);
 		free(err);
-		return EXIT_USAGE;
+		return LS_EXIT_USAGE;
 	}
 	o.key = key_file != NULL ? key : NULL;
 	if (open_store(from, &o.src) != 0 || open_store(to, &o.dst) != 0)
-		rc = EXIT_USAGE;
+		rc = LS_EXIT_USAGE;
 	else
 		rc = mirror_main(&o);
 	store_free(o.src);
@@ -475,5 +474,5 @@ main(int argc, char **argv)
 	if (argc > 1 && argv[1][0] == '-')
 		return run_replay(argc, argv);
 	usage(stderr);
-	return EXIT_USAGE;
+	return LS_EXIT_USAGE;
 }

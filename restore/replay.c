@@ -48,7 +48,6 @@
 
 volatile sig_atomic_t restore_stop;
 
-#define EXIT_BAD_INPUT 2
 
 struct run {
 	const struct replay_opts *o;
@@ -1347,7 +1346,7 @@ replay_main(const struct replay_opts *o)
 
 	if ((rc = setup(&r, &err)) != 0) {
 		fprintf(stderr, "logship-restore: %s\n", err);
-		status = EXIT_BAD_INPUT;
+		status = LS_EXIT_USAGE;
 		goto out;
 	}
 	for (;;) {
@@ -1389,7 +1388,7 @@ replay_main(const struct replay_opts *o)
 		progress(&r, true);
 	if (rc != 0)
 		log_error("restore", "%s", err ? err : ls_strerror(rc));
-	status = rc == 0 ? 0 : r.bad_input ? EXIT_BAD_INPUT : 1;
+	status = rc == 0 ? 0 : r.bad_input ? LS_EXIT_USAGE : 1;
 	if (rc == 0 && r.missing_total > 0)
 		log_warn("restore", "%" PRIu64 " UPDATE/DELETE found no row on "
 		    "the target: it has diverged from the source", r.missing_total);

@@ -28,6 +28,10 @@
 #define LS_ERR_END		-14	/* end of stream/list, not an error for callers that expect it */
 #define LS_ERR_SCHEMA		-15	/* source and target table definitions differ */
 
+/* Exit statuses of the programs (src/ itself never exits). */
+#define LS_EXIT_FAILURE		1	/* the work failed: see the log */
+#define LS_EXIT_USAGE		2	/* bad options or input: see the message */
+
 /* Short constant name of an error code ("corrupt", "exists"...). */
 const char *ls_strerror(int code);
 

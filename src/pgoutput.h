@@ -167,13 +167,4 @@ int pgo_parse_keepalive(const uint8_t *buf, size_t len, uint64_t *wal_end,
 size_t pgo_build_status(uint8_t out[PGO_STATUS_LEN], uint64_t written,
     uint64_t flushed, uint64_t applied, int64_t now_pg_us, bool reply);
 
-/*
- * Parse an LSN in PostgreSQL's text form, "16/B374D848": two groups of 1
- * to 8 hex digits around a '/', nothing else.  Returns 0 or LS_ERR_INVALID.
- */
-int pgo_lsn_parse(const char *s, uint64_t *out);
-
-/* Format an LSN as PostgreSQL does ("16/B374D848", "0/0"). */
-void pgo_lsn_format(uint64_t lsn, char buf[32]);
-
 #endif

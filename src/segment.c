@@ -899,9 +899,9 @@ dec_char(struct mp_cur *c, char *out)
 static int
 dec_value(struct segment_reader *r, struct mp_cur *c, struct ls_value *v)
 {
-	const uint8_t *b;
-	uint32_t len;
-	int8_t et;
+	const uint8_t *b = NULL;
+	uint32_t len = 0;
+	int8_t et = 0;
 
 	v->data = NULL;
 	v->len = 0;

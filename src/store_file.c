@@ -43,6 +43,7 @@
 
 #include "error.h"
 #include "store.h"
+#include "util.h"
 
 #define TMP_PREFIX	".tmp."
 #define TMP_NAME_KEEP	160		/* bytes of name kept in a temp name */
@@ -263,25 +264,6 @@ mkdir_p(char *dir)
 	return errno == EEXIST ? 0 : -1;
 }
 
-/* Write all of buf to fd; -1 with errno on failure. */
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Copy src, from offset 0 to EOF, to dst (at dst's offset).  src is read
  * with pread so its own offset is left alone; but if src is a pipe, FIFO or
@@ -311,7 +293,7 @@ copy_fd(int src, int dst, const char **what)
 			continue;
 		if (n <= 0)
 			break;
-		if (write_all(dst, buf, (size_t)n) == -1) {
+		if (ls_write_all(dst, buf, (size_t)n) == -1) {
 			*what = "write";
 			goto out;
 		}

@@ -1,5 +1,6 @@
 /* util.c: I/O, hex, time and LSN helpers (see util.h). */
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -150,6 +151,16 @@ parse_frac_zone(const char *p, int64_t *frac_us, int64_t *off_s)
 	return 0;
 }
 
+static int
+days_in_month(int year, int month)
+{
+	static const int days[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31,
+	    30, 31 };
+	bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+
+	return month == 2 && leap ? 29 : days[month - 1];
+}
+
 int
 ls_parse_time(const char *s, int64_t *us)
 {
@@ -160,9 +171,14 @@ ls_parse_time(const char *s, int64_t *us)
 
 	if (sscanf(s, "%4d-%2d-%2d%*[ T]%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon,
 	    &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &n) != 6 || n == 0)
-		return -1;
+		return LS_ERR_INVALID;
 	if (parse_frac_zone(s + n, &frac, &off) != 0)
-		return -1;
+		return LS_ERR_INVALID;
+	if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 ||
+	    tm.tm_mday > days_in_month(tm.tm_year, tm.tm_mon) ||
+	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 59 ||
+	    tm.tm_hour < 0 || tm.tm_min < 0 || tm.tm_sec < 0)
+		return LS_ERR_INVALID;	/* never normalised into another day */
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
 	t = timegm(&tm);
@@ -176,21 +192,35 @@ ls_lsn_format(uint64_t lsn, char out[32])
 	snprintf(out, 32, "%X/%X", (unsigned)(lsn >> 32), (unsigned)lsn);
 }
 
+/* One half of an LSN: 1 to 8 hex digits, then stop; end or NULL. */
+static const char *
+lsn_half(const char *s, char stop, uint32_t *v)
+{
+	const char *p;
+	uint32_t x = 0;
+
+	for (p = s; isxdigit((unsigned char)*p); p++) {
+		if (p - s == 8)
+			return NULL;
+		x = (x << 4) | (uint32_t)(isdigit((unsigned char)*p) ?
+		    *p - '0' : tolower((unsigned char)*p) - 'a' + 10);
+	}
+	if (p == s || *p != stop)
+		return NULL;
+	*v = x;
+	return p;
+}
+
 int
 ls_lsn_parse(const char *s, uint64_t *lsn)
 {
-	unsigned long hi, lo;
-	char *end;
+	uint32_t hi, lo;
+	const char *p;
 
-	if (!isxdigit((unsigned char)*s))
-		return -1;
-	hi = strtoul(s, &end, 16);
-	if (*end != '/' || hi > 0xffffffffUL || !isxdigit((unsigned char)end[1]))
-		return -1;
-	lo = strtoul(end + 1, &end, 16);
-	if (*end != '\0' || lo > 0xffffffffUL)
-		return -1;
-	*lsn = (uint64_t)hi << 32 | lo;
+	if (s == NULL || (p = lsn_half(s, '/', &hi)) == NULL ||
+	    lsn_half(p + 1, '\0', &lo) == NULL)
+		return LS_ERR_INVALID;
+	*lsn = ((uint64_t)hi << 32) | lo;
 	return 0;
 }
 

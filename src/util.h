@@ -20,10 +20,18 @@ int ls_unhex(const char *s, uint8_t *buf, size_t len);
 int64_t ls_now_us(void);
 /* "2026-11-21T05:44:30.123456Z" into out (at least 32 bytes). */
 void ls_format_time(int64_t us, char *out, size_t outlen);
-/* Parse "YYYY-MM-DD HH:MM:SS[.ffffff][Z|+hh[:mm]]" (T or space). */
+/*
+ * Parse "YYYY-MM-DD HH:MM:SS[.ffffff][Z|+hh[:mm]]" (T or space); 0, or
+ * LS_ERR_INVALID for anything else, a field out of range included
+ * (2026-02-30 is refused, not taken for March 2).
+ */
 int ls_parse_time(const char *s, int64_t *us);
 
-/* "16/B374D848" <-> uint64. */
+/*
+ * "16/B374D848" <-> uint64.  The parser takes exactly what PostgreSQL
+ * prints: 1 to 8 hex digits, '/', 1 to 8 hex digits (no sign, no "0x",
+ * no spaces); 0 or LS_ERR_INVALID.
+ */
 void ls_lsn_format(uint64_t lsn, char out[32]);
 int ls_lsn_parse(const char *s, uint64_t *lsn);
 

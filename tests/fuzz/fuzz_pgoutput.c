@@ -15,6 +15,7 @@
 
 #include "error.h"
 #include "pgoutput.h"
+#include "util.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -155,9 +156,9 @@ lsn(const uint8_t *buf, size_t len)
 		return;
 	memcpy(s, buf, len);
 	s[len] = '\0';
-	if (pgo_lsn_parse(s, &v) == 0) {
-		pgo_lsn_format(v, out);
-		check(pgo_lsn_parse(out, &v2) == 0 && v2 == v);
+	if (ls_lsn_parse(s, &v) == 0) {
+		ls_lsn_format(v, out);
+		check(ls_lsn_parse(out, &v2) == 0 && v2 == v);
 	}
 	free(s);
 }

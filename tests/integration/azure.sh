@@ -78,7 +78,7 @@ like "$out" "[0-9]+ segments" "ls counts the segments"
 BADKEY=$(head -c 64 /dev/urandom | base64 | tr -d '\n')
 out=$(AZURE_STORAGE_KEY=$BADKEY "$RESTORE" ls --store "$URL" $EP 2>&1 >/dev/null); rc=$?
 is "$rc" 1 "restore ls with a wrong key exits 1"
-like "$out" "^logship-restore: store $URL: .*HTTP 403 AuthorizationFailure: .*check AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY" \
+like "$out" "^logship-restore: store $URL: .*HTTP 403 AuthorizationFailure[: ].*check AZURE_STORAGE_ACCOUNT and AZURE_STORAGE_KEY" \
 	"one line with the HTTP status, the service's code and what to check"
 is "$(one_line "$out")" "1" "in one line"
 out=$(AZURE_STORAGE_KEY=$BADKEY timeout 60 "$AGENT" --source "$SRC" --store "$URL" --init $EP --endpos "$END" 2>&1); rc=$?
@@ -300,13 +300,13 @@ proxy_round_trip() {
 	i=0; until [ -s "$T/fp.port" ] || [ $i -gt 100 ]; do sleep 0.1; i=$((i+1)); done
 	FEP="--azure-endpoint http://127.0.0.1:$(head -n 1 "$T/fp.port")/$AZ_ACCOUNT"
 	U=azure://logship/faults
-	"$AGENT" --source "$SRC" --store "$U" --init $FEP --flush-interval 0.2 > "$T/fagent.log" 2>&1 &
+	"$AGENT" --source "$SRC" --store "$U" --init --slot faults $FEP --flush-interval 0.2 > "$T/fagent.log" 2>&1 &
 	FAPID=$!; track_pid $FAPID
 	i=0; until grep -qs "streaming generation" "$T/fagent.log" || [ $i -gt 900 ]; do sleep 0.1; i=$((i+1)); done
 	"$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$P" -U postgres -n -c 2 -T 3 postgres >/dev/null 2>&1
 	kill -TERM $FAPID; wait $FAPID
 	FEND=$(psql_at "$P" -c "select pg_current_wal_lsn()")
-	"$AGENT" --source "$SRC" --store "$U" --init $FEP --endpos "$FEND" >> "$T/fagent.log" 2>&1
+	"$AGENT" --source "$SRC" --store "$U" --slot faults $FEP --endpos "$FEND" >> "$T/fagent.log" 2>&1
 	ok $? "through the faults the agent stored everything up to $FEND" ||
 		tail -n 20 "$T/fagent.log" | sed 's/^/# /'
 	psql_at "$Q" -c "create database faults" >/dev/null

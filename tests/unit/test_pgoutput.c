@@ -13,6 +13,7 @@
 
 #include "error.h"
 #include "pgoutput.h"
+#include "util.h"
 #include "tap.h"
 
 #define SXID		UINT32_C(0x9abcdef0)	/* streamed transaction */
@@ -829,26 +830,26 @@ test_lsn(void)
 	uint64_t v = 0;
 	size_t i, nbad = 0;
 
-	ok(pgo_lsn_parse("0/0", &v) == 0 && v == 0, "LSN 0/0");
-	ok(pgo_lsn_parse("16/B374D848", &v) == 0 && v == LSN1,
+	ok(ls_lsn_parse("0/0", &v) == 0 && v == 0, "LSN 0/0");
+	ok(ls_lsn_parse("16/B374D848", &v) == 0 && v == LSN1,
 	    "LSN 16/B374D848");
-	ok(pgo_lsn_parse("ffffffff/b374d848", &v) == 0 &&
+	ok(ls_lsn_parse("ffffffff/b374d848", &v) == 0 &&
 	    v == UINT64_C(0xffffffffb374d848), "LSN lower case, 8 digits");
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		if (pgo_lsn_parse(bad[i], &v) != LS_ERR_INVALID) {
+		if (ls_lsn_parse(bad[i], &v) != LS_ERR_INVALID) {
 			diag("accepted \"%s\"", bad[i]);
 			nbad++;
 		}
 	}
-	ok(nbad == 0 && pgo_lsn_parse(NULL, &v) == LS_ERR_INVALID,
+	ok(nbad == 0 && ls_lsn_parse(NULL, &v) == LS_ERR_INVALID,
 	    "invalid LSN strings rejected");
-	pgo_lsn_format(0, buf);
+	ls_lsn_format(0, buf);
 	ok(strcmp(buf, "0/0") == 0, "format 0/0");
-	pgo_lsn_format(LSN1, buf);
+	ls_lsn_format(LSN1, buf);
 	ok(strcmp(buf, "16/B374D848") == 0, "format 16/B374D848");
-	pgo_lsn_format(UINT64_MAX, buf);
+	ls_lsn_format(UINT64_MAX, buf);
 	ok(strcmp(buf, "FFFFFFFF/FFFFFFFF") == 0 &&
-	    pgo_lsn_parse(buf, &v) == 0 && v == UINT64_MAX,
+	    ls_lsn_parse(buf, &v) == 0 && v == UINT64_MAX,
 	    "format and parse round trip");
 }
 

@@ -21,6 +21,12 @@ test_lsn(void)
 	ok(ls_lsn_parse("x/1", &v) != 0 && ls_lsn_parse("1", &v) != 0 &&
 	    ls_lsn_parse("1/", &v) != 0 && ls_lsn_parse("1/2z", &v) != 0 &&
 	    ls_lsn_parse("100000000/0", &v) != 0, "bad LSNs rejected");
+	ok(ls_lsn_parse("0x1/0x5", &v) != 0 && ls_lsn_parse(" 1/5", &v) != 0 &&
+	    ls_lsn_parse("+1/5", &v) != 0 && ls_lsn_parse("1/-5", &v) != 0 &&
+	    ls_lsn_parse("1/ 5", &v) != 0 && ls_lsn_parse(NULL, &v) != 0,
+	    "only PostgreSQL's own form: no 0x, sign or spaces");
+	ok(ls_lsn_parse("ffffffff/FFFFFFFF", &v) == 0 && v == UINT64_MAX,
+	    "the largest LSN");
 }
 
 static void
@@ -36,7 +42,9 @@ test_time(void)
 	};
 	static const char *bad[] = { "2024-01-01", "yesterday",
 	    "2024-01-01 00:00:00+5", "2024-01-01 00:00:00+05:30x",
-	    "2024-01-01 00:00:00 UTC" };
+	    "2024-01-01 00:00:00 UTC", "2026-02-30 00:00:00", "2026-13-01 00:00:00",
+	    "2026-04-31 12:00:00", "2026-01-01 24:00:00", "2026-01-01 23:60:00",
+	    "2026-01-01 23:59:60", "2025-02-29 00:00:00", "2026-00-10 00:00:00" };
 	char buf[40];
 	int64_t us;
 	size_t i;
@@ -47,7 +55,9 @@ test_time(void)
 	ok(all, "timestamps with Z, none, +hhmm, +hh:mm, -hh and fractions");
 	for (i = 0, all = 1; i < sizeof(bad) / sizeof(bad[0]); i++)
 		all &= ls_parse_time(bad[i], &us) != 0;
-	ok(all, "malformed timestamps rejected");
+	ok(all, "malformed timestamps and out-of-range fields rejected");
+	ok(ls_parse_time("2024-02-29 00:00:00Z", &us) == 0 &&
+	    us == 1709164800000000LL, "a leap day");
 	ls_format_time(1704067200123456LL, buf, sizeof(buf));
 	ok(strcmp(buf, "2024-01-01T00:00:00.123456Z") == 0, "time format: %s", buf);
 }
