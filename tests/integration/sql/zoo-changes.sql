@@ -21,6 +21,8 @@ DELETE FROM k_range WHERE lower(k) = 10;
 UPDATE k_arr SET k = k || 4;
 UPDATE k_multi SET b = b + 1, v = v + 1;
 UPDATE k_ident SET v = v || '!';
+UPDATE k_ext SET k = upper(k), h = h || 'z=>9' WHERE k = 'mixed2';   -- citext: case-blind
+DELETE FROM k_ext WHERE k = 'OTHER2';
 DELETE FROM k_ident WHERE v = 'a!';
 UPDATE full_odd SET n = n + 10 WHERE pt ~= '(1,2)';
 DELETE FROM full_odd WHERE j::text = '[]';

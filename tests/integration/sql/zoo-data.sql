@@ -32,6 +32,8 @@ INSERT INTO k_range VALUES (int4range(:r * 10, :r * 10 + 5), 'x');
 INSERT INTO k_arr VALUES (ARRAY[:r, 2, 3], 'x');
 INSERT INTO k_multi VALUES ('a' || :r, '2024-01-01', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 1);
 INSERT INTO k_ident (v) VALUES ('a'), ('b');
+INSERT INTO k_ext VALUES ('MiXed' || :r, 'a=>1, "b c"=>NULL', ARRAY['x=>y']::hstore[]),
+    ('other' || :r, '', NULL);
 INSERT INTO full_odd VALUES ('{"a":1}', '(1,2)', '<x/>', ARRAY[ROW(1, '[1]')]::jpair[], :r),
     ('{"a":1}', '(1,2)', '<x/>', ARRAY[ROW(1, '[1]')]::jpair[], :r),
     ('[]', '(0,0)', '<y>z</y>', NULL, :r);

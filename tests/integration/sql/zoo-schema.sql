@@ -2,6 +2,8 @@
 -- column-order traps, zero-column tables, inheritance, partitions,
 -- generated and identity columns, quoted and unicode names, composite,
 -- domain, enum and range keys, materialized views and large objects.
+CREATE EXTENSION citext;
+CREATE EXTENSION hstore;
 CREATE SCHEMA other;
 CREATE SCHEMA "Odd Schema";
 CREATE TYPE other.mood AS ENUM ('sad', 'ok', 'happy');
@@ -49,6 +51,8 @@ CREATE TABLE k_range (k int4range PRIMARY KEY, v text);
 CREATE TABLE k_arr (k int[] PRIMARY KEY, v text);
 CREATE TABLE k_multi (a text, b date, c uuid, v int, PRIMARY KEY (a, b, c));
 CREATE TABLE k_ident (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v text);
+-- extension types, as keys too
+CREATE TABLE k_ext (k citext PRIMARY KEY, h hstore, hs hstore[]);
 -- REPLICA IDENTITY FULL over types without equality
 CREATE TABLE full_odd (j json, pt point, x xml, ja jpair[], n int);
 ALTER TABLE full_odd REPLICA IDENTITY FULL;
