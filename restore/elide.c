@@ -99,7 +99,7 @@ elide_new(const char *path, const struct base_manifest *m, struct elide **out,
 		e->has_key = true;
 	}
 	for (i = 0; i < 3; i++)
-		if ((e->s[i] = filter_scratch_new()) == NULL) {
+		if ((e->s[i] = filter_scratch_new(e->f)) == NULL) {
 			r = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 			goto fail;
 		}

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -142,6 +143,7 @@ struct filter {
 	char			**warnings;
 	size_t			  nwarnings;
 	bool			  validated;
+	uint64_t		  serial;	/* unique in the process */
 };
 
 /* Grow *arr (of elem-byte items) to hold at least n; 0 or -1. */
@@ -1997,6 +1999,9 @@ rule_names(const void *ctx, size_t i, const char **a, const char **b)
 	*b = NULL;
 }
 
+/* Serials of filters, never reused, so a scratch can tell its own. */
+static atomic_uint_fast64_t filter_serials = 1;
+
 int
 filter_parse(const char *text, size_t len, const char *filename,
     struct filter **out, char **errmsg)
@@ -2016,6 +2021,7 @@ filter_parse(const char *text, size_t len, const char *filename,
 		free(f);
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	}
+	f->serial = atomic_fetch_add(&filter_serials, 1);
 	p.s = text;
 	p.len = len;
 	p.line = 1;
@@ -3206,6 +3212,8 @@ struct xentry {
 };
 
 struct filter_scratch {
+	const struct filter	*f;		/* the filter it serves */
+	uint64_t		 serial;	/* f's serial when bound */
 	struct xentry		*cache;
 	struct ls_value		*vals;		/* output or COPY tuple */
 	size_t			 valcap;
@@ -3223,9 +3231,22 @@ struct filter_scratch {
 };
 
 struct filter_scratch *
-filter_scratch_new(void)
+filter_scratch_new(const struct filter *f)
 {
-	return calloc(1, sizeof(struct filter_scratch));
+	struct filter_scratch *s = calloc(1, sizeof(*s));
+
+	if (s != NULL && f != NULL) {
+		s->f = f;
+		s->serial = f->serial;
+	}
+	return s;
+}
+
+/* Whether s was made for the filter of ft (by serial: addresses recur). */
+static bool
+scratch_serves(const struct filter_scratch *s, const struct filter_table *ft)
+{
+	return s->f == ft->f && s->serial == ft->f->serial;
 }
 
 static void
@@ -3443,6 +3464,8 @@ filter_transform(const struct filter_table *ft, const uint8_t *hash_key,
 	*out_rel = in_rel;
 	*out = *in;
 	if (in->ncols != in_rel->ncols)
+		return LS_ERR_INVALID;
+	if (ft != NULL && !scratch_serves(s, ft))
 		return LS_ERR_INVALID;
 	if (ft == NULL || ft->nrules == 0)
 		return 0;
@@ -3717,6 +3740,11 @@ filter_copy_line(const struct filter_table *ft, const uint8_t *hash_key,
 	*keep = true;
 	*out = line;
 	*outlen = len;
+	if (ft != NULL && !scratch_serves(s, ft))
+		return ls_errf(errmsg, LS_ERR_INVALID, "%s.%s: the filter "
+		    "scratch belongs to another filter; make one with "
+		    "filter_scratch_new() for this filter", tbl->schema,
+		    tbl->name);
 	if (ft == NULL || (ft->where == NULL && ft->nrules == 0))
 		return 0;
 	if (tbl->ncols > UINT16_MAX)

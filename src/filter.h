@@ -216,10 +216,13 @@ int filter_change_action(const struct filter_table *,
  * Per-thread working memory of the functions below: output tuples, hashes,
  * COPY lines and the cache of output relations.  Its memory grows with the
  * number of distinct input relation shapes seen, not with rows.  A scratch
- * serves one filter: free it no later than the filter (after a reload,
- * start a new one).
+ * serves the one filter f it is made for (NULL: sections of no filter):
+ * filter_transform() and filter_copy_line() return LS_ERR_INVALID for a
+ * section of any other filter, also one parsed at a freed filter's address.
+ * Free it no later than f (only filter_scratch_free() may follow f's
+ * filter_free()); after a reload, make a new one.  NULL: out of memory.
  */
-struct filter_scratch *filter_scratch_new(void);
+struct filter_scratch *filter_scratch_new(const struct filter *f);
 void filter_scratch_free(struct filter_scratch *);	/* NULL-safe */
 
 /*
@@ -231,9 +234,9 @@ void filter_scratch_free(struct filter_scratch *);	/* NULL-safe */
  * valid until filter_scratch_free().  out->vals and hash values live in s
  * until the next call with s; const values live in the filter.  UNCHANGED
  * stays UNCHANGED; hash keeps NULL.  0, LS_ERR_INVALID (tuple and relation
- * disagree, in_rel has key columns and all are dropped, a hash without
- * hash_key or of a binary value, filter not validated), LS_ERR_NOMEM,
- * LS_ERR_INTERNAL (OpenSSL).
+ * disagree, s not made for ft's filter, in_rel has key columns and all
+ * are dropped, a hash without hash_key or of a binary value, filter not
+ * validated), LS_ERR_NOMEM, LS_ERR_INTERNAL (OpenSSL).
  */
 int filter_transform(const struct filter_table *, const uint8_t *hash_key,
     const struct ls_relation *in_rel, const struct ls_tuple *in,

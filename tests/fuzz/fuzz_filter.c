@@ -172,7 +172,7 @@ evaluate(struct filter *f)
 	check_rc(rc, &err, LS_ERR_CORRUPT, LS_ERR_INVALID);
 	changes(ft, &a, &b);
 	changes(ft, &b, &a);
-	if ((s = filter_scratch_new()) == NULL)
+	if ((s = filter_scratch_new(f)) == NULL)
 		return;
 	treat(ft, s, &a);
 	treat(ft, s, &b);

@@ -922,7 +922,7 @@ test_transform(void)
 {
 	struct filter *f = load(mask_file);
 	const struct filter_table *ft = filter_table(f, "public", "orders");
-	struct filter_scratch *s = filter_scratch_new();
+	struct filter_scratch *s = filter_scratch_new(f), *s2;
 	const struct ls_relation *orel = NULL, *orel2 = NULL;
 	struct ls_value a[NORD];
 	struct ls_tuple in, out;
@@ -972,16 +972,25 @@ test_transform(void)
 	    "no section: unchanged");
 	filter_free(f);
 
+	/* The old scratch outlives its filter: another filter's section,
+	 * even one at the freed filter's address, is refused. */
 	f = load(T "column customer null\n");
 	ft = filter_table(f, "public", "orders");
+	ok(filter_transform(ft, NULL, &orders_rel, &in, s, &orel2, &out) ==
+	    LS_ERR_INVALID, "a scratch of another filter: LS_ERR_INVALID");
+	filter_scratch_free(s);
+	s = filter_scratch_new(f);
 	ok(filter_transform(ft, NULL, &orders_rel, &in, s, &orel2, &out) ==
 	    0 && orel2 == &orders_rel && out.ncols == NORD,
 	    "nothing dropped: the input relation");
 	filter_free(f);
 	f = load(T "column id drop\n");
 	ft = filter_table(f, "public", "orders");
-	ok(filter_transform(ft, NULL, &orders_rel, &in, s, &orel2, &out) ==
-	    LS_ERR_INVALID, "dropping the whole key: LS_ERR_INVALID");
+	s2 = filter_scratch_new(f);
+	ok(filter_transform(ft, NULL, &orders_rel, &in, s2, &orel2, &out) ==
+	    LS_ERR_INVALID,
+	    "dropping the whole key: LS_ERR_INVALID");
+	filter_scratch_free(s2);
 	filter_free(f);
 	filter_scratch_free(s);
 	filter_scratch_free(NULL);
@@ -1023,7 +1032,7 @@ test_copy_line(void)
 {
 	struct filter *f;
 	const struct filter_table *ft;
-	struct filter_scratch *s = filter_scratch_new();
+	struct filter_scratch *s = NULL;
 	const char *names[NORD], *out, *line;
 	char want[512], h[65], *err = NULL;
 	size_t outlen, n;
@@ -1042,6 +1051,7 @@ test_copy_line(void)
 	snprintf(want, sizeof(want), "%s" "where amount > 100\n", mask_file);
 	f = load(want);
 	ft = filter_table(f, "public", "orders");
+	s = filter_scratch_new(f);
 	line = ORDERS_LINE("1", "al\\tice", "150", "sec\\tret") "\n";
 	hmac_ref("al\tice", 6, h);
 	snprintf(want, sizeof(want), "1\t%s\t150\t\\N\tt\t2024-02-29 "
@@ -1088,6 +1098,12 @@ test_copy_line(void)
 	f = load("table public.users\ncolumn name const 'back\\slash\ttab'\n"
 	    "column email null\n");
 	ft = filter_table(f, "public", "users");
+	ok(filter_copy_line(ft, NULL, &tables[1], "7\ta@b\tann\n", 10, s, &keep,
+	    &out, &outlen, &err) == LS_ERR_INVALID && err != NULL &&
+	    strstr(err, "another filter") != NULL,
+	    "a scratch of another filter: LS_ERR_INVALID");
+	filter_scratch_free(s);
+	s = filter_scratch_new(f);
 	line = "7\ta@b\tann\n";
 	ok(filter_copy_line(ft, NULL, &tables[1], line, strlen(line), s, &keep,
 	    &out, &outlen, &err) == 0 && keep && outlen == 22 &&
