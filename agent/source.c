@@ -122,6 +122,27 @@ source_identity(PGconn *c, uint64_t *system_id, char *dbname, char **errmsg)
 }
 
 /*
+ * Run sql (one row: the tables' names, their count); when any, refuse FOR
+ * ALL TABLES with "N table(s) <why>: <names>; <fix>".
+ */
+static int
+refuse_tables(PGconn *c, const char *sql, const char *why, const char *fix,
+    char **errmsg)
+{
+	PGresult *res = query(c, sql, 0, NULL, errmsg);
+	int r = 0;
+
+	if (res == NULL)
+		return LS_ERR_PG;
+	if (strcmp(PQgetvalue(res, 0, 1), "0") != 0)
+		r = ls_errf(errmsg, LS_ERR_INVALID, "refusing to publish FOR ALL "
+		    "TABLES: %s table(s) %s: %s; %s", PQgetvalue(res, 0, 1), why,
+		    PQgetvalue(res, 0, 0), fix);
+	PQclear(res);
+	return r;
+}
+
+/*
  * Tables whose replica identity key has a generated column: PostgreSQL does
  * not send generated columns, so their UPDATE and DELETE reach the restore
  * with nothing to find the row by.
@@ -129,28 +150,18 @@ source_identity(PGconn *c, uint64_t *system_id, char *dbname, char **errmsg)
 static int
 check_generated_identity(PGconn *c, char **errmsg)
 {
-	PGresult *res = query(c, "SELECT string_agg(DISTINCT format('%I.%I', "
+	return refuse_tables(c, "SELECT string_agg(DISTINCT format('%I.%I', "
 	    "n.nspname, c.relname), ', '), count(DISTINCT c.oid) FROM pg_class c "
 	    "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_index i ON "
 	    "i.indrelid = c.oid AND ((c.relreplident = 'd' AND i.indisprimary) OR "
 	    "(c.relreplident = 'i' AND i.indisreplident)) JOIN pg_attribute a ON "
 	    "a.attrelid = c.oid AND a.attnum = ANY (i.indkey) AND a.attgenerated "
 	    "<> '' WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND "
-	    "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'", 0, NULL,
-	    errmsg);
-	int r = 0;
-
-	if (res == NULL)
-		return LS_ERR_PG;
-	if (strcmp(PQgetvalue(res, 0, 1), "0") != 0)
-		r = ls_errf(errmsg, LS_ERR_INVALID, "refusing to publish FOR ALL "
-		    "TABLES: %s table(s) have a generated column in their replica "
-		    "identity, which PostgreSQL does not send, so their UPDATE and "
-		    "DELETE could not be applied: %s; fix with ALTER TABLE ... "
-		    "REPLICA IDENTITY FULL, or choose tables with --tables",
-		    PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 0));
-	PQclear(res);
-	return r;
+	    "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'",
+	    "have a generated column in their replica identity, which "
+	    "PostgreSQL does not send, so their UPDATE and DELETE could not be "
+	    "applied", "fix with ALTER TABLE ... REPLICA IDENTITY FULL, or "
+	    "choose tables with --tables", errmsg);
 }
 
 /*
@@ -162,7 +173,7 @@ check_generated_identity(PGconn *c, char **errmsg)
 static int
 check_replica_identity(PGconn *c, char **errmsg)
 {
-	PGresult *res = query(c, "SELECT string_agg(format('%I.%I', n.nspname, "
+	int r = refuse_tables(c, "SELECT string_agg(format('%I.%I', n.nspname, "
 	    "c.relname), ', ' ORDER BY 1), count(*) FROM pg_class c JOIN "
 	    "pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
 	    "AND c.relpersistence = 'p' AND n.nspname NOT IN "
@@ -171,19 +182,11 @@ check_replica_identity(PGconn *c, char **errmsg)
 	    "(SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND "
 	    "i.indisprimary)) OR (c.relreplident = 'i' AND NOT EXISTS "
 	    "(SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND "
-	    "i.indisreplident)))", 0, NULL, errmsg);
-	int r = 0;
+	    "i.indisreplident)))",
+	    "have no replica identity, so UPDATE and DELETE on them would fail "
+	    "on the source", "fix with ALTER TABLE ... REPLICA IDENTITY FULL (or "
+	    "add a primary key), or choose tables with --tables", errmsg);
 
-	if (res == NULL)
-		return LS_ERR_PG;
-	if (strcmp(PQgetvalue(res, 0, 1), "0") != 0)
-		r = ls_errf(errmsg, LS_ERR_INVALID, "refusing to publish FOR ALL "
-		    "TABLES: %s table(s) have no replica identity, so UPDATE and "
-		    "DELETE on them would fail on the source: %s; fix with ALTER "
-		    "TABLE ... REPLICA IDENTITY FULL (or add a primary key), or "
-		    "choose tables with --tables", PQgetvalue(res, 0, 1),
-		    PQgetvalue(res, 0, 0));
-	PQclear(res);
 	return r != 0 ? r : check_generated_identity(c, errmsg);
 }
 
