@@ -246,6 +246,86 @@ http_retryable(long status)
 	    status == 429 || status == 0;
 }
 
+bool
+http_policy_retryable(const struct http_policy *p, long status)
+{
+	const long *s;
+
+	for (s = p != NULL ? p->also_retry : NULL; s != NULL && *s != 0; s++)
+		if (*s == status)
+			return true;
+	return http_retryable(status);
+}
+
+void
+http_retry_start(struct http_retry *rt, int64_t lease_us, int64_t deadline_us)
+{
+	memset(rt, 0, sizeof(*rt));
+	rt->start_us = ls_now_us();
+	rt->lease_us = lease_us;
+	rt->deadline_us = deadline_us != 0 ? deadline_us : rt->start_us +
+	    lease_us;
+}
+
+bool
+http_retry_again(const struct http_policy *p, void *arg,
+    struct http_retry *rt, int r, const struct http_resp *resp)
+{
+	if (r != 0 && r != LS_ERR_TRANSIENT)
+		return false;
+	if (r == 0 && p->again_now != NULL && p->again_now(arg, resp))
+		return true;
+	if (r == 0 && !http_policy_retryable(p, resp->status))
+		return false;
+	if (resp->written > 0) {	/* a download got further */
+		if (!p->renew_on_progress)
+			return false;
+		rt->failures = 0;
+		rt->deadline_us = ls_now_us() + rt->lease_us;
+	}
+	return http_backoff(rt->failures++, rt->deadline_us) == 0;
+}
+
+int
+http_exchange(const struct http_policy *p, void *arg,
+    int (*attempt)(void *, struct http_resp *, char **),
+    struct http_retry *rt, struct http_resp *resp, char **why)
+{
+	int r;
+
+	do {
+		free(*why);
+		*why = NULL;
+		http_resp_free(resp);
+		rt->tries++;
+		r = attempt(arg, resp, why);
+	} while (http_retry_again(p, arg, rt, r, resp));
+	return r;
+}
+
+int
+http_status_code(const struct http_policy *p, long status)
+{
+	if (status == 404)
+		return LS_ERR_NOTFOUND;
+	if (status == 401 || status == 403)
+		return LS_ERR_AUTH;
+	if (status == 412)
+		return LS_ERR_EXISTS;
+	if (http_policy_retryable(p, status))
+		return LS_ERR_TRANSIENT;
+	return status >= 400 && status < 500 ? LS_ERR_INVALID : LS_ERR_IO;
+}
+
+char *
+http_status_text(char *buf, size_t len, long status, const char *code,
+    const char *message)
+{
+	snprintf(buf, len, "HTTP %ld%s%s%s%s", status, code ? " " : "",
+	    code ? code : "", message ? ": " : "", message ? message : "");
+	return buf;
+}
+
 int
 http_backoff(int attempt, int64_t deadline_us)
 {
@@ -283,4 +363,20 @@ http_uri_encode(const char *s, bool keep_slash)
 	}
 	*p = '\0';
 	return out;
+}
+
+char *
+http_one_line(char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return NULL;
+	for (i = 0; s[i] != '\0' && s[i] != '\n' && s[i] != '\r'; i++)
+		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+			s[i] = ' ';
+	s[i] = '\0';
+	if (i > HTTP_MSG_MAX + 3)
+		strcpy(s + HTTP_MSG_MAX, "...");
+	return s;
 }

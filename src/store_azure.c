@@ -57,8 +57,6 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
 #include <openssl/crypto.h>
 
 #include "azure_sign.h"
@@ -66,6 +64,7 @@
 #include "http.h"
 #include "store.h"
 #include "util.h"
+#include "xml.h"
 
 #define AZ_VERSION		"2021-08-06"
 #define MIB			(1024ULL * 1024)
@@ -79,7 +78,6 @@
 #define LIST_BODY_MAX		(32 * MIB)
 #define LIST_SCAN		5000		/* maxresults when skipping */
 #define MARKS_MAX		4096
-#define MSG_MAX			300		/* bytes of the service's message */
 
 /* A continuation marker: listing prefix from marker gives names > after. */
 struct mark {
@@ -136,13 +134,6 @@ struct az_page {
 };
 
 static const struct store_ops store_azure_ops;
-static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
-
-static void
-xml_init(void)
-{
-	xmlInitParser();
-}
 
 static void
 req_init(struct az_req *q, const char *op, const char *key,
@@ -311,6 +302,29 @@ req_try(struct store_azure *az, struct az_req *q, const char *path,
 }
 
 /*
+ * The Azure hooks of the shared exchange: the common retryable statuses
+ * only, and a download that got further renews the deadline and goes on
+ * from the bytes written (base_headers sends x-ms-range and If-Match).
+ */
+static const struct http_policy az_policy = { NULL, NULL, true };
+
+/* One try of a request (http_exchange's attempt). */
+struct az_try {
+	struct store_azure	*az;
+	struct az_req		*q;
+	const char		*path;
+	const char		*url;
+};
+
+static int
+az_try(void *arg, struct http_resp *resp, char **why)
+{
+	struct az_try *t = arg;
+
+	return req_try(t->az, t->q, t->path, t->url, resp, why);
+}
+
+/*
  * Send q until an answer that is not worth retrying, or the deadline.
  * Returns 0 with *resp (maybe a retryable status, when time ran out), or
  * an error with *errmsg set.
@@ -319,29 +333,17 @@ static int
 req_run(struct store_azure *az, struct az_req *q, struct http_resp *resp,
     char **errmsg)
 {
-	int64_t deadline = ls_now_us() + az->deadline_us;
-	uint64_t seen = q->written;
+	struct az_try t = { az, q, NULL, NULL };
+	struct http_retry rt;
 	char *path = NULL, *url = NULL, *msg = NULL;
-	int attempt, r;
+	int r;
 
 	if (req_url(az, q, &path, &url) != 0)
 		return nomem(az, q, errmsg);
-	for (attempt = 0;; attempt++) {
-		http_resp_free(resp);
-		free(msg);
-		msg = NULL;
-		r = req_try(az, q, path, url, resp, &msg);
-		if ((r == 0 && !http_retryable(resp->status)) ||
-		    (r != 0 && r != LS_ERR_TRANSIENT))
-			break;
-		if (q->written > seen) {	/* a download got further */
-			seen = q->written;
-			attempt = 0;
-			deadline = ls_now_us() + az->deadline_us;
-		}
-		if (http_backoff(attempt, deadline) != 0)
-			break;
-	}
+	t.path = path;
+	t.url = url;
+	http_retry_start(&rt, az->deadline_us, 0);
+	r = http_exchange(&az_policy, &t, az_try, &rt, resp, &msg);
 	if (r != 0)
 		r = ls_errf(errmsg, r, "store %s: %s %s: %s%s", az->base.url,
 		    q->op, q->key, msg != NULL ? msg : ls_strerror(r),
@@ -352,89 +354,31 @@ req_run(struct store_azure *az, struct az_req *q, struct http_resp *resp,
 	return r;
 }
 
-static xmlNode *
-xml_child(xmlNode *n, const char *name)
-{
-	for (n = n != NULL ? n->children : NULL; n != NULL; n = n->next)
-		if (n->type == XML_ELEMENT_NODE &&
-		    strcmp((const char *)n->name, name) == 0)
-			return n;
-	return NULL;
-}
-
-/* The text of n as a malloc'd string, or NULL. */
-static char *
-xml_text(xmlNode *n)
-{
-	xmlChar *c;
-	char *s;
-
-	if (n == NULL || (c = xmlNodeGetContent(n)) == NULL)
-		return NULL;
-	s = strdup((const char *)c);
-	xmlFree(c);
-	return s;
-}
-
-static xmlDoc *
-xml_parse(const struct http_resp *resp)
-{
-	if (resp->body == NULL || resp->body_len == 0 || resp->body_len > INT32_MAX)
-		return NULL;
-	return xmlReadMemory(resp->body, (int)resp->body_len, NULL, NULL,
-	    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-}
-
-/* The first line of s, printable, at most MSG_MAX bytes; in place. */
-static char *
-one_line(char *s)
-{
-	size_t i;
-
-	if (s == NULL)
-		return NULL;
-	for (i = 0; s[i] != '\0' && s[i] != '\n' && s[i] != '\r' && i < MSG_MAX; i++)
-		if (iscntrl((unsigned char)s[i]))
-			s[i] = ' ';
-	s[i] = '\0';
-	return s;
-}
-
 /* The error code and message of a failed answer (either may be NULL). */
 static void
 service_error(const struct http_resp *resp, char **code, char **message)
 {
 	const char *h = http_header(resp, "x-ms-error-code");
-	xmlDoc *doc = xml_parse(resp);
-	xmlNode *root = doc != NULL ? xmlDocGetRootElement(doc) : NULL;
 
-	*code = h != NULL ? strdup(h) : NULL;
-	*message = NULL;
-	if (root != NULL && strcmp((const char *)root->name, "Error") == 0) {
-		if (*code == NULL)
-			*code = xml_text(xml_child(root, "Code"));
-		*message = one_line(xml_text(xml_child(root, "Message")));
+	xml_error(resp->body, resp->body_len, code, message);
+	if (h != NULL) {
+		free(*code);
+		*code = http_one_line(strdup(h));
 	}
-	xmlFreeDoc(doc);
-	one_line(*code);
 }
 
-/* The LS_ERR_* code of a failed answer. */
+/* The LS_ERR_* code of a failed answer, Azure's error codes first. */
 static int
 status_code(const struct az_req *q, long status, const char *code)
 {
 	if (status == 404 && code != NULL && strcmp(code, "ContainerNotFound") == 0)
 		return LS_ERR_INVALID;
-	if (status == 404)
-		return LS_ERR_NOTFOUND;
-	if (q->if_absent && (status == 412 || (status == 409 && code != NULL &&
-	    strcmp(code, "BlobAlreadyExists") == 0)))
+	if (q->if_absent && status == 409 && code != NULL &&
+	    strcmp(code, "BlobAlreadyExists") == 0)
 		return LS_ERR_EXISTS;
-	if (status == 401 || status == 403)
-		return LS_ERR_AUTH;
-	if (http_retryable(status))
-		return LS_ERR_TRANSIENT;
-	return status == 400 ? LS_ERR_INVALID : LS_ERR_IO;
+	if (!q->if_absent && status == 412)
+		return LS_ERR_IO;	/* an If-Match that no longer holds */
+	return http_status_code(&az_policy, status);
 }
 
 /* What to check after an answer of this code, into buf. */
@@ -450,7 +394,7 @@ hint(const struct store_azure *az, long status, const char *code, char *buf,
 	else if (code != NULL && strcmp(code, "ContainerNotFound") == 0)
 		snprintf(buf, len, " (create container \"%s\" at %s first)",
 		    az->container, az->base_url);
-	else if (http_retryable(status))
+	else if (http_policy_retryable(&az_policy, status))
 		snprintf(buf, len, " (gave up retrying)");
 	return buf;
 }
@@ -463,16 +407,14 @@ static int
 req_fail(struct store_azure *az, const struct az_req *q,
     const struct http_resp *resp, char **errmsg)
 {
-	char *code, *message, tip[256];
+	char *code, *message, tip[256], text[2 * HTTP_MSG_MAX + 64];
 	int r;
 
 	service_error(resp, &code, &message);
 	r = status_code(q, resp->status, code);
-	ls_errf(errmsg, r, "store %s: %s %s: HTTP %ld%s%s%s%s%s", az->base.url,
-	    q->op, q->key, resp->status, code != NULL ? " " : "",
-	    code != NULL ? code : "", message != NULL ? ": " : "",
-	    message != NULL ? message : "", hint(az, resp->status, code, tip,
-	    sizeof(tip)));
+	ls_errf(errmsg, r, "store %s: %s %s: %s%s", az->base.url, q->op,
+	    q->key, http_status_text(text, sizeof(text), resp->status, code,
+	    message), hint(az, resp->status, code, tip, sizeof(tip)));
 	free(code);
 	free(message);
 	return r;
@@ -982,7 +924,7 @@ page_add(struct az_page *pg, xmlNode *blob, size_t *cap)
 	struct store_entry *bigger;
 	uint64_t size;
 
-	len = xml_text(xml_child(xml_child(blob, "Properties"), "Content-Length"));
+	len = xml_child_text(xml_child(blob, "Properties"), "Content-Length");
 	size = len != NULL ? strtoull(len, &end, 10) : 0;
 	if (key == NULL || len == NULL || *end != '\0' || end == len) {
 		free(key);
@@ -1010,7 +952,7 @@ page_add(struct az_page *pg, xmlNode *blob, size_t *cap)
 static int
 page_parse(const struct http_resp *resp, struct az_page *pg)
 {
-	xmlDoc *doc = xml_parse(resp);
+	xmlDoc *doc = xml_parse(resp->body, resp->body_len);
 	xmlNode *root = doc != NULL ? xmlDocGetRootElement(doc) : NULL, *b;
 	size_t cap = 0;
 	int r = -1;
@@ -1024,7 +966,7 @@ page_parse(const struct http_resp *resp, struct az_page *pg)
 		    strcmp((const char *)b->name, "Blob") == 0 &&
 		    page_add(pg, b, &cap) != 0)
 			goto out;
-	pg->next = xml_text(xml_child(root, "NextMarker"));
+	pg->next = xml_child_text(root, "NextMarker");
 	if (pg->next != NULL && *pg->next == '\0') {
 		free(pg->next);
 		pg->next = NULL;
@@ -1362,7 +1304,7 @@ store_azure_open(const char *url, const char *container, const char *prefix,
 
 	*out = NULL;
 	http_global_init();
-	pthread_once(&xml_once, xml_init);
+	xml_global_init();
 	if ((az = calloc(1, sizeof(*az))) == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	az->base.ops = &store_azure_ops;

@@ -72,8 +72,7 @@ struct gcall {
 	struct store_gcs	*g;
 	const char		*op;
 	const char		*key;
-	int64_t			 deadline_us;
-	int			 attempt;	/* failed attempts so far */
+	struct http_retry	 rt;		/* deadline, failed attempts */
 	bool			 reauthed;	/* new token after a 401 */
 	bool			 final;		/* failed, not worth a retry */
 	char			*token;		/* sent with the last attempt */
@@ -103,7 +102,7 @@ gcall_init(struct gcall *c, struct store_gcs *g, const char *op,
 	c->g = g;
 	c->op = op;
 	c->key = *key != '\0' ? key : "\"\"";
-	c->deadline_us = ls_now_us() + g->deadline_s * 1000000;
+	http_retry_start(&c->rt, g->deadline_s * 1000000, 0);
 }
 
 static void
@@ -257,7 +256,7 @@ gcs_send(struct gcall *c, struct http_req *q, const struct curl_slist *hdrs,
 	free(c->msg);
 	c->token = c->msg = NULL;
 	if (g->auth != NULL && same_origin(g, q->url) &&
-	    (r = gcs_auth_token(g->auth, c->deadline_us, &c->token,
+	    (r = gcs_auth_token(g->auth, c->rt.deadline_us, &c->token,
 	    &c->msg)) != 0) {
 		c->final = true;
 		return r;
@@ -273,9 +272,27 @@ gcs_send(struct gcall *c, struct http_req *q, const struct curl_slist *hdrs,
 }
 
 /*
- * After an attempt that gave r and resp: true to try again (after a 401,
- * once, with a new token; after a network failure or a retryable status,
- * after a pause, until the deadline).  When the deadline passes, *r is
+ * The GCS hooks of the shared exchange: after a 401 to a request that
+ * carried a token, one fresh token and one more try at once; a download
+ * that got further renews the deadline (gcs_get resumes with Range).
+ */
+static bool
+gcs_reauth(void *arg, const struct http_resp *resp)
+{
+	struct gcall *c = arg;
+
+	if (resp->status != 401 || c->token == NULL || c->reauthed)
+		return false;
+	c->reauthed = true;
+	gcs_auth_invalidate(c->g->auth, c->token);
+	return true;
+}
+
+static const struct http_policy gcs_policy = { NULL, gcs_reauth, true };
+
+/*
+ * After an attempt that gave r and resp: true to try again (as
+ * http_retry_again says).  When the deadline passes, *r is
  * LS_ERR_TRANSIENT and c->msg says how often it was tried.
  */
 static bool
@@ -283,15 +300,12 @@ gcs_again(struct gcall *c, int *r, const struct http_resp *resp)
 {
 	char *d;
 
-	if (c->final || (*r != 0 && *r != LS_ERR_TRANSIENT))
+	if (c->final)
 		return false;
-	if (*r == 0 && resp->status == 401 && c->token != NULL &&
-	    !c->reauthed) {
-		c->reauthed = true;
-		gcs_auth_invalidate(c->g->auth, c->token);
+	if (http_retry_again(&gcs_policy, c, &c->rt, *r, resp))
 		return true;
-	}
-	if (*r == 0 && !http_retryable(resp->status))
+	if ((*r == 0 && !http_policy_retryable(&gcs_policy, resp->status)) ||
+	    (*r != 0 && *r != LS_ERR_TRANSIENT))
 		return false;
 	if (*r == 0) {
 		d = gcs_error_detail(resp->body, resp->body_len);
@@ -300,10 +314,8 @@ gcs_again(struct gcall *c, int *r, const struct http_resp *resp)
 		free(d);
 	}
 	*r = LS_ERR_TRANSIENT;
-	if (http_backoff(c->attempt++, c->deadline_us) == 0)
-		return true;
 	ls_errprefix(&c->msg, LS_ERR_TRANSIENT, "gave up after %d attempts in "
-	    "%" PRId64 " s", c->attempt, c->g->deadline_s);
+	    "%" PRId64 " s", c->rt.failures, c->g->deadline_s);
 	return false;
 }
 
@@ -338,9 +350,7 @@ status_error(struct gcall *c, const struct http_resp *resp, char **errmsg)
 	long st = resp->status;
 	int code;
 
-	code = st == 404 ? LS_ERR_NOTFOUND : st == 412 ? LS_ERR_EXISTS :
-	    st == 401 || st == 403 ? LS_ERR_AUTH : st == 400 ? LS_ERR_INVALID :
-	    http_retryable(st) ? LS_ERR_TRANSIENT : LS_ERR_IO;
+	code = http_status_code(&gcs_policy, st);
 	if (code == LS_ERR_AUTH)
 		cerr(c, errmsg, code, "HTTP %ld %s; %s%s needs roles/storage."
 		    "objectAdmin (or objectUser) on bucket %s", st, d ? d : "",
@@ -650,14 +660,14 @@ session_step(struct gcall *c, struct session *s, int fd, bool excl,
 		r = exchange_failed(c, r, errmsg);
 	else if ((r = session_answer(c, s, &resp, sent_all, errmsg)) == 1) {
 		if (s->off > was) {	/* progress: a new lease of retries */
-			c->attempt = 0;
-			c->deadline_us = ls_now_us() +
-			    c->g->deadline_s * 1000000;
+			c->rt.failures = 0;
+			c->rt.deadline_us = ls_now_us() + c->rt.lease_us;
 		}
 		/* a lost session, or a chunk that did not move: pause */
 		stuck = s->url == NULL ||
 		    (!query && s->off == was && s->off < s->size);
-		if (stuck && http_backoff(c->attempt++, c->deadline_us) != 0)
+		if (stuck && http_backoff(c->rt.failures++,
+		    c->rt.deadline_us) != 0)
 			r = cerr(c, errmsg, LS_ERR_TRANSIENT, "the resumable "
 			    "upload made no progress at byte %" PRIu64
 			    " before the deadline", s->off);
@@ -704,7 +714,7 @@ gcs_put_common(struct store *st, const char *key, int fd, bool excl,
 		r = resumable_put(&c, fd, (uint64_t)sb.st_size, excl, &msg);
 	else
 		r = media_put(&c, fd, (uint64_t)sb.st_size, excl, &msg);
-	if (r == LS_ERR_EXISTS && c.attempt > 0)
+	if (r == LS_ERR_EXISTS && c.rt.failures > 0)
 		r = was_ours(&c, fd, (uint64_t)sb.st_size, &msg);
 	gcall_done(&c);
 	if (r != 0 && errmsg != NULL) {
@@ -779,11 +789,7 @@ get_note(struct gcall *c, struct download *d, const struct http_resp *resp)
 		if ((v = http_header(resp, "content-length")) != NULL)
 			d->total = strtoull(v, NULL, 10);
 	}
-	if (resp->written > 0) {	/* progress: a new lease of retries */
-		d->done += resp->written;
-		c->attempt = 0;
-		c->deadline_us = ls_now_us() + c->g->deadline_s * 1000000;
-	}
+	d->done += resp->written;	/* gcs_policy renews the deadline */
 	return 0;
 }
 

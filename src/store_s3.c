@@ -41,8 +41,6 @@
 #include <unistd.h>
 
 #include <curl/curl.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -52,6 +50,7 @@
 #include "sigv4.h"
 #include "store.h"
 #include "util.h"
+#include "xml.h"
 
 #define MIB			(1024ULL * 1024)
 #define DEFAULT_THRESHOLD	(64 * MIB)
@@ -63,7 +62,6 @@
 #define LIST_PAGE		1000
 #define ERR_BODY_MAX		(64 * 1024)
 #define LIST_BODY_MAX		(8 * MIB)
-#define MSG_MAX			300		/* bytes of a message kept */
 #define EMPTY_SHA256 \
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define MAXQ			5
@@ -168,110 +166,24 @@ req_path(const struct store_s3 *s, const struct s3_req *q)
 	return p;
 }
 
-/* ---- XML (libxml2) ---- */
-
-static pthread_once_t xml_once = PTHREAD_ONCE_INIT;
-
-static void
-xml_init(void)
-{
-	xmlInitParser();
-}
-
-/* Parse a response body (leading blanks skipped); NULL if not XML. */
-static xmlDocPtr
-xml_parse(const char *body, size_t len)
-{
-	while (len > 0 && isspace((unsigned char)*body)) {
-		body++;
-		len--;
-	}
-	if (len == 0 || len > INT_MAX)
-		return NULL;
-	return xmlReadMemory(body, (int)len, "s3.xml", NULL, XML_PARSE_NONET |
-	    XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOBLANKS);
-}
-
-/* The root element if it is called name, else NULL. */
-static xmlNodePtr
-xml_root(xmlDocPtr doc, const char *name)
-{
-	xmlNodePtr n = doc != NULL ? xmlDocGetRootElement(doc) : NULL;
-
-	return n != NULL && strcmp((const char *)n->name, name) == 0 ? n : NULL;
-}
-
-/* Text of n's first child element called name (malloc'd), or NULL. */
-static char *
-xml_text(xmlNodePtr n, const char *name)
-{
-	xmlChar *t;
-	char *out;
-
-	for (n = n != NULL ? n->children : NULL; n != NULL; n = n->next)
-		if (n->type == XML_ELEMENT_NODE &&
-		    strcmp((const char *)n->name, name) == 0)
-			break;
-	if (n == NULL || (t = xmlNodeGetContent(n)) == NULL)
-		return NULL;
-	out = strdup((const char *)t);
-	xmlFree(t);
-	return out;
-}
-
-/* Make a service message one short printable line. */
-static void
-one_line(char *m)
-{
-	size_t i;
-
-	if (strlen(m) > MSG_MAX + 3)
-		strcpy(m + MSG_MAX, "...");
-	for (i = 0; m[i] != '\0'; i++)
-		if ((unsigned char)m[i] < 0x20 || m[i] == 0x7f)
-			m[i] = ' ';
-}
-
-/* Code and Message of an <Error> document, if body is one. */
-static void
-xml_error(const char *body, size_t len, char **code, char **msg)
-{
-	xmlDocPtr doc = xml_parse(body, len);
-	xmlNodePtr root = xml_root(doc, "Error");
-
-	*code = *msg = NULL;
-	if (root != NULL) {
-		*code = xml_text(root, "Code");
-		*msg = xml_text(root, "Message");
-		if (*code != NULL)
-			one_line(*code);
-		if (*msg != NULL)
-			one_line(*msg);
-	}
-	xmlFreeDoc(doc);
-}
-
 /* ---- errors ---- */
 
-/* Worth another try: 5xx but 501 (never implemented), 408, 409, 429. */
-static int
-retryable(long status)
-{
-	return status != 501 && (http_retryable(status) || status == 409);
-}
+/*
+ * The S3 hooks of the shared exchange: 409 is tried again too (S3 answers
+ * 409 OperationAborted / ConditionalRequestConflict while a conflicting
+ * operation on the key is in progress; it clears).  A download that wrote
+ * bytes before failing is not tried again there: s3_get resumes it.
+ */
+static const long s3_also_retry[] = { 409, 0 };
+static const struct http_policy s3_policy = { s3_also_retry, NULL, false };
 
-/* The LS_ERR_* code for a failed answer. */
+/* The LS_ERR_* code for a failed answer: a missing bucket is a setting. */
 static int
 status_code(long status, const char *code)
 {
-	if (status == 404)
-		return code != NULL && strcmp(code, "NoSuchBucket") == 0 ?
-		    LS_ERR_INVALID : LS_ERR_NOTFOUND;
-	if (status == 401 || status == 403)
-		return LS_ERR_AUTH;
-	if (status == 412)
-		return LS_ERR_EXISTS;
-	return retryable(status) ? LS_ERR_TRANSIENT : LS_ERR_INVALID;
+	if (status == 404 && code != NULL && strcmp(code, "NoSuchBucket") == 0)
+		return LS_ERR_INVALID;
+	return http_status_code(&s3_policy, status);
 }
 
 /* The LS_ERR_* code for an answer, from its status and <Error> code. */
@@ -295,31 +207,6 @@ req_what(const struct s3_req *q)
 	return q->key != NULL && *q->key != '\0' ? q->key : "(all)";
 }
 
-/*
- * The error for an unexpected answer: "store <url>: <op> <key>: HTTP 403
- * SignatureDoesNotMatch: <message>" (the code and message when the body
- * is an S3 <Error>).
- */
-static int
-s3_fail(struct store_s3 *s, const struct s3_req *q,
-    const struct http_resp *resp, char **errmsg)
-{
-	char *code, *msg, tries[64] = "";
-	int r;
-
-	xml_error(resp->body, resp->body_len, &code, &msg);
-	r = status_code(resp->status, code);
-	if (r == LS_ERR_TRANSIENT && q->tries > 1)
-		snprintf(tries, sizeof(tries), " (gave up after %d tries)",
-		    q->tries);
-	ls_errf(errmsg, r, "store %s: %s %s: HTTP %ld%s%s%s%s%s", s->base.url,
-	    q->op, req_what(q), resp->status, code ? " " : "", code ? code : "",
-	    msg ? ": " : "", msg ? msg : "", tries);
-	free(code);
-	free(msg);
-	return r;
-}
-
 /* "store <url>: <op> <key>: <detail>" for a failure that is not HTTP. */
 static int __attribute__((format(printf, 5, 6)))
 s3_err(struct store_s3 *s, const struct s3_req *q, char **errmsg, int code,
@@ -331,6 +218,30 @@ s3_err(struct store_s3 *s, const struct s3_req *q, char **errmsg, int code,
 	store_verrf(&s->base, errmsg, code, q->op, req_what(q), fmt, ap);
 	va_end(ap);
 	return code;
+}
+
+/*
+ * The error for an unexpected answer: "store <url>: <op> <key>: HTTP 403
+ * SignatureDoesNotMatch: <message>" (the code and message when the body
+ * is an S3 <Error>).
+ */
+static int
+s3_fail(struct store_s3 *s, const struct s3_req *q,
+    const struct http_resp *resp, char **errmsg)
+{
+	char *code, *msg, tries[64] = "", text[2 * HTTP_MSG_MAX + 64];
+	int r;
+
+	xml_error(resp->body, resp->body_len, &code, &msg);
+	r = status_code(resp->status, code);
+	if (r == LS_ERR_TRANSIENT && q->tries > 1)
+		snprintf(tries, sizeof(tries), " (gave up after %d tries)",
+		    q->tries);
+	s3_err(s, q, errmsg, r, "%s%s", http_status_text(text, sizeof(text),
+	    resp->status, code, msg), tries);
+	free(code);
+	free(msg);
+	return r;
 }
 
 /* ---- one signed exchange, and retries ---- */
@@ -446,38 +357,41 @@ s3_attempt(struct store_s3 *s, const struct s3_req *q,
 	return r;
 }
 
+/* One try of the request a struct s3_try names (http_exchange's attempt). */
+struct s3_try {
+	struct store_s3		*s;
+	const struct s3_req	*q;
+};
+
+static int
+s3_try(void *arg, struct http_resp *resp, char **why)
+{
+	struct s3_try *t = arg;
+
+	return s3_attempt(t->s, t->q, resp, why);
+}
+
 /*
- * Exchange q, trying again after a network failure or a 5xx (but 501),
- * 408, 409 or 429 answer until the deadline.  0 with the last answer in
- * resp (which may still be a retryable status: report it with s3_fail),
- * or the error of the last network failure.  A download that wrote to
- * resp_fd before failing is not tried again here: the caller resumes it.
+ * Exchange q through http_exchange under s3_policy until the deadline.  0
+ * with the last answer in resp (which may still be a retryable status:
+ * report it with s3_fail), or the error of the last network failure.
  */
 static int
 s3_call(struct store_s3 *s, struct s3_req *q, struct http_resp *resp,
     char **errmsg)
 {
-	int64_t start = ls_now_us(), deadline = q->deadline_us != 0 ?
-	    q->deadline_us : start + s->deadline_s * 1000000;
+	struct s3_try t = { s, q };
+	struct http_retry rt;
 	char *why = NULL;
 	int r;
 
-	for (q->tries = 1;; q->tries++) {
-		free(why);
-		why = NULL;
-		http_resp_free(resp);
-		r = s3_attempt(s, q, resp, &why);
-		if (r == 0 && !retryable(resp->status))
-			break;
-		if ((r != 0 && r != LS_ERR_TRANSIENT) ||
-		    (q->resp_fd >= 0 && resp->written > 0) ||
-		    http_backoff(q->tries - 1, deadline) != 0)
-			break;
-	}
+	http_retry_start(&rt, s->deadline_s * 1000000, q->deadline_us);
+	r = http_exchange(&s3_policy, &t, s3_try, &rt, resp, &why);
+	q->tries = rt.tries;
 	if (r == LS_ERR_TRANSIENT)
 		s3_err(s, q, errmsg, r, "%s (gave up after %d %s in %lld s)",
 		    why, q->tries, q->tries == 1 ? "try" : "tries",
-		    (long long)((ls_now_us() - start + 500000) / 1000000));
+		    (long long)((ls_now_us() - rt.start_us + 500000) / 1000000));
 	else if (r != 0)
 		s3_err(s, q, errmsg, r, "%s", why);
 	free(why);
@@ -728,7 +642,7 @@ static int
 list_add(struct lister *l, xmlNodePtr c)
 {
 	struct store_entry *e;
-	char *key = xml_text(c, "Key"), *size = xml_text(c, "Size");
+	char *key = xml_child_text(c, "Key"), *size = xml_child_text(c, "Size");
 	int r = 0;
 
 	if (key == NULL || strlen(key) <= l->skip || (l->skip > 0 &&
@@ -783,11 +697,11 @@ list_parse(struct lister *l, const struct http_resp *resp, char **errmsg)
 		}
 		r = list_add(l, c);
 	}
-	trunc = xml_text(root, "IsTruncated");
+	trunc = xml_child_text(root, "IsTruncated");
 	l->more = trunc != NULL && strcmp(trunc, "true") == 0;
 	free(trunc);
 	free(l->token);
-	l->token = l->more ? xml_text(root, "NextContinuationToken") : NULL;
+	l->token = l->more ? xml_child_text(root, "NextContinuationToken") : NULL;
 	xmlFreeDoc(doc);
 	if (r != 0)
 		return s3_err(l->s, &l->q, errmsg, r, "out of memory");
@@ -1103,8 +1017,8 @@ mpu_create(struct mpu *m, char **errmsg)
 		goto out;
 	}
 	doc = xml_parse(resp.body, resp.body_len);
-	m->upload_id = xml_text(xml_root(doc, "InitiateMultipartUploadResult"),
-	    "UploadId");
+	m->upload_id = xml_child_text(xml_root(doc,
+	    "InitiateMultipartUploadResult"), "UploadId");
 	if (m->upload_id == NULL || *m->upload_id == '\0')
 		r = s3_err(m->s, &q, errmsg, LS_ERR_IO, "starting a multipart "
 		    "upload: no UploadId in the answer");
@@ -1177,22 +1091,6 @@ mpu_parts(struct mpu *m, char **errmsg)
 	return r;
 }
 
-/* Write s to f with &, < and > escaped. */
-static void
-xml_put(FILE *f, const char *s)
-{
-	for (; *s != '\0'; s++) {
-		if (*s == '&')
-			fputs("&amp;", f);
-		else if (*s == '<')
-			fputs("&lt;", f);
-		else if (*s == '>')
-			fputs("&gt;", f);
-		else
-			fputc(*s, f);
-	}
-}
-
 /* The CompleteMultipartUpload document; NULL if out of memory. */
 static char *
 mpu_xml(const struct mpu *m, size_t *lenp)
@@ -1206,7 +1104,7 @@ mpu_xml(const struct mpu *m, size_t *lenp)
 	fputs("<CompleteMultipartUpload>", f);
 	for (n = 1; n <= m->nparts; n++) {
 		fprintf(f, "<Part><PartNumber>%u</PartNumber><ETag>", n);
-		xml_put(f, m->etags[n - 1]);
+		xml_escape(f, m->etags[n - 1]);
 		fputs("</ETag></Part>", f);
 	}
 	fputs("</CompleteMultipartUpload>", f);
@@ -1643,7 +1541,7 @@ store_s3_open(const char *url, const char *bucket, const char *prefix,
 	if (!bucket_ok(bucket))
 		return ls_errf(errmsg, LS_ERR_INVALID, "store %s: \"%s\" is "
 		    "not a valid S3 bucket name", url, bucket);
-	pthread_once(&xml_once, xml_init);
+	xml_global_init();
 	http_global_init();
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
