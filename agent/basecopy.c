@@ -24,14 +24,14 @@
 
 #include <libpq-fe.h>
 
-#include "base.h"
 #include "basecopy.h"
-#include "blob.h"
-#include "error.h"
-#include "log.h"
-#include "pgtool.h"
-#include "store.h"
-#include "util.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "format/blob.h"
+#include "pg/pgtool.h"
+#include "repo/base.h"
+#include "store/store.h"
 
 #define SUB		"base"
 #define IOBUF		(64 * 1024)

@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/error.h"
+#include "common/util.h"
 #include "config.h"
-#include "error.h"
-#include "util.h"
 
 
 enum ctype { C_STR, C_INT, C_SIZE, C_SECONDS, C_LSN, C_FLAG, C_BOOL };

@@ -20,15 +20,15 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "catalog.h"
-#include "error.h"
-#include "http.h"
-#include "log.h"
-#include "pgoutput.h"
-#include "relcache.h"
-#include "segment.h"
-#include "store.h"
-#include "util.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "format/relcache.h"
+#include "format/segment.h"
+#include "pg/pgoutput.h"
+#include "repo/catalog.h"
+#include "store/http.h"
+#include "store/store.h"
 
 volatile sig_atomic_t agent_stop;
 volatile sig_atomic_t agent_hup;

@@ -16,17 +16,17 @@
 #include <time.h>
 
 #include "agent.h"
-#include "base.h"
 #include "basecopy.h"
-#include "catalog.h"
-#include "error.h"
-#include "log.h"
-#include "pgoutput.h"
-#include "relcache.h"
-#include "segment.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "format/relcache.h"
+#include "format/segment.h"
+#include "pg/pgoutput.h"
+#include "repo/base.h"
+#include "repo/catalog.h"
 #include "source.h"
-#include "store.h"
-#include "util.h"
+#include "store/store.h"
 
 /* Run a replication command expecting tuples (or a plain OK). */
 static PGresult *

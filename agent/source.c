@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "common/error.h"
+#include "common/util.h"
 #include "source.h"
-#include "util.h"
 
 /* The server's message without its trailing newline. */
 static const char *

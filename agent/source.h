@@ -12,7 +12,7 @@
 
 #include <libpq-fe.h>
 
-#include "record.h"
+#include "format/record.h"
 
 /*
  * Connect; replication adds replication=database.  LS_ERR_AUTH for a

@@ -18,16 +18,16 @@
 #include <unistd.h>
 
 #include "agent.h"
-#include "catalog.h"
-#include "error.h"
-#include "log.h"
-#include "pgoutput.h"
-#include "relcache.h"
-#include "segment.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "format/relcache.h"
+#include "format/segment.h"
+#include "pg/pgoutput.h"
+#include "repo/catalog.h"
 #include "source.h"
-#include "store.h"
+#include "store/store.h"
 #include "txnbuf.h"
-#include "util.h"
 
 /* ---- positions and confirmation ---- */
 

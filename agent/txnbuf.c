@@ -9,9 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "error.h"
+#include "common/error.h"
+#include "common/util.h"
 #include "txnbuf.h"
-#include "util.h"
 
 struct sub {
 	uint32_t	xid;

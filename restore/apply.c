@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
 #include "apply.h"
-#include "relcache.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "format/relcache.h"
 #include "target.h"
-#include "util.h"
 
 #define SYNC_EVERY	256
 #define MAX_PARAMS	(2 * 1664)

@@ -21,7 +21,7 @@
 
 #include <libpq-fe.h>
 
-#include "record.h"
+#include "format/record.h"
 
 struct applier;
 

@@ -9,12 +9,12 @@
 
 #include <libpq-fe.h>
 
-#include "base.h"
 #include "baseload.h"
-#include "blob.h"
-#include "catalog.h"
-#include "error.h"
-#include "log.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "format/blob.h"
+#include "repo/base.h"
+#include "repo/catalog.h"
 #include "state.h"
 #include "target.h"
 

@@ -3,11 +3,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base.h"
+#include "common/error.h"
+#include "common/log.h"
+#include "common/util.h"
 #include "elide.h"
-#include "error.h"
-#include "log.h"
-#include "util.h"
+#include "repo/base.h"
 
 struct elide {
 	struct filter		 *f;

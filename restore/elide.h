@@ -10,8 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "filter.h"
-#include "record.h"
+#include "filter/filter.h"
+#include "format/record.h"
 
 struct base_manifest;
 struct elide;

@@ -14,14 +14,14 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
-#include "base.h"
-#include "catalog.h"
-#include "error.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "format/relcache.h"
+#include "format/segment.h"
 #include "inspect.h"
-#include "relcache.h"
-#include "segment.h"
-#include "store.h"
-#include "util.h"
+#include "repo/base.h"
+#include "repo/catalog.h"
+#include "store/store.h"
 
 static bool
 has_gen(char (*gens)[17], size_t n, const char *gen)

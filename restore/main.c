@@ -10,13 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "common/error.h"
+#include "common/util.h"
 #include "inspect.h"
 #include "mirror.h"
 #include "replay.h"
 #include "state.h"
-#include "store.h"
-#include "util.h"
+#include "store/store.h"
 
 
 /* Long options of the cloud stores, shared by every subcommand. */

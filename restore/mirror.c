@@ -37,14 +37,14 @@
 
 #include <jansson.h>
 
-#include "base.h"
-#include "blob.h"
-#include "catalog.h"
-#include "error.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "format/blob.h"
+#include "format/segment.h"
 #include "mirror.h"
-#include "segment.h"
-#include "store.h"
-#include "util.h"
+#include "repo/base.h"
+#include "repo/catalog.h"
+#include "store/store.h"
 
 #define NONE		SIZE_MAX
 #define IDENTITY_MAX	65536

@@ -8,11 +8,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "catalog.h"
-#include "error.h"
+#include "common/error.h"
+#include "common/util.h"
 #include "prefetch.h"
-#include "store.h"
-#include "util.h"
+#include "repo/catalog.h"
+#include "store/store.h"
 
 struct prefetch {
 	struct store		*store;

@@ -11,7 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "segment.h"
+#include "format/segment.h"
 
 struct store;
 struct prefetch;

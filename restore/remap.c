@@ -9,8 +9,8 @@
 
 #include <libpq-fe.h>
 
-#include "error.h"
-#include "log.h"
+#include "common/error.h"
+#include "common/log.h"
 #include "remap.h"
 #include "state.h"
 #include "target.h"

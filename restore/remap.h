@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "record.h"
+#include "format/record.h"
 
 struct state;
 struct state_txn;

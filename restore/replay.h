@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "store.h"
+#include "store/store.h"
 
 struct replay_opts {
 	const char	*store_url;

@@ -10,7 +10,7 @@
 
 #include <lmdb.h>
 
-#include "error.h"
+#include "common/error.h"
 #include "state.h"
 
 struct state {

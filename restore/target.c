@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
+#include "common/error.h"
+#include "common/util.h"
 #include "target.h"
-#include "util.h"
 
 int
 target_classify(PGconn *c, const PGresult *res)

@@ -13,9 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "pgoutput.h"
-#include "util.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "pg/pgoutput.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

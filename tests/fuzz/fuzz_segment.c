@@ -9,8 +9,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "segment.h"
-#include "util.h"
+#include "common/util.h"
+#include "format/segment.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -30,12 +30,12 @@
 
 #include <curl/curl.h>
 
-#include "azure_sign.h"
-#include "catalog.h"
-#include "error.h"
-#include "http.h"
-#include "store.h"
-#include "util.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "repo/catalog.h"
+#include "store/azure/sign.h"
+#include "store/http.h"
+#include "store/store_int.h"
 
 #define AZ_VERSION	"2021-08-06"
 

@@ -25,12 +25,12 @@
 
 #include <libpq-fe.h>
 
-#include "base.h"
 #include "basecopy.h"
-#include "catalog.h"
-#include "error.h"
-#include "store.h"
-#include "util.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "repo/base.h"
+#include "repo/catalog.h"
+#include "store/store.h"
 
 struct slot {
 	uint64_t	 sysid;

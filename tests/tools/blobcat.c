@@ -14,9 +14,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blob.h"
-#include "error.h"
-#include "util.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "format/blob.h"
 
 static int
 out(void *arg, const void *buf, size_t len)

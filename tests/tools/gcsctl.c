@@ -26,10 +26,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "http.h"
-#include "store.h"
-#include "util.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "store/http.h"
+#include "store/store_int.h"
 
 static struct store *st;
 

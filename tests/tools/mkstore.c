@@ -12,11 +12,11 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "catalog.h"
-#include "error.h"
-#include "segment.h"
-#include "store.h"
-#include "util.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "format/segment.h"
+#include "repo/catalog.h"
+#include "store/store.h"
 
 #define GEN "0000000100000001"
 
@@ -103,8 +103,9 @@ write_segment(struct store *st, uint64_t segno, uint8_t prev[32],
 int
 main(int argc, char **argv)
 {
-	struct catalog_identity id = { CATALOG_FORMAT, 7301234567890123456ULL,
-	    "app", GEN, "logship", 0 };
+	struct catalog_identity id = { .format = CATALOG_FORMAT,
+	    .system_id = 7301234567890123456ULL, .database = "app",
+	    .generation = GEN, .slot = "logship" };
 	struct store *st = NULL;
 	uint8_t prev[32] = { 0 }, key[32];
 	char *err = NULL;

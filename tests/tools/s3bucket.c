@@ -28,11 +28,11 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
-#include "error.h"
-#include "http.h"
-#include "sigv4.h"
-#include "store.h"
-#include "util.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "store/http.h"
+#include "store/s3/sigv4.h"
+#include "store/store_int.h"
 
 #define EMPTY "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 

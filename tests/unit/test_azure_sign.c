@@ -16,8 +16,8 @@
 
 #include <curl/curl.h>
 
-#include "azure_sign.h"
-#include "error.h"
+#include "common/error.h"
+#include "store/azure/sign.h"
 #include "tap.h"
 
 #define DEVKEY	"Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6" \

@@ -14,10 +14,10 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "error.h"
-#include "filter.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "filter/filter.h"
 #include "tap.h"
-#include "util.h"
 
 #define FILE_NAME	"conf/f.filter"
 

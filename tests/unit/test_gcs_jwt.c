@@ -17,8 +17,8 @@
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
 
-#include "error.h"
-#include "gcs_auth.h"
+#include "common/error.h"
+#include "store/gcs/auth.h"
 #include "tap.h"
 
 #define EMAIL	"logship-test@demo-project.iam.gserviceaccount.com"

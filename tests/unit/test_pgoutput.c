@@ -11,9 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "error.h"
-#include "pgoutput.h"
-#include "util.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "pg/pgoutput.h"
 #include "tap.h"
 
 #define SXID		UINT32_C(0x9abcdef0)	/* streamed transaction */

@@ -18,8 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "pgtool.h"
+#include "common/error.h"
+#include "pg/pgtool.h"
 #include "tap.h"
 
 #define CONNINFO	"host=127.0.0.1 port=5 user=u password=s3cret dbname=d"

@@ -15,10 +15,10 @@
 #include <openssl/evp.h>
 #include <zlib.h>
 
-#include "error.h"
-#include "segment.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "format/segment.h"
 #include "tap.h"
-#include "util.h"
 
 #define GEN "00000001deadbeef"
 
@@ -350,7 +350,7 @@ test_every_byte(void)
 	ok(missed == 0, "every single-byte corruption of a %zu-byte segment "
 	    "is detected (%d missed)", len, missed);
 	ok(err != NULL && strstr(err, "segment 0000000000000001") != NULL,
-	    "errors name the object: %s", err);
+	    "errors name the object: %s", err ? err : "(none)");
 	for (i = 0, missed = 0; i < len; i++)
 		if (verify_buf(buf, i, NULL, NULL) == 0)
 			missed++;

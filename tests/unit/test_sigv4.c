@@ -20,10 +20,10 @@
 
 #include <openssl/evp.h>
 
-#include "error.h"
-#include "sigv4.h"
+#include "common/error.h"
+#include "common/util.h"
+#include "store/s3/sigv4.h"
 #include "tap.h"
-#include "util.h"
 
 #define EMPTY	\
 	"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"

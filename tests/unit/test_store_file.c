@@ -20,8 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "error.h"
-#include "store.h"
+#include "common/error.h"
+#include "store/store_int.h"
 #include "tap.h"
 
 #define RACE_ROUNDS	50

@@ -1,12 +1,13 @@
 /* test_util.c: LSN and timestamp parsing/formatting, hex, key files, sizes. */
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "error.h"
+#include "common/error.h"
+#include "common/util.h"
 #include "tap.h"
-#include "util.h"
 
 static void
 test_lsn(void)

@@ -1,0 +1,74 @@
+/*
+ * catalog.h: the store layout (design.md "The store"):
+ *	logship.json			store identity
+ *	<gen>.confirmed			idle-confirmed LSN (replaced)
+ *	<gen>/base/manifest, <gen>/base/<chunk>
+ *	<gen>/seg/<segno:016x>
+ * Functions here name objects and find them; they return 0 or LS_ERR_*.
+ */
+#ifndef LS_CATALOG_H
+#define LS_CATALOG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "format/segment.h"
+#include "store/store.h"
+
+#define CATALOG_IDENTITY	"logship.json"
+#define CATALOG_FORMAT		1
+
+struct catalog_seg {
+	uint64_t	segno;
+	uint64_t	size;
+};
+
+/* The store identity (logship.json). */
+struct catalog_identity {
+	int		format;
+	uint64_t	system_id;
+	char		database[64];
+	char		generation[17];		/* the current generation */
+	char		slot[64];		/* the agent's replication slot */
+	uint64_t	slot_lsn;		/* its creation LSN; 0: unknown */
+	int64_t		created;
+};
+
+/* Generations present, ascending; *gens is malloc'd (17 bytes each). */
+int catalog_generations(struct store *, char (**gens)[17], size_t *n,
+    char **errmsg);
+
+/* Segments of gen numbered above after, ascending; *segs malloc'd. */
+int catalog_segments(struct store *, const char *gen, uint64_t after,
+    struct catalog_seg **segs, size_t *n, char **errmsg);
+
+/* Fetch an object into an anonymous temp file; *fdp readable from 0. */
+int catalog_fetch(struct store *, const char *key, int *fdp, char **errmsg);
+
+/* Read just a segment's header (ranged reads). */
+int catalog_read_header(struct store *, const char *gen, uint64_t segno,
+    struct segment_header *h, char **errmsg);
+
+/* Last 32 bytes of a segment object: its SHA-256 trailer. */
+int catalog_read_trailer(struct store *, const char *gen, uint64_t segno,
+    uint64_t size, uint8_t sha[32], char **errmsg);
+
+/* logship.json: read (LS_ERR_NOTFOUND if absent) and create-if-absent. */
+int catalog_identity_read(struct store *, struct catalog_identity *,
+    char **errmsg);
+int catalog_identity_write(struct store *, const struct catalog_identity *,
+    int replace, char **errmsg);
+
+/*
+ * <gen>.confirmed: the highest position the agent confirmed to the source
+ * while idle, past the generation's last stored transaction.  It lies
+ * outside the generation's directory and always has the same size, so a
+ * mirror copies it once and never refuses it.  Read gives LS_ERR_NOTFOUND
+ * when absent; write replaces it.
+ */
+int catalog_confirmed_read(struct store *, const char *gen, uint64_t *lsn,
+    char **errmsg);
+int catalog_confirmed_write(struct store *, const char *gen, uint64_t lsn,
+    char **errmsg);
+
+#endif
