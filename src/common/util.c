@@ -23,8 +23,11 @@ ls_write_all(int fd, const void *buf, size_t len)
 		n = write(fd, p, len);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return -1;
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
+			return LS_ERR_IO;
+		}
 		p += n;
 		len -= (size_t)n;
 	}
@@ -42,7 +45,7 @@ ls_pread_all(int fd, void *buf, size_t len, off_t off)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return -1;
+			return LS_ERR_IO;
 		if (n == 0)
 			break;
 		done += (size_t)n;
@@ -82,7 +85,7 @@ ls_unhex(const char *s, uint8_t *buf, size_t len)
 
 	for (i = 0; i < len; i++) {
 		if ((hi = hexval(s[2 * i])) < 0 || (lo = hexval(s[2 * i + 1])) < 0)
-			return -1;
+			return LS_ERR_INVALID;
 		buf[i] = (uint8_t)(hi << 4 | lo);
 	}
 	return 0;

@@ -1,4 +1,9 @@
-/* util.h: small helpers shared by liblogship: I/O, hex, time, LSNs. */
+/*
+ * util.h: small helpers shared by liblogship: I/O, hex, time, LSNs.
+ * One convention, the library's (error.h): a negative LS_ERR_* code on
+ * failure; 0, or a count, on success.  The I/O helpers leave errno set
+ * for the caller's message.
+ */
 #ifndef LS_UTIL_H
 #define LS_UTIL_H
 
@@ -6,14 +11,17 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* write(2) until all of buf is written; 0 or -1 with errno set. */
+/* write(2) until all of buf is written; 0, or LS_ERR_IO with errno set. */
 int ls_write_all(int fd, const void *buf, size_t len);
-/* pread(2) until len bytes or EOF; bytes read or -1 with errno set. */
+/*
+ * pread(2) until len bytes or EOF; the bytes read (fewer at EOF), or
+ * LS_ERR_IO with errno set.
+ */
 ssize_t ls_pread_all(int fd, void *buf, size_t len, off_t off);
 
 /* Lowercase hex of len bytes into out (2*len+1 bytes). */
 void ls_hex(const uint8_t *buf, size_t len, char *out);
-/* Parse exactly 2*len hex digits; 0 or -1. */
+/* Parse exactly 2*len hex digits; 0 or LS_ERR_INVALID. */
 int ls_unhex(const char *s, uint8_t *buf, size_t len);
 
 /* Wall clock, microseconds since the Unix epoch. */

@@ -200,34 +200,6 @@ rd_be(struct rd *r, size_t n, uint64_t *v)
 	return 0;
 }
 
-static int
-rd_u8(struct rd *r, uint8_t *v)
-{
-	uint64_t x;
-	int rc;
-
-	if ((rc = rd_be(r, 1, &x)) == 0)
-		*v = (uint8_t)x;
-	return rc;
-}
-
-static int
-rd_u32(struct rd *r, uint32_t *v)
-{
-	uint64_t x;
-	int rc;
-
-	if ((rc = rd_be(r, 4, &x)) == 0)
-		*v = (uint32_t)x;
-	return rc;
-}
-
-static int
-rd_u64(struct rd *r, uint64_t *v)
-{
-	return rd_be(r, 8, v);
-}
-
 /* Two's complement to signed without implementation-defined casts. */
 static int64_t
 to_signed(uint64_t x, unsigned bits)
@@ -241,37 +213,29 @@ to_signed(uint64_t x, unsigned bits)
 	return (int64_t)x - (int64_t)(sign << 1);
 }
 
-static int
-rd_i16(struct rd *r, int16_t *v)
-{
-	uint64_t x;
-	int rc;
-
-	if ((rc = rd_be(r, 2, &x)) == 0)
-		*v = (int16_t)to_signed(x, 16);
-	return rc;
+/* rd_NAME(r, &v): an n-byte big-endian field into TYPE, CONV(x) of it. */
+#define RD_FIELD(name, type, n, conv)					\
+static int								\
+rd_##name(struct rd *r, type *v)					\
+{									\
+	uint64_t x;							\
+	int rc;								\
+									\
+	if ((rc = rd_be(r, n, &x)) == 0)				\
+		*v = (type)(conv);					\
+	return rc;							\
 }
 
-static int
-rd_i32(struct rd *r, int32_t *v)
-{
-	uint64_t x;
-	int rc;
-
-	if ((rc = rd_be(r, 4, &x)) == 0)
-		*v = (int32_t)to_signed(x, 32);
-	return rc;
-}
+RD_FIELD(u8, uint8_t, 1, x)
+RD_FIELD(u32, uint32_t, 4, x)
+RD_FIELD(i16, int16_t, 2, to_signed(x, 16))
+RD_FIELD(i32, int32_t, 4, to_signed(x, 32))
+RD_FIELD(i64, int64_t, 8, to_signed(x, 64))
 
 static int
-rd_i64(struct rd *r, int64_t *v)
+rd_u64(struct rd *r, uint64_t *v)
 {
-	uint64_t x;
-	int rc;
-
-	if ((rc = rd_be(r, 8, &x)) == 0)
-		*v = to_signed(x, 64);
-	return rc;
+	return rd_be(r, 8, v);
 }
 
 /* Read a PostgreSQL timestamp and convert it to Unix-epoch microseconds. */

@@ -293,7 +293,7 @@ copy_fd(int src, int dst, const char **what)
 			continue;
 		if (n <= 0)
 			break;
-		if (ls_write_all(dst, buf, (size_t)n) == -1) {
+		if (ls_write_all(dst, buf, (size_t)n) != 0) {
 			*what = "write";
 			goto out;
 		}
@@ -1010,18 +1010,6 @@ file_free(struct store *s)
 	free(sf);
 }
 
-static const struct store_ops store_file_ops = {
-	.scheme = "file",
-	.put = file_put,
-	.put_if_absent = file_put_if_absent,
-	.get = file_get,
-	.get_range = file_get_range,
-	.head = file_head,
-	.list_after = file_list_after,
-	.del = file_del,
-	.free = file_free,
-};
-
 /* Check that root, if it exists, is a directory. */
 static int
 root_check(const char *url, const char *root, char **errmsg)
@@ -1075,3 +1063,5 @@ store_file_open(const char *url, const char *path, struct store **out,
 		file_free(&sf->base);
 	return r;
 }
+
+static const struct store_ops store_file_ops = STORE_OPS(file, "file");

@@ -8,7 +8,6 @@
  * store_list_all) are written only in terms of the ops table, so every
  * backend gets them for free.
  */
-#include <sys/mman.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/util.h"
 #include "store/store_int.h"
 
 #define STORE_LIST_PAGE	1000
@@ -312,50 +312,21 @@ store_list_clear(struct store_list *l)
 	memset(l, 0, sizeof(*l));
 }
 
-/* An anonymous read-write file: a memfd, or an O_TMPFILE file in $TMPDIR. */
-static int
-anon_file(void)
-{
-	const char *dir;
-	int fd;
-
-	if ((fd = memfd_create("logship-store-put", MFD_CLOEXEC)) != -1)
-		return fd;
-	if ((dir = getenv("TMPDIR")) == NULL || *dir == '\0')
-		dir = "/tmp";
-	return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-}
-
-/* Write all of buf to fd; -1 with errno set on failure. */
-static int
-write_all(int fd, const void *buf, size_t len)
-{
-	const char *p = buf;
-	ssize_t n;
-
-	while (len > 0) {
-		if ((n = write(fd, p, len)) == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int
 store_put_buf(struct store *s, const char *key, const void *buf, size_t len,
     int if_absent, char **errmsg)
 {
 	const char *op = if_absent ? "put_if_absent" : "put";
 	int fd, r = LS_ERR_INTERNAL;
+	char *why = NULL;
 
-	if ((fd = anon_file()) == -1)
-		return ls_errf(errmsg, LS_ERR_IO, "store %s: %s %s: "
-		    "temporary file: %s", s->url, op, key, strerror(errno));
-	if (write_all(fd, buf, len) == -1) {
+	if ((fd = ls_temp_fd(NULL, &why)) < 0) {
+		r = ls_errf(errmsg, fd, "store %s: %s %s: %s", s->url, op,
+		    key, why);
+		free(why);
+		return r;
+	}
+	if (ls_write_all(fd, buf, len) != 0) {
 		r = ls_errf(errmsg, LS_ERR_IO, "store %s: %s %s: "
 		    "temporary file: %s", s->url, op, key, strerror(errno));
 		goto out;

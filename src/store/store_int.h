@@ -39,6 +39,22 @@ struct store_ops {
 	void (*free)(struct store *);
 };
 
+/*
+ * A backend's table, from its functions named PREFIX_put, PREFIX_get, ...
+ * (one of each op above): static const struct store_ops x = STORE_OPS(...).
+ */
+#define STORE_OPS(prefix, scheme_name) {				\
+	.scheme = scheme_name,						\
+	.put = prefix##_put,						\
+	.put_if_absent = prefix##_put_if_absent,			\
+	.get = prefix##_get,						\
+	.get_range = prefix##_get_range,				\
+	.head = prefix##_head,						\
+	.list_after = prefix##_list_after,				\
+	.del = prefix##_del,						\
+	.free = prefix##_free,						\
+}
+
 /* Every backend's struct begins with this. */
 struct store {
 	const struct store_ops	*ops;

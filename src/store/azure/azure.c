@@ -1148,18 +1148,6 @@ az_free(struct store *s)
 	free(az);
 }
 
-static const struct store_ops store_azure_ops = {
-	.scheme = "azure",
-	.put = az_put,
-	.put_if_absent = az_put_if_absent,
-	.get = az_get,
-	.get_range = az_get_range,
-	.head = az_head,
-	.list_after = az_list_after,
-	.del = az_del,
-	.free = az_free,
-};
-
 /* Opening ----------------------------------------------------------------- */
 
 /* Azure's rule: 3-63 of a-z, 0-9 and '-', no "--", no '-' at either end. */
@@ -1323,3 +1311,5 @@ store_azure_open(const char *url, const char *container, const char *prefix,
 	*out = &az->base;
 	return 0;
 }
+
+static const struct store_ops store_azure_ops = STORE_OPS(az, "azure");

@@ -1096,18 +1096,6 @@ gcs_free(struct store *st)
 	free(g);
 }
 
-static const struct store_ops store_gcs_ops = {
-	.scheme = "gcs",
-	.put = gcs_put,
-	.put_if_absent = gcs_put_if_absent,
-	.get = gcs_get,
-	.get_range = gcs_get_range,
-	.head = gcs_head,
-	.list_after = gcs_list_after,
-	.del = gcs_del,
-	.free = gcs_free,
-};
-
 /* The endpoint: the option, else STORAGE_EMULATOR_HOST, else Google's. */
 static int
 endpoint_pick(struct store_gcs *g, const struct store_opts *o,
@@ -1227,3 +1215,5 @@ store_gcs_open(const char *url, const char *bucket, const char *prefix,
 	*out = &g->base;
 	return 0;
 }
+
+static const struct store_ops store_gcs_ops = STORE_OPS(gcs, "gcs");

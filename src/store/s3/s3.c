@@ -1561,14 +1561,4 @@ store_s3_open(const char *url, const char *bucket, const char *prefix,
 	return 0;
 }
 
-static const struct store_ops store_s3_ops = {
-	.scheme = "s3",
-	.put = s3_put,
-	.put_if_absent = s3_put_if_absent,
-	.get = s3_get,
-	.get_range = s3_get_range,
-	.head = s3_head,
-	.list_after = s3_list_after,
-	.del = s3_del,
-	.free = s3_free,
-};
+static const struct store_ops store_s3_ops = STORE_OPS(s3, "s3");

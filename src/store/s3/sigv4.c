@@ -370,7 +370,7 @@ hash_range(int fd, uint64_t off, uint64_t len, EVP_MD_CTX *sha,
 
 	while (len > 0) {
 		want = len < HASH_BUF ? (size_t)len : HASH_BUF;
-		if ((got = ls_pread_all(fd, buf, want, (off_t)off)) == -1)
+		if ((got = ls_pread_all(fd, buf, want, (off_t)off)) < 0)
 			return ls_errf(errmsg, LS_ERR_IO, "read at offset "
 			    "%llu: %s", (unsigned long long)off,
 			    strerror(errno));
