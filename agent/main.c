@@ -27,7 +27,6 @@
 #include "format/segment.h"
 #include "pg/pgoutput.h"
 #include "repo/catalog.h"
-#include "store/http.h"
 #include "store/store.h"
 
 volatile sig_atomic_t agent_stop;
@@ -128,7 +127,7 @@ setup(struct agent *a, const struct agent_config *c, uint8_t key[32])
 
 	char *err = NULL;
 
-	http_global_init();	/* before any thread (base copy workers) */
+	store_global_init();	/* before any thread (base copy workers) */
 
 	if (log_init(c->log_format, c->log_file, (int)c->verbose, &err) != 0 ||
 	    (c->key_file != NULL && ls_key_load(c->key_file, key, &err) != 0)) {

@@ -19,6 +19,7 @@
 
 #include "common/error.h"
 #include "common/util.h"
+#include "store/http.h"
 #include "store/store_int.h"
 
 #define STORE_LIST_PAGE	1000
@@ -124,6 +125,12 @@ open_cloud(const char *url, size_t slen, const struct store_opts *opts,
 	free(bucket);
 	free(prefix);
 	return r;
+}
+
+void
+store_global_init(void)
+{
+	http_global_init();
 }
 
 int

@@ -54,6 +54,12 @@ struct store_opts {
  * Unknown schemes give LS_ERR_INVALID with a message naming the accepted
  * ones.  opts may be NULL.  Free the result with store_free().
  */
+/*
+ * Process-wide set-up of the network backends (libcurl): call once, from
+ * main, before any thread starts.
+ */
+void store_global_init(void);
+
 int store_open(const char *url, struct store **out, char **errmsg);
 int store_open_opts(const char *url, const struct store_opts *opts,
     struct store **out, char **errmsg);
