@@ -27,6 +27,7 @@
 #include "basecopy.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/pool.h"
 #include "common/util.h"
 #include "format/blob.h"
 #include "pg/pgtool.h"
@@ -75,8 +76,6 @@ struct bc {
 	pthread_mutex_t	 lock;		/* protects the fields below */
 	size_t		 next;
 	size_t		 ndone;
-	int		 r;		/* first error */
-	char		*err;
 	uint64_t	 rows;
 	uint64_t	 bytes;
 };
@@ -805,34 +804,16 @@ copy_chunk(const struct basecopy_opts *o, PGconn *c, struct bc_chunk *k,
 
 /* ---- workers ---- */
 
-/* Record the first error; the others stop at their next chunk. */
-static void
-fail(struct bc *bc, int r, char **err)
-{
-	pthread_mutex_lock(&bc->lock);
-	if (bc->r == 0) {
-		bc->r = r;
-		bc->err = *err;
-		*err = NULL;
-	}
-	pthread_mutex_unlock(&bc->lock);
-	free(*err);
-	*err = NULL;
-}
-
 /* The next chunk to copy, or NULL when done, failed or stopping. */
 static struct bc_chunk *
-next_chunk(struct bc *bc)
+next_chunk(struct bc *bc, const struct pool *pool)
 {
 	struct bc_chunk *k = NULL;
-	char *err = NULL;
 
-	if (stopping(bc->o)) {
-		fail(bc, interrupted(&err), &err);
+	if (stopping(bc->o) || pool_stopping(pool))
 		return NULL;
-	}
 	pthread_mutex_lock(&bc->lock);
-	if (bc->r == 0 && bc->next < bc->nqueue)
+	if (bc->next < bc->nqueue)
 		k = bc->queue[bc->next++];
 	pthread_mutex_unlock(&bc->lock);
 	return k;
@@ -862,55 +843,37 @@ chunk_done(struct bc *bc, struct bc_chunk *k)
 		    t->bytes);
 }
 
-static void *
-worker(void *arg)
+/* A pool worker: copy chunks on one snapshot connection. */
+static int
+worker(const struct pool *pool, void *arg, char **errmsg)
 {
 	struct bc *bc = arg;
 	struct bc_chunk *k;
 	PGconn *c = NULL;
-	char *err = NULL;
 	int r;
 
-	if ((r = snapshot_conn(bc->o, &c, &err)) != 0)
-		fail(bc, r, &err);
-	while (r == 0 && (k = next_chunk(bc)) != NULL) {
-		if ((r = copy_chunk(bc->o, c, k, &err)) != 0)
-			fail(bc, r, &err);
-		else
+	if ((r = snapshot_conn(bc->o, &c, errmsg)) != 0)
+		return r;
+	while (r == 0 && (k = next_chunk(bc, pool)) != NULL)
+		if ((r = copy_chunk(bc->o, c, k, errmsg)) == 0)
 			chunk_done(bc, k);
-	}
+	if (r == 0 && stopping(bc->o))
+		r = interrupted(errmsg);
 	PQfinish(c);
-	return NULL;
+	return r;
 }
 
+/* Up to --jobs workers, no more than there are chunks. */
 static int
 run_workers(struct bc *bc, char **errmsg)
 {
-	size_t n = (size_t)bc->o->jobs, i, started = 0;
-	pthread_t *th;
-	char *err = NULL;
-	int e;
+	size_t n = (size_t)bc->o->jobs;
 
+	if (bc->nqueue == 0)
+		return 0;
 	if (n > bc->nqueue)
 		n = bc->nqueue;
-	if ((th = calloc(n + 1, sizeof(*th))) == NULL)
-		return nomem(errmsg);
-	for (i = 0; i < n; i++, started++)
-		if ((e = pthread_create(&th[i], NULL, worker, bc)) != 0) {
-			ls_errf(&err, LS_ERR_INTERNAL, "start worker: %s",
-			    strerror(e));
-			fail(bc, LS_ERR_INTERNAL, &err);
-			break;
-		}
-	for (i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	free(th);
-	if (bc->r != 0 && errmsg != NULL) {
-		free(*errmsg);
-		*errmsg = bc->err;
-		bc->err = NULL;
-	}
-	return bc->r;
+	return pool_run((int)n, worker, bc, errmsg);
 }
 
 /* ---- the whole copy ---- */
@@ -1009,7 +972,6 @@ bc_free(struct bc *bc)
 	}
 	free(bc->tables);
 	free(bc->queue);
-	free(bc->err);
 	pthread_mutex_destroy(&bc->lock);
 }
 

@@ -1,5 +1,4 @@
 /* baseload.c: parallel COPY of base chunks into the target (see baseload.h). */
-#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -12,6 +11,7 @@
 #include "baseload.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/pool.h"
 #include "format/blob.h"
 #include "repo/base.h"
 #include "repo/catalog.h"
@@ -43,8 +43,6 @@ struct loader {
 	pthread_mutex_t		 lock;
 	struct baseload_stats	 stats;
 	size_t			 finished;	/* jobs done, skipped or left out */
-	int			 err;
-	char			*errmsg;
 };
 
 int
@@ -285,12 +283,12 @@ load_one(struct loader *l, PGconn *c, const struct job *j, char **errmsg)
 }
 
 static struct job *
-take(struct loader *l)
+take(struct loader *l, const struct pool *pool)
 {
 	struct job *j = NULL;
 
 	pthread_mutex_lock(&l->lock);
-	while (l->err == 0 && l->next < l->njobs && !*l->o->stop) {
+	while (!pool_stopping(pool) && l->next < l->njobs && !*l->o->stop) {
 		j = &l->jobs[l->next++];
 		if (l->o->include == NULL ||
 		    l->o->include(l->o->transform_arg, j->schema, j->name))
@@ -302,46 +300,28 @@ take(struct loader *l)
 	return j;
 }
 
-static void
-fail(struct loader *l, int r, char *err)
-{
-	pthread_mutex_lock(&l->lock);
-	if (l->err == 0) {
-		l->err = r;
-		l->errmsg = err;
-		err = NULL;
-	}
-	pthread_mutex_unlock(&l->lock);
-	free(err);
-}
-
-static void *
-worker(void *arg)
+/* A pool worker: load chunks on one target connection. */
+static int
+worker(const struct pool *pool, void *arg, char **errmsg)
 {
 	struct loader *l = arg;
 	PGconn *c = NULL;
 	struct job *j;
-	char *err = NULL;
 	int r;
 
-	if ((r = target_connect(l->o->conninfo, &c, &err)) != 0 ||
-	    (r = restore_session_setup(c, &err)) != 0) {
-		fail(l, r, err);
-		PQfinish(c);
-		return NULL;
-	}
-	while ((j = take(l)) != NULL) {
-		if ((r = load_one(l, c, j, &err)) != 0) {
-			fail(l, r, err);
-			err = NULL;
+	if ((r = target_connect(l->o->conninfo, &c, errmsg)) != 0 ||
+	    (r = restore_session_setup(c, errmsg)) != 0)
+		goto out;
+	while ((j = take(l, pool)) != NULL) {
+		if ((r = load_one(l, c, j, errmsg)) != 0)
 			break;
-		}
 		pthread_mutex_lock(&l->lock);
 		l->finished++;
 		pthread_mutex_unlock(&l->lock);
 	}
+ out:
 	PQfinish(c);
-	return NULL;
+	return r;
 }
 
 static int
@@ -388,12 +368,8 @@ baseload_run(const struct baseload_opts *o, struct baseload_stats *stats,
     char **errmsg)
 {
 	struct loader l = { .o = o };
-	pthread_t th[64];
-	int i, n = o->jobs < 1 ? 1 : o->jobs > 64 ? 64 : o->jobs, r, e;
-
-	/* tests: LOGSHIP_TEST_FAIL_WORKER_START=k, worker k and later fail */
-	const char *env = getenv("LOGSHIP_TEST_FAIL_WORKER_START");
-	int fail_start = env != NULL ? atoi(env) : 0;
+	int n = o->jobs < 1 ? 1 : o->jobs > 64 ? 64 : o->jobs, r;
+	size_t i;
 
 	if (o->transform != NULL)
 		n = 1;	/* the transform is not thread-safe */
@@ -401,23 +377,9 @@ baseload_run(const struct baseload_opts *o, struct baseload_stats *stats,
 	pthread_mutex_init(&l.lock, NULL);
 	if ((r = plan_jobs(&l, errmsg)) != 0)
 		goto out;
-	for (i = 0; i < n; i++)
-		if ((e = fail_start != 0 && i + 1 >= fail_start ? EAGAIN :
-		    pthread_create(&th[i], NULL, worker, &l)) != 0) {
-			char *err = NULL;
-			ls_errf(&err, LS_ERR_INTERNAL, "base load: cannot start "
-			    "worker %d of %d: %s", i + 1, n, strerror(e));
-			fail(&l, LS_ERR_INTERNAL, err);
-			break;
-		}
-	n = i;
-	for (i = 0; i < n; i++)
-		pthread_join(th[i], NULL);
-	if ((r = l.err) != 0) {
-		free(*errmsg);
-		*errmsg = l.errmsg;
-		l.errmsg = NULL;
-	} else if (*o->stop)
+	if ((r = pool_run(n, worker, &l, errmsg)) != 0)
+		ls_errprefix(errmsg, r, "base load");
+	else if (*o->stop)
 		r = ls_errf(errmsg, LS_ERR_END, "stopped during the base load");
 	else if (l.finished != l.njobs)	/* never silently partial */
 		r = ls_errf(errmsg, LS_ERR_INTERNAL, "base load: %zu of %zu "
@@ -425,8 +387,7 @@ baseload_run(const struct baseload_opts *o, struct baseload_stats *stats,
 		    l.njobs - l.finished, l.njobs);
 	*stats = l.stats;
  out:
-	free(l.errmsg);
-	for (i = 0; l.jobs != NULL && (size_t)i < l.njobs; i++)
+	for (i = 0; l.jobs != NULL && i < l.njobs; i++)
 		free(l.jobs[i].cols);
 	free(l.jobs);
 	pthread_mutex_destroy(&l.lock);

@@ -20,9 +20,11 @@
  * of the same store is replaced.  Objects outside generations are copied
  * as they are; unknown ones inside a generation are refused.
  *
- * Workers (--jobs) take objects in that order: fetching and verifying run
- * in parallel; a put that must follow another waits for it.  Waits only
- * point backwards, so they always end.
+ * Workers (--jobs, pool.h) take objects in that order: fetching and
+ * verifying run in parallel; a put that must follow another waits for it.
+ * Waits only point backwards, so they always end.  A worker that cannot
+ * start stops the others after the object they hold; what no worker took
+ * is "not tried", and logship.json is held back as after a failure.
  */
 #include <sys/stat.h>
 
@@ -38,6 +40,7 @@
 #include <jansson.h>
 
 #include "common/error.h"
+#include "common/pool.h"
 #include "common/util.h"
 #include "format/blob.h"
 #include "format/segment.h"
@@ -449,7 +452,7 @@ ident_finish(struct mirror *m)
 		m->count[S_PRESENT]++;
 		return;
 	}
-	if (m->count[S_FAILED] + m->count[S_HELD] > 0) {
+	if (m->count[S_FAILED] + m->count[S_HELD] + m->count[S_TODO] > 0) {
 		report(m, "%s not %s, so that store %s names no missing "
 		    "object", CATALOG_IDENTITY, m->dst_ident != NULL ?
 		    "updated" : "written", store_url(m->o->dst));
@@ -761,10 +764,12 @@ plan(struct mirror *m)
 
 /* The next object to copy, or NONE. */
 static size_t
-take(struct mirror *m)
+take(struct mirror *m, const struct pool *pool)
 {
 	size_t i = NONE;
 
+	if (pool_stopping(pool))
+		return NONE;
 	pthread_mutex_lock(&m->lock);
 	while (m->next < m->nobjs && m->objs[m->next].state != S_TODO)
 		m->next++;
@@ -961,31 +966,33 @@ copy_one(struct mirror *m, size_t i)
 	return s;
 }
 
-static void *
-worker(void *arg)
+/* A pool worker; an object's failure is its state, not the worker's. */
+static int
+worker(const struct pool *pool, void *arg, char **errmsg)
 {
 	struct mirror *m = arg;
 	size_t i;
 
-	while ((i = take(m)) != NONE)
+	while ((i = take(m, pool)) != NONE)
 		settle(m, i, copy_one(m, i));
-	return NULL;
+	return 0;
 }
 
-/* Run the workers (this thread is one) until every object is settled. */
+/*
+ * Run the workers until every object is settled; if one cannot start, the
+ * others stop after the object they hold, and the rest stay S_TODO.
+ */
 static void
 copy_all(struct mirror *m)
 {
-	pthread_t *t = calloc((size_t)m->o->jobs, sizeof(*t));
-	int i, n = 0;
+	size_t n = m->ntodo < (size_t)m->o->jobs ? m->ntodo :
+	    (size_t)m->o->jobs;
+	char *err = NULL;
+	int r;
 
-	for (i = 1; t != NULL && i < m->o->jobs && (size_t)i < m->ntodo; i++)
-		if (pthread_create(&t[n], NULL, worker, m) == 0)
-			n++;
-	worker(m);
-	for (i = 0; i < n; i++)
-		pthread_join(t[i], NULL);
-	free(t);
+	if (n > 0 && (r = pool_run((int)n, worker, m, &err)) != 0)
+		report(m, "%s", err != NULL ? err : ls_strerror(r));
+	free(err);
 	if (m->line)
 		fputs("\r\033[K", stderr);
 	m->line = false;
@@ -1006,15 +1013,23 @@ summary(struct mirror *m)
 	if (m->count[S_FAILED] + m->count[S_HELD] > 0)
 		printf(", %zu failed, %zu held back", m->count[S_FAILED],
 		    m->count[S_HELD]);
+	if (m->count[S_TODO] > 0)
+		printf(", %zu not tried", m->count[S_TODO]);
 	printf("; %" PRIu64 " bytes in %.1f s (%.1f MB/s)\n", m->copied_bytes,
 	    secs, secs > 0 ? (double)m->copied_bytes / secs / 1e6 : 0.0);
 	fflush(stdout);
-	if (m->count[S_FAILED] == 0)
+	if (m->count[S_FAILED] + m->count[S_TODO] == 0)
 		return 0;
-	report(m, "%zu object(s) failed (named above), %zu held back behind "
-	    "them; what was copied names no missing object (logship.json "
-	    "goes last): repair the cause and run mirror again",
-	    m->count[S_FAILED], m->count[S_HELD]);
+	if (m->count[S_FAILED] > 0)
+		report(m, "%zu object(s) failed (named above), %zu held back "
+		    "behind them; what was copied names no missing object "
+		    "(logship.json goes last): repair the cause and run "
+		    "mirror again", m->count[S_FAILED], m->count[S_HELD]);
+	else
+		report(m, "%zu object(s) not tried: the workers stopped "
+		    "(the cause is above); what was copied names no missing "
+		    "object (logship.json goes last): run mirror again",
+		    m->count[S_TODO]);
 	return 1;
 }
 

@@ -6,7 +6,8 @@
 # partitioned tables come as their leaves; a big table splits into ordered
 # ctid chunks; pg_dump's sections are stored; verify accepts the base; an
 # encrypted base needs its key; the password never reaches pg_dump's argv;
-# missing tables, a failing pg_dump and a stop request give one clear line.
+# missing tables, a failing pg_dump, a worker that cannot start and a stop
+# request give one clear line.
 . "$(dirname "$0")/lib.sh"
 
 BASECOPY="$top_builddir/tests/tools/basecopy_run"
@@ -280,6 +281,11 @@ out=$(LOGSHIP_PG_DUMP="$T/pg_dump" BASECOPY_TABLES="public.big" "$BASECOPY" \
 	"$T/store7" 00000001000000a7 2 $CHUNK 2>&1); rc=$?
 is "$rc" 1 "a table the role may not read fails"
 like "$out" "table public\.big.*permission denied for table big" "with PostgreSQL's message and the table"
+
+out=$(LOGSHIP_TEST_FAIL_WORKER_START=2 "$BASECOPY" "$CONN" "$T/store9" 00000001000000a9 3 $CHUNK 2>&1); rc=$?
+is "$rc" 1 "a copy worker that cannot start fails the copy"
+like "$out" "basecopy_run: base copy: cannot start worker 2 of 3: " "naming the worker and the cause"
+ok "$([ ! -e "$T/store9/00000001000000a9/base/manifest" ]; echo $?)" "and writes no manifest"
 
 out=$(BASECOPY_STOP=1 "$BASECOPY" "$CONN" "$T/store8" 00000001000000a8 2 $CHUNK 2>&1); rc=$?
 is "$rc" 1 "a stop request ends the copy"

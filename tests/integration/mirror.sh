@@ -5,6 +5,8 @@
 #  - a corrupt segment: mirror fails naming it, copies nothing under its
 #    name nor after it, leaves logship.json out; once repaired, a rerun
 #    completes
+#  - a worker that cannot start: mirror fails saying so, leaves
+#    logship.json out; a rerun completes
 #  - an encrypted store: refused without the key, copied with it
 #  - an object the destination holds with another size, and an unknown
 #    object inside a generation, are refused by name; an object outside
@@ -80,6 +82,15 @@ out=$("$RESTORE" mirror --from "$T/bad" --to "$T/m2" 2>&1); rc=$?
 is "$rc" 0 "after the repair, mirror completes"
 like "$out" "^mirror: $((nseg - k + 2)) objects copied" "copying the rest and logship.json"
 check "the repaired copy equals the source" same_objects "$S" "$T/m2"
+
+# 2b. a worker that cannot start stops the mirror, logship.json unwritten
+out=$(LOGSHIP_TEST_FAIL_WORKER_START=2 "$RESTORE" mirror --from "$S" --to "$T/mstop" --jobs 4 2>&1); rc=$?
+is "$rc" 1 "mirror exits 1 when a worker cannot start"
+like "$out" "mirror: cannot start worker 2 of 4: " "naming the worker and the cause"
+test ! -e "$T/mstop/logship.json"; ok $? "logship.json is not written"
+out=$("$RESTORE" mirror --from "$S" --to "$T/mstop" 2>&1); rc=$?
+is "$rc" 0 "the next run completes"
+check "and the copy equals the source" same_objects "$S" "$T/mstop"
 
 # 3. an encrypted store (a second agent, its own slot and store)
 head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$T/key"
