@@ -163,13 +163,44 @@ enum section_mode {
 	SECTION_NO_TXN,		/* large objects: one transaction, not many */
 };
 
+/* Bytes in, whole lines out: a line cut between two reads waits. */
+struct lines {
+	char	*pend;
+	size_t	 plen, pcap;
+};
+
 struct section_out {
 	int	 fd;
 	bool	 fk_not_valid;	/* filters: references may dangle */
 	enum section_mode mode;
-	char	*pend;
-	size_t	 plen;
+	struct lines lines;
 };
+
+/* Each complete line of what is pending and buf, to fn. */
+static int
+lines_feed(struct lines *l, const void *buf, size_t len,
+    int (*fn)(void *, const char *, size_t), void *arg)
+{
+	char *bigger, *p, *nl;
+	int rc;
+
+	if (l->plen + len + 1 > l->pcap) {
+		l->pcap = (l->plen + len + 1) * 2;
+		if ((bigger = realloc(l->pend, l->pcap)) == NULL)
+			return LS_ERR_NOMEM;
+		l->pend = bigger;
+	}
+	memcpy(l->pend + l->plen, buf, len);
+	l->plen += len;
+	for (p = l->pend;
+	    (nl = memchr(p, '\n', l->plen - (size_t)(p - l->pend))) != NULL;
+	    p = nl + 1)
+		if ((rc = fn(arg, p, (size_t)(nl - p + 1))) != 0)
+			return rc;
+	l->plen -= (size_t)(p - l->pend);
+	memmove(l->pend, p, l->plen);
+	return 0;
+}
 
 static bool
 line_is(const char *line, size_t len, const char *s)
@@ -187,8 +218,9 @@ line_is(const char *line, size_t len, const char *s)
  * sections on a line of its own.
  */
 static int
-write_line(struct section_out *o, const char *line, size_t len)
+write_line(void *arg, const char *line, size_t len)
 {
+	struct section_out *o = arg;
 	bool refresh = line_is(line, len, "REFRESH MATERIALIZED VIEW ");
 
 	if ((o->mode == SECTION_NO_REFRESH && refresh) ||
@@ -208,21 +240,8 @@ static int
 write_fd(void *arg, const void *buf, size_t len)
 {
 	struct section_out *o = arg;
-	char *bigger, *p, *nl;
-	int rc;
 
-	if ((bigger = realloc(o->pend, o->plen + len + 1)) == NULL)
-		return LS_ERR_NOMEM;
-	o->pend = bigger;
-	memcpy(o->pend + o->plen, buf, len);
-	o->plen += len;
-	for (p = o->pend; (nl = memchr(p, '\n', o->plen - (size_t)(p - o->pend)));
-	    p = nl + 1)
-		if ((rc = write_line(o, p, (size_t)(nl - p + 1))) != 0)
-			return rc;
-	o->plen -= (size_t)(p - o->pend);
-	memmove(o->pend, p, o->plen);
-	return 0;
+	return lines_feed(&o->lines, buf, len, write_line, o);
 }
 
 /* A pg_dump section as plain SQL in a temp file; path in out. */
@@ -231,7 +250,7 @@ section_file(struct run *r, const char *section, enum section_mode mode,
     char *path, size_t len, char **errmsg)
 {
 	struct base_chunk c;
-	struct section_out so = { -1, false, mode, NULL, 0 };
+	struct section_out so = { -1, false, mode, { NULL, 0, 0 } };
 	uint8_t sha[32];
 	int in = -1, out, rc;
 	const char *dir = getenv("TMPDIR");
@@ -252,9 +271,10 @@ section_file(struct run *r, const char *section, enum section_mode mode,
 	if (rc == 0)
 		rc = blob_read_fd(in, c.key, r->keyp, "schema", write_fd, &so,
 		    NULL, errmsg);
-	if (rc == 0 && so.plen > 0 && ls_write_all(out, so.pend, so.plen) != 0)
+	if (rc == 0 && so.lines.plen > 0 &&
+	    ls_write_all(out, so.lines.pend, so.lines.plen) != 0)
 		rc = ls_errf(errmsg, LS_ERR_IO, "%s: %s", path, strerror(errno));
-	free(so.pend);
+	free(so.lines.pend);
 	if (so.fk_not_valid && mode != SECTION_REFRESH)
 		log_info("restore", "filters in use: foreign keys are added NOT "
 		    "VALID (restored rows may reference rows left out)");
@@ -404,15 +424,15 @@ struct assign_ctx {
 	const char		*schema, *name;
 	const char		**cols;
 	size_t			 ncols;
-	char			*pend;
-	size_t			 plen, pcap;
+	struct lines		 lines;
 	char			**errmsg;
 };
 
 /* One base row: if the filters keep it, draw and map its new key. */
 static int
-assign_line(struct assign_ctx *x, const char *line, size_t len)
+assign_line(void *arg, const char *line, size_t len)
 {
+	struct assign_ctx *x = arg;
 	const char *names[1664], *const *cols = x->cols, *out = line;
 	size_t n = x->ncols, outlen = len;
 	bool keep = true;
@@ -437,24 +457,8 @@ static int
 assign_bytes(void *arg, const void *buf, size_t len)
 {
 	struct assign_ctx *x = arg;
-	char *bigger, *p, *nl;
-	int rc;
 
-	if (x->plen + len + 1 > x->pcap) {
-		x->pcap = (x->plen + len + 1) * 2;
-		if ((bigger = realloc(x->pend, x->pcap)) == NULL)
-			return LS_ERR_NOMEM;
-		x->pend = bigger;
-	}
-	memcpy(x->pend + x->plen, buf, len);
-	x->plen += len;
-	for (p = x->pend; (nl = memchr(p, '\n', x->plen - (size_t)(p - x->pend)));
-	    p = nl + 1)
-		if ((rc = assign_line(x, p, (size_t)(nl - p + 1))) != 0)
-			return rc;
-	x->plen -= (size_t)(p - x->pend);
-	memmove(x->pend, p, x->plen);
-	return 0;
+	return lines_feed(&x->lines, buf, len, assign_line, x);
 }
 
 static int
@@ -470,7 +474,7 @@ assign_chunk(struct run *r, struct assign_ctx *x, const struct base_chunk *c,
 		return rc;
 	if ((rc = catalog_fetch(r->store, c->key, &fd, errmsg)) != 0)
 		return rc;
-	x->plen = 0;
+	x->lines.plen = 0;
 	if ((rc = blob_read_fd(fd, c->key, r->keyp, "copy", NULL, NULL, NULL,
 	    errmsg)) == 0 && (rc = state_txn_begin(r->state, &x->txn, errmsg)) == 0) {
 		rc = blob_read_fd(fd, c->key, r->keyp, "copy", assign_bytes, x,
@@ -509,7 +513,7 @@ map_base_keys(struct run *r, char **errmsg)
 				rc = assign_chunk(r, &x, &c, errmsg);
 	}
 	free(x.cols);
-	free(x.pend);
+	free(x.lines.pend);
 	if (rc != 0)
 		return rc;
 	r->mk.phase |= PHASE_KEYS_MAPPED;
