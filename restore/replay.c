@@ -31,16 +31,15 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "elide.h"
 #include "format/blob.h"
 #include "format/relcache.h"
 #include "format/segment.h"
 #include "pg/pgtool.h"
 #include "prefetch.h"
-#include "remap.h"
 #include "replay.h"
 #include "repo/base.h"
 #include "repo/catalog.h"
+#include "rewrite.h"
 #include "state.h"
 #include "store/http.h"
 #include "store/store.h"
@@ -62,11 +61,8 @@ struct run {
 	struct base_manifest *m;
 	struct state_marker mk;
 	struct applier	*ap;
-	struct remap	*remap;		/* --id-mode remap, or NULL */
-	struct elide	*el;		/* --filter, or NULL */
-	struct relcache	*srcrels;	/* source relations (filters read them) */
+	struct rewrite	*rw;		/* filters and ID map of this session */
 	struct relcache	*seen;		/* every source relation of this session */
-	struct state_txn *mtxn;		/* ID map writes of the open batch */
 	bool		 bad_input;	/* the failure is the user's input */
 	bool		 done;		/* reached the end or the until point */
 	bool		 applied_any;
@@ -267,7 +263,8 @@ section_file(struct run *r, const char *section, enum section_mode mode,
 		rc = ls_errf(errmsg, LS_ERR_CORRUPT, "%s: sha256 differs from the "
 		    "base manifest (replaced object)", c.key);
 	so.fd = out;
-	so.fk_not_valid = r->el != NULL && strcmp(section, "post_data") == 0;
+	so.fk_not_valid = rewrite_filtering(r->rw) &&
+	    strcmp(section, "post_data") == 0;
 	if (rc == 0)
 		rc = blob_read_fd(in, c.key, r->keyp, "schema", write_fd, &so,
 		    NULL, errmsg);
@@ -397,27 +394,6 @@ init_target(struct run *r, char **errmsg)
 
 /* ---- ID remapping ---- */
 
-/* Globally, or for tables the filter file names. */
-static bool
-remapping(const struct run *r)
-{
-	const char *const *t = elide_remap_tables(r->el);
-
-	return r->o->remap || (t != NULL && t[0] != NULL);
-}
-
-static int
-open_remap(struct run *r, char **errmsg)
-{
-	struct remap_opts ro = { r->o->target, r->o->remap,
-	    elide_remap_tables(r->el), elide_preserve_tables(r->el),
-	    (enum missing_ref)r->o->on_missing };
-
-	if (!remapping(r) || r->remap != NULL)
-		return 0;
-	return remap_new(&ro, r->state, &r->remap, errmsg);
-}
-
 struct assign_ctx {
 	struct run		*r;
 	struct state_txn	*txn;
@@ -433,23 +409,9 @@ static int
 assign_line(void *arg, const char *line, size_t len)
 {
 	struct assign_ctx *x = arg;
-	const char *names[1664], *const *cols = x->cols, *out = line;
-	size_t n = x->ncols, outlen = len;
-	bool keep = true;
-	int rc;
 
-	if (x->r->el != NULL) {
-		if ((rc = elide_copy_line(x->r->el, x->schema, x->name, x->cols,
-		    x->ncols, line, len, &keep, &out, &outlen, x->errmsg)) != 0)
-			return rc;
-		if (!keep)
-			return 0;
-		elide_copy_columns(x->r->el, x->schema, x->name, x->cols, x->ncols,
-		    names, &n);
-		cols = names;
-	}
-	return remap_copy_assign(x->r->remap, x->txn, x->schema, x->name, cols,
-	    n, out, outlen, x->errmsg);
+	return rewrite_base_key(x->r->rw, x->txn, x->schema, x->name, x->cols,
+	    x->ncols, line, len, x->errmsg);
 }
 
 /* Lines of a remapped table's chunk: draw and map a new key for each. */
@@ -498,8 +460,7 @@ map_base_keys(struct run *r, char **errmsg)
 	int rc = 0;
 
 	for (i = 0; rc == 0 && base_manifest_table(r->m, i, &t) == 0; i++) {
-		if (!remap_table(r->remap, t.schema, t.name, NULL) ||
-		    !elide_includes(r->el, t.schema, t.name))
+		if (!rewrite_maps_keys(r->rw, t.schema, t.name))
 			continue;
 		x.schema = t.schema;
 		x.name = t.name;
@@ -520,49 +481,6 @@ map_base_keys(struct run *r, char **errmsg)
 	return commit_marker(r, errmsg);
 }
 
-static bool
-base_include(void *arg, const char *schema, const char *name)
-{
-	return elide_includes(((struct run *)arg)->el, schema, name);
-}
-
-static int
-base_columns(void *arg, const char *schema, const char *name,
-    const char *const *cols, size_t ncols, const char **names, size_t *n)
-{
-	return elide_copy_columns(((struct run *)arg)->el, schema, name, cols,
-	    ncols, names, n);
-}
-
-/* A base line through the filters, then through the ID map. */
-static int
-copy_transform(void *arg, const char *schema, const char *name,
-    const char *const *cols, size_t ncols, const char *line, size_t len,
-    const char **out, size_t *outlen, bool *skip, char **errmsg)
-{
-	struct run *r = arg;
-	const char *names[1664];
-	size_t n = ncols;
-	bool keep = true;
-	int rc;
-
-	*out = line;
-	*outlen = len;
-	*skip = false;
-	if (r->el != NULL) {
-		if ((rc = elide_copy_line(r->el, schema, name, cols, ncols, line,
-		    len, &keep, out, outlen, errmsg)) != 0)
-			return rc;
-		*skip = !keep;
-		elide_copy_columns(r->el, schema, name, cols, ncols, names, &n);
-		cols = names;
-	}
-	if (*skip || r->remap == NULL)
-		return 0;
-	return remap_copy_line(r->remap, schema, name, cols, n, *out, *outlen,
-	    out, outlen, skip, errmsg);
-}
-
 static int
 load_base(struct run *r, char **errmsg)
 {
@@ -572,20 +490,12 @@ load_base(struct run *r, char **errmsg)
 	int64_t t0 = ls_now_us();
 	int rc;
 
-	if (r->el != NULL) {
-		bo.include = base_include;
-		bo.columns = base_columns;
-		bo.transform = copy_transform;
-		bo.transform_arg = r;
-	}
-	if (remapping(r)) {
-		if ((rc = open_remap(r, errmsg)) != 0 ||
-		    (!(r->mk.phase & PHASE_KEYS_MAPPED) &&
-		    (rc = map_base_keys(r, errmsg)) != 0))
-			return rc;
-		bo.transform = copy_transform;
-		bo.transform_arg = r;
-	}
+	if (rewrite_remapping(r->rw) &&
+	    ((rc = rewrite_open_remap(r->rw, errmsg)) != 0 ||
+	    (!(r->mk.phase & PHASE_KEYS_MAPPED) &&
+	    (rc = map_base_keys(r, errmsg)) != 0)))
+		return rc;
+	rewrite_baseload(r->rw, &bo);
 	if ((rc = baseload_run(&bo, &st, errmsg)) != 0)
 		return rc;
 	log_info("restore", "base: %" PRIu64 " chunks loaded (%" PRIu64
@@ -652,22 +562,19 @@ static int
 commit_batch(struct run *r, char **errmsg)
 {
 	char sql[512], origin[256], lsn[32];
+	bool wrote;
 	int rc;
 
 	if (!applier_in_batch(r->ap))
 		return applier_sync(r->ap, errmsg);	/* sequence samples */
 	/* map entries first: a crash before the target commits leaves
 	 * entries tagged beyond its marker, dropped at the next start */
-	if (r->mtxn != NULL) {
-		rc = state_txn_commit(r->mtxn, errmsg);
-		r->mtxn = NULL;
-		if (rc != 0) {
-			applier_rollback(r->ap);
-			return rc;
-		}
-		if (r->crash_map > 0 && ++r->map_commits == r->crash_map)
-			raise(SIGKILL);	/* tests: between LMDB and target */
+	if ((rc = rewrite_map_commit(r->rw, &wrote, errmsg)) != 0) {
+		applier_rollback(r->ap);
+		return rc;
 	}
+	if (wrote && r->crash_map > 0 && ++r->map_commits == r->crash_map)
+		raise(SIGKILL);		/* tests: between LMDB and target */
 	ls_lsn_format(r->mk.end_lsn, lsn);
 	snprintf(origin, sizeof(origin), "SELECT pg_replication_origin_xact_setup("
 	    "'%s', 'epoch'::timestamptz + %" PRId64 " * interval '1 microsecond')",
@@ -700,124 +607,15 @@ struct seg_ctx {
 	uint64_t		 commit_lsn;
 	int64_t			 commit_time;
 	uint32_t		 xid;
-	char			**errmsg;	/* for elide_change's callback */
 };
-
-/* A change through the ID map (remap mode), then to the target. */
-static int
-apply_change(struct seg_ctx *x, const struct ls_change *orig, char **errmsg)
-{
-	struct run *r = x->r;
-	const struct ls_relation *rel;
-	struct ls_change ch = *orig;
-	bool skip = false;
-	int rc;
-
-	if (r->remap == NULL || ch.kind == LS_CHANGE_TRUNCATE)
-		return applier_change(r->ap, orig, errmsg);
-	if ((rel = applier_get_relation(r->ap, ch.relid)) == NULL)
-		return ls_errf(errmsg, LS_ERR_CORRUPT, "change for unknown "
-		    "relation %u", ch.relid);
-	if (r->mtxn == NULL && (rc = state_txn_begin(r->state, &r->mtxn,
-	    errmsg)) != 0)
-		return rc;
-	if ((rc = remap_change(r->remap, r->mtxn, rel, &ch, x->end_lsn, x->xid,
-	    &skip, errmsg)) != 0 || skip)
-		return rc;
-	return applier_change(r->ap, &ch, errmsg);
-}
 
 /* Source relation: remembered; the target sees its filtered shape. */
 static int
 on_relation(struct run *r, const struct ls_relation *rel, char **errmsg)
 {
-	const struct ls_relation *out = rel;
-	int rc;
-
 	if (relcache_put(r->seen, rel) != 0)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	if (r->el == NULL)
-		return applier_relation(r->ap, rel, NULL, errmsg);
-	if (relcache_put(r->srcrels, rel) != 0)
-		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	if (elide_includes(r->el, rel->schema, rel->name) &&
-	    (rc = elide_relation(r->el, rel, &out, errmsg)) != 0)
-		return rc;
-	return applier_relation(r->ap, out, rel, errmsg);
-}
-
-static int
-apply_one(void *arg, const struct ls_change *ch)
-{
-	struct seg_ctx *x = arg;
-
-	return apply_change(x, ch, x->errmsg);
-}
-
-/* Truncate only the included tables. */
-static int
-filter_truncate(struct seg_ctx *x, const struct ls_change *c, char **errmsg)
-{
-	uint32_t keep[c->nrelids ? c->nrelids : 1], i, n = 0;
-	const struct ls_relation *rel;
-	struct ls_change t = *c;
-
-	for (i = 0; i < c->nrelids; i++)
-		if ((rel = relcache_get(x->r->srcrels, c->relids[i])) == NULL ||
-		    elide_includes(x->r->el, rel->schema, rel->name))
-			keep[n++] = c->relids[i];
-	if (n == 0)
-		return 0;
-	t.nrelids = n;
-	t.relids = keep;
-	return applier_change(x->r->ap, &t, errmsg);
-}
-
-static int filter_change(struct seg_ctx *, const struct ls_change *, char **);
-
-/* logship's own tables (a source that is itself a restore target). */
-static bool
-own_table(const struct run *r, uint32_t relid)
-{
-	const struct ls_relation *rel = applier_get_relation(r->ap, relid);
-
-	return rel != NULL && strcmp(rel->schema, "logship") == 0;
-}
-
-/* Truncate without logship's own tables. */
-static int
-truncate_own(struct seg_ctx *x, const struct ls_change *c, char **errmsg)
-{
-	uint32_t keep[c->nrelids ? c->nrelids : 1], i, n = 0;
-	struct ls_change t = *c;
-
-	for (i = 0; i < c->nrelids; i++)
-		if (!own_table(x->r, c->relids[i]))
-			keep[n++] = c->relids[i];
-	if (n == 0)
-		return 0;
-	t.nrelids = n;
-	t.relids = keep;
-	return filter_change(x, &t, errmsg);
-}
-
-/* Filters (table, row, columns), then the ID map and the target. */
-static int
-filter_change(struct seg_ctx *x, const struct ls_change *c, char **errmsg)
-{
-	const struct ls_relation *rel;
-
-	if (x->r->el == NULL)
-		return apply_change(x, c, errmsg);
-	if (c->kind == LS_CHANGE_TRUNCATE)
-		return filter_truncate(x, c, errmsg);
-	if ((rel = relcache_get(x->r->srcrels, c->relid)) == NULL)
-		return ls_errf(errmsg, LS_ERR_CORRUPT, "change for unknown "
-		    "relation %u", c->relid);
-	if (!elide_includes(x->r->el, rel->schema, rel->name))
-		return 0;
-	x->errmsg = errmsg;
-	return elide_change(x->r->el, rel, c, apply_one, x, errmsg);
+	return rewrite_relation(r->rw, r->ap, rel, errmsg);
 }
 
 /* Tables known to this restore: "schema", "name" pairs, without repeats. */
@@ -902,7 +700,7 @@ tables_check(struct seg_ctx *x, const struct ls_message *m, char **errmsg)
 	relcache_each(r->seen, known_rel, &k);
 	for (i = 0; i < k.n; i++)
 		if (!published(tables, k.v[2 * i], k.v[2 * i + 1]) &&
-		    elide_includes(r->el, k.v[2 * i], k.v[2 * i + 1]) &&
+		    rewrite_includes(r->rw, k.v[2 * i], k.v[2 * i + 1]) &&
 		    strcmp(k.v[2 * i], "logship") != 0)
 			known_add(&gone, k.v[2 * i], k.v[2 * i + 1]);
 	if (k.oom || gone.oom || (gone.n > 0 &&
@@ -973,9 +771,7 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 	case LS_REC_RELATION:
 		return on_relation(r, &rec->u.rel, errmsg);
 	case LS_REC_SEQUENCE:
-		if (remap_sequence(r->remap, rec->u.seq.schema, rec->u.seq.name))
-			return 0;	/* it feeds new keys: the target's own */
-		return applier_sequence(r->ap, &rec->u.seq, errmsg);
+		return rewrite_sequence(r->rw, r->ap, &rec->u.seq, errmsg);
 	case LS_REC_BEGIN:
 		x->end_lsn = rec->u.txn.end_lsn;
 		x->commit_lsn = rec->u.txn.commit_lsn;
@@ -993,12 +789,8 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 	case LS_REC_CHANGE:
 		if (x->skip)
 			return 0;
-		if (rec->u.change.kind == LS_CHANGE_TRUNCATE)
-			rc = truncate_own(x, &rec->u.change, errmsg);
-		else if (own_table(r, rec->u.change.relid))
-			return 0;	/* never the target's own marker */
-		else
-			rc = filter_change(x, &rec->u.change, errmsg);
+		rc = rewrite_change(r->rw, r->ap, &rec->u.change, x->end_lsn,
+		    x->xid, errmsg);
 		if (rc == LS_ERR_SCHEMA)
 			return schema_stop(x, errmsg);
 		return rc;
@@ -1028,7 +820,7 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 static int
 apply_segment(struct run *r, const struct prefetch_item *it, char **errmsg)
 {
-	struct seg_ctx x = { r, it, false, 0, 0, 0, 0, NULL };
+	struct seg_ctx x = { r, it, false, 0, 0, 0, 0 };
 	struct segment_reader *rd = NULL;
 	struct ls_record rec;
 	char name[64];
@@ -1120,7 +912,7 @@ replay_segments(struct run *r, char **errmsg)
 	int rc;
 
 	setup_origin(r);
-	if ((rc = open_remap(r, errmsg)) != 0)
+	if ((rc = rewrite_open_remap(r->rw, errmsg)) != 0)
 		return rc;
 	if (r->seen == NULL && (r->seen = relcache_new()) == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
@@ -1165,8 +957,7 @@ replay_segments(struct run *r, char **errmsg)
 			rc = crc;
 	} else if (applier_in_batch(r->ap))
 		applier_rollback(r->ap);	/* an error inside a transaction */
-	state_txn_abort(r->mtxn);	/* entries of a batch never committed */
-	r->mtxn = NULL;
+	rewrite_map_abort(r->rw);	/* entries of a batch never committed */
 	return rc;
 }
 
@@ -1225,11 +1016,9 @@ load_filters(struct run *r, char **errmsg)
 {
 	int rc;
 
-	if (r->o->filter_path == NULL || r->el != NULL)
-		return 0;
-	if ((r->srcrels = relcache_new()) == NULL)
+	if (r->rw == NULL && (r->rw = rewrite_new(r->o, r->state)) == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	if ((rc = elide_new(r->o->filter_path, r->m, &r->el, errmsg)) != 0)
+	if ((rc = rewrite_load_filters(r->rw, r->m, errmsg)) != 0)
 		r->bad_input = true;
 	return rc;
 }
@@ -1287,7 +1076,7 @@ session(struct run *r, char **errmsg)
 			    (r->mk.phase & ~PHASE_MASK), errmsg);
 			break;
 		case PHASE_SCHEMA:
-			if (remapping(r) && !(r->mk.phase &
+			if (rewrite_remapping(r->rw) && !(r->mk.phase &
 			    (PHASE_SCHEMA_GIVEN | PHASE_POST_EARLY))) {
 				/* keys and foreign keys must exist to remap */
 				r->mk.phase |= PHASE_POST_EARLY;
@@ -1310,12 +1099,8 @@ session(struct run *r, char **errmsg)
 static void
 end_session(struct run *r)
 {
-	remap_free(r->remap);
-	r->remap = NULL;
-	elide_free(r->el);
-	r->el = NULL;
-	relcache_free(r->srcrels);
-	r->srcrels = NULL;
+	rewrite_free(r->rw);
+	r->rw = NULL;
 	relcache_free(r->seen);
 	r->seen = NULL;
 	if (r->ap != NULL) {
