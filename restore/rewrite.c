@@ -120,12 +120,13 @@ rewrite_base_key(struct rewrite *rw, struct state_txn *txn,
 	int rc;
 
 	if (rw->el != NULL) {
-		if ((rc = elide_copy_line(rw->el, schema, name, cols, ncols, line,
-		    len, &keep, &out, &outlen, errmsg)) != 0)
+		if ((rc = elide_copy_line(rw->el, schema, name, cols, ncols,
+		    line, len, &keep, &out, &outlen, errmsg)) != 0)
 			return rc;
 		if (!keep)
 			return 0;
-		elide_copy_columns(rw->el, schema, name, cols, ncols, names, &n);
+		elide_copy_columns(rw->el, schema, name, cols, ncols, names,
+		    &n);
 		cols = names;
 	}
 	return remap_copy_assign(rw->remap, txn, schema, name, cols, n, out,
@@ -162,11 +163,12 @@ copy_transform(void *arg, const char *schema, const char *name,
 	*outlen = len;
 	*skip = false;
 	if (rw->el != NULL) {
-		if ((rc = elide_copy_line(rw->el, schema, name, cols, ncols, line,
-		    len, &keep, out, outlen, errmsg)) != 0)
+		if ((rc = elide_copy_line(rw->el, schema, name, cols, ncols,
+		    line, len, &keep, out, outlen, errmsg)) != 0)
 			return rc;
 		*skip = !keep;
-		elide_copy_columns(rw->el, schema, name, cols, ncols, names, &n);
+		elide_copy_columns(rw->el, schema, name, cols, ncols, names,
+		    &n);
 		cols = names;
 	}
 	if (*skip || rw->remap == NULL)
@@ -253,12 +255,13 @@ static int
 filter_truncate(struct route *x, const struct ls_change *c, char **errmsg)
 {
 	uint32_t keep[c->nrelids ? c->nrelids : 1], i, n = 0;
+	const struct rewrite *rw = x->rw;
 	const struct ls_relation *rel;
 	struct ls_change t = *c;
 
 	for (i = 0; i < c->nrelids; i++)
-		if ((rel = relcache_get(x->rw->srcrels, c->relids[i])) == NULL ||
-		    elide_includes(x->rw->el, rel->schema, rel->name))
+		if ((rel = relcache_get(rw->srcrels, c->relids[i])) == NULL ||
+		    elide_includes(rw->el, rel->schema, rel->name))
 			keep[n++] = c->relids[i];
 	if (n == 0)
 		return 0;
