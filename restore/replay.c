@@ -1,20 +1,19 @@
 /*
- * replay.c: logship-restore's main job (design.md, "Restore protocol").
+ * replay.c: logship-restore's main job (design.md, "Restore protocol"):
+ * sessions against the target, and the segment loop of phase STREAM.
  *
- *	phase NEW	pre-data (pg_dump's schema) through psql, in one
- *			transaction with the marker's move to SCHEMA
- *	phase SCHEMA	base chunks by COPY, in parallel (baseload.c)
- *	phase DATA	post-data (indexes, constraints), with the move to STREAM
- *	phase STREAM	segments in order, many source transactions per target
- *			transaction while catching up, never splitting one
+ * A session connects, locks the target, adopts its marker and runs the
+ * base phases up to STREAM (phases.c).  Then segments, fetched and
+ * verified ahead (prefetch.c), in order, through the filters and the ID
+ * map (rewrite.c) to the target (apply.c): many source transactions per
+ * target transaction while catching up, never splitting one; --follow
+ * waits for more, --until-lsn / --until-time stop at a transaction.
  *
  * The target is authoritative: its logship.applied row is written in the
  * same transaction as the data it covers; LMDB (--state-dir) is updated
  * after, and reconciled from the target at every start.  A lost target
  * connection is retried with back-off and the restore resumes exactly.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,16 +30,13 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "elide.h"
-#include "format/blob.h"
 #include "format/relcache.h"
 #include "format/segment.h"
-#include "pg/pgtool.h"
 #include "prefetch.h"
-#include "remap.h"
-#include "replay.h"
+#include "replay_int.h"
 #include "repo/base.h"
 #include "repo/catalog.h"
+#include "rewrite.h"
 #include "state.h"
 #include "store/http.h"
 #include "store/store.h"
@@ -48,36 +44,21 @@
 
 volatile sig_atomic_t restore_stop;
 
-
-struct run {
-	const struct replay_opts *o;
-	struct store	*store;
-	uint8_t		 key[32];
-	const uint8_t	*keyp;
-	struct state	*state;
-	struct catalog_identity id;
-	char		 store_id[160];
-	char		 target_id[256];
-	PGconn		*c;
-	struct base_manifest *m;
-	struct state_marker mk;
-	struct applier	*ap;
-	struct remap	*remap;		/* --id-mode remap, or NULL */
-	struct elide	*el;		/* --filter, or NULL */
-	struct relcache	*srcrels;	/* source relations (filters read them) */
+/* The segment loop's own: this session's applier, and the run's account. */
+struct stream {
+	struct run	*r;		/* what it shares with the phases */
+	struct applier	*ap;		/* this session's */
 	struct relcache	*seen;		/* every source relation of this session */
-	struct state_txn *mtxn;		/* ID map writes of the open batch */
-	bool		 bad_input;	/* the failure is the user's input */
-	bool		 done;		/* reached the end or the until point */
-	bool		 applied_any;
-	bool		 progressed;	/* committed something this session */
-	bool		 generation_end;	/* the store moved to a newer one */
 	bool		 origin;	/* a replication origin tracks the source */
-	bool		 connected;	/* reached the target at least once */
+	bool		 done;		/* reached the end or the until point */
+	bool		 generation_end;	/* the store moved to a newer one */
+	bool		 progressed;	/* committed something this session */
 	uint64_t	 stop_before;	/* end LSN of a transaction not to apply */
 	char		*stop_why;	/* and why (a schema mismatch) */
-	uint64_t	 segs, txns, batch_txns, rows_total, missing_total;
+	uint64_t	 batch_txns;	/* source transactions in this batch */
+	uint64_t	 segs, txns, rows_total, missing_total;
 	int64_t		 start_us, progress_us;
+	/* tests: SIGKILL after the nth commit of the target / of the ID map */
 	int		 commits, crash_after;
 	int		 map_commits, crash_map;
 };
@@ -100,11 +81,11 @@ on_hup(int sig)
 	restore_hup = 1;
 }
 
+/* Signals, logs, the key, the store and its identity, the state. */
 static int
-setup(struct run *r, char **errmsg)
+setup(struct run *r, uint8_t key[32], char **errmsg)
 {
 	struct sigaction sa;
-	const char *crash = getenv("LOGSHIP_TEST_CRASH_AFTER_TARGET_COMMIT");
 	int rc;
 
 	memset(&sa, 0, sizeof(sa));
@@ -114,20 +95,16 @@ setup(struct run *r, char **errmsg)
 	sa.sa_handler = on_hup;
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	r->crash_after = crash != NULL ? atoi(crash) : 0;
-	crash = getenv("LOGSHIP_TEST_CRASH_AFTER_MAP_COMMIT");
-	r->crash_map = crash != NULL ? atoi(crash) : 0;
 	http_global_init();	/* before any thread */
-	r->start_us = ls_now_us();
 	if ((rc = log_init(r->o->log_format, r->o->log_file, r->o->verbose,
 	    errmsg)) != 0 ||
-	    (r->o->key_file != NULL && (rc = ls_key_load(r->o->key_file, r->key,
+	    (r->o->key_file != NULL && (rc = ls_key_load(r->o->key_file, key,
 	    errmsg)) != 0) ||
 	    (rc = store_open_opts(r->o->store_url, r->o->store_opts, &r->store,
 	    errmsg)) != 0 ||
 	    (rc = state_open(r->o->state_dir, &r->state, errmsg)) != 0)
 		return rc;
-	r->keyp = r->o->key_file != NULL ? r->key : NULL;
+	r->keyp = r->o->key_file != NULL ? key : NULL;
 	rc = catalog_identity_read(r->store, &r->id, errmsg);
 	if (rc == LS_ERR_NOTFOUND)
 		return ls_errf(errmsg, LS_ERR_INVALID, "store %s holds no "
@@ -141,542 +118,75 @@ setup(struct run *r, char **errmsg)
 	return 0;
 }
 
-/* ---- phases ---- */
-
-static int
-commit_marker(struct run *r, char **errmsg)
-{
-	char sql[512];
-	int rc;
-
-	if ((rc = target_marker_sql(r->c, &r->mk, sql, sizeof(sql))) != 0 ||
-	    (rc = target_exec(r->c, sql, errmsg)) != 0)
-		return rc;
-	return state_put_marker(r->state, &r->mk, errmsg);
-}
-
-/* Which lines of a pg_dump section go to psql. */
-enum section_mode {
-	SECTION_ALL,
-	SECTION_NO_REFRESH,	/* post-data before the data: no REFRESH yet */
-	SECTION_REFRESH,	/* only the REFRESH MATERIALIZED VIEW lines */
-	SECTION_NO_TXN,		/* large objects: one transaction, not many */
-};
-
-struct section_out {
-	int	 fd;
-	bool	 fk_not_valid;	/* filters: references may dangle */
-	enum section_mode mode;
-	char	*pend;
-	size_t	 plen;
-};
-
-static bool
-line_is(const char *line, size_t len, const char *s)
-{
-	size_t n = strlen(s);
-
-	return len >= n && memcmp(line, s, n) == 0;
-}
-
-/*
- * Under filters a kept row may reference one left out: foreign keys are
- * added NOT VALID (checked for new rows, not for the restored ones).
- * pg_dump ends such a statement with "REFERENCES ...;" on its own line.
- * pg_dump writes each REFRESH MATERIALIZED VIEW, BEGIN and COMMIT of these
- * sections on a line of its own.
- */
-static int
-write_line(struct section_out *o, const char *line, size_t len)
-{
-	bool refresh = line_is(line, len, "REFRESH MATERIALIZED VIEW ");
-
-	if ((o->mode == SECTION_NO_REFRESH && refresh) ||
-	    (o->mode == SECTION_REFRESH && !refresh) ||
-	    (o->mode == SECTION_NO_TXN && (line_is(line, len, "BEGIN;\n") ||
-	    line_is(line, len, "COMMIT;\n"))))
-		return 0;
-	if (o->fk_not_valid && len >= 2 && line[len - 2] == ';' &&
-	    memmem(line, len, " REFERENCES ", 12) != NULL) {
-		return ls_write_all(o->fd, line, len - 2) == 0 &&
-		    ls_write_all(o->fd, " NOT VALID;\n", 12) == 0 ? 0 : LS_ERR_IO;
-	}
-	return ls_write_all(o->fd, line, len) == 0 ? 0 : LS_ERR_IO;
-}
-
-static int
-write_fd(void *arg, const void *buf, size_t len)
-{
-	struct section_out *o = arg;
-	char *bigger, *p, *nl;
-	int rc;
-
-	if ((bigger = realloc(o->pend, o->plen + len + 1)) == NULL)
-		return LS_ERR_NOMEM;
-	o->pend = bigger;
-	memcpy(o->pend + o->plen, buf, len);
-	o->plen += len;
-	for (p = o->pend; (nl = memchr(p, '\n', o->plen - (size_t)(p - o->pend)));
-	    p = nl + 1)
-		if ((rc = write_line(o, p, (size_t)(nl - p + 1))) != 0)
-			return rc;
-	o->plen -= (size_t)(p - o->pend);
-	memmove(o->pend, p, o->plen);
-	return 0;
-}
-
-/* A pg_dump section as plain SQL in a temp file; path in out. */
-static int
-section_file(struct run *r, const char *section, enum section_mode mode,
-    char *path, size_t len, char **errmsg)
-{
-	struct base_chunk c;
-	struct section_out so = { -1, false, mode, NULL, 0 };
-	uint8_t sha[32];
-	int in = -1, out, rc;
-	const char *dir = getenv("TMPDIR");
-
-	if ((rc = base_manifest_section(r->m, section, &c)) != 0)
-		return ls_errf(errmsg, LS_ERR_CORRUPT, "base manifest: no %s",
-		    section);
-	snprintf(path, len, "%s/logship-%s.XXXXXX", dir ? dir : "/tmp", section);
-	if ((out = mkstemp(path)) < 0)
-		return ls_errf(errmsg, LS_ERR_IO, "%s: %s", path, strerror(errno));
-	if ((rc = catalog_fetch(r->store, c.key, &in, errmsg)) == 0 &&
-	    (rc = blob_read_fd(in, c.key, r->keyp, "schema", NULL, NULL, sha,
-	    errmsg)) == 0 && memcmp(sha, c.sha256, 32) != 0)
-		rc = ls_errf(errmsg, LS_ERR_CORRUPT, "%s: sha256 differs from the "
-		    "base manifest (replaced object)", c.key);
-	so.fd = out;
-	so.fk_not_valid = r->el != NULL && strcmp(section, "post_data") == 0;
-	if (rc == 0)
-		rc = blob_read_fd(in, c.key, r->keyp, "schema", write_fd, &so,
-		    NULL, errmsg);
-	if (rc == 0 && so.plen > 0 && ls_write_all(out, so.pend, so.plen) != 0)
-		rc = ls_errf(errmsg, LS_ERR_IO, "%s: %s", path, strerror(errno));
-	free(so.pend);
-	if (so.fk_not_valid && mode != SECTION_REFRESH)
-		log_info("restore", "filters in use: foreign keys are added NOT "
-		    "VALID (restored rows may reference rows left out)");
-	if (in >= 0)
-		close(in);
-	close(out);
-	if (rc != 0)
-		unlink(path);
-	return rc;
-}
-
-/*
- * Run a section with psql in one transaction that also moves the marker to
- * phase next (flags included).  After post-data, the agent's own
- * publication is dropped: it is logship's, not the user's, and on the
- * target it would refuse UPDATE and DELETE on tables without a replica
- * identity.
- */
-static int
-run_section(struct run *r, const char *section, enum section_mode mode,
-    int next_phase, char **errmsg)
-{
-	struct state_marker next = r->mk;
-	const char *pub = base_manifest_publication(r->m);
-	char path[4096], sql[512], drop[512] = "SELECT 1", *qpub;
-	const char *args[] = { "-X", "-q", "-v", "ON_ERROR_STOP=1",
-	    "--single-transaction", "-f", path, "-c", drop, "-c", sql, NULL };
-	int rc;
-
-	next.phase = next_phase;
-	if (strcmp(section, "post_data") == 0 && mode != SECTION_REFRESH) {
-		qpub = PQescapeIdentifier(r->c, pub ? pub : "logship",
-		    strlen(pub ? pub : "logship"));
-		if (qpub != NULL)
-			snprintf(drop, sizeof(drop), "DROP PUBLICATION IF EXISTS %s",
-			    qpub);
-		PQfreemem(qpub);
-	}
-	if ((rc = target_marker_sql(r->c, &next, sql, sizeof(sql))) != 0 ||
-	    (rc = section_file(r, section, mode, path, sizeof(path),
-	    errmsg)) != 0)
-		return rc;
-	rc = pgtool_run("psql", NULL, r->o->target, args, PGTOOL_DEVNULL,
-	    PGTOOL_DEVNULL, strcmp(section, "pre_data") == 0 ? "psql pre-data" :
-	    strcmp(section, "post_data") == 0 ? "psql post-data" :
-	    "psql large objects", NULL, errmsg);
-	unlink(path);
-	if (rc != 0)
-		return rc;
-	r->mk.phase = next.phase;
-	log_info("restore", "%s applied%s", section, mode == SECTION_REFRESH ?
-	    " (materialized views refreshed)" : "");
-	return state_put_marker(r->state, &r->mk, errmsg);
-}
-
-/* "schema", "name" pairs of the manifest's tables; *n pairs. */
-static const char **
-manifest_tables(const struct base_manifest *m, size_t *n)
-{
-	struct base_table t;
-	const char **v = calloc(2 * base_manifest_ntables(m) + 2, sizeof(*v));
-	size_t i;
-
-	for (i = 0, *n = 0; v != NULL && base_manifest_table(m, i, &t) == 0; i++) {
-		v[2 * i] = t.schema;
-		v[2 * i + 1] = t.name;
-		(*n)++;
-	}
-	return v;
-}
-
-/* First contact with this target: refuse rows unless --truncate. */
-static int
-init_target(struct run *r, char **errmsg)
-{
-	size_t n = 0;
-	const char **tables = manifest_tables(r->m, &n);
-	char *busy = NULL;
-	size_t ntables = 0;
-	int rc;
-
-	if (tables == NULL)
-		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	rc = target_existing(r->c, tables, n, &ntables, errmsg);
-	if (rc == 0 && ntables > 0 && ntables < n) {
-		r->bad_input = true;
-		rc = ls_errf(errmsg, LS_ERR_INVALID, "the target has %zu of the "
-		    "%zu restored tables: restore into an empty database, or "
-		    "create all of them (pg_dump --schema-only) first", ntables, n);
-	}
-	if (rc == 0 && ntables > 0)
-		rc = target_nonempty(r->c, tables, n, &busy, errmsg);
-	if (rc == 0 && busy != NULL && r->o->remap && !r->o->truncate) {
-		log_info("restore", "id-mode remap: restoring next to the rows "
-		    "already in %s", busy);
-		free(busy);
-		busy = NULL;
-	}
-	if (rc == 0 && busy != NULL && !r->o->truncate) {
-		r->bad_input = true;
-		rc = ls_errf(errmsg, LS_ERR_INVALID, "the target is not empty: "
-		    "%s already hold rows; restore into an empty database, or "
-		    "pass --truncate to empty exactly the restored tables first",
-		    busy);
-	} else if (rc == 0 && busy != NULL)
-		rc = target_truncate(r->c, tables, n, errmsg);
-	if (rc == 0)
-		rc = target_init(r->c, r->store_id, r->id.generation, errmsg);
-	memset(&r->mk, 0, sizeof(r->mk));
-	memcpy(r->mk.generation, r->id.generation, 17);
-	/* a schema already there is kept: skip pre-data and post-data */
-	r->mk.phase = ntables > 0 ? PHASE_SCHEMA | PHASE_SCHEMA_GIVEN : PHASE_NEW;
-	if (rc == 0 && ntables > 0)
-		log_info("restore", "the target already has the schema: loading "
-		    "data into it (pre-data and post-data sections skipped)");
-	free(busy);
-	free(tables);
-	return rc == 0 ? commit_marker(r, errmsg) : rc;
-}
-
-/* ---- ID remapping ---- */
-
-/* Globally, or for tables the filter file names. */
-static bool
-remapping(const struct run *r)
-{
-	const char *const *t = elide_remap_tables(r->el);
-
-	return r->o->remap || (t != NULL && t[0] != NULL);
-}
-
-static int
-open_remap(struct run *r, char **errmsg)
-{
-	struct remap_opts ro = { r->o->target, r->o->remap,
-	    elide_remap_tables(r->el), elide_preserve_tables(r->el),
-	    (enum missing_ref)r->o->on_missing };
-
-	if (!remapping(r) || r->remap != NULL)
-		return 0;
-	return remap_new(&ro, r->state, &r->remap, errmsg);
-}
-
-struct assign_ctx {
-	struct run		*r;
-	struct state_txn	*txn;
-	const char		*schema, *name;
-	const char		**cols;
-	size_t			 ncols;
-	char			*pend;
-	size_t			 plen, pcap;
-	char			**errmsg;
-};
-
-/* One base row: if the filters keep it, draw and map its new key. */
-static int
-assign_line(struct assign_ctx *x, const char *line, size_t len)
-{
-	const char *names[1664], *const *cols = x->cols, *out = line;
-	size_t n = x->ncols, outlen = len;
-	bool keep = true;
-	int rc;
-
-	if (x->r->el != NULL) {
-		if ((rc = elide_copy_line(x->r->el, x->schema, x->name, x->cols,
-		    x->ncols, line, len, &keep, &out, &outlen, x->errmsg)) != 0)
-			return rc;
-		if (!keep)
-			return 0;
-		elide_copy_columns(x->r->el, x->schema, x->name, x->cols, x->ncols,
-		    names, &n);
-		cols = names;
-	}
-	return remap_copy_assign(x->r->remap, x->txn, x->schema, x->name, cols,
-	    n, out, outlen, x->errmsg);
-}
-
-/* Lines of a remapped table's chunk: draw and map a new key for each. */
-static int
-assign_bytes(void *arg, const void *buf, size_t len)
-{
-	struct assign_ctx *x = arg;
-	char *bigger, *p, *nl;
-	int rc;
-
-	if (x->plen + len + 1 > x->pcap) {
-		x->pcap = (x->plen + len + 1) * 2;
-		if ((bigger = realloc(x->pend, x->pcap)) == NULL)
-			return LS_ERR_NOMEM;
-		x->pend = bigger;
-	}
-	memcpy(x->pend + x->plen, buf, len);
-	x->plen += len;
-	for (p = x->pend; (nl = memchr(p, '\n', x->plen - (size_t)(p - x->pend)));
-	    p = nl + 1)
-		if ((rc = assign_line(x, p, (size_t)(nl - p + 1))) != 0)
-			return rc;
-	x->plen -= (size_t)(p - x->pend);
-	memmove(x->pend, p, x->plen);
-	return 0;
-}
-
-static int
-assign_chunk(struct run *r, struct assign_ctx *x, const struct base_chunk *c,
-    char **errmsg)
-{
-	char mark[512];
-	bool done = false;
-	int fd = -1, rc;
-
-	snprintf(mark, sizeof(mark), "keys:%s", c->key);
-	if ((rc = state_base_loaded(r->state, mark, &done, errmsg)) != 0 || done)
-		return rc;
-	if ((rc = catalog_fetch(r->store, c->key, &fd, errmsg)) != 0)
-		return rc;
-	x->plen = 0;
-	if ((rc = blob_read_fd(fd, c->key, r->keyp, "copy", NULL, NULL, NULL,
-	    errmsg)) == 0 && (rc = state_txn_begin(r->state, &x->txn, errmsg)) == 0) {
-		rc = blob_read_fd(fd, c->key, r->keyp, "copy", assign_bytes, x,
-		    NULL, errmsg);
-		rc = rc == 0 ? state_txn_commit(x->txn, errmsg) :
-		    (state_txn_abort(x->txn), rc);
-	}
-	close(fd);
-	return rc == 0 ? state_base_mark(r->state, mark, errmsg) : rc;
-}
-
-/* Phase one of a remapped base: every remapped table's keys into the map. */
-static int
-map_base_keys(struct run *r, char **errmsg)
-{
-	struct assign_ctx x = { .r = r, .errmsg = errmsg };
-	struct base_table t;
-	struct base_chunk c;
-	uint32_t type;
-	size_t i, k;
-	int rc = 0;
-
-	for (i = 0; rc == 0 && base_manifest_table(r->m, i, &t) == 0; i++) {
-		if (!remap_table(r->remap, t.schema, t.name, NULL) ||
-		    !elide_includes(r->el, t.schema, t.name))
-			continue;
-		x.schema = t.schema;
-		x.name = t.name;
-		x.ncols = base_manifest_ncolumns(r->m, i);
-		free(x.cols);
-		x.cols = calloc(x.ncols + 1, sizeof(*x.cols));
-		for (k = 0; x.cols != NULL && k < x.ncols; k++)
-			base_manifest_columns(r->m, i, k, &x.cols[k], &type);
-		for (k = 0; rc == 0 && k < t.nchunks; k++)
-			if ((rc = base_manifest_chunk(r->m, i, k, &c)) == 0)
-				rc = assign_chunk(r, &x, &c, errmsg);
-	}
-	free(x.cols);
-	free(x.pend);
-	if (rc != 0)
-		return rc;
-	r->mk.phase |= PHASE_KEYS_MAPPED;
-	return commit_marker(r, errmsg);
-}
-
-static bool
-base_include(void *arg, const char *schema, const char *name)
-{
-	return elide_includes(((struct run *)arg)->el, schema, name);
-}
-
-static int
-base_columns(void *arg, const char *schema, const char *name,
-    const char *const *cols, size_t ncols, const char **names, size_t *n)
-{
-	return elide_copy_columns(((struct run *)arg)->el, schema, name, cols,
-	    ncols, names, n);
-}
-
-/* A base line through the filters, then through the ID map. */
-static int
-copy_transform(void *arg, const char *schema, const char *name,
-    const char *const *cols, size_t ncols, const char *line, size_t len,
-    const char **out, size_t *outlen, bool *skip, char **errmsg)
-{
-	struct run *r = arg;
-	const char *names[1664];
-	size_t n = ncols;
-	bool keep = true;
-	int rc;
-
-	*out = line;
-	*outlen = len;
-	*skip = false;
-	if (r->el != NULL) {
-		if ((rc = elide_copy_line(r->el, schema, name, cols, ncols, line,
-		    len, &keep, out, outlen, errmsg)) != 0)
-			return rc;
-		*skip = !keep;
-		elide_copy_columns(r->el, schema, name, cols, ncols, names, &n);
-		cols = names;
-	}
-	if (*skip || r->remap == NULL)
-		return 0;
-	return remap_copy_line(r->remap, schema, name, cols, n, *out, *outlen,
-	    out, outlen, skip, errmsg);
-}
-
-static int
-load_base(struct run *r, char **errmsg)
-{
-	struct baseload_opts bo = { r->o->target, r->store, r->state, r->keyp,
-	    r->m, r->o->jobs, &restore_stop, NULL, NULL, NULL, NULL };
-	struct baseload_stats st;
-	int64_t t0 = ls_now_us();
-	int rc;
-
-	if (r->el != NULL) {
-		bo.include = base_include;
-		bo.columns = base_columns;
-		bo.transform = copy_transform;
-		bo.transform_arg = r;
-	}
-	if (remapping(r)) {
-		if ((rc = open_remap(r, errmsg)) != 0 ||
-		    (!(r->mk.phase & PHASE_KEYS_MAPPED) &&
-		    (rc = map_base_keys(r, errmsg)) != 0))
-			return rc;
-		bo.transform = copy_transform;
-		bo.transform_arg = r;
-	}
-	if ((rc = baseload_run(&bo, &st, errmsg)) != 0)
-		return rc;
-	log_info("restore", "base: %" PRIu64 " chunks loaded (%" PRIu64
-	    " already there), %" PRIu64 " rows, %.1f MB in %.1f s", st.chunks,
-	    st.skipped, st.rows, (double)st.bytes / 1e6,
-	    (double)(ls_now_us() - t0) / 1e6);
-	r->mk.phase = PHASE_DATA | (r->mk.phase & ~PHASE_MASK);
-	return commit_marker(r, errmsg);
-}
-
-/*
- * After the data: the large objects, then post-data (indexes, constraints,
- * and the REFRESH of each materialized view populated on the source, in
- * dependency order; when post-data ran early, only those refreshes).
- */
-static int
-finish_schema(struct run *r, char **errmsg)
-{
-	struct base_chunk c;
-	int flags = r->mk.phase & ~PHASE_MASK;
-
-	if (!(flags & PHASE_LOBS_DONE) &&
-	    base_manifest_section(r->m, "large_objects", &c) == 0) {
-		log_info("restore", "restoring %" PRIu64 " large object(s)",
-		    c.rows);
-		return run_section(r, "large_objects", SECTION_NO_TXN, PHASE_DATA |
-		    flags | PHASE_LOBS_DONE, errmsg);
-	}
-	if (flags & PHASE_SCHEMA_GIVEN) {
-		r->mk.phase = PHASE_STREAM | flags;
-		return commit_marker(r, errmsg);
-	}
-	return run_section(r, "post_data", flags & PHASE_POST_EARLY ?
-	    SECTION_REFRESH : SECTION_ALL, PHASE_STREAM | flags, errmsg);
-}
-
 /* ---- segments ---- */
 
+/* Tests may ask for a SIGKILL after the nth commit of target or map. */
 static void
-progress(struct run *r, bool final)
+stream_init(struct stream *s, struct run *r)
+{
+	const char *crash = getenv("LOGSHIP_TEST_CRASH_AFTER_TARGET_COMMIT");
+
+	s->r = r;
+	s->crash_after = crash != NULL ? atoi(crash) : 0;
+	crash = getenv("LOGSHIP_TEST_CRASH_AFTER_MAP_COMMIT");
+	s->crash_map = crash != NULL ? atoi(crash) : 0;
+	s->start_us = ls_now_us();
+}
+
+static void
+progress(struct stream *s, bool final)
 {
 	int64_t now = ls_now_us();
-	double secs = (double)(now - r->start_us) / 1e6;
-	uint64_t rows = r->rows_total + (r->ap ? applier_rows(r->ap) : 0);
+	double secs = (double)(now - s->start_us) / 1e6;
+	uint64_t rows = s->rows_total + (s->ap ? applier_rows(s->ap) : 0);
 	char lag[32] = "-";
 
-	if (!final && (!isatty(2) || now - r->progress_us < 1000000))
+	if (!final && (!isatty(2) || now - s->progress_us < 1000000))
 		return;
-	r->progress_us = now;
-	if (r->mk.commit_time > 0)
+	s->progress_us = now;
+	if (s->r->mk.commit_time > 0)
 		snprintf(lag, sizeof(lag), "%.1fs",
-		    (double)(now - r->mk.commit_time) / 1e6);
+		    (double)(now - s->r->mk.commit_time) / 1e6);
 	if (final)
 		log_info("restore", "summary: segments=%" PRIu64 " transactions=%"
-		    PRIu64 " rows=%" PRIu64 " seconds=%.1f", r->segs, r->txns,
+		    PRIu64 " rows=%" PRIu64 " seconds=%.1f", s->segs, s->txns,
 		    rows, secs);
 	else
 		fprintf(stderr, "\rsegments %" PRIu64 "  transactions %" PRIu64
-		    "  rows %" PRIu64 "  %.0f rows/s  lag %s   ", r->segs,
-		    r->txns, rows, secs > 0 ? (double)rows / secs : 0.0, lag);
+		    "  rows %" PRIu64 "  %.0f rows/s  lag %s   ", s->segs,
+		    s->txns, rows, secs > 0 ? (double)rows / secs : 0.0, lag);
 }
 
 static int
-commit_batch(struct run *r, char **errmsg)
+commit_batch(struct stream *s, char **errmsg)
 {
+	struct run *r = s->r;
 	char sql[512], origin[256], lsn[32];
+	bool wrote;
 	int rc;
 
-	if (!applier_in_batch(r->ap))
-		return applier_sync(r->ap, errmsg);	/* sequence samples */
+	if (!applier_in_batch(s->ap))
+		return applier_sync(s->ap, errmsg);	/* sequence samples */
 	/* map entries first: a crash before the target commits leaves
 	 * entries tagged beyond its marker, dropped at the next start */
-	if (r->mtxn != NULL) {
-		rc = state_txn_commit(r->mtxn, errmsg);
-		r->mtxn = NULL;
-		if (rc != 0) {
-			applier_rollback(r->ap);
-			return rc;
-		}
-		if (r->crash_map > 0 && ++r->map_commits == r->crash_map)
-			raise(SIGKILL);	/* tests: between LMDB and target */
+	if ((rc = rewrite_map_commit(r->rw, &wrote, errmsg)) != 0) {
+		applier_rollback(s->ap);
+		return rc;
 	}
+	if (wrote && s->crash_map > 0 && ++s->map_commits == s->crash_map)
+		raise(SIGKILL);		/* tests: between LMDB and target */
 	ls_lsn_format(r->mk.end_lsn, lsn);
 	snprintf(origin, sizeof(origin), "SELECT pg_replication_origin_xact_setup("
 	    "'%s', 'epoch'::timestamptz + %" PRId64 " * interval '1 microsecond')",
 	    lsn, r->mk.commit_time);
 	if ((rc = target_marker_sql(r->c, &r->mk, sql, sizeof(sql))) != 0 ||
-	    (rc = applier_commit(r->ap, sql, r->origin ? origin : NULL,
+	    (rc = applier_commit(s->ap, sql, s->origin ? origin : NULL,
 	    errmsg)) != 0)
 		return rc;
-	if (r->crash_after > 0 && ++r->commits == r->crash_after)
+	if (s->crash_after > 0 && ++s->commits == s->crash_after)
 		raise(SIGKILL);		/* tests: between target and LMDB */
-	r->batch_txns = 0;
-	r->applied_any = true;
-	r->progressed = true;
+	s->batch_txns = 0;
+	s->progressed = true;
 	return state_put_marker(r->state, &r->mk, errmsg);
 }
 
@@ -689,131 +199,22 @@ beyond_until(const struct run *r, const struct ls_txn *t)
 }
 
 struct seg_ctx {
-	struct run		*r;
+	struct stream		*s;
 	const struct prefetch_item *it;
 	bool			 skip;	/* current transaction already applied */
 	uint64_t		 end_lsn;	/* of the current transaction */
 	uint64_t		 commit_lsn;
 	int64_t			 commit_time;
 	uint32_t		 xid;
-	char			**errmsg;	/* for elide_change's callback */
 };
-
-/* A change through the ID map (remap mode), then to the target. */
-static int
-apply_change(struct seg_ctx *x, const struct ls_change *orig, char **errmsg)
-{
-	struct run *r = x->r;
-	const struct ls_relation *rel;
-	struct ls_change ch = *orig;
-	bool skip = false;
-	int rc;
-
-	if (r->remap == NULL || ch.kind == LS_CHANGE_TRUNCATE)
-		return applier_change(r->ap, orig, errmsg);
-	if ((rel = applier_get_relation(r->ap, ch.relid)) == NULL)
-		return ls_errf(errmsg, LS_ERR_CORRUPT, "change for unknown "
-		    "relation %u", ch.relid);
-	if (r->mtxn == NULL && (rc = state_txn_begin(r->state, &r->mtxn,
-	    errmsg)) != 0)
-		return rc;
-	if ((rc = remap_change(r->remap, r->mtxn, rel, &ch, x->end_lsn, x->xid,
-	    &skip, errmsg)) != 0 || skip)
-		return rc;
-	return applier_change(r->ap, &ch, errmsg);
-}
 
 /* Source relation: remembered; the target sees its filtered shape. */
 static int
-on_relation(struct run *r, const struct ls_relation *rel, char **errmsg)
+on_relation(struct stream *s, const struct ls_relation *rel, char **errmsg)
 {
-	const struct ls_relation *out = rel;
-	int rc;
-
-	if (relcache_put(r->seen, rel) != 0)
+	if (relcache_put(s->seen, rel) != 0)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	if (r->el == NULL)
-		return applier_relation(r->ap, rel, NULL, errmsg);
-	if (relcache_put(r->srcrels, rel) != 0)
-		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	if (elide_includes(r->el, rel->schema, rel->name) &&
-	    (rc = elide_relation(r->el, rel, &out, errmsg)) != 0)
-		return rc;
-	return applier_relation(r->ap, out, rel, errmsg);
-}
-
-static int
-apply_one(void *arg, const struct ls_change *ch)
-{
-	struct seg_ctx *x = arg;
-
-	return apply_change(x, ch, x->errmsg);
-}
-
-/* Truncate only the included tables. */
-static int
-filter_truncate(struct seg_ctx *x, const struct ls_change *c, char **errmsg)
-{
-	uint32_t keep[c->nrelids ? c->nrelids : 1], i, n = 0;
-	const struct ls_relation *rel;
-	struct ls_change t = *c;
-
-	for (i = 0; i < c->nrelids; i++)
-		if ((rel = relcache_get(x->r->srcrels, c->relids[i])) == NULL ||
-		    elide_includes(x->r->el, rel->schema, rel->name))
-			keep[n++] = c->relids[i];
-	if (n == 0)
-		return 0;
-	t.nrelids = n;
-	t.relids = keep;
-	return applier_change(x->r->ap, &t, errmsg);
-}
-
-static int filter_change(struct seg_ctx *, const struct ls_change *, char **);
-
-/* logship's own tables (a source that is itself a restore target). */
-static bool
-own_table(const struct run *r, uint32_t relid)
-{
-	const struct ls_relation *rel = applier_get_relation(r->ap, relid);
-
-	return rel != NULL && strcmp(rel->schema, "logship") == 0;
-}
-
-/* Truncate without logship's own tables. */
-static int
-truncate_own(struct seg_ctx *x, const struct ls_change *c, char **errmsg)
-{
-	uint32_t keep[c->nrelids ? c->nrelids : 1], i, n = 0;
-	struct ls_change t = *c;
-
-	for (i = 0; i < c->nrelids; i++)
-		if (!own_table(x->r, c->relids[i]))
-			keep[n++] = c->relids[i];
-	if (n == 0)
-		return 0;
-	t.nrelids = n;
-	t.relids = keep;
-	return filter_change(x, &t, errmsg);
-}
-
-/* Filters (table, row, columns), then the ID map and the target. */
-static int
-filter_change(struct seg_ctx *x, const struct ls_change *c, char **errmsg)
-{
-	const struct ls_relation *rel;
-
-	if (x->r->el == NULL)
-		return apply_change(x, c, errmsg);
-	if (c->kind == LS_CHANGE_TRUNCATE)
-		return filter_truncate(x, c, errmsg);
-	if ((rel = relcache_get(x->r->srcrels, c->relid)) == NULL)
-		return ls_errf(errmsg, LS_ERR_CORRUPT, "change for unknown "
-		    "relation %u", c->relid);
-	if (!elide_includes(x->r->el, rel->schema, rel->name))
-		return 0;
-	x->errmsg = errmsg;
-	return elide_change(x->r->el, rel, c, apply_one, x, errmsg);
+	return rewrite_relation(s->r->rw, s->ap, rel, errmsg);
 }
 
 /* Tables known to this restore: "schema", "name" pairs, without repeats. */
@@ -877,7 +278,8 @@ published(json_t *tables, const char *schema, const char *name)
 static int
 tables_check(struct seg_ctx *x, const struct ls_message *m, char **errmsg)
 {
-	struct run *r = x->r;
+	struct stream *s = x->s;
+	struct run *r = s->r;
 	struct known k = { NULL, 0, 0, 0 }, gone = { NULL, 0, 0, 0 };
 	struct base_table t;
 	json_error_t je;
@@ -895,17 +297,17 @@ tables_check(struct seg_ctx *x, const struct ls_message *m, char **errmsg)
 	}
 	for (i = 0; base_manifest_table(r->m, i, &t) == 0; i++)
 		known_add(&k, t.schema, t.name);
-	relcache_each(r->seen, known_rel, &k);
+	relcache_each(s->seen, known_rel, &k);
 	for (i = 0; i < k.n; i++)
 		if (!published(tables, k.v[2 * i], k.v[2 * i + 1]) &&
-		    elide_includes(r->el, k.v[2 * i], k.v[2 * i + 1]) &&
+		    rewrite_includes(r->rw, k.v[2 * i], k.v[2 * i + 1]) &&
 		    strcmp(k.v[2 * i], "logship") != 0)
 			known_add(&gone, k.v[2 * i], k.v[2 * i + 1]);
 	if (k.oom || gone.oom || (gone.n > 0 &&
 	    (present = calloc(gone.n, sizeof(*present))) == NULL))
 		rc = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	if (rc == 0 && gone.n > 0 && (rc = commit_batch(r, errmsg)) == 0)
-		rc = applier_tables_present(r->ap, gone.v, gone.n, present, errmsg);
+	if (rc == 0 && gone.n > 0 && (rc = commit_batch(s, errmsg)) == 0)
+		rc = applier_tables_present(s->ap, gone.v, gone.n, present, errmsg);
 	for (i = 0; rc == 0 && i < gone.n; i++) {
 		if (!present[i])
 			continue;
@@ -942,7 +344,7 @@ tables_check(struct seg_ctx *x, const struct ls_message *m, char **errmsg)
 static int
 schema_stop(struct seg_ctx *x, char **errmsg)
 {
-	struct run *r = x->r;
+	struct stream *s = x->s;
 	char lsn[32], when[64];
 
 	ls_lsn_format(x->commit_lsn, lsn);
@@ -950,28 +352,27 @@ schema_stop(struct seg_ctx *x, char **errmsg)
 	ls_errprefix(errmsg, LS_ERR_SCHEMA, "segment %016" PRIx64 ", source "
 	    "transaction %u committed at %s (%s)", x->it->segno, x->xid, lsn,
 	    when);
-	r->stop_before = x->end_lsn;
-	free(r->stop_why);
-	r->stop_why = *errmsg != NULL ? strdup(*errmsg) : NULL;
+	s->stop_before = x->end_lsn;
+	free(s->stop_why);
+	s->stop_why = *errmsg != NULL ? strdup(*errmsg) : NULL;
 	return LS_ERR_SCHEMA;
 }
 
 static int
 on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 {
-	struct run *r = x->r;
+	struct stream *s = x->s;
+	struct run *r = s->r;
 	int rc;
 
-	if (r->done)	/* past the until point: only sequences, never behind */
+	if (s->done)	/* past the until point: only sequences, never behind */
 		return rec->kind == LS_REC_SEQUENCE ?
-		    applier_sequence(r->ap, &rec->u.seq, errmsg) : 0;
+		    applier_sequence(s->ap, &rec->u.seq, errmsg) : 0;
 	switch (rec->kind) {
 	case LS_REC_RELATION:
-		return on_relation(r, &rec->u.rel, errmsg);
+		return on_relation(s, &rec->u.rel, errmsg);
 	case LS_REC_SEQUENCE:
-		if (remap_sequence(r->remap, rec->u.seq.schema, rec->u.seq.name))
-			return 0;	/* it feeds new keys: the target's own */
-		return applier_sequence(r->ap, &rec->u.seq, errmsg);
+		return rewrite_sequence(r->rw, s->ap, &rec->u.seq, errmsg);
 	case LS_REC_BEGIN:
 		x->end_lsn = rec->u.txn.end_lsn;
 		x->commit_lsn = rec->u.txn.commit_lsn;
@@ -979,22 +380,18 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 		x->xid = rec->u.txn.xid;
 		if ((x->skip = rec->u.txn.end_lsn <= r->mk.end_lsn))
 			return 0;
-		if (beyond_until(r, &rec->u.txn) || (r->stop_before != 0 &&
-		    rec->u.txn.end_lsn >= r->stop_before)) {
-			r->done = true;
+		if (beyond_until(r, &rec->u.txn) || (s->stop_before != 0 &&
+		    rec->u.txn.end_lsn >= s->stop_before)) {
+			s->done = true;
 			return 0;
 		}
-		applier_context(r->ap, x->it->segno, x->commit_lsn, x->xid);
-		return applier_in_batch(r->ap) ? 0 : applier_begin(r->ap, errmsg);
+		applier_context(s->ap, x->it->segno, x->commit_lsn, x->xid);
+		return applier_in_batch(s->ap) ? 0 : applier_begin(s->ap, errmsg);
 	case LS_REC_CHANGE:
 		if (x->skip)
 			return 0;
-		if (rec->u.change.kind == LS_CHANGE_TRUNCATE)
-			rc = truncate_own(x, &rec->u.change, errmsg);
-		else if (own_table(r, rec->u.change.relid))
-			return 0;	/* never the target's own marker */
-		else
-			rc = filter_change(x, &rec->u.change, errmsg);
+		rc = rewrite_change(r->rw, s->ap, &rec->u.change, x->end_lsn,
+		    x->xid, errmsg);
 		if (rc == LS_ERR_SCHEMA)
 			return schema_stop(x, errmsg);
 		return rc;
@@ -1005,9 +402,9 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 		r->mk.end_lsn = rec->u.txn.end_lsn;
 		memcpy(r->mk.seg_sha, x->it->sha, 32);
 		r->mk.txns++;
-		r->txns++;
-		if (++r->batch_txns >= (uint64_t)r->o->batch_txns &&
-		    (rc = commit_batch(r, errmsg)) != 0)
+		s->txns++;
+		if (++s->batch_txns >= (uint64_t)r->o->batch_txns &&
+		    (rc = commit_batch(s, errmsg)) != 0)
 			return rc;
 		return restore_stop ? LS_ERR_END : 0;
 	case LS_REC_MESSAGE:
@@ -1022,9 +419,11 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 
 /* Begin records carry the commit time; keep it for the marker. */
 static int
-apply_segment(struct run *r, const struct prefetch_item *it, char **errmsg)
+apply_segment(struct stream *s, const struct prefetch_item *it,
+    char **errmsg)
 {
-	struct seg_ctx x = { r, it, false, 0, 0, 0, 0, NULL };
+	struct run *r = s->r;
+	struct seg_ctx x = { s, it, false, 0, 0, 0, 0 };
 	struct segment_reader *rd = NULL;
 	struct ls_record rec;
 	char name[64];
@@ -1045,12 +444,12 @@ apply_segment(struct run *r, const struct prefetch_item *it, char **errmsg)
 			r->mk.commit_time = commit_time;
 		if ((rc = on_record(&x, &rec, errmsg)) != 0)
 			break;
-		progress(r, false);
+		progress(s, false);
 	}
 	segment_reader_free(rd);
 	if (rc == 0)
-		r->segs++;
-	return rc == 0 && r->done ? LS_ERR_END : rc;
+		s->segs++;
+	return rc == 0 && s->done ? LS_ERR_END : rc;
 }
 
 /* The segment we resume in must be the one we applied from. */
@@ -1083,8 +482,9 @@ check_item(struct run *r, const struct prefetch_item *it,
  * applied, as PostgreSQL's own subscriptions do.
  */
 static void
-setup_origin(struct run *r)
+setup_origin(struct stream *s)
 {
+	struct run *r = s->r;
 	char name[64];
 	const char *params[1] = { name };
 	PGresult *res;
@@ -1096,8 +496,8 @@ setup_origin(struct run *r)
 	    "pg_replication_origin_create(n) END FROM (SELECT 'logship_' || "
 	    "d.oid || '_' || $1 AS n FROM pg_database d WHERE d.datname = "
 	    "current_database()) s) c", 1, NULL, params, NULL, NULL, 0);
-	r->origin = PQresultStatus(res) == PGRES_TUPLES_OK;
-	if (!r->origin)
+	s->origin = PQresultStatus(res) == PGRES_TUPLES_OK;
+	if (!s->origin)
 		log_info("restore", "no replication origin (%.*s): positions are "
 		    "kept in logship.applied only",
 		    (int)strcspn(PQresultErrorMessage(res), "\n"),
@@ -1106,8 +506,9 @@ setup_origin(struct run *r)
 }
 
 static int
-replay_segments(struct run *r, char **errmsg)
+replay_segments(struct stream *s, char **errmsg)
 {
+	struct run *r = s->r;
 	struct prefetch *pf = NULL;
 	struct prefetch_item it;
 	struct segment_header prev;
@@ -1115,12 +516,12 @@ replay_segments(struct run *r, char **errmsg)
 	bool have_prev = false;
 	int rc;
 
-	setup_origin(r);
-	if ((rc = open_remap(r, errmsg)) != 0)
+	setup_origin(s);
+	if ((rc = rewrite_open_remap(r->rw, errmsg)) != 0)
 		return rc;
-	if (r->seen == NULL && (r->seen = relcache_new()) == NULL)
+	if (s->seen == NULL && (s->seen = relcache_new()) == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	if ((rc = applier_new(r->c, &r->ap, errmsg)) != 0 ||
+	if ((rc = applier_new(r->c, &s->ap, errmsg)) != 0 ||
 	    (rc = prefetch_start(r->store, r->mk.generation, r->keyp,
 	    r->mk.segno ? r->mk.segno : 1, r->o->follow, &restore_stop, &pf,
 	    errmsg)) != 0)
@@ -1129,8 +530,8 @@ replay_segments(struct run *r, char **errmsg)
 		rc = check_item(r, &it, &prev, prev_sha, have_prev, errmsg);
 		if (rc != 0) {
 			/* nothing of this segment was applied: keep the rest */
-			int crc = commit_batch(r, NULL);
-			r->generation_end = rc == LS_ERR_END;
+			int crc = commit_batch(s, NULL);
+			s->generation_end = rc == LS_ERR_END;
 			if (crc != 0)
 				rc = crc;
 			if (it.fd >= 0)
@@ -1138,7 +539,7 @@ replay_segments(struct run *r, char **errmsg)
 			free(it.errmsg);
 			break;
 		}
-		rc = apply_segment(r, &it, errmsg);
+		rc = apply_segment(s, &it, errmsg);
 		if (rc == 0 || rc == LS_ERR_END) {
 			prev = it.h;
 			memcpy(prev_sha, it.sha, 32);
@@ -1149,20 +550,19 @@ replay_segments(struct run *r, char **errmsg)
 		free(it.errmsg);
 		/* caught up (or stopping): make what we have durable */
 		if ((rc == 0 && !prefetch_ready(pf)) || rc == LS_ERR_END) {
-			int crc = commit_batch(r, errmsg);
+			int crc = commit_batch(s, errmsg);
 			if (crc != 0)
 				rc = crc;
 		}
 	}
 	prefetch_stop(pf);
-	if ((rc == 0 || rc == LS_ERR_END) && !r->generation_end) {
-		int crc = commit_batch(r, errmsg);
+	if ((rc == 0 || rc == LS_ERR_END) && !s->generation_end) {
+		int crc = commit_batch(s, errmsg);
 		if (crc != 0)
 			rc = crc;
-	} else if (applier_in_batch(r->ap))
-		applier_rollback(r->ap);	/* an error inside a transaction */
-	state_txn_abort(r->mtxn);	/* entries of a batch never committed */
-	r->mtxn = NULL;
+	} else if (applier_in_batch(s->ap))
+		applier_rollback(s->ap);	/* an error inside a transaction */
+	rewrite_map_abort(r->rw);	/* entries of a batch never committed */
 	return rc;
 }
 
@@ -1215,17 +615,15 @@ reconcile_map(struct run *r, char **errmsg)
 	return rc;
 }
 
-/* --filter: loaded and validated against the base before anything else. */
+/* This session's rewrite; --filter validated against the base first. */
 static int
 load_filters(struct run *r, char **errmsg)
 {
 	int rc;
 
-	if (r->o->filter_path == NULL || r->el != NULL)
-		return 0;
-	if ((r->srcrels = relcache_new()) == NULL)
+	if (r->rw == NULL && (r->rw = rewrite_new(r->o, r->state)) == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	if ((rc = elide_new(r->o->filter_path, r->m, &r->el, errmsg)) != 0)
+	if ((rc = rewrite_load_filters(r->rw, r->m, errmsg)) != 0)
 		r->bad_input = true;
 	return rc;
 }
@@ -1249,77 +647,57 @@ reconcile(struct run *r, char **errmsg)
 	    errmsg)) != 0 || (rc = load_filters(r, errmsg)) != 0)
 		return rc;
 	if (target_get_marker(r->c, &tm, tstore, sizeof(tstore), NULL) != 0)
-		return init_target(r, errmsg);
+		return phases_start(r, errmsg);
 	r->mk = tm;
 	if ((rc = state_put_marker(r->state, &r->mk, errmsg)) != 0)
 		return rc;
 	return reconcile_map(r, errmsg);
 }
 
+/* Connect, lock, adopt the marker, then phases and segments; *connected
+ * once the target answered. */
 static int
-session(struct run *r, char **errmsg)
+session(struct stream *s, bool *connected, char **errmsg)
 {
+	struct run *r = s->r;
+	char target_id[256];
 	int rc;
 
 	if ((rc = target_connect(r->o->target, &r->c, errmsg)) != 0 ||
 	    (rc = restore_session_setup(r->c, errmsg)) != 0 ||
-	    (rc = target_identity(r->c, r->target_id, sizeof(r->target_id),
+	    (rc = target_identity(r->c, target_id, sizeof(target_id),
 	    errmsg)) != 0)
 		return rc;
-	r->connected = true;
+	*connected = true;
 	if ((rc = lock_target(r, errmsg)) != 0)
 		return rc;
-	if ((rc = state_bind(r->state, r->store_id, r->target_id, errmsg)) != 0) {
+	if ((rc = state_bind(r->state, r->store_id, target_id, errmsg)) != 0) {
 		r->bad_input = true;
 		return rc;
 	}
 	if ((rc = reconcile(r, errmsg)) != 0)
 		return rc;
-	while (rc == 0 && (r->mk.phase & PHASE_MASK) != PHASE_STREAM &&
-	    !restore_stop) {
-		switch (r->mk.phase & PHASE_MASK) {
-		case PHASE_NEW:
-			rc = run_section(r, "pre_data", SECTION_ALL, PHASE_SCHEMA |
-			    (r->mk.phase & ~PHASE_MASK), errmsg);
-			break;
-		case PHASE_SCHEMA:
-			if (remapping(r) && !(r->mk.phase &
-			    (PHASE_SCHEMA_GIVEN | PHASE_POST_EARLY))) {
-				/* keys and foreign keys must exist to remap */
-				r->mk.phase |= PHASE_POST_EARLY;
-				rc = run_section(r, "post_data",
-				    SECTION_NO_REFRESH, PHASE_SCHEMA |
-				    (r->mk.phase & ~PHASE_MASK), errmsg);
-				break;
-			}
-			rc = load_base(r, errmsg);
-			break;
-		default:
-			rc = finish_schema(r, errmsg);
-		}
-	}
+	rc = phases_run(r, errmsg);
 	if (rc == 0 && !restore_stop)
-		rc = replay_segments(r, errmsg);
-	return rc == LS_ERR_END && !r->generation_end ? 0 : rc;
+		rc = replay_segments(s, errmsg);
+	return rc == LS_ERR_END && !s->generation_end ? 0 : rc;
 }
 
 static void
-end_session(struct run *r)
+end_session(struct stream *s)
 {
-	remap_free(r->remap);
-	r->remap = NULL;
-	elide_free(r->el);
-	r->el = NULL;
-	relcache_free(r->srcrels);
-	r->srcrels = NULL;
-	relcache_free(r->seen);
-	r->seen = NULL;
-	if (r->ap != NULL) {
-		r->rows_total += applier_rows(r->ap);
-		r->missing_total += applier_missing(r->ap);
+	struct run *r = s->r;
+
+	rewrite_free(r->rw);
+	r->rw = NULL;
+	relcache_free(s->seen);
+	s->seen = NULL;
+	if (s->ap != NULL) {
+		s->rows_total += applier_rows(s->ap);
+		s->missing_total += applier_missing(s->ap);
 	}
-	applier_free(r->ap);
-	r->ap = NULL;
+	applier_free(s->ap);
+	s->ap = NULL;
 	base_manifest_free(r->m);
 	r->m = NULL;
 	PQfinish(r->c);
@@ -1341,18 +719,22 @@ int
 replay_main(const struct replay_opts *o)
 {
 	struct run r = { .o = o };
+	struct stream s = { NULL };
+	uint8_t key[32];
 	char *err = NULL;
+	bool connected = false;
 	int rc, attempt = 0, status;
 
-	if ((rc = setup(&r, &err)) != 0) {
+	stream_init(&s, &r);
+	if ((rc = setup(&r, key, &err)) != 0) {
 		fprintf(stderr, "logship-restore: %s\n", err);
 		status = LS_EXIT_USAGE;
 		goto out;
 	}
 	for (;;) {
-		rc = session(&r, &err);
-		end_session(&r);
-		if (rc == LS_ERR_SCHEMA && r.stop_before != 0 && !r.done &&
+		rc = session(&s, &connected, &err);
+		end_session(&s);
+		if (rc == LS_ERR_SCHEMA && s.stop_before != 0 && !s.done &&
 		    !restore_stop) {
 			/* again, committing all before the mismatch */
 			log_info("restore", "schema mismatch: committing what "
@@ -1363,14 +745,14 @@ replay_main(const struct replay_opts *o)
 			continue;
 		}
 		if (rc == 0 || rc == LS_ERR_END || r.bad_input ||
-		    rc != LS_ERR_TRANSIENT || !r.connected || restore_stop)
+		    rc != LS_ERR_TRANSIENT || !connected || restore_stop)
 			break;
 		log_warn("restore", "%s; reconnecting (try %d)", err, attempt + 1);
 		free(err);
 		err = NULL;
-		if (r.progressed)	/* that session got somewhere: start over */
+		if (s.progressed)	/* that session got somewhere: start over */
 			attempt = 0;
-		r.progressed = false;
+		s.progressed = false;
 		nap(ls_backoff_us(attempt++));
 	}
 	if ((rc == LS_ERR_TRANSIENT || rc == LS_ERR_END) && restore_stop &&
@@ -1378,24 +760,24 @@ replay_main(const struct replay_opts *o)
 		log_info("restore", "stopped while %s", err ? err : "waiting");
 		rc = 0;		/* asked to stop: the last commit stands */
 	}
-	if (rc == 0 && r.stop_why != NULL) {
-		progress(&r, true);
+	if (rc == 0 && s.stop_why != NULL) {
+		progress(&s, true);
 		rc = LS_ERR_SCHEMA;	/* stopped before the mismatch, as planned */
 		free(err);
-		err = r.stop_why;
-		r.stop_why = NULL;
+		err = s.stop_why;
+		s.stop_why = NULL;
 	} else if (rc == 0)
-		progress(&r, true);
+		progress(&s, true);
 	if (rc != 0)
 		log_error("restore", "%s", err ? err : ls_strerror(rc));
 	status = rc == 0 ? 0 : r.bad_input ? LS_EXIT_USAGE : 1;
-	if (rc == 0 && r.missing_total > 0)
+	if (rc == 0 && s.missing_total > 0)
 		log_warn("restore", "%" PRIu64 " UPDATE/DELETE found no row on "
-		    "the target: it has diverged from the source", r.missing_total);
+		    "the target: it has diverged from the source", s.missing_total);
  out:
 	state_close(r.state);
 	store_free(r.store);
-	free(r.stop_why);
+	free(s.stop_why);
 	free(err);
 	return status;
 }
