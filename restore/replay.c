@@ -38,7 +38,6 @@
 #include "repo/catalog.h"
 #include "rewrite.h"
 #include "state.h"
-#include "store/http.h"
 #include "store/store.h"
 #include "target.h"
 
@@ -95,7 +94,7 @@ setup(struct run *r, uint8_t key[32], char **errmsg)
 	sa.sa_handler = on_hup;
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	http_global_init();	/* before any thread */
+	store_global_init();	/* before any thread */
 	if ((rc = log_init(r->o->log_format, r->o->log_file, r->o->verbose,
 	    errmsg)) != 0 ||
 	    (r->o->key_file != NULL && (rc = ls_key_load(r->o->key_file, key,
