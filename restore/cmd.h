@@ -40,8 +40,9 @@ int cmd_usage_error(const char *fmt, ...)
 int cmd_int_arg(const char *opt, const char *v, int lo, int hi, int *out);
 
 /*
- * getopt_long(3) over longopts (at most CMD_MAXOPTS) and the options of the
- * cloud stores: those set their field of *so and are not returned.
+ * getopt_long(3) over longopts (at most CMD_MAXOPTS) and every store option
+ * (store/store_opts.h): those set their field of *so to point into argv and
+ * are not returned.
  */
 #define CMD_MAXOPTS	24
 int cmd_getopt(int argc, char **argv, const char *shortopts,

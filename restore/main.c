@@ -17,6 +17,7 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "store/store.h"
+#include "store/store_opts.h"
 
 /* In the order of the usage. */
 static const struct cmd_entry *const cmds[] = {
@@ -24,30 +25,26 @@ static const struct cmd_entry *const cmds[] = {
 	&cmd_cat_entry, &cmd_mirror_entry, NULL
 };
 
-/* Long options of the cloud stores, shared by every subcommand. */
-#define STORE_LONGOPTS \
-	{ "s3-endpoint", required_argument, NULL, 1001 }, \
-	{ "s3-region", required_argument, NULL, 1002 }, \
-	{ "s3-uri-style", required_argument, NULL, 1003 }, \
-	{ "s3-ca-file", required_argument, NULL, 1004 }, \
-	{ "s3-credentials-file", required_argument, NULL, 1005 }, \
-	{ "azure-endpoint", required_argument, NULL, 1006 }, \
-	{ "gcs-endpoint", required_argument, NULL, 1007 }
+/* getopt_long's value for every store option; its index says which. */
+#define STORE_OPT	0x100
 
-/* 1 if ch was a store option (and is now set), else 0. */
-static int
-store_option(struct store_opts *so, int ch, const char *arg)
+/* The store options' lines, from the table every program shares. */
+static void
+usage_store_opts(FILE *fp)
 {
-	switch (ch) {
-	case 1001: so->s3_endpoint = arg; return 1;
-	case 1002: so->s3_region = arg; return 1;
-	case 1003: so->s3_uri_style = arg; return 1;
-	case 1004: so->s3_ca_file = arg; return 1;
-	case 1005: so->s3_credentials_file = arg; return 1;
-	case 1006: so->azure_endpoint = arg; return 1;
-	case 1007: so->gcs_endpoint = arg; return 1;
+	const struct store_opts_key *k;
+	int n;
+
+	fputs("  cloud store settings (credentials from the environment; "
+	    "mirror applies\n  them to both stores):\n", fp);
+	for (k = store_opts_keys; k < store_opts_keys + STORE_OPTS_N; k++) {
+		n = fprintf(fp, "  --%s %s", k->name, k->arg);
+		if (n >= 20) {		/* too long: the help on a line of its own */
+			fputc('\n', fp);
+			n = 0;
+		}
+		fprintf(fp, "%*s%s\n", 20 - n, "", k->help);
 	}
-	return 0;
 }
 
 void
@@ -62,11 +59,7 @@ cmd_usage(FILE *fp)
 	for (i = 0; cmds[i] != NULL; i++)
 		if (cmds[i]->help != NULL)
 			fputs(cmds[i]->help, fp);
-	fputs(
-"  --s3-endpoint URL, --s3-region R, --s3-uri-style path|host, --s3-ca-file F,\n"
-"  --s3-credentials-file F, --azure-endpoint URL, --gcs-endpoint URL\n"
-"                    cloud store settings (credentials from the environment);\n"
-"                    mirror applies them to both stores\n", fp);
+	usage_store_opts(fp);
 }
 
 int
@@ -99,22 +92,22 @@ int
 cmd_getopt(int argc, char **argv, const char *shortopts,
     const struct option *longopts, struct store_opts *so)
 {
-	static const struct option store_longopts[] = { STORE_LONGOPTS };
-	struct option all[CMD_MAXOPTS + 8];
+	struct option all[CMD_MAXOPTS + STORE_OPTS_N + 1];
 	size_t n, i;
-	int ch;
+	int ch, idx;
 
 	for (n = 0; longopts[n].name != NULL; n++) {
 		if (n == CMD_MAXOPTS)
 			abort();
 		all[n] = longopts[n];
 	}
-	for (i = 0; i < sizeof(store_longopts) / sizeof(*store_longopts); i++)
-		all[n++] = store_longopts[i];
-	all[n] = (struct option){ NULL, 0, NULL, 0 };
-	while ((ch = getopt_long(argc, argv, shortopts, all, NULL)) != -1 &&
-	    store_option(so, ch, optarg))
-		;
+	for (i = 0; i < STORE_OPTS_N; i++)
+		all[n + i] = (struct option){ store_opts_keys[i].name,
+		    required_argument, NULL, STORE_OPT };
+	all[n + i] = (struct option){ NULL, 0, NULL, 0 };
+	while ((ch = getopt_long(argc, argv, shortopts, all, &idx)) ==
+	    STORE_OPT)
+		store_opts_set(so, &store_opts_keys[idx - (int)n], optarg);
 	return ch;
 }
 
