@@ -11,6 +11,7 @@
 #include "common/error.h"
 #include "common/util.h"
 #include "config.h"
+#include "store/store_opts.h"
 
 
 enum ctype { C_STR, C_INT, C_SIZE, C_SECONDS, C_LSN, C_FLAG, C_BOOL };
@@ -24,7 +25,7 @@ struct ckey {
 };
 
 #define F(m) offsetof(struct agent_config, m)
-static const struct ckey keys[] = {
+static const struct ckey agent_keys[] = {
 	{ "source", C_STR, F(source), NULL,
 	    "libpq connection string of the source (password: use PGPASSFILE or --config)" },
 	{ "store", C_STR, F(store), NULL, "store URL: a directory or file:///abs/path" },
@@ -50,20 +51,27 @@ static const struct ckey keys[] = {
 	{ "spool-dir", C_STR, F(spool_dir), NULL,
 	    "local directory for temp files (default $TMPDIR or /tmp)" },
 	{ "config", C_STR, F(config_file), NULL, "read settings from FILE (key = value)" },
-	{ "s3-endpoint", C_STR, F(s3_endpoint), NULL,
-	    "S3-compatible endpoint URL (MinIO, Swift, R2, GCS interop)" },
-	{ "s3-region", C_STR, F(s3_region), NULL,
-	    "S3 region (default $AWS_REGION, else us-east-1)" },
-	{ "s3-uri-style", C_STR, F(s3_uri_style), NULL, "path or host (default host)" },
-	{ "s3-ca-file", C_STR, F(s3_ca_file), NULL, "CA bundle for the S3 endpoint" },
-	{ "s3-credentials-file", C_STR, F(s3_credentials_file), NULL,
-	    "file with S3 credentials instead of AWS_* variables" },
-	{ "azure-endpoint", C_STR, F(azure_endpoint), NULL,
-	    "Azure Blob endpoint (Azurite, sovereign clouds)" },
-	{ "gcs-endpoint", C_STR, F(gcs_endpoint), NULL, "GCS JSON API endpoint" },
 	{ "verbose", C_FLAG, F(verbose), "0", "more logging (repeat for more)" },
 };
-#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+#define NAGENT (sizeof(agent_keys) / sizeof(agent_keys[0]))
+#define NKEYS (NAGENT + STORE_OPTS_N)
+
+/* The agent's own keys, then every store option: filled by keys_init(). */
+static struct ckey keys[NKEYS];
+
+static void
+keys_init(void)
+{
+	const struct store_opts_key *k;
+	size_t i;
+
+	memcpy(keys, agent_keys, sizeof(agent_keys));
+	for (i = 0; i < STORE_OPTS_N; i++) {
+		k = &store_opts_keys[i];
+		keys[NAGENT + i] = (struct ckey){ k->name, C_STR,
+		    F(store_opts) + k->off, NULL, k->help };
+	}
+}
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
 usage_error(const char *fmt, ...)
@@ -295,6 +303,7 @@ config_parse(int argc, char **argv, struct agent_config *c)
 	size_t i;
 	int ch, idx;
 
+	keys_init();
 	memset(c, 0, sizeof(*c));
 	set_defaults(c);
 	for (i = 0; i < NKEYS; i++)

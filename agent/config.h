@@ -1,13 +1,17 @@
 /*
  * config.h: logship-agent's settings.  One table (config.c) defines every
- * key: its type, default and help; the same names work as --long-options
- * and as "key = value" lines in --config FILE.  The command line wins.
+ * key: its type, default and help, the store options coming from the
+ * library's table (store/store_opts.h); the same names work as
+ * --long-options and as "key = value" lines in --config FILE.  The command
+ * line wins.
  */
 #ifndef LS_AGENT_CONFIG_H
 #define LS_AGENT_CONFIG_H
 
 #include <stdbool.h>
 #include <stdint.h>
+
+#include "store/store.h"
 
 struct agent_config {
 	char		*source;		/* libpq conninfo */
@@ -28,9 +32,7 @@ struct agent_config {
 	char		*log_file;
 	char		*spool_dir;
 	char		*config_file;
-	char		*s3_endpoint, *s3_region, *s3_uri_style, *s3_ca_file;
-	char		*s3_credentials_file;
-	char		*azure_endpoint, *gcs_endpoint;
+	struct store_opts store_opts;		/* strings malloc'd */
 	int64_t		 verbose;
 	bool		 source_on_argv;	/* warn: a password there shows in ps */
 };

@@ -119,12 +119,6 @@ check_store(struct store *st, bool init, char **errmsg)
 static int
 setup(struct agent *a, const struct agent_config *c, uint8_t key[32])
 {
-	struct store_opts so = { .s3_endpoint = c->s3_endpoint,
-	    .s3_region = c->s3_region, .s3_uri_style = c->s3_uri_style,
-	    .s3_ca_file = c->s3_ca_file,
-	    .s3_credentials_file = c->s3_credentials_file,
-	    .azure_endpoint = c->azure_endpoint, .gcs_endpoint = c->gcs_endpoint };
-
 	char *err = NULL;
 
 	store_global_init();	/* before any thread (base copy workers) */
@@ -135,7 +129,7 @@ setup(struct agent *a, const struct agent_config *c, uint8_t key[32])
 		free(err);
 		return 2;
 	}
-	if (store_open_opts(c->store, &so, &a->store, &err) != 0) {
+	if (store_open_opts(c->store, &c->store_opts, &a->store, &err) != 0) {
 		fprintf(stderr, "logship-agent: %s\n", err);
 		free(err);
 		return 2;

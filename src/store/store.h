@@ -29,9 +29,10 @@ struct store_list {
 };
 
 /*
- * Settings of the cloud backends (command-line/config options); every field
- * may be NULL or 0 for its default.  Credentials never come from here but
- * from the environment or the files named here.
+ * Settings of the cloud backends; every field may be NULL or 0 for its
+ * default.  The strings are the programs' options and config keys, named
+ * in one table (store_opts.h).  Credentials never come from here but from
+ * the environment or the files named here.
  */
 struct store_opts {
 	const char	*s3_endpoint;	/* default https://s3.<region>.amazonaws.com */
@@ -40,9 +41,9 @@ struct store_opts {
 	const char	*s3_ca_file;	/* CA bundle instead of the system's */
 	const char	*s3_credentials_file; /* instead of AWS_* variables */
 	const char	*azure_endpoint; /* default https://<account>.blob.core.windows.net */
-	const char	*azure_ca_file;
+	const char	*azure_ca_file;	/* CA bundle instead of the system's */
 	const char	*gcs_endpoint;	/* default https://storage.googleapis.com */
-	const char	*gcs_ca_file;
+	const char	*gcs_ca_file;	/* CA bundle instead of the system's */
 	uint64_t	 multipart_threshold; /* default 64 MiB */
 	uint64_t	 part_size;	/* default 16 MiB */
 	int64_t		 deadline_s;	/* retries of one call give up after; 300 */

@@ -1,7 +1,8 @@
 #!/bin/sh
 # logship-agent's bad input: each case gets one clear line naming the cause
 # and the fix, exit 1 (2 for usage), and nothing in the store or on the
-# slot is damaged.
+# slot is damaged.  Every store option works on the command line and in
+# the --config file.
 . "$(dirname "$0")/lib.sh"
 
 pg_start src || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
@@ -86,5 +87,54 @@ is "$(find "$S" -type f | sort | xargs md5sum | md5sum)" "$before" "the store is
 is "$(psql_at "$P" -c "select count(*) from pg_replication_slots")" "1" "and only the first agent's slot exists"
 kill -TERM $A1; wait $A1; ok $? "first agent stops cleanly on SIGTERM"
 check "its store verifies" "$RESTORE" verify --store "$S"
+
+# store options, on the command line and in --config ------------------------
+NOSRC="host=127.0.0.1 port=1 user=postgres dbname=postgres"
+printf '[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = s\n' > "$T/s3creds"
+unset STORAGE_EMULATOR_HOST GOOGLE_APPLICATION_CREDENTIALS AWS_ACCESS_KEY_ID \
+    AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AZURE_STORAGE_SAS_TOKEN
+export LOGSHIP_GCS_ANONYMOUS=1 AZURE_STORAGE_ACCOUNT=acct \
+    AZURE_STORAGE_KEY="$(printf 'logship-test-key' | base64)"
+
+# both DESC RC ERE STORE --KEY VALUE...: the agent on STORE with these
+# settings, first as options, then as lines of its --config file, exits RC
+# with ERE in its output (before it gets to the source: exit 1 and ERE
+# "cannot connect to the source")
+both() {
+	_d=$1; _rc=$2; _re=$3; _st=$4; shift 4
+	out=$(timeout 20 "$AGENT" --source "$NOSRC" --store "$_st" --init "$@" 2>&1)
+	is "$?" "$_rc" "$_d: on the command line"
+	like "$out" "$_re" "$_d: saying so"
+	: > "$T/agent.conf"
+	while [ $# -ge 2 ]; do printf '%s = %s\n' "${1#--}" "$2" >> "$T/agent.conf"; shift 2; done
+	out=$(timeout 20 "$AGENT" --source "$NOSRC" --store "$_st" --init --config "$T/agent.conf" 2>&1)
+	is "$?" "$_rc" "$_d: in the config file"
+	like "$out" "$_re" "$_d: saying so"
+}
+# on a directory store they change nothing
+both "every store option" 1 "cannot connect to the source" "$T/s-opts" \
+    --s3-endpoint http://127.0.0.1:1 --s3-region eu-west-1 --s3-uri-style path \
+    --s3-ca-file "$T/ca.pem" --s3-credentials-file "$T/s3creds" \
+    --azure-endpoint http://127.0.0.1:1/acct --azure-ca-file "$T/ca.pem" \
+    --gcs-endpoint http://127.0.0.1:1 --gcs-ca-file "$T/ca.pem"
+# the cloud ones reach their backends: an https endpoint (the source's
+# port: any that accepts a connection) and a CA file that does not exist
+# fail the first request, naming the file, before anything is written
+both "S3 with a CA file that does not exist" 1 "$T/no-s3-ca.pem" s3://bkt/p \
+    --s3-endpoint "https://127.0.0.1:$P" --s3-uri-style path \
+    --s3-credentials-file "$T/s3creds" --s3-ca-file "$T/no-s3-ca.pem"
+both "Azure with a CA file that does not exist" 1 "$T/no-azure-ca.pem" \
+    azure://cont/p --azure-endpoint "https://127.0.0.1:$P/acct" \
+    --azure-ca-file "$T/no-azure-ca.pem"
+both "GCS with a CA file that does not exist" 1 "$T/no-gcs-ca.pem" \
+    gcs://bkt/p --gcs-endpoint "https://127.0.0.1:$P" \
+    --gcs-ca-file "$T/no-gcs-ca.pem"
+out=$("$AGENT" --source "$NOSRC" --store "$T/s-opts" --s3-no-such-option x 2>&1); rc=$?
+is "$rc" 2 "an unknown option is a usage error"
+like "$out" 'Try "logship-agent --help"\.$' "pointing to --help"
+printf 's3-no-such-option = x\n' > "$T/agent.conf"
+out=$("$AGENT" --source "$NOSRC" --store "$T/s-opts" --config "$T/agent.conf" 2>&1); rc=$?
+is "$rc" 2 "an unknown setting in the config file is a usage error"
+like "$out" "agent.conf:1: unknown setting \"s3-no-such-option\"" "naming the line"
 
 done_testing

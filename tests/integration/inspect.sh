@@ -1,7 +1,8 @@
 #!/bin/sh
 # The inspection commands on stores written by the segment writer:
 # ls, verify (good, corrupt, gap, tampered chain, encrypted), cat NDJSON,
-# and the one-line errors for bad URLs and key files.
+# and the one-line errors for bad URLs and key files; every store option on
+# every command that opens a store (ls, verify, cat, mirror, the restore).
 . "$(dirname "$0")/lib.sh"
 
 S="$T/store"
@@ -110,5 +111,74 @@ is "$rc" 1 "verify of a store without generations exits 1"
 out=$("$RESTORE" verify --store "$S" --generation 00000001000000ff 2>&1); rc=$?
 is "$rc" 1 "verify of a generation the store lacks exits 1"
 like "$out" "holds no generation 00000001000000ff" "naming it"
+
+# store options ------------------------------------------------------------
+# Every command that opens a store takes every store option; on a
+# directory store they change nothing.
+printf '[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = s\n' > "$T/s3creds"
+ALLOPTS="--s3-endpoint http://127.0.0.1:1 --s3-region eu-west-1 --s3-uri-style path
+	--s3-ca-file $T/ca.pem --s3-credentials-file $T/s3creds
+	--azure-endpoint http://127.0.0.1:1/acct --azure-ca-file $T/ca.pem
+	--gcs-endpoint http://127.0.0.1:1 --gcs-ca-file $T/ca.pem"
+for c in ls verify cat; do
+	"$RESTORE" $c --store "$S" > "$T/plain.out" 2>&1
+	"$RESTORE" $c --store "$S" $ALLOPTS > "$T/opts.out" 2>&1; rc=$?
+	is "$rc" 0 "$c takes every store option"
+	cmp -s "$T/plain.out" "$T/opts.out"; ok $? "$c: the same output on a directory store"
+done
+"$RESTORE" mirror --from "$S" --to "$T/mirror-opts" $ALLOPTS >/dev/null 2>&1
+ok $? "mirror takes every store option"
+cmp -s "$S/logship.json" "$T/mirror-opts/logship.json"
+ok $? "and copies the store (its base-less segments wait, as ever)"
+out=$("$RESTORE" --store "$S" --target "host=127.0.0.1 port=1 user=x dbname=x" \
+    --state-dir "$T/st-opts" $ALLOPTS 2>&1); rc=$?
+is "$rc" 1 "the restore takes every store option (and then finds no target)"
+like "$out" "cannot connect to the target" "saying so"
+for c in ls verify cat mirror idmap ""; do
+	out=$("$RESTORE" $c --s3-no-such-option x 2>&1); rc=$?
+	is "$rc" 2 "${c:-the restore}: an unknown option is a usage error"
+	like "$out" 'Try "logship-restore --help"\.$' "pointing to --help"
+done
+
+# The cloud options reach their backends: with an https endpoint (any port
+# that accepts a connection) and a CA file that does not exist, the first
+# request fails, naming the CA file, and nothing is read.
+FAULTPROXY="$top_builddir/tests/tools/faultproxy"
+"$FAULTPROXY" --upstream 127.0.0.1:1 > "$T/fp.port" 2>/dev/null &
+track_pid $!
+i=0; until [ -s "$T/fp.port" ] || [ $i -gt 100 ]; do sleep 0.1; i=$((i+1)); done
+HTTPS="https://127.0.0.1:$(head -n 1 "$T/fp.port")"
+unset STORAGE_EMULATOR_HOST GOOGLE_APPLICATION_CREDENTIALS AWS_ACCESS_KEY_ID \
+    AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AZURE_STORAGE_SAS_TOKEN
+export LOGSHIP_GCS_ANONYMOUS=1 AZURE_STORAGE_ACCOUNT=acct \
+    AZURE_STORAGE_KEY="$(printf 'logship-test-key' | base64)"
+
+# ca_fails CAFILE URL OPTION...: each command on that store fails so.  (An
+# option lost on the way would have them retry TLS handshakes with the
+# proxy for minutes: timeout cuts that short.)
+ca_fails() {
+	_ca=$1; shift
+	for c in ls verify cat; do
+		out=$(timeout 20 "$RESTORE" $c --store "$@" 2>&1); rc=$?
+		is "$rc" 1 "$c $1: a CA file that does not exist exits 1"
+		like "$out" "$_ca" "naming it"
+	done
+	out=$(timeout 20 "$RESTORE" mirror --to "$T/mirror-ca" --from "$@" 2>&1)
+	rc=$?
+	is "$rc" 1 "mirror --from $1: the same"
+	like "$out" "$_ca" "naming it"
+	out=$(timeout 20 "$RESTORE" --target "host=127.0.0.1 port=1" \
+	    --state-dir "$T/st-$(basename "$_ca")" --store "$@" 2>&1); rc=$?
+	is "$rc" 2 "the restore from $1 exits 2 before it connects the target"
+	like "$out" "$_ca" "naming it"
+}
+ca_fails "$T/no-s3-ca.pem" s3://bkt/p --s3-endpoint "$HTTPS" \
+    --s3-uri-style path --s3-credentials-file "$T/s3creds" \
+    --s3-ca-file "$T/no-s3-ca.pem"
+ca_fails "$T/no-azure-ca.pem" azure://cont/p --azure-endpoint "$HTTPS/acct" \
+    --azure-ca-file "$T/no-azure-ca.pem"
+ca_fails "$T/no-gcs-ca.pem" gcs://bkt/p --gcs-endpoint "$HTTPS" \
+    --gcs-ca-file "$T/no-gcs-ca.pem"
+test ! -e "$T/mirror-ca"; ok $? "and mirror wrote nothing"
 
 done_testing
