@@ -815,9 +815,11 @@ sb_only(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel,
 
 /*
  * WHERE clause over mask, parameters from $first on.  With a full old
- * tuple, exactly one row (duplicates may exist); columns whose type has no
- * equality (json, xml, geometric types, composites of them) compare by
- * their text forms, both produced by the target.
+ * tuple, exactly one row (duplicates may exist), and the very row: values
+ * a type's = calls equal need not be the same (1.0 and 1.00, 0 and -0,
+ * citext's 'A' and 'a'), so every column also compares by its text form,
+ * both produced by the target; a column whose type has no equality (json,
+ * xml, geometric types, composites of them) by its text form only.
  */
 static void
 sb_where(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel,
@@ -836,13 +838,19 @@ sb_where(struct sqlbuf *b, PGconn *c, const struct ls_relation *rel,
 			continue;
 		text = full && ri->textcmp != NULL && ri->textcmp[i];
 		sb_add(b, any++ ? " AND " : " WHERE ");
-		sb_ident(b, c, rel->cols[i].name);
-		if (text)
+		if (!text) {
+			sb_ident(b, c, rel->cols[i].name);
+			sb_add(b, full ? " IS NOT DISTINCT FROM " : " = ");
+			sb_param(b, n);
+		}
+		if (full) {
+			sb_add(b, text ? "" : " AND ");
+			sb_ident(b, c, rel->cols[i].name);
+			sb_add(b, "::text IS NOT DISTINCT FROM ");
+			sb_param(b, n);
 			sb_add(b, "::text");
-		sb_add(b, full ? " IS NOT DISTINCT FROM " : " = ");
-		sb_param(b, n++);
-		if (text)
-			sb_add(b, "::text");
+		}
+		n++;
 	}
 	if (full)
 		sb_add(b, " LIMIT 1)");

@@ -26,6 +26,9 @@ DELETE FROM k_ext WHERE k = 'OTHER2';
 DELETE FROM k_ident WHERE v = 'a!';
 UPDATE full_odd SET n = n + 10 WHERE pt ~= '(1,2)';
 DELETE FROM full_odd WHERE j::text = '[]';
+-- the second of each equal pair: the first must be left as it was
+UPDATE full_equal SET v = v + 10 WHERE n::text = '1.0';
+DELETE FROM full_equal WHERE n::text = '2.5';
 DELETE FROM nocols WHERE ctid = (SELECT min(ctid) FROM nocols);
 UPDATE "Odd Schema"."Mixed Case" SET "we""ird" = 'done', "ünïcødé" = 'ö';
 UPDATE "таблица" SET "значение" = 'новое';

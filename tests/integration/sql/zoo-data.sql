@@ -46,3 +46,5 @@ INSERT INTO parted SELECT :r * 10000 + g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us
 INSERT INTO parted VALUES (:r * 100000 + 5, 'us', 'lo') ON CONFLICT DO NOTHING;
 SELECT lo_from_bytea(0, convert_to(repeat('large object ' || :r, 10000), 'UTF8')) WHERE :r = 1;
 SELECT lo_from_bytea(0, '\x00010203') WHERE :r = 1;
+INSERT INTO full_equal VALUES (1.00, 0, 'ABC', '{1.0}', :r), (1.0, '-0', 'abc', '{1.00}', :r),
+    (2.50, 0, 'X', NULL, :r), (2.5, '-0', 'x', NULL, :r);

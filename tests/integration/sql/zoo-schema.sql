@@ -56,6 +56,11 @@ CREATE TABLE k_ext (k citext PRIMARY KEY, h hstore, hs hstore[]);
 -- REPLICA IDENTITY FULL over types without equality
 CREATE TABLE full_odd (j json, pt point, x xml, ja jpair[], n int);
 ALTER TABLE full_odd REPLICA IDENTITY FULL;
+-- REPLICA IDENTITY FULL over values equal by their type's = but not the
+-- same (numeric scale, float zero's sign, citext case, jsonb-free arrays):
+-- a change must find the very row the source changed
+CREATE TABLE full_equal (n numeric, f float8, c citext, a numeric[], v int);
+ALTER TABLE full_equal REPLICA IDENTITY FULL;
 -- zero columns
 CREATE TABLE nocols ();
 ALTER TABLE nocols REPLICA IDENTITY FULL;
