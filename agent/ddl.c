@@ -200,7 +200,7 @@ static const char create_sql[] =
     "  stale text := current_setting('logship.ddl_stale', true);\n"
     "BEGIN\n"
     "  FOR r IN SELECT * FROM pg_event_trigger_ddl_commands() LOOP\n"
-    "    CONTINUE WHEN r.schema_name IN ('logship', 'pg_temp')\n"
+    "    CONTINUE WHEN r.schema_name IN ('logship', 'pg_temp', 'pg_toast')\n"
     "      OR (r.object_type = 'schema' AND r.object_identity = 'logship');\n"
     "    cmd := jsonb_build_object('object_type', r.object_type,\n"
     "      'identity', r.object_identity, 'schema', r.schema_name,\n"
