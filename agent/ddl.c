@@ -38,12 +38,13 @@ static const char remove_sql[] =
  * The capture.  ddl_table_def, ddl_seq_def and ddl_def read an object's
  * definition from the catalogs; logship.ddl_shadow keeps every table's
  * last definition, so that a command can carry the one before it.  The
- * trigger functions run as the user who ran the command (to name that
- * user) and call the SECURITY DEFINER functions ddl_capture_end and
- * ddl_capture_drop, which read and write the shadow and emit the message.
- * A DROP of an index or a table's part (sql_drop) marks that table in
- * logship.ddl_stale for the ddl_command_end of the same command to
- * refresh.  Objects in schema logship and temporary ones are ignored.
+ * triggers' function ddl_event runs as the user who ran the command (to
+ * name that user; hence USAGE on the schema for everyone) and calls the
+ * SECURITY DEFINER function ddl_capture_end or ddl_capture_drop, which
+ * reads and writes the shadow and emits the message.  A DROP of an index
+ * or a table's part (sql_drop) marks that table in logship.ddl_stale for
+ * the ddl_command_end of the same command to refresh.  Objects in schema
+ * logship and temporary ones are ignored.
  */
 static const char create_sql[] =
     "CREATE SCHEMA IF NOT EXISTS logship;\n"
@@ -275,30 +276,25 @@ static const char create_sql[] =
     "    dropped);\n"
     "END\n"
     "$f$;\n"
-    "CREATE FUNCTION logship.ddl_command_end() RETURNS event_trigger\n"
+    "CREATE FUNCTION logship.ddl_event() RETURNS event_trigger\n"
     "LANGUAGE plpgsql AS $f$\n"
     "BEGIN\n"
-    "  IF coalesce(current_setting('logship.ddl_install', true), '') <> 'on'\n"
+    "  IF coalesce(current_setting('logship.ddl_install', true), '') = 'on'\n"
     "  THEN\n"
+    "    RETURN;\n"
+    "  ELSIF tg_event = 'sql_drop' THEN\n"
+    "    PERFORM logship.ddl_capture_drop(tg_tag, current_user::text,\n"
+    "      current_setting('search_path'), current_query());\n"
+    "  ELSE\n"
     "    PERFORM logship.ddl_capture_end(tg_tag, current_user::text,\n"
     "      current_setting('search_path'), current_query());\n"
     "  END IF;\n"
     "END\n"
     "$f$;\n"
-    "CREATE FUNCTION logship.ddl_sql_drop() RETURNS event_trigger\n"
-    "LANGUAGE plpgsql AS $f$\n"
-    "BEGIN\n"
-    "  IF coalesce(current_setting('logship.ddl_install', true), '') <> 'on'\n"
-    "  THEN\n"
-    "    PERFORM logship.ddl_capture_drop(tg_tag, current_user::text,\n"
-    "      current_setting('search_path'), current_query());\n"
-    "  END IF;\n"
-    "END\n"
-    "$f$;\n"
     "CREATE EVENT TRIGGER logship_ddl_command_end ON ddl_command_end\n"
-    "  EXECUTE FUNCTION logship.ddl_command_end();\n"
+    "  EXECUTE FUNCTION logship.ddl_event();\n"
     "CREATE EVENT TRIGGER logship_sql_drop ON sql_drop\n"
-    "  EXECUTE FUNCTION logship.ddl_sql_drop();\n"
+    "  EXECUTE FUNCTION logship.ddl_event();\n"
     "INSERT INTO logship.ddl_shadow AS s (relid, def)\n"
     "  SELECT c.oid, logship.ddl_table_def(c.oid) FROM pg_catalog.pg_class c\n"
     "  WHERE c.relkind IN ('r', 'p') AND logship.ddl_tracked(c.oid)\n"

@@ -58,7 +58,7 @@ like "$out" "^logship-agent: --ddl-uninstall needs a superuser on the source" "s
 "$AGENT" --source "$SRC" --store "$S" --init --ddl --flush-interval 0.2 > "$T/agent.log" 2>&1 &
 A=$!; track_pid $A
 wait_streaming "$T/agent.log" 1; ok $? "the agent with --ddl streams"
-kill -TERM $A; wait $A
+kill -TERM $A; wait $A; ok $? "and stops cleanly on SIGTERM"
 is "$(evtriggers)" 2 "two event triggers installed"
 nfun=$(functions)
 is "$(psql_at "$P" -c "select count(*) from logship.ddl_shadow")" 3 "the shadow holds the three tables"
@@ -121,7 +121,7 @@ COMMIT;
 SQL
 ok $? "a large transaction with DDL in the middle" || sed 's/^/# /' "$T/big.err"
 END=$(psql_at "$P" -c "select pg_current_wal_lsn()")
-kill -TERM $A; wait $A
+kill -TERM $A; wait $A; ok $? "the agent stops cleanly on SIGTERM"
 "$AGENT" --source "$SRC" --store "$S" --ddl --endpos "$END" >> "$T/agent.log" 2>&1
 ok $? "the agent stored everything up to $END" || tail -n 5 "$T/agent.log" | sed 's/^/# /'
 is "$(psql_at "$P" -c "select stream_txns > 0 from pg_stat_replication_slots where slot_name = 'logship'")" t \
@@ -241,7 +241,7 @@ A=$!; track_pid $A
 wait_streaming "$T/agent2.log" 1; ok $? "an agent on a second store streams"
 psql_at "$P" -c "CREATE TABLE lonely (id int primary key)" -c "INSERT INTO lonely VALUES (1)" >/dev/null
 END=$(psql_at "$P" -c "select pg_current_wal_lsn()")
-kill -TERM $A; wait $A
+kill -TERM $A; wait $A; ok $? "it stops cleanly on SIGTERM"
 "$AGENT" --source "$SRC" --store "$S2" --slot second --publication second --tables public.items \
 	--endpos "$END" >> "$T/agent2.log" 2>&1
 ok $? "and stores up to $END"
@@ -274,6 +274,7 @@ END=$(psql_at "$P" -c "select pg_current_wal_lsn()")
 ok $? "an agent without --ddl stores up to $END"
 is "$("$RESTORE" cat --store "$S" | grep -c after_uninstall)" 0 "DDL after the uninstall is not captured"
 "$AGENT" --source "$SRC" --store "$T/store3" --init --slot third --endpos "$END" > "$T/agent3.log" 2>&1
+ok $? "an agent without --ddl takes a base on a third store"
 is "$("$BLOBCAT" "$T/store3/$GEN/base/manifest" | jq -c .ddl)" false "a base taken without capture records ddl false"
 
 done_testing
