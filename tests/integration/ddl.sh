@@ -152,8 +152,8 @@ is "$(printf '%s' "$c" | jq -c '[.def.columns[] | [.name, .type, .notnull, .defa
 	'[["id","integer",true,null,"a",""],["name","text",true,"'"'"'none'"'"'::text","",""],["qty","integer",false,null,"",""],["twice","integer",false,"(qty * 2)","","s"]]' \
 	"its columns: key, default, identity, generated"
 is "$(printf '%s' "$c" | jq -r '.def.constraints[] | "\(.type) \(.def)"')" "p PRIMARY KEY (id)" "its primary key"
-is "$(printf '%s' "$c" | jq -r '[.def.replident, .def.relkind, .def.persistence] | join(" ")')" "d r p" \
-	"its replica identity, kind and persistence"
+is "$(printf '%s' "$c" | jq -r '[.def.replident, .def.relkind, .def.persistence, .in_extension] | join(" ")')" \
+	"d r p false" "its replica identity, kind and persistence; not an extension's"
 is "$(ddl 'select(.tag == "CREATE TABLE" and .commands[0].identity == "public.items_id_seq") | [.commands[].tag] | join(",")')" \
 	'"CREATE SEQUENCE,CREATE TABLE,CREATE INDEX,ALTER SEQUENCE"' "its identity sequence and key index come in the same message"
 is "$(ddl 'select(.tag == "CREATE TABLE") | .commands[] | select(.object_type == "sequence") | .def.owned_by' | head -n 1)" \
