@@ -259,6 +259,14 @@ is "$(grep -c 'does not publish' "$T/agent.log")" 0 "under FOR ALL TABLES it doe
 is "$("$RESTORE" cat --store "$S2" | jq -c 'select(.type == "message" and .prefix == "logship.ddl") | .content.commands[0].identity')" \
 	'"public.lonely"' "the DDL is in the second store too"
 
+pg_start dst || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
+psql_at "$dst_PORT" -c "CREATE ROLE app_user" >/dev/null	# roles are not carried
+"$RESTORE" --store "$S2" --target "host=127.0.0.1 port=$dst_PORT user=postgres dbname=postgres" \
+	--state-dir "$T/st2" > "$T/restore2.log" 2>&1
+ok $? "a restore of that store passes over its DDL messages" || tail -n 3 "$T/restore2.log" | sed 's/^/# /'
+is "$(psql_at "$dst_PORT" -c "select count(*) from items")" "$(psql_at "$P" -c "select count(*) from items")" \
+	"and restores its table"
+
 # 7. --ddl-uninstall
 out=$("$AGENT" --source "$SRC" --ddl-uninstall 2>&1); rc=$?
 is "$rc" 0 "--ddl-uninstall exits 0"
