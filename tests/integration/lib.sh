@@ -156,8 +156,9 @@ sequences_not_behind_db() {
 # (publications and logship's own schema left out; the columns of each
 # CREATE TABLE sorted, since pg_dump does not keep their physical order
 # either).  Unlogged tables are listed without their rows: PostgreSQL never
-# publishes them.  Two databases with the same fingerprint hold the same
-# data and objects.
+# publishes them; a view over TABLESAMPLE without REPEATABLE (random rows
+# by design) by its definition only.  Two databases with the same
+# fingerprint hold the same data and objects.
 fingerprint() {
 	psql_at_db "$1" "$2" -c "select c.relkind::text || c.relpersistence::text || ' ' || format('%I.%I', n.nspname, c.relname)
 		from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -168,6 +169,12 @@ fingerprint() {
 		if [ "$kind" = ru ]; then printf '%s %s unlogged\n' "$kind" "$rel"; continue; fi
 		if [ "$kind" = mp ] && [ "$(psql_at_db "$1" "$2" -c "select relispopulated from pg_class where oid = '$rel'::regclass")" = f ]; then
 			printf '%s %s unpopulated\n' "$kind" "$rel"; continue
+		fi
+		# a view over TABLESAMPLE without REPEATABLE returns other rows
+		# at every call: its definition (in the schema below) is compared
+		if [ "$kind" = vp ] && [ "$(psql_at_db "$1" "$2" -c "select pg_get_viewdef('$rel'::regclass) ~* 'tablesample' and
+			pg_get_viewdef('$rel'::regclass) !~* 'repeatable'")" = t ]; then
+			printf '%s %s random sample\n' "$kind" "$rel"; continue
 		fi
 		printf '%s %s %s\n' "$kind" "$rel" "$(psql_at_db "$1" "$2" -c "select count(*) || ' ' ||
 			coalesce(md5(string_agg(to_jsonb(x)::text, E'\n' order by to_jsonb(x)::text)), '-') from $only $rel x")"
