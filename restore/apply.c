@@ -132,6 +132,19 @@ uint64_t applier_rows(const struct applier *a) { return a->rows; }
 uint64_t applier_missing(const struct applier *a) { return a->missing; }
 int applier_in_batch(const struct applier *a) { return a->in_batch; }
 
+/* What was read from the target's table: read it again when needed. */
+static void
+relinfo_unresolve(struct relinfo *ri)
+{
+	free(ri->types);
+	free(ri->textcmp);
+	free(ri->always);
+	ri->types = NULL;
+	ri->textcmp = NULL;
+	ri->always = NULL;
+	ri->resolved = false;
+}
+
 static void
 relinfo_clear(struct relinfo *ri)
 {
@@ -140,15 +153,9 @@ relinfo_clear(struct relinfo *ri)
 	for (i = 0; i < ri->nelided; i++)
 		free(ri->elided[i]);
 	free(ri->elided);
-	free(ri->types);
-	free(ri->textcmp);
-	free(ri->always);
 	ri->elided = NULL;
 	ri->nelided = 0;
-	ri->types = NULL;
-	ri->textcmp = NULL;
-	ri->always = NULL;
-	ri->resolved = false;
+	relinfo_unresolve(ri);
 }
 
 static struct relinfo *
@@ -428,6 +435,27 @@ applier_begin(struct applier *a, char **errmsg)
 	a->in_batch = 1;
 	a->failed = 0;
 	return send_simple(a, "BEGIN", errmsg);
+}
+
+int
+applier_ddl(struct applier *a, char *const *sql, size_t n, char **errmsg)
+{
+	size_t i;
+	int r;
+
+	if ((r = flush_run(a, errmsg)) != 0)
+		return r;
+	for (i = 0; i < n; i++) {
+		if ((r = send_simple(a, sql[i], errmsg)) != 0)
+			return r;
+		if ((r = drain(a, errmsg)) != 0)
+			return ls_errprefix(errmsg, r, "%s", sql[i]);
+	}
+	for (i = 0; i < a->nri; i++) {	/* definitions may have changed */
+		relinfo_unresolve(&a->ri[i]);
+		a->ri[i].version = ++a->version_seq;	/* prepare anew */
+	}
+	return 0;
 }
 
 int

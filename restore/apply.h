@@ -45,6 +45,13 @@ void applier_context(struct applier *, uint64_t segno, uint64_t commit_lsn,
 const struct ls_relation *applier_get_relation(const struct applier *,
     uint32_t oid);
 int applier_begin(struct applier *, char **errmsg);
+/*
+ * Inside the batch, after what was sent before: n DDL statements, run and
+ * waited for (an error is LS_ERR_PG with the statement named).  Every
+ * table is read from the target again before its next change.
+ */
+int applier_ddl(struct applier *, char *const *sql, size_t n,
+    char **errmsg);
 int applier_change(struct applier *, const struct ls_change *, char **errmsg);
 int applier_sequence(struct applier *, const struct ls_sequence *, char **errmsg);
 /*

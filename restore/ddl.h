@@ -20,6 +20,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#ifndef LS_DDL_MESSAGE
+#define LS_DDL_MESSAGE		"logship.ddl"	/* its prefix */
+#endif
+
 /* How the restore's filters see the objects a message names. */
 struct ddl_hooks {
 	/* Does table schema.name reach the target? */

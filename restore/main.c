@@ -55,7 +55,7 @@ usage(FILE *fp)
 "                       [--follow] [--until-lsn LSN | --until-time TIMESTAMP]\n"
 "                       [--jobs N] [--batch-txns N] [--truncate] [--key-file F]\n"
 "                       [--id-mode preserve|remap] [--on-missing-ref error|null|skip]\n"
-"                       [--filter FILE]\n"
+"                       [--filter FILE] [--skip-ddl LSN]...\n"
 "                       [--log-format text|json] [--log-file F] [-v]\n"
 "       logship-restore idmap --state-dir DIR [--reverse] SCHEMA.TABLE KEY\n"
 "       logship-restore idmap --state-dir DIR --count\n"
@@ -80,6 +80,8 @@ usage(FILE *fp)
 "                    column key has a default; foreign keys follow (default\n"
 "                    preserve)\n"
 "  --filter FILE     elision filters: tables, rows, columns (logship-filter(5))\n"
+"  --skip-ddl LSN    do not replay the DDL message at LSN (after running it\n"
+"                    by hand, as the error that stopped the restore says)\n"
 "  --on-missing-ref error|null|skip\n"
 "                    remap: a reference to a key not in the ID map\n"
 "  --key-file F      32-byte key (raw or 64 hex digits) for encrypted stores\n"
@@ -265,6 +267,20 @@ missing_ref(struct replay_opts *o, const char *v)
 	return die_usage("--on-missing-ref %s: use error, null or skip", v);
 }
 
+#define MAX_SKIP_DDL	64
+
+static int
+skip_ddl(struct replay_opts *o, uint64_t *skip, const char *v)
+{
+	if (o->nskip_ddl == MAX_SKIP_DDL)
+		return die_usage("--skip-ddl: at most %d", MAX_SKIP_DDL);
+	if (ls_lsn_parse(v, &skip[o->nskip_ddl]) != 0)
+		return die_usage("--skip-ddl %s: expected an LSN like 16/B374D848",
+		    v);
+	o->nskip_ddl++;
+	return 0;
+}
+
 static int
 run_replay(int argc, char **argv)
 {
@@ -281,6 +297,7 @@ run_replay(int argc, char **argv)
 		{ "id-mode", required_argument, NULL, 'I' },
 		{ "filter", required_argument, NULL, 'P' },
 		{ "on-missing-ref", required_argument, NULL, 'M' },
+		{ "skip-ddl", required_argument, NULL, 'D' },
 		{ "key-file", required_argument, NULL, 'k' },
 		{ "log-format", required_argument, NULL, 'f' },
 		{ "log-file", required_argument, NULL, 'l' },
@@ -289,8 +306,9 @@ run_replay(int argc, char **argv)
 		STORE_LONGOPTS,
 		{ NULL, 0, NULL, 0 }
 	};
+	static uint64_t skip[MAX_SKIP_DDL];
 	struct replay_opts o = { .jobs = 2, .batch_txns = 1000,
-	    .log_format = "text" };
+	    .log_format = "text", .skip_ddl = skip };
 	int ch, rc = 0;
 
 	while (rc == 0 && (ch = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
@@ -309,6 +327,7 @@ run_replay(int argc, char **argv)
 		case 'I': rc = id_mode(&o, optarg); break;
 		case 'P': o.filter_path = optarg; break;
 		case 'M': rc = missing_ref(&o, optarg); break;
+		case 'D': rc = skip_ddl(&o, skip, optarg); break;
 		case 'k': o.key_file = optarg; break;
 		case 'f': o.log_format = optarg; break;
 		case 'l': o.log_file = optarg; break;

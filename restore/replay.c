@@ -27,6 +27,7 @@
 
 #include "apply.h"
 #include "baseload.h"
+#include "ddl.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -55,6 +56,7 @@ struct stream {
 	uint64_t	 stop_before;	/* end LSN of a transaction not to apply */
 	char		*stop_why;	/* and why (a schema mismatch) */
 	uint64_t	 batch_txns;	/* source transactions in this batch */
+	bool		 commit_txn;	/* commit at this transaction's end */
 	uint64_t	 segs, txns, rows_total, missing_total;
 	int64_t		 start_us, progress_us;
 	/* tests: SIGKILL after the nth commit of the target / of the ID map */
@@ -185,6 +187,7 @@ commit_batch(struct stream *s, char **errmsg)
 	if (s->crash_after > 0 && ++s->commits == s->crash_after)
 		raise(SIGKILL);		/* tests: between target and LMDB */
 	s->batch_txns = 0;
+	s->commit_txn = false;
 	s->progressed = true;
 	return state_put_marker(r->state, &r->mk, errmsg);
 }
@@ -357,6 +360,88 @@ schema_stop(struct seg_ctx *x, char **errmsg)
 	return LS_ERR_SCHEMA;
 }
 
+/* Did --skip-ddl name this message's LSN? */
+static bool
+skip_ddl(const struct replay_opts *o, uint64_t lsn)
+{
+	size_t i;
+
+	for (i = 0; i < o->nskip_ddl; i++)
+		if (o->skip_ddl[i] == lsn)
+			return true;
+	return false;
+}
+
+/*
+ * DDL that cannot be replayed: stop before its transaction (everything
+ * before it committed), on one line: why, the statement, the fix.
+ */
+static int
+ddl_stop(struct seg_ctx *x, const struct ls_message *m,
+    const struct ddl_plan *p, const char *why, char **errmsg)
+{
+	char lsn[32], *q = p->query != NULL ? strdup(p->query) : NULL, *c;
+
+	for (c = q; c != NULL && *c != '\0'; c++)
+		if (*c == '\n' || *c == '\r' || *c == '\t')
+			*c = ' ';
+	ls_lsn_format(m->lsn, lsn);
+	if (p->skippable)
+		ls_errf(errmsg, LS_ERR_SCHEMA, "DDL at source LSN %s not "
+		    "replayed: %s; the source ran: %.400s%s; run it (or what "
+		    "the target needs instead) on the target by hand, then "
+		    "rerun logship-restore with --skip-ddl %s", lsn, why,
+		    q ? q : "?", q && strlen(q) > 400 ? "..." : "", lsn);
+	else
+		ls_errf(errmsg, LS_ERR_SCHEMA, "DDL at source LSN %s: %s; the "
+		    "source ran: %.400s%s", lsn, why, q ? q : "?",
+		    q && strlen(q) > 400 ? "..." : "");
+	free(q);
+	return schema_stop(x, errmsg);
+}
+
+/*
+ * A logship.ddl message: its SQL, in the batch, at its place among the
+ * transaction's rows.  New enum labels commit the batch at the
+ * transaction's end (PostgreSQL refuses them in the transaction that
+ * added them).
+ */
+static int
+on_ddl(struct seg_ctx *x, const struct ls_message *m, char **errmsg)
+{
+	struct stream *s = x->s;
+	struct ddl_plan *p = NULL;
+	char lsn[32];
+	int rc;
+
+	ls_lsn_format(m->lsn, lsn);
+	if (skip_ddl(s->r->o, m->lsn)) {
+		log_info("restore", "DDL at source LSN %s skipped (--skip-ddl)",
+		    lsn);
+		return 0;
+	}
+	if ((rc = rewrite_ddl_plan(s->r->rw, m, &p, errmsg)) != 0)
+		return ls_errprefix(errmsg, rc, "segment %016" PRIx64 ", source "
+		    "LSN %s", x->it->segno, lsn);
+	if (p->stop != NULL)
+		rc = ddl_stop(x, m, p, p->stop, errmsg);
+	else if ((rc = applier_ddl(s->ap, p->sql, p->nsql, errmsg)) ==
+	    LS_ERR_PG) {
+		char *why = *errmsg;
+		*errmsg = NULL;
+		p->skippable = true;
+		rc = ddl_stop(x, m, p, why ? why : "the target refused it",
+		    errmsg);
+		free(why);
+	} else if (rc == 0) {
+		s->commit_txn = s->commit_txn || p->commit_after;
+		log_debug("restore", "DDL at source LSN %s: %zu statement(s)",
+		    lsn, p->nsql);
+	}
+	ddl_plan_free(p);
+	return rc;
+}
+
 static int
 on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 {
@@ -402,11 +487,14 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 		memcpy(r->mk.seg_sha, x->it->sha, 32);
 		r->mk.txns++;
 		s->txns++;
-		if (++s->batch_txns >= (uint64_t)r->o->batch_txns &&
-		    (rc = commit_batch(s, errmsg)) != 0)
+		if ((++s->batch_txns >= (uint64_t)r->o->batch_txns ||
+		    s->commit_txn) && (rc = commit_batch(s, errmsg)) != 0)
 			return rc;
 		return restore_stop ? LS_ERR_END : 0;
 	case LS_REC_MESSAGE:
+		if (rec->u.msg.transactional &&
+		    strcmp(rec->u.msg.prefix, LS_DDL_MESSAGE) == 0)
+			return x->skip ? 0 : on_ddl(x, &rec->u.msg, errmsg);
 		if (!rec->u.msg.transactional &&
 		    strcmp(rec->u.msg.prefix, LS_TABLES_MESSAGE) == 0)
 			return tables_check(x, &rec->u.msg, errmsg);

@@ -5,6 +5,7 @@
 #include "apply.h"
 #include "baseload.h"
 #include "common/error.h"
+#include "ddl.h"
 #include "elide.h"
 #include "format/relcache.h"
 #include "remap.h"
@@ -325,6 +326,46 @@ rewrite_change(struct rewrite *rw, struct applier *ap,
 	if (own_table(ap, c->relid))
 		return 0;	/* never the target's own marker */
 	return filter_change(&x, c, errmsg);
+}
+
+/* ---- DDL ---- */
+
+static bool
+ddl_include(void *arg, const char *schema, const char *name)
+{
+	const struct rewrite *rw = arg;
+
+	return strcmp(schema, "logship") != 0 &&
+	    elide_includes(rw->el, schema, name);
+}
+
+static char *
+ddl_rule(void *arg, const char *schema, const char *name, const char *col)
+{
+	return elide_mentions(((struct rewrite *)arg)->el, schema, name, col);
+}
+
+int
+rewrite_ddl_plan(struct rewrite *rw, const struct ls_message *m,
+    struct ddl_plan **out, char **errmsg)
+{
+	struct ddl_hooks h = { ddl_include, ddl_rule, rw };
+	struct ddl_plan *p;
+	int rc;
+
+	if ((rc = ddl_plan_new(m->content, m->len, &h, &p, errmsg)) != 0)
+		return rc;
+	if (p->tables && p->stop == NULL && rewrite_remapping(rw)) {
+		p->skippable = true;
+		if ((p->stop = strdup("DDL on tables is not replayed under "
+		    "--id-mode remap (new keys are drawn from the tables the "
+		    "restore read when it started)")) == NULL) {
+			ddl_plan_free(p);
+			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+		}
+	}
+	*out = p;
+	return 0;
 }
 
 int

@@ -15,6 +15,7 @@
 #include "format/record.h"
 
 struct applier;
+struct ddl_plan;
 struct base_manifest;
 struct baseload_opts;
 struct replay_opts;
@@ -67,6 +68,15 @@ int rewrite_sequence(struct rewrite *, struct applier *ap,
     const struct ls_sequence *, char **errmsg);
 int rewrite_change(struct rewrite *, struct applier *ap,
     const struct ls_change *, uint64_t end_lsn, uint32_t xid, char **errmsg);
+
+/*
+ * A logship.ddl message m (ddl.h) as the filters see it: excluded tables
+ * left out, a filter rule naming a renamed column or table a stop.  Under
+ * remapping, DDL on tables stops too (the ID map reads the target's
+ * tables when it starts: the restart after a fix by hand picks them up).
+ */
+int rewrite_ddl_plan(struct rewrite *, const struct ls_message *m,
+    struct ddl_plan **out, char **errmsg);
 
 /*
  * The open batch's ID map writes: committed before the target's COMMIT (a
