@@ -35,6 +35,7 @@ struct agent {
 	const uint8_t	*key;
 	bool		 ever_streamed;	/* failures after this are retried */
 	bool		 got_data;	/* this session received a message */
+	bool		 ddl_on;	/* the source's DDL capture is installed */
 
 	/* identity of this run */
 	char		 generation[17];

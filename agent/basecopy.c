@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "common/pool.h"
 #include "common/util.h"
+#include "dumpfilter.h"
 #include "format/blob.h"
 #include "pg/pgtool.h"
 #include "repo/base.h"
@@ -573,26 +574,28 @@ put_blob(const struct basecopy_opts *o, struct blob_writer *b,
 
 /* ---- the schema, from pg_dump ---- */
 
-/* Copy pg_dump's output into the blob. */
+/* Copy pg_dump's output into the blob, less logship's event triggers. */
 static int
 read_dump(const struct basecopy_opts *o, int fd, struct blob_writer *b,
     char **errmsg)
 {
+	struct dumpfilter f;
 	char buf[IOBUF];
 	ssize_t n;
 	int r;
 
+	dumpfilter_init(&f, b);
 	for (;;) {
 		if (stopping(o))
 			return interrupted(errmsg);
 		if ((n = read(fd, buf, sizeof(buf))) == 0)
-			return 0;
+			return dumpfilter_finish(&f, errmsg);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			return ls_errf(errmsg, LS_ERR_IO, "read from pg_dump: "
 			    "%s", strerror(errno));
-		if ((r = blob_writer_write(b, buf, (size_t)n, errmsg)) != 0)
+		if ((r = dumpfilter_write(&f, buf, (size_t)n, errmsg)) != 0)
 			return r;
 	}
 }

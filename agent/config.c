@@ -34,6 +34,10 @@ static const struct ckey keys[] = {
 	{ "publication", C_STR, F(publication), "logship", "publication name" },
 	{ "tables", C_STR, F(tables), NULL,
 	    "SCHEMA.TABLE,... to publish (default: FOR ALL TABLES)" },
+	{ "ddl", C_BOOL, F(ddl), NULL,
+	    "capture DDL on the source (installs event triggers; superuser)" },
+	{ "ddl-uninstall", C_BOOL, F(ddl_uninstall), NULL,
+	    "remove the DDL capture from --source and exit" },
 	{ "endpos", C_LSN, F(endpos_text), NULL,
 	    "exit 0 once every transaction committed at or before LSN is stored" },
 	{ "segment-max-txns", C_INT, F(segment_max_txns), "10000",
@@ -233,7 +237,8 @@ read_file(struct agent_config *c, const char *path, const bool *set)
 			v[strlen(v) - 1] = '\0';
 			v++;
 		}
-		if ((key = find_key(k)) == NULL || strcmp(k, "config") == 0)
+		if ((key = find_key(k)) == NULL || strcmp(k, "config") == 0 ||
+		    strcmp(k, "ddl-uninstall") == 0)
 			usage_error("%s: unknown setting \"%s\"", where, k);
 		if (!set[key - keys])
 			set_value(c, key, v, where);
@@ -275,6 +280,8 @@ check_required(const struct agent_config *c)
 {
 	if (c->source == NULL)
 		usage_error("--source CONNINFO is required");
+	if (c->ddl_uninstall)
+		return;		/* a command of its own: needs nothing else */
 	if (c->store == NULL)
 		usage_error("--store URL is required");
 	if (c->jobs < 1 || c->jobs > 64)

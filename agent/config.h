@@ -16,6 +16,8 @@ struct agent_config {
 	char		*slot;
 	char		*publication;
 	char		*tables;		/* "s.t,s.t" or NULL: all tables */
+	bool		 ddl;			/* install the DDL capture */
+	bool		 ddl_uninstall;		/* remove it and exit */
 	char		*endpos_text;
 	uint64_t	 endpos;
 	bool		 has_endpos;

@@ -23,10 +23,12 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "ddl.h"
 #include "format/relcache.h"
 #include "format/segment.h"
 #include "pg/pgoutput.h"
 #include "repo/catalog.h"
+#include "source.h"
 #include "store/store.h"
 
 volatile sig_atomic_t agent_stop;
@@ -225,6 +227,27 @@ run(struct agent *a)
 	return 0;
 }
 
+/* --ddl-uninstall: remove the DDL capture from the source (ddl.h). */
+static int
+uninstall_ddl(const struct agent_config *c)
+{
+	PGconn *conn = NULL;
+	char *err = NULL;
+	int r;
+
+	if ((r = source_connect(c->source, false, &conn, &err)) == 0)
+		r = ddl_uninstall(conn, &err);
+	PQfinish(conn);
+	if (r != 0) {
+		fprintf(stderr, "logship-agent: %s\n", err);
+		free(err);
+		return LS_EXIT_FAILURE;
+	}
+	printf("logship-agent: DDL capture removed from the source (event "
+	    "triggers, functions and logship.ddl_shadow)\n");
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -234,6 +257,11 @@ main(int argc, char **argv)
 	int r;
 
 	config_parse(argc, argv, &cfg);
+	if (cfg.ddl_uninstall) {
+		r = uninstall_ddl(&cfg);
+		config_free(&cfg);
+		return r;
+	}
 	memset(&a, 0, sizeof(a));
 	srandom((unsigned)(getpid() ^ time(NULL)));
 	install_signals();

@@ -20,6 +20,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "ddl.h"
 #include "format/relcache.h"
 #include "format/segment.h"
 #include "pg/pgoutput.h"
@@ -136,6 +137,7 @@ copy_base(struct agent *a, const char *snapshot, uint64_t lsn, char **errmsg)
 	o.stop = &agent_stop;
 	if ((r = base_manifest_new(a->generation, a->system_id, a->database,
 	    snapshot, lsn, &m, errmsg)) == 0 &&
+	    (r = base_manifest_set_ddl(m, a->ddl_on)) == 0 &&
 	    (r = basecopy_run(&o, m, errmsg)) == 0)
 		r = base_manifest_write(a->store, m, a->key, errmsg);
 	base_manifest_free(m);
@@ -474,6 +476,35 @@ log_caveats(struct agent *a)
 	free(cv.unlogged_names);
 }
 
+/*
+ * --ddl: install the DDL capture (again: a newer version replaces an
+ * older one) before any slot exists, so that every DDL after the base is
+ * captured.  Without --ddl, say so if an earlier --ddl left it installed.
+ */
+static int
+setup_ddl(struct agent *a, char **errmsg)
+{
+	bool first = !a->ever_streamed;
+	int r;
+
+	if (!a->cfg->ddl) {
+		if ((r = ddl_installed(a->sql, &a->ddl_on, errmsg)) == 0 &&
+		    a->ddl_on && first)
+			log_warn("agent", "the source still has logship's DDL "
+			    "capture installed (an earlier --ddl): DDL is still "
+			    "recorded in the store; run with --ddl, or remove it "
+			    "with logship-agent --ddl-uninstall --source ...");
+		return r;
+	}
+	if ((r = ddl_install(a->sql, errmsg)) != 0)
+		return r;
+	a->ddl_on = true;
+	if (first)
+		log_info("agent", "DDL capture installed on the source (event "
+		    "triggers logship_ddl_command_end, logship_sql_drop)");
+	return 0;
+}
+
 static void
 disconnect(struct agent *a)
 {
@@ -490,7 +521,8 @@ session_body(struct agent *a, char **errmsg)
 
 	if ((r = source_connect(a->cfg->source, false, &a->sql, errmsg)) != 0 ||
 	    (r = source_preflight(a->sql, errmsg)) != 0 ||
-	    (r = source_identity(a->sql, &a->system_id, a->database, errmsg)) != 0)
+	    (r = source_identity(a->sql, &a->system_id, a->database,
+	    errmsg)) != 0 || (r = setup_ddl(a, errmsg)) != 0)
 		return r;
 	log_caveats(a);
 	if ((r = plan(a, &need_base, &fresh, errmsg)) != 0)

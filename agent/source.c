@@ -62,12 +62,12 @@ source_connect(const char *conninfo, bool replication, PGconn **out,
 	return LS_ERR_TRANSIENT;
 }
 
-/* Run a query expecting tuples; NULL with *errmsg on failure. */
-static PGresult *
-query(PGconn *c, const char *sql, int nparams, const char *const *params,
-    char **errmsg)
+PGresult *
+source_query(PGconn *c, const char *sql, int nparams,
+    const char *const *params, char **errmsg)
 {
-	PGresult *res = PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+	PGresult *res = nparams == 0 ? PQexec(c, sql) :
+	    PQexecParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
 
 	if (PQresultStatus(res) == PGRES_TUPLES_OK ||
 	    PQresultStatus(res) == PGRES_COMMAND_OK)
@@ -81,7 +81,7 @@ query(PGconn *c, const char *sql, int nparams, const char *const *params,
 int
 source_preflight(PGconn *c, char **errmsg)
 {
-	PGresult *res = query(c, "SELECT current_setting('wal_level'), "
+	PGresult *res = source_query(c, "SELECT current_setting('wal_level'), "
 	    "r.rolreplication OR r.rolsuper, "
 	    "has_database_privilege(current_database(), 'CREATE'), current_user "
 	    "FROM pg_roles r WHERE r.rolname = current_user", 0, NULL, errmsg);
@@ -110,8 +110,8 @@ source_preflight(PGconn *c, char **errmsg)
 int
 source_identity(PGconn *c, uint64_t *system_id, char *dbname, char **errmsg)
 {
-	PGresult *res = query(c, "SELECT system_identifier, current_database() "
-	    "FROM pg_control_system()", 0, NULL, errmsg);
+	PGresult *res = source_query(c, "SELECT system_identifier, "
+	    "current_database() FROM pg_control_system()", 0, NULL, errmsg);
 
 	if (res == NULL)
 		return LS_ERR_PG;
@@ -129,7 +129,7 @@ static int
 refuse_tables(PGconn *c, const char *sql, const char *why, const char *fix,
     char **errmsg)
 {
-	PGresult *res = query(c, sql, 0, NULL, errmsg);
+	PGresult *res = source_query(c, sql, 0, NULL, errmsg);
 	int r = 0;
 
 	if (res == NULL)
@@ -223,8 +223,8 @@ source_ensure_publication(PGconn *c, const char *pub, const char *tables,
     char **errmsg)
 {
 	const char *params[1] = { pub };
-	PGresult *res = query(c, "SELECT 1 FROM pg_publication WHERE pubname = $1",
-	    1, params, errmsg);
+	PGresult *res = source_query(c, "SELECT 1 FROM pg_publication WHERE "
+	    "pubname = $1", 1, params, errmsg);
 	char *qpub, *list = NULL, *sql = NULL;
 	int r = 0, exists;
 
@@ -242,7 +242,7 @@ source_ensure_publication(PGconn *c, const char *pub, const char *tables,
 	else if (asprintf(&sql, "CREATE PUBLICATION %s FOR %s%s", qpub,
 	    list ? "TABLE " : "ALL TABLES", list ? list : "") < 0)
 		r = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	else if ((res = query(c, sql, 0, NULL, errmsg)) == NULL)
+	else if ((res = source_query(c, sql, 0, NULL, errmsg)) == NULL)
 		r = ls_errprefix(errmsg, LS_ERR_PG, "creating publication %s "
 		    "(FOR ALL TABLES needs a superuser; or use --tables)", pub);
 	PQclear(res);
@@ -257,7 +257,7 @@ source_slot_state(PGconn *c, const char *slot, struct slot_state *st,
     char **errmsg)
 {
 	const char *params[1] = { slot };
-	PGresult *res = query(c, "SELECT coalesce(active_pid, 0), "
+	PGresult *res = source_query(c, "SELECT coalesce(active_pid, 0), "
 	    "coalesce(wal_status = 'lost', false), slot_type = 'logical' AND "
 	    "plugin = 'pgoutput', coalesce(confirmed_flush_lsn::text, '') "
 	    "FROM pg_replication_slots WHERE slot_name = $1", 1, params, errmsg);
@@ -279,7 +279,7 @@ source_slot_state(PGconn *c, const char *slot, struct slot_state *st,
 int
 source_caveats(PGconn *c, struct source_caveats *cv, char **errmsg)
 {
-	PGresult *res = query(c, "SELECT (SELECT count(*) FROM "
+	PGresult *res = source_query(c, "SELECT (SELECT count(*) FROM "
 	    "pg_largeobject_metadata), count(*), coalesce(string_agg("
 	    "format('%I.%I', n.nspname, c.relname), ', ' ORDER BY 1), '') FROM "
 	    "pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE "
@@ -304,8 +304,8 @@ int
 source_drop_slot(PGconn *c, const char *slot, char **errmsg)
 {
 	const char *params[1] = { slot };
-	PGresult *res = query(c, "SELECT pg_drop_replication_slot($1)", 1, params,
-	    errmsg);
+	PGresult *res = source_query(c, "SELECT pg_drop_replication_slot($1)", 1,
+	    params, errmsg);
 
 	if (res == NULL)
 		return LS_ERR_PG;
@@ -317,7 +317,7 @@ int
 source_sample_sequences(PGconn *c,
     int (*fn)(void *arg, const struct ls_sequence *), void *arg, char **errmsg)
 {
-	PGresult *res = query(c, "SELECT schemaname, sequencename, "
+	PGresult *res = source_query(c, "SELECT schemaname, sequencename, "
 	    "coalesce(last_value, start_value), last_value IS NOT NULL, "
 	    "pg_current_wal_lsn()::text FROM pg_sequences WHERE schemaname NOT "
 	    "IN ('pg_catalog', 'information_schema') ORDER BY 1, 2", 0, NULL,

@@ -21,6 +21,13 @@
 int source_connect(const char *conninfo, bool replication, PGconn **out,
     char **errmsg);
 
+/*
+ * Run sql (several statements when nparams is 0); the result, or NULL with
+ * *errmsg ("source: <the server's message>") on failure.
+ */
+PGresult *source_query(PGconn *, const char *sql, int nparams,
+    const char *const *params, char **errmsg);
+
 /* wal_level, REPLICATION and CREATE privileges. */
 int source_preflight(PGconn *, char **errmsg);
 

@@ -21,6 +21,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "ddl.h"
 #include "format/relcache.h"
 #include "format/segment.h"
 #include "pg/pgoutput.h"
@@ -377,6 +378,8 @@ replay_one(void *arg, const uint8_t *buf, size_t len, bool in_stream)
 	case PGO_MESSAGE:
 		if (rp->skip)
 			return 0;
+		ddl_warn_unpublished(a->sql, a->cfg->publication,
+		    &m.u.message);
 		rec.kind = LS_REC_MESSAGE;
 		rec.u.msg = m.u.message;
 		return segment_writer_add(a->seg, &rec, rp->errmsg);

@@ -102,10 +102,11 @@ print_base(struct store *st, const char *gen, const uint8_t *key)
 		ls_lsn_format(base_manifest_lsn(m), lsn);
 		printf("  base: consistent at %s, %zu tables, %zu chunks, %"
 		    PRIu64 " bytes, %" PRIu64 " large objects (not streamed "
-		    "after the base)\n", lsn, base_manifest_ntables(m),
+		    "after the base)%s\n", lsn, base_manifest_ntables(m),
 		    base_manifest_nchunks(m), base_manifest_bytes(m),
 		    base_manifest_section(m, "large_objects", &lobs) == 0 ?
-		    lobs.rows : 0);
+		    lobs.rows : 0,
+		    base_manifest_ddl(m) ? "; DDL captured" : "");
 	}
 	base_manifest_free(m);
 	free(err);
@@ -433,6 +434,18 @@ j_change(const struct relcache *rc, const struct ls_change *c)
 	return o;
 }
 
+/* A message's content: a DDL message's JSON as JSON, else base64. */
+static json_t *
+j_content(const struct ls_message *m)
+{
+	json_t *j;
+
+	if (strcmp(m->prefix, LS_DDL_MESSAGE) == 0 &&
+	    (j = json_loadb(m->content, m->len, 0, NULL)) != NULL)
+		return j;
+	return j_base64(m->content, m->len);
+}
+
 static json_t *
 j_record(struct relcache *rc, const struct ls_record *r)
 {
@@ -461,8 +474,7 @@ j_record(struct relcache *rc, const struct ls_record *r)
 	default:
 		return json_pack("{s:s,s:o,s:b,s:s,s:o}", "type", "message", "lsn",
 		    j_lsn(r->u.msg.lsn), "transactional", r->u.msg.transactional,
-		    "prefix", r->u.msg.prefix, "content",
-		    j_base64(r->u.msg.content, r->u.msg.len));
+		    "prefix", r->u.msg.prefix, "content", j_content(&r->u.msg));
 	}
 }
 

@@ -99,11 +99,16 @@ struct ls_sequence {
 
 /*
  * A logical decoding message (pg_logical_emit_message).  Prefixes starting
- * "logship." are logship's own: LS_TABLES_MESSAGE, written by the agent
- * outside transactions whenever the set of tables the source publishes
- * changes, holds {"publication": name, "tables": [[schema, name], ...]}.
+ * "logship." are logship's own (schema/segment-format.md, §6.10):
+ * LS_TABLES_MESSAGE, written by the agent outside transactions whenever
+ * the set of tables the source publishes changes, holds
+ * {"publication": name, "tables": [[schema, name], ...]};
+ * LS_DDL_MESSAGE, emitted on the source by the DDL capture (agent --ddl)
+ * inside the transaction that ran the command, holds one JSON object per
+ * event trigger firing.
  */
 #define LS_TABLES_MESSAGE	"logship.tables"
+#define LS_DDL_MESSAGE		"logship.ddl"
 
 struct ls_message {
 	uint64_t	 lsn;

@@ -354,6 +354,19 @@ base_manifest_publication(const struct base_manifest *m)
 }
 
 int
+base_manifest_set_ddl(struct base_manifest *m, bool on)
+{
+	return json_object_set_new(m->j, "ddl", json_boolean(on)) == 0 ?
+	    0 : LS_ERR_NOMEM;
+}
+
+bool
+base_manifest_ddl(const struct base_manifest *m)
+{
+	return json_is_true(json_object_get(m->j, "ddl"));
+}
+
+int
 base_manifest_section(const struct base_manifest *m, const char *section,
     struct base_chunk *out)
 {

@@ -10,6 +10,7 @@
 #ifndef LS_BASE_H
 #define LS_BASE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,6 +43,12 @@ int base_manifest_set_section(struct base_manifest *, const char *section,
 /* The agent's own publication (not restored); NULL in older manifests. */
 int base_manifest_set_publication(struct base_manifest *, const char *name);
 const char *base_manifest_publication(const struct base_manifest *);
+/*
+ * Whether the source's DDL capture (logship-agent --ddl) was installed
+ * when the base was taken; false in manifests that predate the key.
+ */
+int base_manifest_set_ddl(struct base_manifest *, bool on);
+bool base_manifest_ddl(const struct base_manifest *);
 /* Append a chunk to table schema.name (created on first use). */
 int base_manifest_add_chunk(struct base_manifest *, const char *schema,
     const char *name, const struct base_chunk *);
