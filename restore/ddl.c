@@ -166,6 +166,27 @@ stop(struct gen *g, bool skippable, const char *fmt, ...)
 	g->p->skippable = skippable;
 }
 
+/* A table the plan creates or alters, by its name after the command. */
+static void
+named(struct gen *g, const char *schema, const char *name)
+{
+	char **bigger = realloc(g->p->named, (g->p->nnamed + 2) *
+	    sizeof(*bigger));
+
+	if (bigger == NULL) {
+		g->oom = 1;
+		return;
+	}
+	g->p->named = bigger;
+	if ((bigger[g->p->nnamed] = strdup(schema)) == NULL ||
+	    (bigger[g->p->nnamed + 1] = strdup(name)) == NULL) {
+		free(bigger[g->p->nnamed]);
+		g->oom = 1;
+		return;
+	}
+	g->p->nnamed += 2;
+}
+
 static bool
 included(struct gen *g, const char *schema, const char *name)
 {
@@ -465,6 +486,7 @@ create_table(struct gen *g, json_t *d)
 
 	if (!included(g, schema, name))
 		return;
+	named(g, schema, name);
 	sb_add(&b, *jstr0(d, "persistence") == 'u' ? "CREATE UNLOGGED TABLE " :
 	    "CREATE TABLE ");
 	sb_qname(&b, schema, name);
@@ -740,6 +762,7 @@ alter_table(struct gen *g, const char *cmdtag, json_t *bd, json_t *d)
 	}
 	if (!in)
 		return;
+	named(g, ds, dn);
 	if (any_retyped(json_object_get(bd, "columns"),
 	    json_object_get(d, "columns")) && query_fits(g, cmdtag)) {
 		run_query(g);	/* its USING clause, its search_path */
@@ -817,6 +840,37 @@ altered_later(struct gen *g, size_t at, json_t *oid)
 	return false;
 }
 
+/* Is the table of owned_by ("schema"."table"."column") restored? */
+static bool
+owner_included(struct gen *g, const char *owner)
+{
+	char part[3][256];
+	size_t n = 0, k = 0;
+	const char *c = owner;
+
+	memset(part, 0, sizeof(part));
+	while (*c != '\0' && n < 3) {
+		if (*c == '"') {
+			for (c++; *c != '\0' && !(c[0] == '"' && c[1] != '"');
+			    c++) {
+				c += c[0] == '"';	/* "" is a quote */
+				if (k + 1 < sizeof(part[n]))
+					part[n][k++] = *c;
+			}
+			c += *c == '"';
+		} else if (*c == '.') {
+			n++;
+			k = 0;
+			c++;
+		} else {
+			if (k + 1 < sizeof(part[n]))
+				part[n][k++] = *c;
+			c++;
+		}
+	}
+	return n != 2 || included(g, part[0], part[1]);
+}
+
 static void
 sequence(struct gen *g, size_t at, json_t *cmd, json_t *d)
 {
@@ -834,8 +888,10 @@ sequence(struct gen *g, size_t at, json_t *cmd, json_t *d)
 	    "ALTER SEQUENCE ");
 	sb_qname(&b, jstr0(d, "schema"), jstr0(d, "name"));
 	sequence_options(&b, d);
-	if (create && (owner == NULL ||
-	    altered_later(g, at, json_object_get(cmd, "oid")))) {
+	/* a serial's table comes after its sequence: OWNED BY in the ALTER */
+	if ((owner != NULL && !owner_included(g, owner)) || (create &&
+	    (owner == NULL || altered_later(g, at, json_object_get(cmd,
+	    "oid"))))) {
 		emit(g, &b);
 		return;
 	}
@@ -1078,6 +1134,9 @@ ddl_plan_free(struct ddl_plan *p)
 	for (i = 0; i < p->nsql; i++)
 		free(p->sql[i]);
 	free(p->sql);
+	for (i = 0; i < p->nnamed; i++)
+		free(p->named[i]);
+	free(p->named);
 	free(p->stop);
 	free(p->query);
 	free(p);

@@ -42,6 +42,9 @@ struct ddl_plan {
 	char	**sql;		/* statements, in order */
 	size_t	  nsql;
 	bool	  tables;	/* it creates, alters or drops a table */
+	char	**named;	/* schema, name pairs: tables it created or
+				 * altered, by their new names */
+	size_t	  nnamed;
 	bool	  commit_after;	/* new enum labels: commit after the txn */
 	bool	  skippable;	/* stop: --skip-ddl after a fix by hand */
 	char	 *stop;		/* why it cannot be replayed, or NULL */

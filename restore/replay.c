@@ -44,6 +44,12 @@
 
 volatile sig_atomic_t restore_stop;
 
+/* A table DDL created or renamed, and at which source LSN. */
+struct ddl_table {
+	char		*schema, *name;
+	uint64_t	 lsn;
+};
+
 /* The segment loop's own: this session's applier, and the run's account. */
 struct stream {
 	struct run	*r;		/* what it shares with the phases */
@@ -57,6 +63,8 @@ struct stream {
 	char		*stop_why;	/* and why (a schema mismatch) */
 	uint64_t	 batch_txns;	/* source transactions in this batch */
 	bool		 commit_txn;	/* commit at this transaction's end */
+	struct ddl_table *ddlt;		/* tables named by replayed DDL */
+	size_t		 nddlt;
 	uint64_t	 segs, txns, rows_total, missing_total;
 	int64_t		 start_us, progress_us;
 	/* tests: SIGKILL after the nth commit of the target / of the ID map */
@@ -270,9 +278,51 @@ published(json_t *tables, const char *schema, const char *name)
 	return false;
 }
 
+/* Did replayed DDL give a table this name after the sample at lsn? */
+static bool
+ddl_since(const struct stream *s, const char *schema, const char *name,
+    uint64_t lsn)
+{
+	size_t i;
+
+	for (i = 0; i < s->nddlt; i++)
+		if (s->ddlt[i].lsn > lsn && strcmp(s->ddlt[i].schema, schema) ==
+		    0 && strcmp(s->ddlt[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Remember the tables a plan created or renamed, for tables_check. */
+static int
+ddl_remember(struct stream *s, const struct ddl_plan *p, uint64_t lsn)
+{
+	struct ddl_table *bigger;
+	size_t i;
+
+	for (i = 0; i + 1 < p->nnamed; i += 2) {
+		if ((bigger = realloc(s->ddlt, (s->nddlt + 1) *
+		    sizeof(*bigger))) == NULL)
+			return LS_ERR_NOMEM;
+		s->ddlt = bigger;
+		bigger[s->nddlt].lsn = lsn;
+		bigger[s->nddlt].schema = strdup(p->named[i]);
+		bigger[s->nddlt].name = strdup(p->named[i + 1]);
+		if (bigger[s->nddlt].schema == NULL ||
+		    bigger[s->nddlt].name == NULL) {
+			free(bigger[s->nddlt].schema);
+			free(bigger[s->nddlt].name);
+			return LS_ERR_NOMEM;
+		}
+		s->nddlt++;
+	}
+	return 0;
+}
+
 /*
  * The agent's sample of the tables the source publishes (a message between
- * transactions, written when the set changes).  A table restored here that
+ * transactions, written when the set changes).  A table restored here (in
+ * the base; or seen in the stream, when the source's DDL is not captured,
+ * since captured DDL creates, renames and drops tables itself) that
  * the source no longer publishes (dropped, renamed, taken out of the
  * publication) while the target still has it stops the restore, with
  * everything before this point committed.
@@ -299,9 +349,11 @@ tables_check(struct seg_ctx *x, const struct ls_message *m, char **errmsg)
 	}
 	for (i = 0; base_manifest_table(r->m, i, &t) == 0; i++)
 		known_add(&k, t.schema, t.name);
-	relcache_each(s->seen, known_rel, &k);
+	if (!base_manifest_ddl(r->m))	/* with capture, DDL made the rest */
+		relcache_each(s->seen, known_rel, &k);
 	for (i = 0; i < k.n; i++)
 		if (!published(tables, k.v[2 * i], k.v[2 * i + 1]) &&
+		    !ddl_since(s, k.v[2 * i], k.v[2 * i + 1], m->lsn) &&
 		    rewrite_includes(r->rw, k.v[2 * i], k.v[2 * i + 1]) &&
 		    strcmp(k.v[2 * i], "logship") != 0)
 			known_add(&gone, k.v[2 * i], k.v[2 * i + 1]);
@@ -433,7 +485,9 @@ on_ddl(struct seg_ctx *x, const struct ls_message *m, char **errmsg)
 		rc = ddl_stop(x, m, p, why ? why : "the target refused it",
 		    errmsg);
 		free(why);
-	} else if (rc == 0) {
+	} else if (rc == 0 && ddl_remember(s, p, m->lsn) != 0)
+		rc = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	else if (rc == 0) {
 		s->commit_txn = s->commit_txn || p->commit_after;
 		log_debug("restore", "DDL at source LSN %s: %zu statement(s)",
 		    lsn, p->nsql);
@@ -811,6 +865,7 @@ replay_main(const struct replay_opts *o)
 	char *err = NULL;
 	bool connected = false;
 	int rc, attempt = 0, status;
+	size_t i;
 
 	stream_init(&s, &r);
 	if ((rc = setup(&r, key, &err)) != 0) {
@@ -864,6 +919,11 @@ replay_main(const struct replay_opts *o)
  out:
 	state_close(r.state);
 	store_free(r.store);
+	for (i = 0; i < s.nddlt; i++) {
+		free(s.ddlt[i].schema);
+		free(s.ddlt[i].name);
+	}
+	free(s.ddlt);
 	free(s.stop_why);
 	free(err);
 	return status;
