@@ -763,9 +763,10 @@ resolve(struct applier *a, const struct ls_relation *rel, char **errmsg)
 		sb_add(&qt, ".");
 		sb_quoted(&qt, a->c, rel->name);
 		r = ls_errf(errmsg, LS_ERR_SCHEMA, "table %s.%s differs from the "
-		    "target: %s; the source's schema changed (DDL is not carried "
-		    "yet): run on the target ALTER TABLE %s %s; then rerun "
-		    "logship-restore", rel->schema, rel->name, d.what.p,
+		    "target: %s; the source's schema changed and its DDL is not "
+		    "in the stream (logship-agent --ddl carries it): run on the "
+		    "target ALTER TABLE %s %s; then rerun logship-restore",
+		    rel->schema, rel->name, d.what.p,
 		    qt.p ? qt.p : rel->name, d.fix.p);
 		free(qt.p);
 	}
