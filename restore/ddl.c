@@ -194,7 +194,10 @@ included(struct gen *g, const char *schema, const char *name)
 	    g->h->include(g->h->arg, schema, name);
 }
 
-/* A filter rule naming schema.name (col, or the table when NULL) stops. */
+/*
+ * A filter rule naming schema.name (col, or the table when NULL) stops:
+ * the source changed what it names (what: "renamed column a of s.t to b").
+ */
 static bool
 ruled(struct gen *g, const char *schema, const char *name, const char *col,
     const char *what)
@@ -204,10 +207,10 @@ ruled(struct gen *g, const char *schema, const char *name, const char *col,
 	if (g->h == NULL || g->h->rule == NULL ||
 	    (rule = g->h->rule(g->h->arg, schema, name, col)) == NULL)
 		return false;
-	stop(g, false, "the source %s; the filter (%s) names %s%s%s.%s, "
-	    "which no longer matches: change --filter to the new name, then "
-	    "rerun logship-restore", what, rule, col ? col : "", col ? " of " :
-	    "", schema, name);
+	stop(g, false, "the source %s, which the filter names (%s): the rule "
+	    "would no longer match; remove or change it (rules name the base "
+	    "snapshot's tables and columns), then rerun logship-restore", what,
+	    rule);
 	free(rule);
 	return true;
 }
@@ -681,6 +684,7 @@ alter_columns(struct gen *g, const char *schema, const char *name,
     json_t *bcols, json_t *dcols)
 {
 	struct sb b = { 0 };
+	char what[512];
 	json_t *bc, *dc;
 	size_t i;
 
@@ -688,8 +692,10 @@ alter_columns(struct gen *g, const char *schema, const char *name,
 		dc = find(dcols, "attnum", json_object_get(bc, "attnum"));
 		if (dc != NULL && same(jstr(bc, "name"), jstr(dc, "name")))
 			continue;
-		if (ruled(g, schema, name, jstr0(bc, "name"), dc ?
-		    "renamed a column" : "dropped a column"))
+		snprintf(what, sizeof(what), "%s column %s of %s.%s%s%s", dc ?
+		    "renamed" : "dropped", jstr0(bc, "name"), schema, name,
+		    dc ? " to " : "", dc ? jstr0(dc, "name") : "");
+		if (ruled(g, schema, name, jstr0(bc, "name"), what))
 			return;
 		if (dc == NULL) {
 			act(g, schema, name, "DROP COLUMN ", jstr0(bc, "name"), "");
@@ -752,6 +758,7 @@ alter_table(struct gen *g, const char *cmdtag, json_t *bd, json_t *d)
 	json_t *dk = json_object_get(d, "constraints");
 	bool in = included(g, schema, name);
 	size_t n0 = g->p->nsql;
+	char what[512];
 
 	if (in != included(g, ds, dn)) {
 		stop(g, false, "the source renamed table %s.%s to %s.%s and the "
@@ -769,11 +776,14 @@ alter_table(struct gen *g, const char *cmdtag, json_t *bd, json_t *d)
 		return;
 	}
 	/* the new name first: defaults and constraints may name it */
-	if (strcmp(name, dn) != 0 && !ruled(g, schema, name, NULL,
-	    "renamed a table"))
+	snprintf(what, sizeof(what), "renamed table %s.%s to %s.%s", schema,
+	    name, ds, dn);
+	if ((strcmp(name, dn) != 0 || strcmp(schema, ds) != 0) &&
+	    ruled(g, schema, name, NULL, what))
+		return;
+	if (strcmp(name, dn) != 0)
 		act(g, schema, name, "RENAME TO ", dn, "");
-	if (strcmp(schema, ds) != 0 && !ruled(g, schema, name, NULL,
-	    "moved a table to another schema"))
+	if (strcmp(schema, ds) != 0)
 		act(g, schema, dn, "SET SCHEMA ", ds, "");
 	schema = ds;
 	name = dn;

@@ -224,7 +224,7 @@ cmp -s "$T/dump.src" "$T/dump.filtered" || diff "$T/dump.src" "$T/dump.filtered"
 printf 'table public.customers\n  column name const %s\n' "'masked'" > "$T/f2.conf"
 out=$(restore ruled --filter "$T/f2.conf" 2>&1); rc=$?
 is "$rc" 1 "a rule naming a renamed column stops the restore (exit 1)"
-like "$out" "the source renamed a column; the filter \(--filter line 2\) names name of public.customers, which no longer matches" \
+like "$out" "the source renamed column name of public.customers to full_name, which the filter names \(--filter line 2\): the rule would no longer match" \
 	"saying which rule no longer matches"
 is "$(printf '%s\n' "$out" | grep -c 'error restore:')" 1 "in one error line"
 

@@ -65,13 +65,20 @@ plan_text(const char *name, int nth, const struct ddl_hooks *h)
 }
 
 static void
-is_plan(const char *name, int nth, const char *want, const char *what)
+is_plan_h(const char *name, int nth, const char *want,
+    const struct ddl_hooks *h, const char *what)
 {
-	char *got = plan_text(name, nth, NULL);
+	char *got = plan_text(name, nth, h);
 
 	if (!ok(strcmp(got, want) == 0, "%s", what))
 		diag("got:\n%s\nwant:\n%s", got, want);
 	free(got);
+}
+
+static void
+is_plan(const char *name, int nth, const char *want, const char *what)
+{
+	is_plan_h(name, nth, want, NULL, what);
 }
 
 static void
@@ -244,10 +251,31 @@ rule_on_a(void *arg, const char *schema, const char *name, const char *col)
 	return strdup("f.conf line 3");
 }
 
+/* Every table kept; a section for public.t. */
+static bool
+all(void *arg, const char *schema, const char *name)
+{
+	(void)arg;
+	(void)schema;
+	(void)name;
+	return true;
+}
+
+static char *
+section_t(void *arg, const char *schema, const char *name, const char *col)
+{
+	(void)arg;
+	if (strcmp(schema, "public") != 0 || strcmp(name, "t") != 0 ||
+	    col != NULL)
+		return NULL;
+	return strdup("f.conf line 1");
+}
+
 static void
 test_filters(void)
 {
 	struct ddl_hooks h = { only_t, rule_on_a, NULL };
+	struct ddl_hooks ht = { all, section_t, NULL };
 
 	has_plan("create", 0, &h, "CREATE TABLE \"public\".\"t\"",
 	    "an included table is created");
@@ -264,14 +292,21 @@ test_filters(void)
 		ok(strcmp(got, "") == 0, "excluded table p: its DROP skipped");
 		free(got);
 	}
-	has_plan("rename", 0, &h, "STOP (filter): the source renamed a "
-	    "column; the filter (f.conf line 3) names a of public.t, which "
-	    "no longer matches", "a rule on a renamed column stops");
+	is_plan_h("rename", 0, "STOP (filter): the source renamed column a of "
+	    "public.t to aa, which the filter names (f.conf line 3): the rule "
+	    "would no longer match; remove or change it (rules name the base "
+	    "snapshot's tables and columns), then rerun logship-restore",
+	    &h, "a rule on a renamed column stops, naming it");
 	has_plan("alter", 1, &h, "DROP COLUMN \"b\"",
 	    "a column without a rule may go");
 	has_plan("renametab", 0, &h, "STOP (filter): the source renamed "
 	    "table public.t to public.t2 and the filter keeps one name but "
 	    "not the other", "renamed out of the filter: stops");
+	has_plan("renametab", 0, &ht, "STOP (filter): the source renamed "
+	    "table public.t to public.t2, which the filter names (f.conf "
+	    "line 1)", "a renamed table with a filter section: stops");
+	has_plan("rename", 0, &ht, "RENAME COLUMN", "(a section, no rule on "
+	    "the column: renamed)");
 }
 
 static void
