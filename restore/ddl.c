@@ -349,6 +349,7 @@ run_query(struct gen *g)
 	if (g->query_done)
 		return;
 	g->query_done = true;
+	g->p->keys = true;	/* what it changes is not known here */
 	ddl_statements(g->query, &start, &end);
 	sb_add(&b, "SELECT pg_catalog.set_config('search_path', ");
 	sb_lit(&b, g->path != NULL ? g->path : "");
@@ -490,6 +491,7 @@ create_table(struct gen *g, json_t *d)
 	if (!included(g, schema, name))
 		return;
 	named(g, schema, name);
+	g->p->keys = true;
 	sb_add(&b, *jstr0(d, "persistence") == 'u' ? "CREATE UNLOGGED TABLE " :
 	    "CREATE TABLE ");
 	sb_qname(&b, schema, name);
@@ -592,6 +594,8 @@ alter_column(struct gen *g, const char *schema, const char *name,
 		sb_add(&b, jstr0(dc, "type"));
 		emit(g, &b);
 	}
+	g->p->keys = g->p->keys || strcmp(bi, di) != 0 ||
+	    !same(jstr(bc, "default"), def);
 	if (*bi != '\0' && strcmp(bi, di) != 0)
 		act(g, schema, name, "ALTER COLUMN ", col, *di == '\0' ?
 		    " DROP IDENTITY" : *di == 'a' ? " SET GENERATED ALWAYS" :
@@ -631,6 +635,7 @@ constraints_gone(struct gen *g, const char *schema, const char *name,
 		o = find(to, "name", json_object_get(k, "name"));
 		if (o != NULL && same(jstr(o, "def"), jstr(k, "def")))
 			continue;
+		g->p->keys = true;
 		alter(&b, schema, name);
 		sb_add(&b, verb);
 		if (*verb == 'D')
@@ -656,6 +661,7 @@ parents_gone(struct gen *g, const char *schema, const char *name,
 			found = found || json_equal(v, w);
 		if (!found) {
 			struct sb b = { 0 };
+			g->p->keys = true;
 			alter(&b, schema, name);
 			sb_add(&b, verb);
 			sb_add(&b, json_string_value(v) ? json_string_value(v) : "");
@@ -701,6 +707,7 @@ alter_columns(struct gen *g, const char *schema, const char *name,
 			act(g, schema, name, "DROP COLUMN ", jstr0(bc, "name"), "");
 			continue;
 		}
+		g->p->keys = true;
 		alter(&b, schema, name);
 		sb_add(&b, "RENAME COLUMN ");
 		sb_ident(&b, jstr0(bc, "name"));
@@ -731,6 +738,7 @@ partition_move(struct gen *g, json_t *bd, json_t *d, bool attach)
 	if (same(bp, dp) && same(jstr(bd, "partition_bound"),
 	    jstr(d, "partition_bound")))
 		return;
+	g->p->keys = true;
 	if (!attach && bp != NULL) {
 		sb_add(&b, "ALTER TABLE ");
 		sb_add(&b, bp);
@@ -781,6 +789,8 @@ alter_table(struct gen *g, const char *cmdtag, json_t *bd, json_t *d)
 	if ((strcmp(name, dn) != 0 || strcmp(schema, ds) != 0) &&
 	    ruled(g, schema, name, NULL, what))
 		return;
+	g->p->keys = g->p->keys || strcmp(name, dn) != 0 ||
+	    strcmp(schema, ds) != 0;
 	if (strcmp(name, dn) != 0)
 		act(g, schema, name, "RENAME TO ", dn, "");
 	if (strcmp(schema, ds) != 0)
@@ -1073,7 +1083,7 @@ dropped(struct gen *g, json_t *list)
 			return;
 		}
 		if (k == 0) {
-			g->p->tables = true;
+			g->p->tables = g->p->keys = true;
 			if (!included(g, jstr0(o, "schema"), jstr0(o, "name")))
 				continue;
 		}

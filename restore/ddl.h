@@ -42,6 +42,8 @@ struct ddl_plan {
 	char	**sql;		/* statements, in order */
 	size_t	  nsql;
 	bool	  tables;	/* it creates, alters or drops a table */
+	bool	  keys;		/* and may change what ID remapping reads:
+				 * tables, names, keys, constraints, defaults */
 	char	**named;	/* schema, name pairs: tables it created or
 				 * altered, by their new names */
 	size_t	  nnamed;

@@ -355,11 +355,12 @@ rewrite_ddl_plan(struct rewrite *rw, const struct ls_message *m,
 
 	if ((rc = ddl_plan_new(m->content, m->len, &h, &p, errmsg)) != 0)
 		return rc;
-	if (p->tables && p->stop == NULL && rewrite_remapping(rw)) {
+	if (p->keys && p->stop == NULL && rewrite_remapping(rw)) {
 		p->skippable = true;
-		if ((p->stop = strdup("DDL on tables is not replayed under "
-		    "--id-mode remap (new keys are drawn from the tables the "
-		    "restore read when it started)")) == NULL) {
+		if ((p->stop = strdup("under --id-mode remap, DDL that creates, "
+		    "drops or renames tables or columns, or changes keys, "
+		    "constraints or defaults, is not replayed (the ID map reads "
+		    "them from the target when the restore starts)")) == NULL) {
 			ddl_plan_free(p);
 			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 		}

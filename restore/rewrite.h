@@ -72,8 +72,9 @@ int rewrite_change(struct rewrite *, struct applier *ap,
 /*
  * A logship.ddl message m (ddl.h) as the filters see it: excluded tables
  * left out, a filter rule naming a renamed column or table a stop.  Under
- * remapping, DDL on tables stops too (the ID map reads the target's
- * tables when it starts: the restart after a fix by hand picks them up).
+ * remapping, DDL that may change what the ID map read of the target when
+ * it started (plan->keys) stops too: the restart after a fix by hand reads
+ * it anew.
  */
 int rewrite_ddl_plan(struct rewrite *, const struct ls_message *m,
     struct ddl_plan **out, char **errmsg);

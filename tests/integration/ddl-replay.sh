@@ -10,7 +10,8 @@
 #  - kill -9 right after a DDL transaction, then resume: still equal
 #  - filters: a new table the filter includes is created and restored, an
 #    excluded one is not; a rule naming a renamed column stops, naming it
-#  - --id-mode remap: DDL on a table stops with one line
+#  - --id-mode remap: DDL that adds a column is replayed, DDL that renames
+#    one stops with one line
 #  - an unsupported DDL (CREATE VIEW) stops before its transaction with one
 #    line (segment, LSN, time, statement, --skip-ddl LSN); after running it
 #    by hand, --skip-ddl LSN goes on
@@ -230,8 +231,11 @@ is "$(printf '%s\n' "$out" | grep -c 'error restore:')" 1 "in one error line"
 
 # remap: DDL on a table stops clearly
 out=$(restore remapped --id-mode remap 2>&1); rc=$?
-is "$rc" 1 "under --id-mode remap a table's DDL stops the restore"
-like "$out" "not replayed: DDL on tables is not replayed under --id-mode remap.*--skip-ddl" "saying so, and the way on"
+is "$rc" 1 "under --id-mode remap a column rename stops the restore"
+like "$out" "not replayed: under --id-mode remap, DDL that creates, drops or renames tables or columns.*the source ran: ALTER TABLE customers RENAME COLUMN name TO full_name.*--skip-ddl" \
+	"saying so, and the way on"
+is "$(psql_at_db "$Q" remapped -c "select string_agg(name || ':' || tier, ',' order by name) from customers where name in ('a', 'c')")" \
+	"a:basic,c:gold" "the ADD COLUMN before it was replayed, with the rows around it"
 
 # an unsupported DDL: stop before its transaction, fix by hand, --skip-ddl
 A=$(psql_at "$P" -c "select count(*) from customers")

@@ -119,7 +119,8 @@ test_create(void)
 	    "CREATE INDEX IF NOT EXISTS t_a_idx ON public.t USING btree (a);\n",
 	    "CREATE INDEX");
 	p = plan_h("create", 0, NULL);
-	ok(p != NULL && p->tables && !p->commit_after && p->stop == NULL &&
+	ok(p != NULL && p->tables && p->keys && !p->commit_after &&
+	    p->stop == NULL &&
 	    p->query != NULL && strncmp(p->query, "create table t", 14) == 0,
 	    "a table command, nothing to stop, the query kept");
 	ddl_plan_free(p);
@@ -213,8 +214,17 @@ test_others(void)
 	    "ALTER TYPE \"public\".\"mood\" ADD VALUE IF NOT EXISTS 'b' "
 	    "AFTER 'c';\n", "ALTER TYPE ADD VALUE: labels in order");
 	p = plan_h("enumadd", 0, NULL);
-	ok(p != NULL && p->commit_after && !p->tables,
+	ok(p != NULL && p->commit_after && !p->tables && !p->keys,
 	    "ADD VALUE commits after its transaction");
+	ddl_plan_free(p);
+	p = plan_h("create", 1, NULL);
+	ok(p != NULL && !p->keys, "an index changes nothing remapping reads");
+	ddl_plan_free(p);
+	p = plan_h("rename", 0, NULL);
+	ok(p != NULL && p->keys, "a column rename may change it");
+	ddl_plan_free(p);
+	p = plan_h("retype2", 0, NULL);
+	ok(p != NULL && p->tables && !p->keys, "a retype by cast does not");
 	ddl_plan_free(p);
 	is_plan("seq", 0, "CREATE SEQUENCE IF NOT EXISTS \"public\".\"sq\" AS "
 	    "bigint INCREMENT BY 5 MINVALUE 1 MAXVALUE 9223372036854775807 "
