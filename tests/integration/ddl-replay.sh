@@ -190,16 +190,33 @@ nth_ddl_txn() {	# nth_ddl_txn N: the ordinal of the Nth transaction with DDL
 		(.type == "message" and .prefix == "logship.ddl")) | .type' |
 		awk -v n="$1" '/begin/ { t++; seen = 0; next } !seen { seen = 1; if (++k == n) { print t; exit } }'
 }
+txn_end() {	# txn_end N: the end LSN of the Nth transaction of the stream
+	"$RESTORE" cat --store "$S" 2>/dev/null | jq -r 'select(.type == "commit") | .end_lsn' | sed -n "$1p"
+}
 for n in 1 12; do
 	at=$(nth_ddl_txn $n)
 	[ -n "$at" ]; ok $? "DDL transaction $n is transaction $at of the stream"
 	LOGSHIP_TEST_CRASH_AFTER_TARGET_COMMIT=$at restore "kill$n" --batch-txns 1 > "$T/kill$n.log" 2>&1
 	is "$?" 137 "the restore was killed right after committing it"
-	is "$(psql_at_db "$Q" "kill$n" -c "select count(*) from logship.applied")" 1 "(its marker is committed)"
+	is "$(psql_at_db "$Q" "kill$n" -c "select end_lsn from logship.applied")" "$(txn_end "$at")" \
+		"the target's marker is that transaction's"
 	restore "kill$n" > "$T/kill$n.2.log" 2>&1
 	ok_or_show $? "$T/kill$n.2.log" "the restore resumes after the kill"
 	same_as_source "kill$n" "and the target equals the source (DDL neither lost nor doubled)"
 done
+
+# a DDL the target refuses: the same stop, with the target's error
+psql_at "$Q" -c "create database refused" >/dev/null
+psql_at_db "$Q" refused -c "create schema app" -c "create table app.events (x int)" >/dev/null
+out=$(restore refused 2>&1); rc=$?
+is "$rc" 1 "a DDL the target refuses stops the restore (exit 1)"
+like "$out" "DDL at source LSN [0-9A-F]+/[0-9A-F]+ not replayed: CREATE TABLE \"app\".\"events\" .*target: ERROR:  relation \"events\" already exists.*the source ran: CREATE TABLE app.events .*--skip-ddl" \
+	"naming the statement, the target's error and the way on"
+is "$(psql_at_db "$Q" refused -c "select count(*) from customers where full_name = 'e'")" 1 "with what precedes it committed"
+psql_at_db "$Q" refused -c "drop table app.events" >/dev/null
+restore refused > "$T/refused.log" 2>&1
+ok_or_show $? "$T/refused.log" "once the target is fixed, the restore goes on"
+same_as_source refused "and the target equals the source"
 
 # filters: new tables in or out by glob; a rule on a renamed column stops
 cat > "$T/f1.conf" <<'EOF'
