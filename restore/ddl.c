@@ -397,7 +397,7 @@ real_constraint(json_t *k)
 {
 	const char *t = jstr0(k, "type");
 
-	return strchr("cfpux", *t) != NULL && *t != '\0';
+	return *t != '\0' && strchr("cfpux", *t) != NULL;
 }
 
 static void
