@@ -684,6 +684,78 @@ any_retyped(json_t *bcols, json_t *dcols)
 	return false;
 }
 
+/*
+ * Is a default computed row by row: a function call (not a cast's type
+ * modifier) or a special value such as CURRENT_TIMESTAMP?  A column added
+ * with one gets values on the source that the stream does not carry.
+ */
+static bool
+per_row(const char *expr)
+{
+	static const char *const special[] = { "current_", "localtime",
+	    "session_user", "user" };
+	size_t i = 0, k, n;
+	bool cast = false;
+
+	while (expr[i] != '\0') {
+		if (expr[i] == '\'' || expr[i] == '"') {
+			i = skip_quoted(expr, i);
+			continue;
+		}
+		if (ident_char(expr[i]) && (i == 0 || !ident_char(expr[i - 1])))
+			for (k = 0; !cast && k < 4; k++) {
+				n = strlen(special[k]);
+				if (strncasecmp(expr + i, special[k], n) == 0 &&
+				    (k < 2 || !ident_char(expr[i + n])))
+					return true;
+			}
+		if (expr[i] == '(' && i > 0 && ident_char(expr[i - 1]) && !cast)
+			return true;
+		if (expr[i] == ':' && expr[i + 1] == ':')
+			cast = true, i++;
+		else if (!ident_char(expr[i]) && expr[i] != ' ')
+			cast = false;
+		i++;
+	}
+	return false;
+}
+
+/*
+ * Before adding column c with a default computed per row (or an identity)
+ * to a table that has rows: stop, since the source's values for those rows
+ * are not in the stream.
+ */
+static void
+per_row_guard(struct gen *g, const char *schema, const char *name,
+    json_t *c)
+{
+	struct sb b = { 0 }, m = { 0 };
+	const char *def = jstr(c, "default");
+
+	if (*jstr0(c, "identity") == '\0' && (def == NULL ||
+	    *jstr0(c, "generated") == 's' || !per_row(def)))
+		return;
+	sb_add(&m, "logship: column ");
+	sb_add(&m, jstr0(c, "name"));
+	sb_add(&m, " of ");
+	sb_add(&m, schema);
+	sb_add(&m, ".");
+	sb_add(&m, name);
+	sb_add(&m, " was added with values computed row by row (");
+	sb_add(&m, def != NULL ? def : "identity");
+	sb_add(&m, ") and the table has rows: the source's values are not in "
+	    "the stream; add the column on the target and copy its values "
+	    "from the source");
+	sb_add(&b, "DO $logship_ddl$BEGIN IF EXISTS (SELECT 1 FROM ");
+	sb_qname(&b, schema, name);
+	sb_add(&b, " LIMIT 1) THEN RAISE EXCEPTION USING MESSAGE = ");
+	sb_lit(&b, m.p != NULL ? m.p : "");
+	sb_add(&b, "; END IF; END$logship_ddl$");
+	b.oom |= m.oom;
+	free(m.p);
+	emit(g, &b);
+}
+
 /* Columns: renamed, dropped, added, changed (by attnum). */
 static void
 alter_columns(struct gen *g, const char *schema, const char *name,
@@ -721,6 +793,7 @@ alter_columns(struct gen *g, const char *schema, const char *name,
 			alter_column(g, schema, name, bc, dc);
 			continue;
 		}
+		per_row_guard(g, schema, name, dc);
 		alter(&b, schema, name);
 		sb_add(&b, "ADD COLUMN ");
 		column_def(&b, dc);

@@ -14,7 +14,8 @@
 #    one stops with one line
 #  - an unsupported DDL (CREATE VIEW) stops before its transaction with one
 #    line (segment, LSN, time, statement, --skip-ddl LSN); after running it
-#    by hand, --skip-ddl LSN goes on
+#    by hand, --skip-ddl LSN goes on; so does a column added with values
+#    computed row by row (DEFAULT now()) to a table with rows
 . "$(dirname "$0")/lib.sh"
 
 pg_start src || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
@@ -54,6 +55,7 @@ CREATE TABLE big (id int PRIMARY KEY, pad text);
 INSERT INTO customers (name) VALUES ('base 1'), ('base 2');
 INSERT INTO orders (cust, amount) VALUES (1, 10), (2, 20);
 SQL
+: > "$T/agent.log"
 "$AGENT" --source "$SRC" --store "$S" --init --ddl --flush-interval 0.2 > "$T/agent.log" 2>&1 &
 A=$!; track_pid $A
 i=0; until grep -q "streaming generation" "$T/agent.log" || [ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
@@ -277,5 +279,23 @@ like "$(cat "$T/whole2.log")" "DDL at source LSN $lsn skipped \(--skip-ddl\)" "s
 fp "$P" postgres > "$T/fp.src"
 same_as_source whole "and the target equals the source, view included"
 [ "$(psql_at "$P" -c "select count(*) from customers")" -gt "$A" ]; ok $? "(rows were added meanwhile)"
+
+# a column added with values computed row by row (now()): the source's
+# values are not in the stream, so a table with rows stops it
+psql_at "$P" -c "ALTER TABLE customers ADD COLUMN seen timestamptz DEFAULT now()" \
+	-c "INSERT INTO customers (full_name, code) VALUES ('after seen', 'as')" >/dev/null
+agent_until_now
+out=$(restore whole 2>&1); rc=$?
+is "$rc" 1 "ADD COLUMN ... DEFAULT now() into a table with rows stops (exit 1)"
+like "$out" "DDL at source LSN [0-9A-F]+/[0-9A-F]+ not replayed: .*logship: column seen of public.customers was added with values computed row by row \(now\(\)\) and the table has rows.*--skip-ddl" \
+	"saying why and the way on"
+lsn=$(printf '%s\n' "$out" | sed -n 's/.*--skip-ddl \([0-9A-F]*\/[0-9A-F]*\).*/\1/p')
+seen=$(psql_at "$P" -c "select distinct seen from customers where full_name <> 'after seen'")
+psql_at_db "$Q" whole -c "ALTER TABLE customers ADD COLUMN seen timestamptz DEFAULT now()" \
+	-c "UPDATE customers SET seen = '$seen'" >/dev/null
+restore whole --skip-ddl "$lsn" > "$T/whole3.log" 2>&1
+ok_or_show $? "$T/whole3.log" "after adding it by hand with the source's values, --skip-ddl goes on"
+fp "$P" postgres > "$T/fp.src"
+same_as_source whole "and the target equals the source"
 
 done_testing

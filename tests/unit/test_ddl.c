@@ -136,12 +136,19 @@ test_alter(void)
 	    "ALTER TABLE \"public\".\"t\" ALTER COLUMN \"a\" SET DEFAULT "
 	    "'y'::text;\n"
 	    "ALTER TABLE \"public\".\"t\" ALTER COLUMN \"a\" DROP NOT NULL;\n"
+	    "DO $logship_ddl$BEGIN IF EXISTS (SELECT 1 FROM \"public\".\"t\" "
+	    "LIMIT 1) THEN RAISE EXCEPTION USING MESSAGE = 'logship: column d "
+	    "of public.t was added with values computed row by row (identity) "
+	    "and the table has rows: the source''s values are not in the "
+	    "stream; add the column on the target and copy its values from "
+	    "the source'; END IF; END$logship_ddl$;\n"
 	    "ALTER TABLE \"public\".\"t\" ADD COLUMN \"d\" integer GENERATED "
 	    "BY DEFAULT AS IDENTITY NOT NULL;\n"
 	    "ALTER TABLE \"public\".\"t\" ADD CONSTRAINT \"t_c_chk\" CHECK "
 	    "(((c)::text <> ''::text));\n",
-	    "ALTER TABLE: add identity column, drop column and its FK, "
-	    "default, NOT NULL, CHECK; reported twice, done once");
+	    "ALTER TABLE: add identity column (only into an empty table), "
+	    "drop column and its FK, default, NOT NULL, CHECK; reported "
+	    "twice, done once");
 	is_plan("retype", 0,
 	    "SELECT pg_catalog.set_config('search_path', '\"$user\", "
 	    "public', true);\n"
@@ -166,6 +173,61 @@ test_alter(void)
 	is_plan("replident", 0,
 	    "ALTER TABLE \"s2\".\"t2\" REPLICA IDENTITY FULL;\n",
 	    "REPLICA IDENTITY");
+}
+
+/* ADD COLUMN c with default def (JSON), generated gen: guarded? */
+static bool
+guarded(const char *def, const char *gen)
+{
+	char json[1024];
+	struct ddl_plan *p = NULL;
+	char *err = NULL;
+	bool r;
+
+	snprintf(json, sizeof(json), "{\"v\":1,\"event\":\"ddl_command_end\","
+	    "\"tag\":\"ALTER TABLE\",\"commands\":[{\"object_type\":"
+	    "\"table\",\"tag\":\"ALTER TABLE\",\"oid\":1,\"before\":{"
+	    "\"schema\":\"s\",\"name\":\"t\",\"columns\":[]},\"def\":{"
+	    "\"schema\":\"s\",\"name\":\"t\",\"columns\":[{\"attnum\":1,"
+	    "\"name\":\"c\",\"type\":\"text\",\"default\":%s,"
+	    "\"identity\":\"\",\"generated\":\"%s\"}]}}]}", def, gen);
+	if (ddl_plan_new(json, strlen(json), NULL, &p, &err) != 0) {
+		diag("%s", err);
+		free(err);
+		return false;
+	}
+	r = p->nsql == 2 && strncmp(p->sql[0], "DO ", 3) == 0;
+	ddl_plan_free(p);
+	return r;
+}
+
+static void
+test_per_row(void)
+{
+	static const struct {
+		const char *def, *gen;
+		bool guard;
+	} cases[] = {
+		{ "\"'basic'::text\"", "", false },
+		{ "\"'x'::character varying(10)\"", "", false },
+		{ "\"(0)::numeric\"", "", false },
+		{ "\"'now()'::text\"", "", false },
+		{ "\"'{}'::jsonb\"", "", false },
+		{ "null", "", false },
+		{ "\"(a * 2)\"", "s", false },
+		{ "\"now()\"", "", true },
+		{ "\"nextval('s.q'::regclass)\"", "", true },
+		{ "\"CURRENT_TIMESTAMP\"", "", true },
+		{ "\"gen_random_uuid()\"", "", true },
+		{ "\"(random() * (10)::double precision)\"", "", true },
+		{ "\"CURRENT_USER\"", "", true },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ok(guarded(cases[i].def, cases[i].gen) == cases[i].guard,
+		    "ADD COLUMN DEFAULT %s: %s", cases[i].def, cases[i].guard ?
+		    "only into an empty table" : "as is");
 }
 
 static void
@@ -391,6 +453,7 @@ main(void)
 {
 	test_create();
 	test_alter();
+	test_per_row();
 	test_partitions();
 	test_others();
 	test_filters();
