@@ -38,6 +38,12 @@ void applier_free(struct applier *);
  */
 int applier_relation(struct applier *, const struct ls_relation *rel,
     const struct ls_relation *source, char **errmsg);
+/*
+ * With DDL capture: a table the target lacks is created from the relation
+ * (built-in column types only) when a change needs it, in the batch, since
+ * CREATE TABLE AS sends its rows before its DDL (which then finds it).
+ */
+void applier_create_missing(struct applier *, bool on);
 /* The source transaction being sent, named by errors from the target. */
 void applier_context(struct applier *, uint64_t segno, uint64_t commit_lsn,
     uint32_t xid);

@@ -478,8 +478,13 @@ constraint_guarded(struct gen *g, const char *schema, const char *name,
 	emit(g, &b);
 }
 
+/*
+ * CREATE TABLE from the definition.  CREATE TABLE AS (SELECT INTO) sends
+ * its rows before its DDL, and the applier made the table for them
+ * (applier_create_missing): exists is then "IF NOT EXISTS ".
+ */
 static void
-create_table(struct gen *g, json_t *d)
+create_table(struct gen *g, json_t *d, const char *exists)
 {
 	const char *schema = jstr0(d, "schema"), *name = jstr0(d, "name");
 	const char *part = jstr(d, "partition_of");
@@ -494,6 +499,7 @@ create_table(struct gen *g, json_t *d)
 	g->p->keys = true;
 	sb_add(&b, *jstr0(d, "persistence") == 'u' ? "CREATE UNLOGGED TABLE " :
 	    "CREATE TABLE ");
+	sb_add(&b, exists);
 	sb_qname(&b, schema, name);
 	if (part != NULL) {
 		sb_add(&b, " PARTITION OF ");
@@ -1075,10 +1081,11 @@ table_command(struct gen *g, size_t at, json_t *cmd, json_t *d)
 	if (d == NULL || json_is_null(d))
 		stop(g, true, "%s %s: the capture sent no definition", tag,
 		    jstr0(cmd, "identity"));
-	else if (strcmp(tag, "CREATE TABLE") == 0 ||
-	    strcmp(tag, "CREATE TABLE AS") == 0 ||
+	else if (strcmp(tag, "CREATE TABLE") == 0)
+		create_table(g, d, "");
+	else if (strcmp(tag, "CREATE TABLE AS") == 0 ||
 	    strcmp(tag, "SELECT INTO") == 0)
-		create_table(g, d);
+		create_table(g, d, "IF NOT EXISTS ");
 	else if (bd != NULL && !json_is_null(bd) &&
 	    strcmp(tag, "ALTER TABLE") == 0)
 		alter_table(g, tag, bd, d);

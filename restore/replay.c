@@ -662,7 +662,9 @@ replay_segments(struct stream *s, char **errmsg)
 		return rc;
 	if (s->seen == NULL && (s->seen = relcache_new()) == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	if ((rc = applier_new(r->c, &s->ap, errmsg)) != 0 ||
+	if ((rc = applier_new(r->c, &s->ap, errmsg)) == 0)
+		applier_create_missing(s->ap, base_manifest_ddl(r->m));
+	if (rc != 0 ||
 	    (rc = prefetch_start(r->store, r->mk.generation, r->keyp,
 	    r->mk.segno ? r->mk.segno : 1, r->o->follow, &restore_stop, &pf,
 	    errmsg)) != 0)

@@ -1,7 +1,8 @@
 #!/bin/sh
 # DDL replay (logship-restore, the replay half of issue 11), from a source
 # captured with logship-agent --ddl:
-#  - every supported kind on a live stream, DML between; DDL inside a
+#  - every supported kind on a live stream, DML between (CREATE TABLE AS,
+#    whose rows come before its DDL, too); DDL inside a
 #    transaction streamed in chunks; DDL rolled back to a savepoint; DDL
 #    and DML in one query string; unqualified names under a custom
 #    search_path; a rename, then rows using the new name: a restore, and a
@@ -125,6 +126,10 @@ CREATE TABLE doomed (id int PRIMARY KEY);
 INSERT INTO doomed VALUES (1);
 DROP TABLE doomed;
 CREATE UNLOGGED TABLE scratch (id int);
+CREATE TABLE app.totals AS SELECT cust, sum(amount) AS total, now()::date AS d
+	FROM app.purchases GROUP BY cust;
+SELECT full_name, code INTO TABLE names_copy FROM customers;
+CREATE TABLE empty_copy AS SELECT * FROM customers WITH NO DATA;
 TRUNCATE parts_1;
 INSERT INTO parts_1 VALUES (4, 8, 'd');
 SQL

@@ -937,4 +937,21 @@ static const struct fixture {
 	    "ommands\":[{\"def\":null,\"oid\":16532,\"tag\":\"CREATE VIEW\",\"s"
 	    "chema\":\"public\",\"identity\":\"public.v\",\"object_type\":\"vie"
 	    "w\"}],\"search_path\":\"\\\"$user\\\", public\"}" },
+	{ "ctas",
+	    "{\"v\":1,\"tag\":\"CREATE TABLE AS\",\"user\":\"postgres\",\"event"
+	    "\":\"ddl_command_end\",\"query\":\"create table ctas2 as select 1 "
+	    "as x, 'a'::text as y\",\"commands\":[{\"def\":{\"oid\":16540,\"nam"
+	    "e\":\"ctas2\",\"schema\":\"public\",\"columns\":[{\"name\":\"x\",\""
+	    "type\":\"integer\",\"attnum\":1,\"typmod\":-1,\"default\":null,\"n"
+	    "otnull\":false,\"identity\":\"\",\"collation\":null,\"generated\":"
+	    "\"\",\"type_name\":\"int4\",\"type_schema\":\"pg_catalog\"},{\"nam"
+	    "e\":\"y\",\"type\":\"text\",\"attnum\":2,\"typmod\":-1,\"default\""
+	    ":null,\"notnull\":false,\"identity\":\"\",\"collation\":null,\"gen"
+	    "erated\":\"\",\"type_name\":\"text\",\"type_schema\":\"pg_catalog\""
+	    "}],\"indexes\":[],\"relkind\":\"r\",\"inherits\":[],\"replident\":"
+	    "\"d\",\"constraints\":[],\"persistence\":\"p\",\"partition_of\":nu"
+	    "ll,\"partition_key\":null,\"partition_bound\":null,\"replident_ind"
+	    "ex\":null},\"oid\":16540,\"tag\":\"CREATE TABLE AS\",\"before\":nu"
+	    "ll,\"schema\":\"public\",\"identity\":\"public.ctas2\",\"object_ty"
+	    "pe\":\"table\"}],\"search_path\":\"\\\"$user\\\", public\"}" },
 };

@@ -118,6 +118,9 @@ test_create(void)
 	is_plan("create", 1,
 	    "CREATE INDEX IF NOT EXISTS t_a_idx ON public.t USING btree (a);\n",
 	    "CREATE INDEX");
+	is_plan("ctas", 0, "CREATE TABLE IF NOT EXISTS \"public\".\"ctas2\" "
+	    "(\"x\" integer, \"y\" text);\n", "CREATE TABLE AS: if its rows "
+	    "did not create it already");
 	p = plan_h("create", 0, NULL);
 	ok(p != NULL && p->tables && p->keys && !p->commit_after &&
 	    p->stop == NULL &&
