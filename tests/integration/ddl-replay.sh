@@ -2,8 +2,9 @@
 # DDL replay (logship-restore, the replay half of issue 11), from a source
 # captured with logship-agent --ddl:
 #  - every supported kind on a live stream, DML between (CREATE TABLE AS,
-#    whose rows come before its DDL, too); DDL inside a
-#    transaction streamed in chunks; DDL rolled back to a savepoint; DDL
+#    whose rows come before its DDL, too); DDL in a two-phase transaction
+#    and inside a transaction streamed in chunks; DDL rolled back to a
+#    savepoint; DDL
 #    and DML in one query string; unqualified names under a custom
 #    search_path; a rename, then rows using the new name: a restore, and a
 #    --follow standby stopped by SIGTERM, equal the source (fingerprint:
@@ -47,7 +48,8 @@ agent_until_now() {	# store everything the source has committed
 }
 
 psql_at "$P" -c "ALTER SYSTEM SET logical_decoding_work_mem = '64kB'" \
-	-c "select pg_reload_conf()" >/dev/null
+	-c "ALTER SYSTEM SET max_prepared_transactions = 4" >/dev/null
+pg_as "$PG_BINDIR/pg_ctl" -D "$src_DIR/data" -l "$src_DIR/log" -w restart >/dev/null
 psql_at "$P" >/dev/null <<'SQL'
 CREATE TABLE customers (id serial PRIMARY KEY, name text NOT NULL);
 CREATE TABLE orders (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -146,6 +148,16 @@ UPDATE big SET filler = 'z' WHERE id % 100 = 0;
 COMMIT;
 SQL
 ok_or_show $? "$T/w2.out" "DDL inside a large transaction"
+
+# DDL in a two-phase transaction
+psql_at "$P" -v ON_ERROR_STOP=1 > "$T/w2pc.out" 2>&1 <<'SQL'
+BEGIN;
+ALTER TABLE big ADD COLUMN phase2 int;
+INSERT INTO big (id, filler, phase2) VALUES (9001, 'p', 2);
+PREPARE TRANSACTION 'ddl_2pc';
+COMMIT PREPARED 'ddl_2pc';
+SQL
+ok_or_show $? "$T/w2pc.out" "DDL in a two-phase transaction"
 
 # 3. DDL rolled back to a savepoint: never replayed
 psql_at "$P" -v ON_ERROR_STOP=1 > "$T/w3.out" 2>&1 <<'SQL'
