@@ -5,9 +5,9 @@
 #    whose rows come before its DDL, too); DDL in a two-phase transaction
 #    and inside a transaction streamed in chunks; DDL rolled back to a
 #    savepoint; DDL and DML in one query string; unqualified names under
-#    a custom search_path; a rename, then rows using the new name: a restore, and a
-#    --follow standby stopped by SIGTERM, equal the source (fingerprint:
-#    pg_dump -s and every table's rows)
+#    a custom search_path; a rename, then rows using the new name: a
+#    restore, and a --follow standby stopped by SIGTERM, equal the source
+#    (fingerprint: pg_dump -s and every table's rows)
 #  - kill -9 right after a DDL transaction, then resume: still equal
 #  - filters: a new table the filter includes is created and restored, an
 #    excluded one is not; a rule naming a renamed column stops, naming it
