@@ -3,7 +3,8 @@
 # of a logship-agent --ddl source stays equal to it (fingerprint: pg_dump
 # -s and every table's rows) through bursts of random DDL and DML: columns
 # added, dropped, renamed, retyped, defaults, NOT NULL, checks, indexes,
-# tables created, renamed, dropped; single statements, several in one
+# tables created, renamed, dropped, enum labels, sequences, concurrent
+# indexes, replica identity; single statements, several in one
 # query string, and transactions.  Statements that fail on the source
 # leave nothing in the stream, so the generator need not know the schema.
 # LOGSHIP_DDL_SEED picks the sequence (default 11), LOGSHIP_DDL_BURSTS and
@@ -24,7 +25,8 @@ fp() { fingerprint "$@" | awk '/^(CREATE|ALTER) EVENT TRIGGER logship_/ { skip =
 
 psql_at "$P" >/dev/null <<'SQL'
 CREATE TABLE burst (n int PRIMARY KEY);
-CREATE TABLE t1 (id serial PRIMARY KEY, c1 int, c2 text);
+CREATE TYPE mood AS ENUM ('0');
+CREATE TABLE t1 (id serial PRIMARY KEY, c1 int, c2 text, m mood);
 CREATE TABLE t2 (id serial PRIMARY KEY, c1 text, c3 int DEFAULT 3);
 CREATE TABLE t3 (id serial PRIMARY KEY, c2 bigint NOT NULL DEFAULT 0);
 INSERT INTO t1 (c1, c2) SELECT g, 'r' || g FROM generate_series(1, 20) g;
@@ -45,13 +47,14 @@ F=$!; track_pid $F
 gen() {
 	awk -v seed="$1" -v n="$2" 'BEGIN {
 		srand(seed)
+		q = sprintf("%c", 39)
 		split("int text bigint", ty, " ")
 		for (s = 0; s < n; s++) {
 			t = "t" int(1 + rand() * 3); u = "t" int(1 + rand() * 3)
 			c = "c" int(1 + rand() * 3); d = "c" int(1 + rand() * 4)
 			v = int(rand() * 100); k = int(1 + rand() * 3)
 			y = ty[int(1 + rand() * 3)]
-			op = int(rand() * 23)
+			op = int(rand() * 28)
 			if (op < 4) print "INSERT INTO " t " DEFAULT VALUES;"
 			else if (op < 6) printf "UPDATE %s SET %s = %d WHERE id %% %d = 0;\n", t, c, v, k
 			else if (op < 7) printf "DELETE FROM %s WHERE id %% 9 = %d;\n", t, v % 9
@@ -69,6 +72,11 @@ gen() {
 			else if (op < 21 && v < 40) print "DROP TABLE " t "\\; CREATE TABLE " t " (id serial PRIMARY KEY, c1 int);"
 			else if (op < 21) print "ALTER TABLE " t " RENAME TO tmp\\; ALTER TABLE " u " RENAME TO " t "\\; ALTER TABLE tmp RENAME TO " u ";"
 			else if (op < 22) printf "INSERT INTO %s DEFAULT VALUES\\; ALTER TABLE %s ADD COLUMN %s %s\\; UPDATE %s SET %s = %d;\n", t, t, c, y, t, c, v
+			else if (op < 23) printf "ALTER TYPE mood ADD VALUE IF NOT EXISTS %s%d%s;\n", q, k, q
+			else if (op < 24) printf "UPDATE t1 SET m = %s%d%s WHERE id %% %d = 0;\n", q, k, q, k + 1
+			else if (op < 25) printf "CREATE INDEX CONCURRENTLY j%d_%s ON %s (%s);\n", k, t, t, c
+			else if (op < 26) print "ALTER TABLE " t " REPLICA IDENTITY " (v < 50 ? "FULL;" : "DEFAULT;")
+			else if (op < 27) printf "CREATE SEQUENCE IF NOT EXISTS s%d\\; SELECT nextval(%ss%d%s)\\; ALTER SEQUENCE s%d INCREMENT BY %d;\n", k, q, k, q, k, v + 1
 			else printf "BEGIN; ALTER TABLE %s ADD COLUMN %s int; INSERT INTO %s DEFAULT VALUES; ALTER TABLE %s RENAME COLUMN %s TO %s; COMMIT;\n", t, c, t, t, c, d
 		}
 	}'
