@@ -206,6 +206,7 @@ static const char create_sql[] =
     "    cmd := jsonb_build_object('object_type', r.object_type,\n"
     "      'identity', r.object_identity, 'schema', r.schema_name,\n"
     "      'tag', r.command_tag, 'oid', r.objid::bigint,\n"
+    "      'in_extension', r.in_extension,\n"
     "      'def', logship.ddl_def(r.object_type, r.objid));\n"
     "    IF r.object_type IN ('table', 'table column') THEN\n"
     "      SELECT s.def INTO b FROM logship.ddl_shadow s\n"

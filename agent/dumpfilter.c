@@ -17,6 +17,15 @@ dumpfilter_init(struct dumpfilter *f, struct blob_writer *out)
 	f->out = out;
 }
 
+/* Bytes of a dropped statement: follow its quotes, to find its end. */
+static void
+scan(struct dumpfilter *f, const char *p, size_t n)
+{
+	for (; n > 0; p++, n--)
+		if (*p == '\'')
+			f->quoted = !f->quoted;
+}
+
 /* The head is complete (or the line ended): does the line start a drop? */
 static int
 judge(struct dumpfilter *f, char **errmsg)
@@ -28,6 +37,8 @@ judge(struct dumpfilter *f, char **errmsg)
 		n = strlen(dropped[i]);
 		f->skip = f->hlen >= n && memcmp(f->head, dropped[i], n) == 0;
 	}
+	if (f->skip)
+		scan(f, f->head, f->hlen);
 	if (f->skip || f->hlen == 0)
 		return 0;
 	return blob_writer_write(f->out, f->head, f->hlen, errmsg);
@@ -53,13 +64,15 @@ dumpfilter_write(struct dumpfilter *f, const char *buf, size_t n,
 		len = nl != NULL ? (size_t)(nl - (buf + i)) + 1 : n - i;
 		if (len > (nl != NULL ? 1u : 0u))
 			f->last = buf[i + len - (nl != NULL ? 2 : 1)];
-		if (!f->skip && len > 0 && (r = blob_writer_write(f->out, buf + i, len,
+		if (f->skip)
+			scan(f, buf + i, len);
+		else if (len > 0 && (r = blob_writer_write(f->out, buf + i, len,
 		    errmsg)) != 0)
 			return r;
 		i += len;
 		if (nl == NULL)
 			break;
-		if (f->skip && f->last == ';')
+		if (f->skip && f->last == ';' && !f->quoted)
 			f->skip = false;	/* the statement ends here */
 		f->judged = false;
 		f->hlen = 0;

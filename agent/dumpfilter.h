@@ -6,7 +6,8 @@
  *
  * A statement is dropped when a line begins with CREATE, ALTER or
  * COMMENT ON EVENT TRIGGER logship_; it ends with the first line that
- * ends with ';'.  Everything else passes through unchanged.
+ * ends with ';' outside a quoted string.  Everything else passes through
+ * unchanged.
  */
 #ifndef LS_AGENT_DUMPFILTER_H
 #define LS_AGENT_DUMPFILTER_H
@@ -22,6 +23,7 @@ struct dumpfilter {
 	size_t		 hlen;
 	bool		 judged;	/* head decided this line's fate */
 	bool		 skip;		/* inside a dropped statement */
+	bool		 quoted;	/* inside a string literal of it */
 	char		 last;		/* last byte of the line so far */
 };
 

@@ -152,8 +152,8 @@ is "$(printf '%s' "$c" | jq -c '[.def.columns[] | [.name, .type, .notnull, .defa
 	'[["id","integer",true,null,"a",""],["name","text",true,"'"'"'none'"'"'::text","",""],["qty","integer",false,null,"",""],["twice","integer",false,"(qty * 2)","","s"]]' \
 	"its columns: key, default, identity, generated"
 is "$(printf '%s' "$c" | jq -r '.def.constraints[] | "\(.type) \(.def)"')" "p PRIMARY KEY (id)" "its primary key"
-is "$(printf '%s' "$c" | jq -r '[.def.replident, .def.relkind, .def.persistence] | join(" ")')" "d r p" \
-	"its replica identity, kind and persistence"
+is "$(printf '%s' "$c" | jq -r '[.def.replident, .def.relkind, .def.persistence, .in_extension] | join(" ")')" \
+	"d r p false" "its replica identity, kind and persistence; not an extension's"
 is "$(ddl 'select(.tag == "CREATE TABLE" and .commands[0].identity == "public.items_id_seq") | [.commands[].tag] | join(",")')" \
 	'"CREATE SEQUENCE,CREATE TABLE,CREATE INDEX,ALTER SEQUENCE"' "its identity sequence and key index come in the same message"
 is "$(ddl 'select(.tag == "CREATE TABLE") | .commands[] | select(.object_type == "sequence") | .def.owned_by' | head -n 1)" \
@@ -258,6 +258,14 @@ like "$(grep 'warn' "$T/agent2.log")" \
 is "$(grep -c 'does not publish' "$T/agent.log")" 0 "under FOR ALL TABLES it does not"
 is "$("$RESTORE" cat --store "$S2" | jq -c 'select(.type == "message" and .prefix == "logship.ddl") | .content.commands[0].identity')" \
 	'"public.lonely"' "the DDL is in the second store too"
+
+pg_start dst || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
+psql_at "$dst_PORT" -c "CREATE ROLE app_user" >/dev/null	# roles are not carried
+"$RESTORE" --store "$S2" --target "host=127.0.0.1 port=$dst_PORT user=postgres dbname=postgres" \
+	--state-dir "$T/st2" > "$T/restore2.log" 2>&1
+ok $? "a restore of that store passes over its DDL messages" || tail -n 3 "$T/restore2.log" | sed 's/^/# /'
+is "$(psql_at "$dst_PORT" -c "select count(*) from items")" "$(psql_at "$P" -c "select count(*) from items")" \
+	"and restores its table"
 
 # 7. --ddl-uninstall
 out=$("$AGENT" --source "$SRC" --ddl-uninstall 2>&1); rc=$?
