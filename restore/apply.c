@@ -851,6 +851,13 @@ int
 applier_tables_present(struct applier *a, const char *const *pairs, size_t n,
     bool *present, char **errmsg)
 {
+	return applier_present(a, 'r', pairs, n, present, errmsg);
+}
+
+int
+applier_present(struct applier *a, char kind, const char *const *pairs,
+    size_t n, bool *present, char **errmsg)
+{
 	PGresult *res;
 	size_t i;
 	int r = 0;
@@ -861,8 +868,10 @@ applier_tables_present(struct applier *a, const char *const *pairs, size_t n,
 		return ls_errf(errmsg, LS_ERR_PG, "target: %s", PQerrorMessage(a->c));
 	for (i = 0; r == 0 && i < n; i++) {
 		const char *p2[2] = { pairs[2 * i], pairs[2 * i + 1] };
-		res = PQexecParams(a->c, "SELECT to_regclass(format('%I.%I', "
-		    "$1::text, $2::text)) IS NOT NULL", 2, NULL, p2, NULL, NULL, 0);
+		res = PQexecParams(a->c, kind == 't' ? "SELECT to_regtype("
+		    "format('%I.%I', $1::text, $2::text)) IS NOT NULL" :
+		    "SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS "
+		    "NOT NULL", 2, NULL, p2, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
 			r = target_error(a->c, res, errmsg, "looking up a table");
 		else

@@ -74,6 +74,9 @@ int applier_in_batch(const struct applier *);
 /* Outside a batch: which of n tables (schema, name pairs) the target has. */
 int applier_tables_present(struct applier *, const char *const *pairs,
     size_t n, bool *present, char **errmsg);
+/* The same, anywhere, for relations (kind 'r') or types ('t'). */
+int applier_present(struct applier *, char kind, const char *const *pairs,
+    size_t n, bool *present, char **errmsg);
 
 /* Counters since applier_new. */
 uint64_t applier_rows(const struct applier *);

@@ -166,7 +166,22 @@ stop(struct gen *g, bool skippable, const char *fmt, ...)
 	g->p->skippable = skippable;
 }
 
-/* A table the plan creates or alters, by its name after the command. */
+/* Does the target have it, or will it once the plan's tables are made? */
+static bool
+on_target(struct gen *g, char kind, const char *schema, const char *name)
+{
+	size_t i;
+
+	for (i = 0; kind == 'r' && i + 1 < g->p->nnamed; i += 2)
+		if (strcmp(g->p->named[i], schema) == 0 &&
+		    strcmp(g->p->named[i + 1], name) == 0)
+			return true;
+	return g->h == NULL || g->h->exists == NULL ||
+	    g->h->exists(g->h->arg, kind, schema, name);
+}
+
+/* A relation (table, sequence) the plan creates or alters, by its name
+ * after the command. */
 static void
 named(struct gen *g, const char *schema, const char *name)
 {
@@ -854,7 +869,7 @@ alter_table(struct gen *g, const char *cmdtag, json_t *bd, json_t *d)
 		    schema, name, ds, dn);
 		return;
 	}
-	if (!in)
+	if (!in || !on_target(g, 'r', schema, name))
 		return;
 	named(g, ds, dn);
 	if (any_retyped(json_object_get(bd, "columns"),
@@ -967,7 +982,8 @@ owner_included(struct gen *g, const char *owner)
 			c++;
 		}
 	}
-	return n != 2 || included(g, part[0], part[1]);
+	return n != 2 || (included(g, part[0], part[1]) &&
+	    on_target(g, 'r', part[0], part[1]));
 }
 
 static void
@@ -977,12 +993,15 @@ sequence(struct gen *g, size_t at, json_t *cmd, json_t *d)
 	struct sb b = { 0 };
 	bool create = strcmp(tag, "CREATE SEQUENCE") == 0;
 
-	if (json_is_true(json_object_get(d, "identity")))
-		return;		/* its column's: the table's commands */
+	if (json_is_true(json_object_get(d, "identity")) || (!create &&
+	    !on_target(g, 'r', jstr0(d, "schema"), jstr0(d, "name"))))
+		return;		/* its column's; one the target lacks */
 	if (!create && query_fits(g, tag)) {
 		run_query(g);	/* RENAME and the like */
 		return;
 	}
+	if (create)
+		named(g, jstr0(d, "schema"), jstr0(d, "name"));
 	sb_add(&b, create ? "CREATE SEQUENCE IF NOT EXISTS " :
 	    "ALTER SEQUENCE ");
 	sb_qname(&b, jstr0(d, "schema"), jstr0(d, "name"));
@@ -1036,6 +1055,8 @@ type(struct gen *g, json_t *cmd, json_t *d)
 		return;
 	}
 	if (strcmp(tag, "CREATE TYPE") != 0) {
+		if (!on_target(g, 't', jstr0(d, "schema"), jstr0(d, "name")))
+			return;
 		if (query_fits(g, tag)) {
 			run_query(g);
 			g->p->commit_after = true;
@@ -1089,10 +1110,12 @@ table_command(struct gen *g, size_t at, json_t *cmd, json_t *d)
 	else if (bd != NULL && !json_is_null(bd) &&
 	    strcmp(tag, "ALTER TABLE") == 0)
 		alter_table(g, tag, bd, d);
-	else if (query_fits(g, tag) && included(g, jstr0(d, "schema"),
-	    jstr0(d, "name")))
+	else if (!included(g, jstr0(d, "schema"), jstr0(d, "name")) ||
+	    !on_target(g, 'r', jstr0(d, "schema"), jstr0(d, "name")))
+		return;
+	else if (query_fits(g, tag))
 		run_query(g);	/* COMMENT, GRANT...: that statement */
-	else if (included(g, jstr0(d, "schema"), jstr0(d, "name")))
+	else
 		stop(g, true, "%s of table %s is not replayed by logship", tag,
 		    jstr0(cmd, "identity"));
 }
@@ -1108,7 +1131,8 @@ command(struct gen *g, size_t at, json_t *cmd)
 		table_command(g, at, cmd, d);
 	else if (strcmp(ot, "index") == 0 && strcmp(tag, "CREATE INDEX") == 0 &&
 	    json_is_object(d)) {
-		if (included(g, jstr0(d, "schema"), jstr0(d, "table")))
+		if (included(g, jstr0(d, "schema"), jstr0(d, "table")) &&
+		    on_target(g, 'r', jstr0(d, "schema"), jstr0(d, "table")))
 			index_create(g, jstr0(d, "def"));
 	} else if (strcmp(ot, "sequence") == 0 && json_is_object(d) &&
 	    (strcmp(tag, "CREATE SEQUENCE") == 0 ||

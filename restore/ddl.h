@@ -35,6 +35,13 @@ struct ddl_hooks {
 	 */
 	char	*(*rule)(void *arg, const char *schema, const char *name,
 	    const char *col);
+	/*
+	 * Does the target have relation (kind 'r') or type ('t')
+	 * schema.name?  DDL on one it lacks is passed over: a publication
+	 * that does not cover a table still carries its DDL.
+	 */
+	bool	(*exists)(void *arg, char kind, const char *schema,
+	    const char *name);
 	void	*arg;
 };
 
@@ -44,8 +51,9 @@ struct ddl_plan {
 	bool	  tables;	/* it creates, alters or drops a table */
 	bool	  keys;		/* and may change what ID remapping reads:
 				 * tables, names, keys, constraints, defaults */
-	char	**named;	/* schema, name pairs: tables it created or
-				 * altered, by their new names */
+	char	**named;	/* schema, name pairs: relations (tables,
+				 * sequences) it created or altered, by
+				 * their new names */
 	size_t	  nnamed;
 	bool	  commit_after;	/* new enum labels: commit after the txn */
 	bool	  skippable;	/* stop: --skip-ddl after a fix by hand */

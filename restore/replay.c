@@ -472,7 +472,7 @@ on_ddl(struct seg_ctx *x, const struct ls_message *m, char **errmsg)
 		    lsn);
 		return 0;
 	}
-	if ((rc = rewrite_ddl_plan(s->r->rw, m, &p, errmsg)) != 0)
+	if ((rc = rewrite_ddl_plan(s->r->rw, s->ap, m, &p, errmsg)) != 0)
 		return ls_errprefix(errmsg, rc, "segment %016" PRIx64 ", source "
 		    "LSN %s", x->it->segno, lsn);
 	if (p->stop != NULL)

@@ -330,10 +330,16 @@ rewrite_change(struct rewrite *rw, struct applier *ap,
 
 /* ---- DDL ---- */
 
+/* What the DDL hooks see: filters, and the target through the applier. */
+struct ddl_ctx {
+	struct rewrite	*rw;
+	struct applier	*ap;
+};
+
 static bool
 ddl_include(void *arg, const char *schema, const char *name)
 {
-	const struct rewrite *rw = arg;
+	const struct rewrite *rw = ((struct ddl_ctx *)arg)->rw;
 
 	return strcmp(schema, "logship") != 0 &&
 	    elide_includes(rw->el, schema, name);
@@ -342,14 +348,31 @@ ddl_include(void *arg, const char *schema, const char *name)
 static char *
 ddl_rule(void *arg, const char *schema, const char *name, const char *col)
 {
-	return elide_mentions(((struct rewrite *)arg)->el, schema, name, col);
+	return elide_mentions(((struct ddl_ctx *)arg)->rw->el, schema, name,
+	    col);
+}
+
+/* An error counts as present: the DDL then meets it and says so. */
+static bool
+ddl_exists(void *arg, char kind, const char *schema, const char *name)
+{
+	const char *pair[2] = { schema, name };
+	bool present = true;
+	char *err = NULL;
+
+	if (applier_present(((struct ddl_ctx *)arg)->ap, kind, pair, 1,
+	    &present, &err) != 0)
+		present = true;
+	free(err);
+	return present;
 }
 
 int
-rewrite_ddl_plan(struct rewrite *rw, const struct ls_message *m,
-    struct ddl_plan **out, char **errmsg)
+rewrite_ddl_plan(struct rewrite *rw, struct applier *ap,
+    const struct ls_message *m, struct ddl_plan **out, char **errmsg)
 {
-	struct ddl_hooks h = { ddl_include, ddl_rule, rw };
+	struct ddl_ctx x = { rw, ap };
+	struct ddl_hooks h = { ddl_include, ddl_rule, ddl_exists, &x };
 	struct ddl_plan *p;
 	int rc;
 

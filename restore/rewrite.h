@@ -74,10 +74,11 @@ int rewrite_change(struct rewrite *, struct applier *ap,
  * left out, a filter rule naming a renamed column or table a stop.  Under
  * remapping, DDL that may change what the ID map read of the target when
  * it started (plan->keys) stops too: the restart after a fix by hand reads
- * it anew.
+ * it anew.  DDL on a table (index, sequence, type) the target lacks is
+ * passed over: asking ap (in the batch) tells.
  */
-int rewrite_ddl_plan(struct rewrite *, const struct ls_message *m,
-    struct ddl_plan **out, char **errmsg);
+int rewrite_ddl_plan(struct rewrite *, struct applier *ap,
+    const struct ls_message *m, struct ddl_plan **out, char **errmsg);
 
 /*
  * The open batch's ID map writes: committed before the target's COMMIT (a

@@ -346,11 +346,22 @@ section_t(void *arg, const char *schema, const char *name, const char *col)
 	return strdup("f.conf line 1");
 }
 
+/* The target has everything but public.t, its sequence, type mood. */
+static bool
+not_t(void *arg, char kind, const char *schema, const char *name)
+{
+	(void)arg;
+	return strcmp(schema, "public") != 0 || (kind == 'r' ?
+	    strcmp(name, "t") != 0 && strcmp(name, "t_id_seq") != 0 :
+	    strcmp(name, "mood") != 0);
+}
+
 static void
 test_filters(void)
 {
-	struct ddl_hooks h = { only_t, rule_on_a, NULL };
-	struct ddl_hooks ht = { all, section_t, NULL };
+	struct ddl_hooks h = { only_t, rule_on_a, NULL, NULL };
+	struct ddl_hooks ht = { all, section_t, NULL, NULL };
+	struct ddl_hooks hx = { all, NULL, not_t, NULL };
 
 	has_plan("create", 0, &h, "CREATE TABLE \"public\".\"t\"",
 	    "an included table is created");
@@ -382,6 +393,16 @@ test_filters(void)
 	    "line 1)", "a renamed table with a filter section: stops");
 	has_plan("rename", 0, &ht, "RENAME COLUMN", "(a section, no rule on "
 	    "the column: renamed)");
+	is_plan_h("alter", 1, "", &hx, "ALTER TABLE of a table the target "
+	    "lacks: passed over");
+	is_plan_h("create", 1, "", &hx, "CREATE INDEX on it too");
+	is_plan_h("enumadd", 0, "", &hx, "ALTER TYPE of a type it lacks too");
+	has_plan("create", 0, &hx, "CREATE TABLE \"public\".\"t\"",
+	    "but CREATE TABLE creates it");
+	has_plan("create", 0, &hx, "ALTER SEQUENCE \"public\".\"t_id_seq\" "
+	    "AS integer INCREMENT BY 1 MINVALUE 1 MAXVALUE 2147483647 START "
+	    "WITH 1 CACHE 1 NO CYCLE OWNED BY public.t.id;",
+	    "and its serial's new sequence is owned by it");
 }
 
 static void
