@@ -73,6 +73,7 @@ struct applier {
 	int		 queued;	/* commands sent since the last sync */
 	int		 in_batch;
 	int		 failed;	/* an error is pending in the pipeline */
+	bool		 create_missing;	/* see applier_create_missing */
 	uint64_t	 rows, missing;
 	/* consecutive inserts into one relation, sent as COPY when long */
 	uint32_t	 run_relid;
@@ -132,6 +133,19 @@ uint64_t applier_rows(const struct applier *a) { return a->rows; }
 uint64_t applier_missing(const struct applier *a) { return a->missing; }
 int applier_in_batch(const struct applier *a) { return a->in_batch; }
 
+/* What was read from the target's table: read it again when needed. */
+static void
+relinfo_unresolve(struct relinfo *ri)
+{
+	free(ri->types);
+	free(ri->textcmp);
+	free(ri->always);
+	ri->types = NULL;
+	ri->textcmp = NULL;
+	ri->always = NULL;
+	ri->resolved = false;
+}
+
 static void
 relinfo_clear(struct relinfo *ri)
 {
@@ -140,15 +154,9 @@ relinfo_clear(struct relinfo *ri)
 	for (i = 0; i < ri->nelided; i++)
 		free(ri->elided[i]);
 	free(ri->elided);
-	free(ri->types);
-	free(ri->textcmp);
-	free(ri->always);
 	ri->elided = NULL;
 	ri->nelided = 0;
-	ri->types = NULL;
-	ri->textcmp = NULL;
-	ri->always = NULL;
-	ri->resolved = false;
+	relinfo_unresolve(ri);
 }
 
 static struct relinfo *
@@ -431,6 +439,27 @@ applier_begin(struct applier *a, char **errmsg)
 }
 
 int
+applier_ddl(struct applier *a, char *const *sql, size_t n, char **errmsg)
+{
+	size_t i;
+	int r;
+
+	if ((r = flush_run(a, errmsg)) != 0)
+		return r;
+	for (i = 0; i < n; i++) {
+		if ((r = send_simple(a, sql[i], errmsg)) != 0)
+			return r;
+		if ((r = drain(a, errmsg)) != 0)
+			return ls_errprefix(errmsg, r, "%s", sql[i]);
+	}
+	for (i = 0; i < a->nri; i++) {	/* definitions may have changed */
+		relinfo_unresolve(&a->ri[i]);
+		a->ri[i].version = ++a->version_seq;	/* prepare anew */
+	}
+	return 0;
+}
+
+int
 applier_commit(struct applier *a, const char *extra1, const char *extra2,
     char **errmsg)
 {
@@ -686,6 +715,73 @@ compare(struct applier *a, const struct ls_relation *rel, struct relinfo *ri,
 	}
 }
 
+void
+applier_create_missing(struct applier *a, bool on)
+{
+	a->create_missing = on;
+}
+
+/*
+ * A table the target lacks, from the relation's columns (built-in types
+ * only): CREATE TABLE AS sends its rows before its captured DDL.
+ */
+static int
+create_bare(struct applier *a, const struct ls_relation *rel, char **errmsg)
+{
+	struct sqlbuf sql = { 0 };
+	PGresult *res = NULL;
+	char type[256];
+	uint16_t i;
+	int r = 0;
+
+	sb_add(&sql, "CREATE TABLE ");
+	sb_table(&sql, a->c, rel);
+	sb_add(&sql, " (");
+	for (i = 0; i < rel->ncols; i++) {
+		if (rel->cols[i].type_oid >= FIRST_USER_OID) {
+			free(sql.p);
+			return ls_errf(errmsg, LS_ERR_SCHEMA, "table %s.%s does "
+			    "not exist on the target and its column %s has a "
+			    "type of the source's own; create the table there "
+			    "and rerun", rel->schema, rel->name,
+			    rel->cols[i].name);
+		}
+		source_type(a->c, &rel->cols[i], type, sizeof(type));
+		sb_add(&sql, i ? ", " : "");
+		sb_ident(&sql, a->c, rel->cols[i].name);
+		sb_add(&sql, " ");
+		sb_add(&sql, type);
+	}
+	sb_add(&sql, ")");
+	if (sql.oom)
+		r = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	else if (PQresultStatus(res = PQexec(a->c, sql.p)) != PGRES_COMMAND_OK)
+		r = target_error(a->c, res, errmsg, "creating a table");
+	PQclear(res);
+	free(sql.p);
+	return r;
+}
+
+/* The target's columns of rel (columns_sql); *res NULL on error. */
+static int
+target_columns(struct applier *a, const struct ls_relation *rel,
+    PGresult **res, char **errmsg)
+{
+	const char *params[2] = { rel->schema, rel->name };
+	int r;
+
+	*res = PQexecParams(a->c, columns_sql, 2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(*res) != PGRES_TUPLES_OK || PQntuples(*res) > 0 ||
+	    !a->create_missing)
+		return 0;
+	PQclear(*res);
+	*res = NULL;
+	if ((r = create_bare(a, rel, errmsg)) != 0)
+		return r;
+	*res = PQexecParams(a->c, columns_sql, 2, NULL, params, NULL, NULL, 0);
+	return 0;
+}
+
 /*
  * Before the first change through a relation definition: read the target's
  * table.  A table that differs (columns added, dropped or retyped on the
@@ -696,9 +792,8 @@ static int
 resolve(struct applier *a, const struct ls_relation *rel, char **errmsg)
 {
 	struct relinfo *ri = relinfo_get(a, rel->oid);
-	const char *params[2] = { rel->schema, rel->name };
 	struct diff d = { { 0 }, { 0 } };
-	PGresult *res;
+	PGresult *res = NULL;
 	int r = 0;
 
 	if (ri == NULL)
@@ -710,19 +805,20 @@ resolve(struct applier *a, const struct ls_relation *rel, char **errmsg)
 		return r;
 	if (PQexitPipelineMode(a->c) != 1)
 		return ls_errf(errmsg, LS_ERR_PG, "target: %s", PQerrorMessage(a->c));
-	res = PQexecParams(a->c, columns_sql, 2, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	if ((r = target_columns(a, rel, &res, errmsg)) == 0 &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK)
 		r = target_error(a->c, res, errmsg, "reading a table's columns");
-	else if (PQntuples(res) == 0)
+	else if (r == 0 && PQntuples(res) == 0)
 		r = ls_errf(errmsg, LS_ERR_SCHEMA, "table %s.%s does not exist on "
 		    "the target; create it there (pg_dump --schema-only --table "
 		    "on the source, then psql on the target) and rerun",
 		    rel->schema, rel->name);
-	else if ((ri->types = calloc(rel->ncols + 1, sizeof(*ri->types))) == NULL ||
+	else if (r == 0 && ((ri->types = calloc(rel->ncols + 1,
+	    sizeof(*ri->types))) == NULL ||
 	    (ri->textcmp = calloc(rel->ncols + 1, sizeof(*ri->textcmp))) == NULL ||
-	    (ri->always = calloc(rel->ncols + 1, sizeof(*ri->always))) == NULL)
+	    (ri->always = calloc(rel->ncols + 1, sizeof(*ri->always))) == NULL))
 		r = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	else {
+	else if (r == 0) {
 		ri->partitioned = *PQgetvalue(res, 0, 7) == 'p';
 		compare(a, rel, ri, res, &d);
 	}
@@ -735,9 +831,10 @@ resolve(struct applier *a, const struct ls_relation *rel, char **errmsg)
 		sb_add(&qt, ".");
 		sb_quoted(&qt, a->c, rel->name);
 		r = ls_errf(errmsg, LS_ERR_SCHEMA, "table %s.%s differs from the "
-		    "target: %s; the source's schema changed (DDL is not carried "
-		    "yet): run on the target ALTER TABLE %s %s; then rerun "
-		    "logship-restore", rel->schema, rel->name, d.what.p,
+		    "target: %s; the source's schema changed and its DDL is not "
+		    "in the stream (logship-agent --ddl carries it): run on the "
+		    "target ALTER TABLE %s %s; then rerun logship-restore",
+		    rel->schema, rel->name, d.what.p,
 		    qt.p ? qt.p : rel->name, d.fix.p);
 		free(qt.p);
 	}
@@ -754,6 +851,13 @@ int
 applier_tables_present(struct applier *a, const char *const *pairs, size_t n,
     bool *present, char **errmsg)
 {
+	return applier_present(a, 'r', pairs, n, present, errmsg);
+}
+
+int
+applier_present(struct applier *a, char kind, const char *const *pairs,
+    size_t n, bool *present, char **errmsg)
+{
 	PGresult *res;
 	size_t i;
 	int r = 0;
@@ -764,8 +868,10 @@ applier_tables_present(struct applier *a, const char *const *pairs, size_t n,
 		return ls_errf(errmsg, LS_ERR_PG, "target: %s", PQerrorMessage(a->c));
 	for (i = 0; r == 0 && i < n; i++) {
 		const char *p2[2] = { pairs[2 * i], pairs[2 * i + 1] };
-		res = PQexecParams(a->c, "SELECT to_regclass(format('%I.%I', "
-		    "$1::text, $2::text)) IS NOT NULL", 2, NULL, p2, NULL, NULL, 0);
+		res = PQexecParams(a->c, kind == 't' ? "SELECT to_regtype("
+		    "format('%I.%I', $1::text, $2::text)) IS NOT NULL" :
+		    "SELECT to_regclass(format('%I.%I', $1::text, $2::text)) IS "
+		    "NOT NULL", 2, NULL, p2, NULL, NULL, 0);
 		if (PQresultStatus(res) != PGRES_TUPLES_OK)
 			r = target_error(a->c, res, errmsg, "looking up a table");
 		else

@@ -38,6 +38,12 @@ void applier_free(struct applier *);
  */
 int applier_relation(struct applier *, const struct ls_relation *rel,
     const struct ls_relation *source, char **errmsg);
+/*
+ * With DDL capture: a table the target lacks is created from the relation
+ * (built-in column types only) when a change needs it, in the batch, since
+ * CREATE TABLE AS sends its rows before its DDL (which then finds it).
+ */
+void applier_create_missing(struct applier *, bool on);
 /* The source transaction being sent, named by errors from the target. */
 void applier_context(struct applier *, uint64_t segno, uint64_t commit_lsn,
     uint32_t xid);
@@ -45,6 +51,13 @@ void applier_context(struct applier *, uint64_t segno, uint64_t commit_lsn,
 const struct ls_relation *applier_get_relation(const struct applier *,
     uint32_t oid);
 int applier_begin(struct applier *, char **errmsg);
+/*
+ * Inside the batch, after what was sent before: n DDL statements, run and
+ * waited for (an error is LS_ERR_PG with the statement named).  Every
+ * table is read from the target again before its next change.
+ */
+int applier_ddl(struct applier *, char *const *sql, size_t n,
+    char **errmsg);
 int applier_change(struct applier *, const struct ls_change *, char **errmsg);
 int applier_sequence(struct applier *, const struct ls_sequence *, char **errmsg);
 /*
@@ -60,6 +73,9 @@ int applier_in_batch(const struct applier *);
 
 /* Outside a batch: which of n tables (schema, name pairs) the target has. */
 int applier_tables_present(struct applier *, const char *const *pairs,
+    size_t n, bool *present, char **errmsg);
+/* The same, anywhere, for relations (kind 'r') or types ('t'). */
+int applier_present(struct applier *, char kind, const char *const *pairs,
     size_t n, bool *present, char **errmsg);
 
 /* Counters since applier_new. */

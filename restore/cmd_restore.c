@@ -57,6 +57,20 @@ missing_ref(struct replay_opts *o, const char *v)
 	    v);
 }
 
+#define MAX_SKIP_DDL	64
+
+static int
+skip_ddl(struct replay_opts *o, uint64_t *skip, const char *v)
+{
+	if (o->nskip_ddl == MAX_SKIP_DDL)
+		return cmd_usage_error("--skip-ddl: at most %d", MAX_SKIP_DDL);
+	if (ls_lsn_parse(v, &skip[o->nskip_ddl]) != 0)
+		return cmd_usage_error("--skip-ddl %s: expected an LSN like "
+		    "16/B374D848", v);
+	o->nskip_ddl++;
+	return 0;
+}
+
 static int
 restore_exec(int argc, char **argv)
 {
@@ -73,6 +87,7 @@ restore_exec(int argc, char **argv)
 		{ "id-mode", required_argument, NULL, 'I' },
 		{ "filter", required_argument, NULL, 'P' },
 		{ "on-missing-ref", required_argument, NULL, 'M' },
+		{ "skip-ddl", required_argument, NULL, 'D' },
 		{ "key-file", required_argument, NULL, 'k' },
 		{ "log-format", required_argument, NULL, 'f' },
 		{ "log-file", required_argument, NULL, 'l' },
@@ -80,9 +95,10 @@ restore_exec(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
+	static uint64_t skip[MAX_SKIP_DDL];
 	struct store_opts so = { 0 };
 	struct replay_opts o = { .jobs = 2, .batch_txns = 1000,
-	    .log_format = "text", .store_opts = &so };
+	    .log_format = "text", .store_opts = &so, .skip_ddl = skip };
 	int ch, rc = 0;
 
 	while (rc == 0 &&
@@ -100,6 +116,7 @@ restore_exec(int argc, char **argv)
 		case 'I': rc = id_mode(&o, optarg); break;
 		case 'P': o.filter_path = optarg; break;
 		case 'M': rc = missing_ref(&o, optarg); break;
+		case 'D': rc = skip_ddl(&o, skip, optarg); break;
 		case 'k': o.key_file = optarg; break;
 		case 'f': o.log_format = optarg; break;
 		case 'l': o.log_file = optarg; break;
@@ -129,7 +146,7 @@ const struct cmd_entry cmd_restore_entry = {
 "                       [--follow] [--until-lsn LSN | --until-time TIMESTAMP]\n"
 "                       [--jobs N] [--batch-txns N] [--truncate] [--key-file F]\n"
 "                       [--id-mode preserve|remap] [--on-missing-ref error|null|skip]\n"
-"                       [--filter FILE]\n"
+"                       [--filter FILE] [--skip-ddl LSN]...\n"
 "                       [--log-format text|json] [--log-file F] [-v]\n",
 	.help =
 "  --store URL       a directory path or file:///abs/path\n"
@@ -147,6 +164,8 @@ const struct cmd_entry cmd_restore_entry = {
 "                    column key has a default; foreign keys follow (default\n"
 "                    preserve)\n"
 "  --filter FILE     elision filters: tables, rows, columns (logship-filter(5))\n"
+"  --skip-ddl LSN    do not replay the DDL message at LSN (after running it\n"
+"                    by hand, as the error that stopped the restore says)\n"
 "  --on-missing-ref error|null|skip\n"
 "                    remap: a reference to a key not in the ID map\n"
 "  --key-file F      32-byte key (raw or 64 hex digits) for encrypted stores\n",

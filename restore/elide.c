@@ -138,6 +138,19 @@ elide_includes(const struct elide *e, const char *schema, const char *name)
 	return e == NULL || filter_includes(e->f, schema, name);
 }
 
+char *
+elide_mentions(const struct elide *e, const char *schema, const char *name,
+    const char *col)
+{
+	int line = e != NULL ? filter_mentions(filter_table(e->f, schema, name),
+	    col) : 0;
+	char *s;
+
+	if (line == 0 || asprintf(&s, "--filter line %d", line) < 0)
+		return NULL;
+	return s;
+}
+
 const char *const *
 elide_remap_tables(const struct elide *e)
 {

@@ -22,6 +22,12 @@ int elide_new(const char *path, const struct base_manifest *,
 void elide_free(struct elide *);
 
 bool elide_includes(const struct elide *, const char *schema, const char *name);
+/*
+ * Where the filter names column col of schema.name (col NULL: the table's
+ * section), as "--filter line N" (malloc'd), or NULL.
+ */
+char *elide_mentions(const struct elide *, const char *schema,
+    const char *name, const char *col);
 /* Tables the filter file puts in id-mode remap / preserve ("s.t" lists). */
 const char *const *elide_remap_tables(const struct elide *);
 const char *const *elide_preserve_tables(const struct elide *);

@@ -27,6 +27,7 @@
 
 #include "apply.h"
 #include "baseload.h"
+#include "ddl.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -43,6 +44,12 @@
 
 volatile sig_atomic_t restore_stop;
 
+/* A table DDL created or renamed, and at which source LSN. */
+struct ddl_table {
+	char		*schema, *name;
+	uint64_t	 lsn;
+};
+
 /* The segment loop's own: this session's applier, and the run's account. */
 struct stream {
 	struct run	*r;		/* what it shares with the phases */
@@ -55,6 +62,9 @@ struct stream {
 	uint64_t	 stop_before;	/* end LSN of a transaction not to apply */
 	char		*stop_why;	/* and why (a schema mismatch) */
 	uint64_t	 batch_txns;	/* source transactions in this batch */
+	bool		 commit_txn;	/* commit at this transaction's end */
+	struct ddl_table *ddlt;		/* tables named by replayed DDL */
+	size_t		 nddlt;
 	uint64_t	 segs, txns, rows_total, missing_total;
 	int64_t		 start_us, progress_us;
 	/* tests: SIGKILL after the nth commit of the target / of the ID map */
@@ -185,6 +195,7 @@ commit_batch(struct stream *s, char **errmsg)
 	if (s->crash_after > 0 && ++s->commits == s->crash_after)
 		raise(SIGKILL);		/* tests: between target and LMDB */
 	s->batch_txns = 0;
+	s->commit_txn = false;
 	s->progressed = true;
 	return state_put_marker(r->state, &r->mk, errmsg);
 }
@@ -267,9 +278,51 @@ published(json_t *tables, const char *schema, const char *name)
 	return false;
 }
 
+/* Did replayed DDL give a table this name after the sample at lsn? */
+static bool
+ddl_since(const struct stream *s, const char *schema, const char *name,
+    uint64_t lsn)
+{
+	size_t i;
+
+	for (i = 0; i < s->nddlt; i++)
+		if (s->ddlt[i].lsn > lsn && strcmp(s->ddlt[i].schema, schema) ==
+		    0 && strcmp(s->ddlt[i].name, name) == 0)
+			return true;
+	return false;
+}
+
+/* Remember the tables a plan created or renamed, for tables_check. */
+static int
+ddl_remember(struct stream *s, const struct ddl_plan *p, uint64_t lsn)
+{
+	struct ddl_table *bigger;
+	size_t i;
+
+	for (i = 0; i + 1 < p->nnamed; i += 2) {
+		if ((bigger = realloc(s->ddlt, (s->nddlt + 1) *
+		    sizeof(*bigger))) == NULL)
+			return LS_ERR_NOMEM;
+		s->ddlt = bigger;
+		bigger[s->nddlt].lsn = lsn;
+		bigger[s->nddlt].schema = strdup(p->named[i]);
+		bigger[s->nddlt].name = strdup(p->named[i + 1]);
+		if (bigger[s->nddlt].schema == NULL ||
+		    bigger[s->nddlt].name == NULL) {
+			free(bigger[s->nddlt].schema);
+			free(bigger[s->nddlt].name);
+			return LS_ERR_NOMEM;
+		}
+		s->nddlt++;
+	}
+	return 0;
+}
+
 /*
  * The agent's sample of the tables the source publishes (a message between
- * transactions, written when the set changes).  A table restored here that
+ * transactions, written when the set changes).  A table restored here (in
+ * the base; or seen in the stream, when the source's DDL is not captured,
+ * since captured DDL creates, renames and drops tables itself) that
  * the source no longer publishes (dropped, renamed, taken out of the
  * publication) while the target still has it stops the restore, with
  * everything before this point committed.
@@ -296,9 +349,11 @@ tables_check(struct seg_ctx *x, const struct ls_message *m, char **errmsg)
 	}
 	for (i = 0; base_manifest_table(r->m, i, &t) == 0; i++)
 		known_add(&k, t.schema, t.name);
-	relcache_each(s->seen, known_rel, &k);
+	if (!base_manifest_ddl(r->m))	/* with capture, DDL made the rest */
+		relcache_each(s->seen, known_rel, &k);
 	for (i = 0; i < k.n; i++)
 		if (!published(tables, k.v[2 * i], k.v[2 * i + 1]) &&
+		    !ddl_since(s, k.v[2 * i], k.v[2 * i + 1], m->lsn) &&
 		    rewrite_includes(r->rw, k.v[2 * i], k.v[2 * i + 1]) &&
 		    strcmp(k.v[2 * i], "logship") != 0)
 			known_add(&gone, k.v[2 * i], k.v[2 * i + 1]);
@@ -357,6 +412,90 @@ schema_stop(struct seg_ctx *x, char **errmsg)
 	return LS_ERR_SCHEMA;
 }
 
+/* Did --skip-ddl name this message's LSN? */
+static bool
+skip_ddl(const struct replay_opts *o, uint64_t lsn)
+{
+	size_t i;
+
+	for (i = 0; i < o->nskip_ddl; i++)
+		if (o->skip_ddl[i] == lsn)
+			return true;
+	return false;
+}
+
+/*
+ * DDL that cannot be replayed: stop before its transaction (everything
+ * before it committed), on one line: why, the statement, the fix.
+ */
+static int
+ddl_stop(struct seg_ctx *x, const struct ls_message *m,
+    const struct ddl_plan *p, const char *why, char **errmsg)
+{
+	char lsn[32], *q = p->query != NULL ? strdup(p->query) : NULL, *c;
+
+	for (c = q; c != NULL && *c != '\0'; c++)
+		if (*c == '\n' || *c == '\r' || *c == '\t')
+			*c = ' ';
+	ls_lsn_format(m->lsn, lsn);
+	if (p->skippable)
+		ls_errf(errmsg, LS_ERR_SCHEMA, "DDL at source LSN %s not "
+		    "replayed: %s; the source ran: %.400s%s; run it (or what "
+		    "the target needs instead) on the target by hand, then "
+		    "rerun logship-restore with --skip-ddl %s", lsn, why,
+		    q ? q : "?", q && strlen(q) > 400 ? "..." : "", lsn);
+	else
+		ls_errf(errmsg, LS_ERR_SCHEMA, "DDL at source LSN %s: %s; the "
+		    "source ran: %.400s%s", lsn, why, q ? q : "?",
+		    q && strlen(q) > 400 ? "..." : "");
+	free(q);
+	return schema_stop(x, errmsg);
+}
+
+/*
+ * A logship.ddl message: its SQL, in the batch, at its place among the
+ * transaction's rows.  New enum labels commit the batch at the
+ * transaction's end (PostgreSQL refuses them in the transaction that
+ * added them).
+ */
+static int
+on_ddl(struct seg_ctx *x, const struct ls_message *m, char **errmsg)
+{
+	struct stream *s = x->s;
+	struct ddl_plan *p = NULL;
+	char lsn[32];
+	int rc;
+
+	ls_lsn_format(m->lsn, lsn);
+	if (skip_ddl(s->r->o, m->lsn)) {
+		log_info("restore", "DDL at source LSN %s skipped (--skip-ddl)",
+		    lsn);
+		return 0;
+	}
+	if ((rc = rewrite_ddl_plan(s->r->rw, s->ap, m, &p, errmsg)) != 0)
+		return ls_errprefix(errmsg, rc, "segment %016" PRIx64 ", source "
+		    "LSN %s", x->it->segno, lsn);
+	if (p->stop != NULL)
+		rc = ddl_stop(x, m, p, p->stop, errmsg);
+	else if ((rc = applier_ddl(s->ap, p->sql, p->nsql, errmsg)) ==
+	    LS_ERR_PG) {
+		char *why = *errmsg;
+		*errmsg = NULL;
+		p->skippable = true;
+		rc = ddl_stop(x, m, p, why ? why : "the target refused it",
+		    errmsg);
+		free(why);
+	} else if (rc == 0 && ddl_remember(s, p, m->lsn) != 0)
+		rc = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	else if (rc == 0) {
+		s->commit_txn = s->commit_txn || p->commit_after;
+		log_debug("restore", "DDL at source LSN %s: %zu statement(s)",
+		    lsn, p->nsql);
+	}
+	ddl_plan_free(p);
+	return rc;
+}
+
 static int
 on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 {
@@ -402,11 +541,14 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 		memcpy(r->mk.seg_sha, x->it->sha, 32);
 		r->mk.txns++;
 		s->txns++;
-		if (++s->batch_txns >= (uint64_t)r->o->batch_txns &&
-		    (rc = commit_batch(s, errmsg)) != 0)
+		if ((++s->batch_txns >= (uint64_t)r->o->batch_txns ||
+		    s->commit_txn) && (rc = commit_batch(s, errmsg)) != 0)
 			return rc;
 		return restore_stop ? LS_ERR_END : 0;
 	case LS_REC_MESSAGE:
+		if (rec->u.msg.transactional &&
+		    strcmp(rec->u.msg.prefix, LS_DDL_MESSAGE) == 0)
+			return x->skip ? 0 : on_ddl(x, &rec->u.msg, errmsg);
 		if (!rec->u.msg.transactional &&
 		    strcmp(rec->u.msg.prefix, LS_TABLES_MESSAGE) == 0)
 			return tables_check(x, &rec->u.msg, errmsg);
@@ -520,7 +662,9 @@ replay_segments(struct stream *s, char **errmsg)
 		return rc;
 	if (s->seen == NULL && (s->seen = relcache_new()) == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	if ((rc = applier_new(r->c, &s->ap, errmsg)) != 0 ||
+	if ((rc = applier_new(r->c, &s->ap, errmsg)) == 0)
+		applier_create_missing(s->ap, base_manifest_ddl(r->m));
+	if (rc != 0 ||
 	    (rc = prefetch_start(r->store, r->mk.generation, r->keyp,
 	    r->mk.segno ? r->mk.segno : 1, r->o->follow, &restore_stop, &pf,
 	    errmsg)) != 0)
@@ -723,6 +867,7 @@ replay_main(const struct replay_opts *o)
 	char *err = NULL;
 	bool connected = false;
 	int rc, attempt = 0, status;
+	size_t i;
 
 	stream_init(&s, &r);
 	if ((rc = setup(&r, key, &err)) != 0) {
@@ -776,6 +921,11 @@ replay_main(const struct replay_opts *o)
  out:
 	state_close(r.state);
 	store_free(r.store);
+	for (i = 0; i < s.nddlt; i++) {
+		free(s.ddlt[i].schema);
+		free(s.ddlt[i].name);
+	}
+	free(s.ddlt);
 	free(s.stop_why);
 	free(err);
 	return status;

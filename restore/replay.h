@@ -28,6 +28,8 @@ struct replay_opts {
 	bool		 remap;		/* --id-mode remap */
 	const char	*filter_path;	/* --filter FILE */
 	int		 on_missing;	/* enum missing_ref */
+	const uint64_t	*skip_ddl;	/* --skip-ddl LSNs: DDL not replayed */
+	size_t		 nskip_ddl;
 };
 
 extern volatile sig_atomic_t restore_stop;

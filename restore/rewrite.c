@@ -5,6 +5,7 @@
 #include "apply.h"
 #include "baseload.h"
 #include "common/error.h"
+#include "ddl.h"
 #include "elide.h"
 #include "format/relcache.h"
 #include "remap.h"
@@ -325,6 +326,70 @@ rewrite_change(struct rewrite *rw, struct applier *ap,
 	if (own_table(ap, c->relid))
 		return 0;	/* never the target's own marker */
 	return filter_change(&x, c, errmsg);
+}
+
+/* ---- DDL ---- */
+
+/* What the DDL hooks see: filters, and the target through the applier. */
+struct ddl_ctx {
+	struct rewrite	*rw;
+	struct applier	*ap;
+};
+
+static bool
+ddl_include(void *arg, const char *schema, const char *name)
+{
+	const struct rewrite *rw = ((struct ddl_ctx *)arg)->rw;
+
+	return strcmp(schema, "logship") != 0 &&
+	    elide_includes(rw->el, schema, name);
+}
+
+static char *
+ddl_rule(void *arg, const char *schema, const char *name, const char *col)
+{
+	return elide_mentions(((struct ddl_ctx *)arg)->rw->el, schema, name,
+	    col);
+}
+
+/* An error counts as present: the DDL then meets it and says so. */
+static bool
+ddl_exists(void *arg, char kind, const char *schema, const char *name)
+{
+	const char *pair[2] = { schema, name };
+	bool present = true;
+	char *err = NULL;
+
+	if (applier_present(((struct ddl_ctx *)arg)->ap, kind, pair, 1,
+	    &present, &err) != 0)
+		present = true;
+	free(err);
+	return present;
+}
+
+int
+rewrite_ddl_plan(struct rewrite *rw, struct applier *ap,
+    const struct ls_message *m, struct ddl_plan **out, char **errmsg)
+{
+	struct ddl_ctx x = { rw, ap };
+	struct ddl_hooks h = { ddl_include, ddl_rule, ddl_exists, &x };
+	struct ddl_plan *p;
+	int rc;
+
+	if ((rc = ddl_plan_new(m->content, m->len, &h, &p, errmsg)) != 0)
+		return rc;
+	if (p->keys && p->stop == NULL && rewrite_remapping(rw)) {
+		p->skippable = true;
+		if ((p->stop = strdup("under --id-mode remap, DDL that creates, "
+		    "drops or renames tables or columns, or changes keys, "
+		    "constraints or defaults, is not replayed (the ID map reads "
+		    "them from the target when the restore starts)")) == NULL) {
+			ddl_plan_free(p);
+			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+		}
+	}
+	*out = p;
+	return 0;
 }
 
 int

@@ -15,6 +15,7 @@
 #include "format/record.h"
 
 struct applier;
+struct ddl_plan;
 struct base_manifest;
 struct baseload_opts;
 struct replay_opts;
@@ -67,6 +68,17 @@ int rewrite_sequence(struct rewrite *, struct applier *ap,
     const struct ls_sequence *, char **errmsg);
 int rewrite_change(struct rewrite *, struct applier *ap,
     const struct ls_change *, uint64_t end_lsn, uint32_t xid, char **errmsg);
+
+/*
+ * A logship.ddl message m (ddl.h) as the filters see it: excluded tables
+ * left out, a filter rule naming a renamed column or table a stop.  Under
+ * remapping, DDL that may change what the ID map read of the target when
+ * it started (plan->keys) stops too: the restart after a fix by hand reads
+ * it anew.  DDL on a table (index, sequence, type) the target lacks is
+ * passed over: asking ap (in the batch) tells.
+ */
+int rewrite_ddl_plan(struct rewrite *, struct applier *ap,
+    const struct ls_message *m, struct ddl_plan **out, char **errmsg);
 
 /*
  * The open batch's ID map writes: committed before the target's COMMIT (a

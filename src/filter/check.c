@@ -651,6 +651,36 @@ filter_id_mode(const struct filter_table *ft)
 	return ft != NULL ? ft->idmode : FILTER_ID_DEFAULT;
 }
 
+/* The line of the first leaf of n naming col, or 0. */
+static int
+node_mentions(const struct fnode *n, const char *col)
+{
+	size_t i;
+	int line;
+
+	if (n == NULL)
+		return 0;
+	if (n->colname != NULL && strcmp(n->colname, col) == 0)
+		return n->line;
+	for (i = 0; i < n->nkids; i++)
+		if ((line = node_mentions(n->kids[i], col)) != 0)
+			return line;
+	return 0;
+}
+
+int
+filter_mentions(const struct filter_table *ft, const char *col)
+{
+	size_t i;
+
+	if (ft == NULL || col == NULL)
+		return ft != NULL ? ft->line : 0;
+	for (i = 0; i < ft->nrules; i++)
+		if (strcmp(ft->rules[i].col, col) == 0)
+			return ft->rules[i].line;
+	return node_mentions(ft->where, col);
+}
+
 size_t
 filter_section_count(const struct filter *f)
 {

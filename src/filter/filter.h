@@ -176,6 +176,11 @@ const struct filter_table *filter_table(const struct filter *,
     const char *schema, const char *name);
 enum filter_id_mode filter_id_mode(const struct filter_table *);
 /*
+ * The line of the section's first mention of column col (a rule or the
+ * where clause), or of the section itself when col is NULL; 0: none.
+ */
+int filter_mentions(const struct filter_table *, const char *col);
+/*
  * The sections in file order (for per-table id-mode lists): i below
  * filter_section_count(); *schema and *name live as long as the filter.
  */
