@@ -294,32 +294,51 @@ skip_quoted(const char *s, size_t i)
 	return i;
 }
 
+/*
+ * The next statement of s from *i on: true with its bounds in [*start,
+ * *end) and *i past it; false when only blanks and empty statements are
+ * left.
+ */
+static bool
+next_statement(const char *s, size_t *i, size_t *start, size_t *end)
+{
+	bool any = false;
+
+	for (;;) {
+		*i = skip_blank(s, *i);
+		if (s[*i] == '\0' || s[*i] == ';') {
+			if (any) {
+				*end = *i;
+				*i += s[*i] == ';';
+				return true;
+			}
+			if (s[*i] == '\0')
+				return false;
+			(*i)++;
+			continue;
+		}
+		if (!any)
+			*start = *i;
+		any = true;
+		if (s[*i] == '\'' || s[*i] == '"' || s[*i] == '$')
+			*i = skip_quoted(s, *i);
+		else
+			(*i)++;
+	}
+}
+
 size_t
 ddl_statements(const char *s, size_t *start, size_t *end)
 {
-	size_t i = 0, n = 0;
-	bool any = false;
+	size_t i = 0, n = 0, b, e;
 
 	*start = *end = 0;
-	for (;;) {
-		i = skip_blank(s, i);
-		if (s[i] == '\0' || s[i] == ';') {
-			if (any && n++ == 0)
-				*end = i;
-			any = false;
-			if (s[i] == '\0')
-				return n;
-			i++;
-			continue;
+	while (next_statement(s, &i, &b, &e))
+		if (n++ == 0) {
+			*start = b;
+			*end = e;
 		}
-		if (!any && n == 0)
-			*start = i;
-		any = true;
-		if (s[i] == '\'' || s[i] == '"' || s[i] == '$')
-			i = skip_quoted(s, i);
-		else
-			i++;
-	}
+	return n;
 }
 
 /* Does the statement at s begin with the words of tag ("ALTER TABLE")? */
@@ -341,8 +360,38 @@ begins_with(const char *s, const char *tag)
 }
 
 /*
- * The source's own statement, when that is exactly what ran: one statement
- * in the query string, of the message's tag and the command's.
+ * The one statement of query string s that begins with tag, bounds in
+ * [*start, *end): true when exactly one does and every other statement is
+ * plain row DML (INSERT, UPDATE, DELETE: its rows are in the stream, and
+ * it runs no DDL of its own but by a trigger).  So "UPDATE t SET c = 0
+ * WHERE c IS NULL; ALTER TABLE t ALTER c SET NOT NULL" replays its ALTER.
+ */
+static bool
+the_statement(const char *s, const char *tag, size_t *start, size_t *end)
+{
+	static const char *const dml[] = { "INSERT", "UPDATE", "DELETE" };
+	size_t i = 0, n = 0, b, e, k;
+	bool row;
+
+	while (next_statement(s, &i, &b, &e)) {
+		if (begins_with(s + b, tag)) {
+			if (n++ == 0) {
+				*start = b;
+				*end = e;
+			}
+			continue;
+		}
+		for (row = false, k = 0; k < 3 && !row; k++)
+			row = begins_with(s + b, dml[k]);
+		if (!row)
+			return false;
+	}
+	return n == 1;
+}
+
+/*
+ * The source's own statement, when that is exactly what ran: its one
+ * statement of the message's tag and the command's (the_statement).
  */
 static bool
 query_fits(struct gen *g, const char *cmdtag)
@@ -350,8 +399,7 @@ query_fits(struct gen *g, const char *cmdtag)
 	size_t start, end;
 
 	return g->query != NULL && same(cmdtag, g->tag) &&
-	    ddl_statements(g->query, &start, &end) == 1 &&
-	    begins_with(g->query + start, g->tag);
+	    the_statement(g->query, g->tag, &start, &end);
 }
 
 /* Queue it (once), under the search_path it ran with. */
@@ -359,13 +407,13 @@ static void
 run_query(struct gen *g)
 {
 	struct sb b = { 0 };
-	size_t start, end;
+	size_t start = 0, end = 0;
 
 	if (g->query_done)
 		return;
 	g->query_done = true;
 	g->p->keys = true;	/* what it changes is not known here */
-	ddl_statements(g->query, &start, &end);
+	the_statement(g->query, g->tag, &start, &end);
 	sb_add(&b, "SELECT pg_catalog.set_config('search_path', ");
 	sb_lit(&b, g->path != NULL ? g->path : "");
 	sb_add(&b, ", true)");
@@ -424,12 +472,18 @@ sb_constraint(struct sb *b, json_t *k)
 	sb_add(b, jstr0(k, "def"));
 }
 
-/* "CREATE [UNIQUE] INDEX name ON ..." with IF NOT EXISTS. */
+/*
+ * "CREATE [UNIQUE] INDEX name ON ..." with IF NOT EXISTS.  pg_get_indexdef
+ * says "ON ONLY" for every index of a partitioned table; a valid one
+ * covers its partitions (CREATE INDEX without ONLY made theirs too), so it
+ * is built without ONLY and the target makes the partitions' indexes.
+ */
 static void
-index_create(struct gen *g, const char *def)
+index_create(struct gen *g, json_t *idx)
 {
 	struct sb b = { 0 };
-	const char *at = strstr(def, "INDEX ");
+	const char *def = jstr0(idx, "def"), *at = strstr(def, "INDEX ");
+	const char *only = strstr(def, " ON ONLY ");
 
 	if (strncmp(def, "CREATE ", 7) != 0 || at == NULL) {
 		stop(g, true, "an index definition logship does not read (%s)",
@@ -438,7 +492,12 @@ index_create(struct gen *g, const char *def)
 	}
 	sb_addn(&b, def, (size_t)(at - def) + 6);
 	sb_add(&b, "IF NOT EXISTS ");
-	sb_add(&b, at + 6);
+	if (only != NULL && json_is_true(json_object_get(idx, "valid"))) {
+		sb_addn(&b, at + 6, (size_t)(only - at - 6));
+		sb_add(&b, " ON ");
+		sb_add(&b, only + 9);
+	} else
+		sb_add(&b, at + 6);
 	emit(g, &b);
 }
 
@@ -550,7 +609,7 @@ create_table(struct gen *g, json_t *d, const char *exists)
 			constraint_guarded(g, schema, name, v);
 	json_array_foreach(json_object_get(d, "indexes"), i, v)
 		if (!json_is_true(json_object_get(v, "constraint")))
-			index_create(g, jstr0(v, "def"));
+			index_create(g, v);
 	if (*jstr0(d, "replident") != 'd')
 		replident(g, d, schema, name);
 }
@@ -1133,7 +1192,7 @@ command(struct gen *g, size_t at, json_t *cmd)
 	    json_is_object(d)) {
 		if (included(g, jstr0(d, "schema"), jstr0(d, "table")) &&
 		    on_target(g, 'r', jstr0(d, "schema"), jstr0(d, "table")))
-			index_create(g, jstr0(d, "def"));
+			index_create(g, d);
 	} else if (strcmp(ot, "sequence") == 0 && json_is_object(d) &&
 	    (strcmp(tag, "CREATE SEQUENCE") == 0 ||
 	    strcmp(tag, "ALTER SEQUENCE") == 0))

@@ -234,6 +234,118 @@ test_per_row(void)
 }
 
 static void
+is_str(const char *got, const char *want, const char *what)
+{
+	if (!ok(strcmp(got, want) == 0, "%s", what))
+		diag("got:  %s\nwant: %s", got, want);
+}
+
+/* An ALTER TABLE that changed nothing a definition shows, sent in query. */
+static char *
+noop_alter(const char *query)
+{
+	char json[1024];
+	struct ddl_plan *p = NULL;
+	char *err = NULL, *out = NULL;
+	size_t len = 0, i;
+	FILE *f;
+
+	snprintf(json, sizeof(json), "{\"v\":1,\"event\":\"ddl_command_end\","
+	    "\"tag\":\"ALTER TABLE\",\"search_path\":\"s\",\"query\":"
+	    "\"%s\",\"commands\":[{\"object_type\":\"table\",\"tag\":"
+	    "\"ALTER TABLE\",\"oid\":1,\"before\":{\"schema\":\"s\","
+	    "\"name\":\"t\",\"columns\":[]},\"def\":{\"schema\":\"s\","
+	    "\"name\":\"t\",\"columns\":[]}}]}", query);
+	if (ddl_plan_new(json, strlen(json), NULL, &p, &err) != 0) {
+		diag("%s", err);
+		free(err);
+		return strdup("ERROR");
+	}
+	if ((f = open_memstream(&out, &len)) == NULL)
+		abort();
+	if (p->stop != NULL)
+		fprintf(f, "STOP");
+	for (i = 0; p->stop == NULL && i < p->nsql; i++)
+		fprintf(f, "%s;", p->sql[i]);
+	fclose(f);
+	ddl_plan_free(p);
+	return out;
+}
+
+static void
+test_statement_of_many(void)
+{
+	char *got;
+
+	got = noop_alter("UPDATE t SET c = 0 WHERE c IS NULL; "
+	    "ALTER TABLE t ALTER c SET NOT NULL");
+	is_str(got, "SELECT pg_catalog.set_config('search_path', 's', true);"
+	    "ALTER TABLE t ALTER c SET NOT NULL;"
+	    "SET LOCAL search_path TO DEFAULT;",
+	    "rows, then an ALTER TABLE in one query string: that ALTER TABLE "
+	    "is replayed, under the captured search_path");
+	free(got);
+	got = noop_alter("insert into t values (1);alter table t set "
+	    "(fillfactor = 50);delete from t");
+	ok(strstr(got, "alter table t set (fillfactor = 50);") != NULL,
+	    "between two DML statements, any case: that one (%s)", got);
+	free(got);
+	got = noop_alter("SELECT f(); ALTER TABLE t ALTER c SET NOT NULL");
+	is_str(got, "STOP", "beside a statement that is not row DML: stop");
+	free(got);
+	got = noop_alter("ALTER TABLE t ALTER c SET NOT NULL; "
+	    "ALTER TABLE t SET (fillfactor = 50)");
+	is_str(got, "STOP", "two ALTER TABLEs: which one is not known: stop");
+	free(got);
+}
+
+/* CREATE INDEX with def (JSON string) and valid (JSON): the SQL. */
+static char *
+index_sql(const char *def, const char *valid)
+{
+	char json[1024];
+	struct ddl_plan *p = NULL;
+	char *err = NULL, *out = NULL;
+
+	snprintf(json, sizeof(json), "{\"v\":1,\"event\":\"ddl_command_end\","
+	    "\"tag\":\"CREATE INDEX\",\"commands\":[{\"object_type\":"
+	    "\"index\",\"tag\":\"CREATE INDEX\",\"oid\":1,\"def\":{"
+	    "\"schema\":\"public\",\"name\":\"i\",\"table\":\"p\","
+	    "\"def\":%s,\"valid\":%s}}]}", def, valid);
+	if (ddl_plan_new(json, strlen(json), NULL, &p, &err) != 0) {
+		diag("%s", err);
+		free(err);
+		return strdup("ERROR");
+	}
+	out = strdup(p->nsql == 1 ? p->sql[0] : "not one statement");
+	ddl_plan_free(p);
+	return out;
+}
+
+static void
+test_partitioned_index(void)
+{
+	static const char only[] =
+	    "\"CREATE INDEX i ON ONLY public.p USING btree (k)\"";
+	char *got;
+
+	got = index_sql(only, "true");
+	is_str(got, "CREATE INDEX IF NOT EXISTS i ON public.p USING btree (k)",
+	    "CREATE INDEX on a partitioned table (valid: it covers the "
+	    "partitions): built without ONLY, so theirs are made too");
+	free(got);
+	got = index_sql(only, "false");
+	is_str(got, "CREATE INDEX IF NOT EXISTS i ON ONLY public.p USING "
+	    "btree (k)", "CREATE INDEX ON ONLY (not valid yet): kept ONLY");
+	free(got);
+	got = index_sql("\"CREATE INDEX i ON public.t USING btree (k)\"",
+	    "true");
+	is_str(got, "CREATE INDEX IF NOT EXISTS i ON public.t USING btree (k)",
+	    "an index of a plain table as it was");
+	free(got);
+}
+
+static void
 test_partitions(void)
 {
 	is_plan("part", 0,
@@ -479,6 +591,8 @@ main(void)
 	test_alter();
 	test_per_row();
 	test_partitions();
+	test_partitioned_index();
+	test_statement_of_many();
 	test_others();
 	test_filters();
 	test_statements();

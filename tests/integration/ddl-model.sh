@@ -1,0 +1,71 @@
+#!/bin/sh
+# DDL replay under a model-driven random workload (issue 11): ddlgen.py
+# keeps a model of the schema it made, so every one of its statements is
+# valid and takes effect (unlike ddl-random.sh's schema-blind steps, many
+# of which fail on the source): partitioned tables and their partitions,
+# generated columns, foreign keys between the tables it made, retypes with
+# USING and DROP DEFAULT in one ALTER TABLE, NOT NULL after an UPDATE in
+# one query string, DROP ... CASCADE, TRUNCATE ... CASCADE, renames.  A
+# --follow standby of a logship-agent --ddl source must equal it
+# (fingerprint: pg_dump -s and every table's rows) after each burst.
+# LOGSHIP_DDL_SEED picks the sequence (default 3), LOGSHIP_DDL_BURSTS and
+# LOGSHIP_DDL_STEPS its size (default 10 bursts of 20 steps).
+. "$(dirname "$0")/lib.sh"
+SEED=${LOGSHIP_DDL_SEED:-3}
+BURSTS=${LOGSHIP_DDL_BURSTS:-10}
+STEPS=${LOGSHIP_DDL_STEPS:-20}
+diag "seed $SEED, $BURSTS bursts of $STEPS steps"
+
+pg_start src || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
+pg_start dst || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
+P=$src_PORT; Q=$dst_PORT
+SRC="host=127.0.0.1 port=$P user=postgres dbname=postgres"
+S="$T/store"
+fp() { fingerprint "$@" | awk '/^(CREATE|ALTER) EVENT TRIGGER logship_/ { skip = /^CREATE/; next }
+	skip && /EXECUTE FUNCTION logship\./ { skip = 0; next } { skip = 0; print }'; }
+
+psql_at "$P" -c "CREATE TABLE burst (n int PRIMARY KEY)" >/dev/null
+"$AGENT" --source "$SRC" --store "$S" --init --ddl --flush-interval 0.2 > "$T/agent.log" 2>&1 &
+A=$!; track_pid $A
+i=0; until grep -q "streaming generation" "$T/agent.log" || [ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
+grep -q "streaming generation" "$T/agent.log"; ok $? "the agent with --ddl streams"
+psql_at "$Q" -c "create database standby" >/dev/null
+"$RESTORE" --store "$S" --target "host=127.0.0.1 port=$Q user=postgres dbname=standby" \
+	--state-dir "$T/st" --follow > "$T/follow.log" 2>&1 &
+F=$!; track_pid $F
+
+python3 "$top_srcdir/tests/integration/ddlgen.py" "$SEED" $((BURSTS * STEPS)) > "$T/steps.sql"
+is "$(wc -l < "$T/steps.sql")" $((BURSTS * STEPS)) "the generator wrote $((BURSTS * STEPS)) steps"
+failed=0; b=1; n=0
+while [ $b -le "$BURSTS" ]; do
+	sed -n "$(( (b - 1) * STEPS + 1 )),$(( b * STEPS ))p" "$T/steps.sql" > "$T/burst$b.sql"
+	while IFS= read -r line; do	# one query string a step
+		n=$((n + 1))
+		psql_at "$P" -v ON_ERROR_STOP=1 -c "$line" >/dev/null 2>"$T/step.err" ||
+			{ failed=$((failed + 1)); echo "# step $n failed on the source: $(head -n 1 "$T/step.err")"; }
+	done < "$T/burst$b.sql"
+	psql_at "$P" -c "INSERT INTO burst VALUES ($b)" >/dev/null
+	i=0; until [ "$(psql_at_db "$Q" standby -c "select count(*) from burst where n = $b" 2>/dev/null)" = 1 ] ||
+		! kill -0 $F 2>/dev/null || [ $i -gt 600 ]; do sleep 0.1; i=$((i+1)); done
+	fp "$P" postgres > "$T/fp.src"
+	fp "$Q" standby > "$T/fp.dst"
+	cmp -s "$T/fp.src" "$T/fp.dst"; ok $? "burst $b (steps to $n): the standby equals the source"
+	if ! cmp -s "$T/fp.src" "$T/fp.dst"; then
+		diff "$T/fp.src" "$T/fp.dst" | head -n 15 | sed 's/^/# /'
+		tail -n 3 "$T/follow.log" | sed 's/^/# /'
+		break
+	fi
+	b=$((b + 1))
+done
+is "$failed" 0 "every generated step took effect on the source"
+for k in "PARTITION OF" "FOREIGN KEY" "TYPE .* USING" "SET NOT NULL" "RENAME TO" "DROP TABLE"; do
+	diag "steps with $k: $(grep -c "$k" "$T/steps.sql")"
+done
+if [ "$SEED" = 3 ]; then	# the default sequence covers every kind
+	like "$(cat "$T/steps.sql")" "PARTITION OF" "the steps include partitioned tables"
+	like "$(cat "$T/steps.sql")" "FOREIGN KEY" "and foreign keys"
+	like "$(cat "$T/steps.sql")" "TYPE .* USING" "and retypes with USING"
+fi
+kill -TERM $F; wait $F; ok $? "the standby stops on SIGTERM with 0"
+kill -TERM $A; wait $A
+done_testing
