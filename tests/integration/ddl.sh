@@ -184,7 +184,7 @@ c=$(cmd "ALTER TABLE" public.pre2)
 is "$(printf '%s' "$c" | jq -r '"\(.before.name) \(.def.name) \(.oid == .def.oid)"')" "pre pre2 true" \
 	"RENAME TABLE: the same oid, the old and the new name"
 is "$(cmd "CREATE INDEX" public.items_qty | jq -c .def)" \
-	'{"def":"CREATE INDEX items_qty ON public.items USING btree (qty)","name":"items_qty","table":"items","schema":"public"}' \
+	'{"def":"CREATE INDEX items_qty ON public.items USING btree (qty)","name":"items_qty","table":"items","valid":true,"schema":"public"}' \
 	"CREATE INDEX: the index's definition"
 is "$(cmd "CREATE SEQUENCE" public.seq1 | jq -c '.def | [.type, .start, .increment, .owned_by]')" \
 	'["bigint",100,5,null]' "CREATE SEQUENCE: its parameters"
