@@ -20,8 +20,6 @@ pg_start dst || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
 P=$src_PORT; Q=$dst_PORT
 SRC="host=127.0.0.1 port=$P user=postgres dbname=postgres"
 S="$T/store"
-fp() { fingerprint "$@" | awk '/^(CREATE|ALTER) EVENT TRIGGER logship_/ { skip = /^CREATE/; next }
-	skip && /EXECUTE FUNCTION logship\./ { skip = 0; next } { skip = 0; print }'; }
 
 psql_at "$P" >/dev/null <<'SQL'
 CREATE TABLE burst (n int PRIMARY KEY);
@@ -87,10 +85,9 @@ while [ $b -le "$BURSTS" ]; do
 	gen $((SEED * 1000 + b)) "$STEPS" > "$T/burst$b.sql"
 	psql_at "$P" -v ON_ERROR_STOP=0 -f "$T/burst$b.sql" > "$T/burst$b.out" 2>&1
 	psql_at "$P" -c "INSERT INTO burst VALUES ($b)" >/dev/null
-	i=0; until [ "$(psql_at_db "$Q" standby -c "select count(*) from burst where n = $b" 2>/dev/null)" = 1 ] ||
-		! kill -0 $F 2>/dev/null || [ $i -gt 600 ]; do sleep 0.1; i=$((i+1)); done
-	fp "$P" postgres > "$T/fp.src"
-	fp "$Q" standby > "$T/fp.dst"
+	wait_row "$Q" standby "select count(*) from burst where n = $b" $F
+	fingerprint "$P" postgres > "$T/fp.src"
+	fingerprint "$Q" standby > "$T/fp.dst"
 	cmp -s "$T/fp.src" "$T/fp.dst"; ok $? "burst $b: the standby equals the source"
 	if ! cmp -s "$T/fp.src" "$T/fp.dst"; then
 		diff "$T/fp.src" "$T/fp.dst" | head -n 15 | sed 's/^/# /'

@@ -30,11 +30,8 @@ restore() {	# restore DB [options]: into database DB (created first)
 	psql_at "$Q" -c "create database $_db" >/dev/null 2>&1
 	"$RESTORE" --store "$S" --target "$(dst "$_db")" --state-dir "$T/st-$_db" "$@"
 }
-# the capture's event triggers are the source's own: not restored
-fp() { fingerprint "$@" | awk '/^(CREATE|ALTER) EVENT TRIGGER logship_/ { skip = /^CREATE/; next }
-	skip && /EXECUTE FUNCTION logship\./ { skip = 0; next } { skip = 0; print }'; }
 same_as_source() {	# same_as_source DB DESCRIPTION
-	fp "$Q" "$1" > "$T/fp.$1"
+	fingerprint "$Q" "$1" > "$T/fp.$1"
 	cmp -s "$T/fp.src" "$T/fp.$1"; ok $? "$2"
 	cmp -s "$T/fp.src" "$T/fp.$1" || diff "$T/fp.src" "$T/fp.$1" | head -n 20 | sed 's/^/# /'
 }
@@ -187,7 +184,7 @@ sleep 1
 kill -TERM $A; wait $A; ok $? "the agent stops cleanly"
 agent_until_now
 ok_or_show $? "$T/agent.log" "the agent stored everything"
-fp "$P" postgres > "$T/fp.src"
+fingerprint "$P" postgres > "$T/fp.src"
 grep -q "app.events" "$T/fp.src"; ok $? "(the source's fingerprint has the new tables)"
 
 restore whole > "$T/whole.log" 2>&1
@@ -248,7 +245,7 @@ is "$(psql_at_db "$Q" filtered -c "select count(*) from app.events")" \
 is "$(psql_at_db "$Q" filtered -c "select to_regclass('app.notes') is null and to_regclass('public.parts') is null and to_regclass('public.parts_1') is null")" \
 	t "new excluded tables are not created"
 grep '^r[pu] ' "$T/fp.src" | grep -v -e 'notes' -e 'parts' > "$T/fp.src.f"
-fp "$Q" filtered | grep '^r[pu] ' > "$T/fp.filtered"
+fingerprint "$Q" filtered | grep '^r[pu] ' > "$T/fp.filtered"
 cmp -s "$T/fp.src.f" "$T/fp.filtered"; ok $? "every other table has the source's rows"
 cmp -s "$T/fp.src.f" "$T/fp.filtered" || diff "$T/fp.src.f" "$T/fp.filtered" | head -n 20 | sed 's/^/# /'
 # (a filtered restore adds the base's foreign keys NOT VALID)
@@ -292,7 +289,7 @@ psql_at_db "$Q" whole -c "CREATE VIEW rich AS SELECT id, full_name FROM customer
 restore whole --skip-ddl "$lsn" > "$T/whole2.log" 2>&1
 ok_or_show $? "$T/whole2.log" "after the fix by hand, --skip-ddl $lsn goes on"
 like "$(cat "$T/whole2.log")" "DDL at source LSN $lsn skipped \(--skip-ddl\)" "saying it skipped it"
-fp "$P" postgres > "$T/fp.src"
+fingerprint "$P" postgres > "$T/fp.src"
 same_as_source whole "and the target equals the source, view included"
 [ "$(psql_at "$P" -c "select count(*) from customers")" -gt "$A" ]; ok $? "(rows were added meanwhile)"
 
@@ -311,7 +308,7 @@ psql_at_db "$Q" whole -c "ALTER TABLE customers ADD COLUMN seen timestamptz DEFA
 	-c "UPDATE customers SET seen = '$seen'" >/dev/null
 restore whole --skip-ddl "$lsn" > "$T/whole3.log" 2>&1
 ok_or_show $? "$T/whole3.log" "after adding it by hand with the source's values, --skip-ddl goes on"
-fp "$P" postgres > "$T/fp.src"
+fingerprint "$P" postgres > "$T/fp.src"
 same_as_source whole "and the target equals the source"
 
 done_testing

@@ -157,8 +157,10 @@ sequences_not_behind_db() {
 # CREATE TABLE sorted, since pg_dump does not keep their physical order
 # either).  Unlogged tables are listed without their rows: PostgreSQL never
 # publishes them; a view over TABLESAMPLE without REPEATABLE (random rows
-# by design) by its definition only.  Two databases with the same
-# fingerprint hold the same data and objects.
+# by design) by its definition only; logship's own DDL-capture event
+# triggers (logship-agent --ddl: the source's, never restored) not at all,
+# like schema logship.  Two databases with the same fingerprint hold the
+# same data and objects.
 fingerprint() {
 	psql_at_db "$1" "$2" -c "select c.relkind::text || c.relpersistence::text || ' ' || format('%I.%I', n.nspname, c.relname)
 		from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -183,8 +185,16 @@ fingerprint() {
 		from pg_largeobject_metadata m order by m.oid"
 	"$PG_BINDIR/pg_dump" -h 127.0.0.1 -p "$1" -U postgres -s --no-publications --exclude-schema=logship "$2" |
 		grep -v -e '^--' -e '^\\restrict' -e '^\\unrestrict' -e '^$' |
+		awk '/^(CREATE|ALTER) EVENT TRIGGER logship_/ { skip = /^CREATE/; next }
+			skip && /EXECUTE FUNCTION logship\./ { skip = 0; next } { skip = 0; print }' |
 		awk '/^CREATE (UNLOGGED )?TABLE .*\($/ { print; n = 0; intable = 1; next }
 			intable && /^\)/ { for (i = 1; i <= n; i++) print cols[i] | "sort"; close("sort"); print; intable = 0; next }
 			intable { sub(/,$/, ""); cols[++n] = $0; next }
 			{ print }'
+}
+
+wait_row() {	# wait_row PORT DB SQL-COUNT PID: until the count is 1, PID dies or 60 s
+	_i=0
+	until [ "$(psql_at_db "$1" "$2" -c "$3" 2>/dev/null)" = 1 ] || ! kill -0 "$4" 2>/dev/null ||
+		[ $_i -gt 600 ]; do sleep 0.1; _i=$((_i + 1)); done
 }
