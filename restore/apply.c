@@ -883,6 +883,32 @@ applier_present(struct applier *a, char kind, const char *const *pairs,
 	return r;
 }
 
+int
+applier_query(struct applier *a, const char *sql, int nparams,
+    const char *const *params, PGresult **res, char **errmsg)
+{
+	int r = 0;
+
+	*res = NULL;
+	if ((r = flush_run(a, errmsg)) != 0 ||
+	    (a->queued > 0 && (r = drain(a, errmsg)) != 0))
+		return r;
+	if (PQexitPipelineMode(a->c) != 1)
+		return ls_errf(errmsg, LS_ERR_PG, "target: %s", PQerrorMessage(a->c));
+	*res = PQexecParams(a->c, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(*res) != PGRES_TUPLES_OK) {
+		r = target_error(a->c, *res, errmsg, "reading the catalog");
+		PQclear(*res);
+		*res = NULL;
+	}
+	if (PQenterPipelineMode(a->c) != 1 && r == 0) {
+		PQclear(*res);
+		*res = NULL;
+		r = ls_errf(errmsg, LS_ERR_PG, "target: %s", PQerrorMessage(a->c));
+	}
+	return r;
+}
+
 /*
  * Which columns identify the row: the key columns of the old tuple (or of
  * the new one when the key did not change); with a full old tuple, every

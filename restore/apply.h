@@ -78,6 +78,14 @@ int applier_tables_present(struct applier *, const char *const *pairs,
 int applier_present(struct applier *, char kind, const char *const *pairs,
     size_t n, bool *present, char **errmsg);
 
+/*
+ * One query on the applier's connection, anywhere (in a batch it sees the
+ * batch's own rows and DDL): everything queued is sent first.  *res is
+ * the caller's (PQclear) when 0 is returned.
+ */
+int applier_query(struct applier *, const char *sql, int nparams,
+    const char *const *params, PGresult **res, char **errmsg);
+
 /* Counters since applier_new. */
 uint64_t applier_rows(const struct applier *);
 uint64_t applier_missing(const struct applier *);

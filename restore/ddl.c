@@ -1289,8 +1289,10 @@ ddl_plan_new(const char *json, size_t len, const struct ddl_hooks *h,
 	g.query = jstr(m, "query");
 	g.path = jstr(m, "search_path");
 	g.cmds = json_object_get(m, "commands");
-	if (strcmp(ev, "sql_drop") == 0)
+	if (strcmp(ev, "sql_drop") == 0) {
+		g.p->drops = true;
 		dropped(&g, json_object_get(m, "dropped"));
+	}
 	else if (strcmp(ev, "ddl_command_end") == 0)
 		json_array_foreach(g.cmds, i, c)
 			command(&g, i, c);

@@ -24,6 +24,7 @@ struct rtable {
 	char		*seq;			/* its sequence "s.n", or NULL */
 	char		**pool;			/* keys drawn, not yet used */
 	size_t		 npool, next;
+	bool		 live;			/* keys through conn (DDL) */
 };
 
 struct fkcol {
@@ -33,6 +34,8 @@ struct fkcol {
 
 struct remap {
 	PGconn		*alloc;		/* draws keys (outside the pipeline) */
+	struct remap_conn conn;		/* the applier's, after DDL */
+	struct remap_opts o;
 	struct state	*st;
 	enum missing_ref on_missing;
 	struct rtable	*t;
@@ -113,21 +116,45 @@ add_table(struct remap *r, const PGresult *res, int i)
 	    0 : LS_ERR_NOMEM;
 }
 
+/* A catalog query: on the applier's connection once DDL was replayed. */
 static int
-load_tables(struct remap *r, const struct remap_opts *o, char **errmsg)
+catalog(struct remap *r, const char *sql, int n, const char *const *params,
+    PGresult **res, char **errmsg)
 {
-	PGresult *res = PQexec(r->alloc, remap_sql);
-	char qual[256];
-	int i, rc = 0;
+	if (r->conn.query != NULL)
+		return r->conn.query(r->conn.arg, sql, n, params, res, errmsg);
+	*res = PQexecParams(r->alloc, sql, n, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(*res) == PGRES_TUPLES_OK)
+		return 0;
+	n = target_error(r->alloc, *res, errmsg, "reading the target catalog");
+	PQclear(*res);
+	*res = NULL;
+	return n;
+}
 
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		rc = target_error(r->alloc, res, errmsg, "reading keys");
-	for (i = 0; rc == 0 && i < PQntuples(res); i++) {
-		snprintf(qual, sizeof(qual), "%s.%s", PQgetvalue(res, i, 0),
-		    PQgetvalue(res, i, 1));
-		if ((o->all && !listed(o->preserve, qual)) || listed(o->tables, qual))
+/* Is row i of remap_sql's result a table asked to be remapped? */
+static bool
+wanted(const struct remap *r, const PGresult *res, int i)
+{
+	char qual[256];
+
+	snprintf(qual, sizeof(qual), "%s.%s", PQgetvalue(res, i, 0),
+	    PQgetvalue(res, i, 1));
+	return (r->o.all && !listed(r->o.preserve, qual)) ||
+	    listed(r->o.tables, qual);
+}
+
+static int
+load_tables(struct remap *r, char **errmsg)
+{
+	PGresult *res;
+	int i, rc;
+
+	if ((rc = catalog(r, remap_sql, 0, NULL, &res, errmsg)) != 0)
+		return rc;
+	for (i = 0; rc == 0 && i < PQntuples(res); i++)
+		if (wanted(r, res, i))
 			rc = add_table(r, res, i);
-	}
 	PQclear(res);
 	return rc;
 }
@@ -149,13 +176,13 @@ known_fk(const struct remap *r, const PGresult *res, int i)
 static int
 load_fks(struct remap *r, char **errmsg)
 {
-	PGresult *res = PQexec(r->alloc, fk_sql);
+	PGresult *res;
 	struct rtable *ref;
 	struct fkcol *bigger, *f;
-	int i, rc = 0;
+	int i, rc;
 
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		rc = target_error(r->alloc, res, errmsg, "reading foreign keys");
+	if ((rc = catalog(r, fk_sql, 0, NULL, &res, errmsg)) != 0)
+		return rc;
 	for (i = 0; rc == 0 && i < PQntuples(res); i++) {
 		ref = find(r, PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
 		if (ref == NULL || strcmp(ref->keycol, PQgetvalue(res, i, 5)) != 0 ||
@@ -187,9 +214,10 @@ remap_new(const struct remap_opts *o, struct state *st, struct remap **out,
 	if (r == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	r->st = st;
+	r->o = *o;
 	r->on_missing = o->on_missing;
 	if ((rc = target_connect(o->conninfo, &r->alloc, errmsg)) != 0 ||
-	    (rc = load_tables(r, o, errmsg)) != 0 ||
+	    (rc = load_tables(r, errmsg)) != 0 ||
 	    (rc = load_fks(r, errmsg)) != 0) {
 		remap_free(r);
 		return rc;
@@ -230,33 +258,59 @@ keep(struct remap *r, char *s)
 	return s;
 }
 
-void
-remap_free(struct remap *r)
+/* Keys drawn but not used are dropped (a gap in the sequence). */
+static void
+drop_pool(struct rtable *t)
 {
-	size_t i, k;
+	size_t k;
 
-	if (r == NULL)
-		return;
-	for (i = 0; i < r->nt; i++) {
-		for (k = r->t[i].next; k < r->t[i].npool; k++)
-			free(r->t[i].pool[k]);
-		free(r->t[i].pool);
-		free(r->t[i].schema);
-		free(r->t[i].name);
-		free(r->t[i].qual);
-		free(r->t[i].keycol);
-		free(r->t[i].defexpr);
-		free(r->t[i].seq);
-	}
+	for (k = t->next; k < t->npool; k++)
+		free(t->pool[k]);
+	free(t->pool);
+	t->pool = NULL;
+	t->npool = t->next = 0;
+}
+
+static void
+free_table(struct rtable *t)
+{
+	drop_pool(t);
+	free(t->schema);
+	free(t->name);
+	free(t->qual);
+	free(t->keycol);
+	free(t->defexpr);
+	free(t->seq);
+}
+
+static void
+free_fks(struct remap *r)
+{
+	size_t i;
+
 	for (i = 0; i < r->nfk; i++) {
 		free(r->fk[i].schema);
 		free(r->fk[i].name);
 		free(r->fk[i].col);
 	}
+	free(r->fk);
+	r->fk = NULL;
+	r->nfk = 0;
+}
+
+void
+remap_free(struct remap *r)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->nt; i++)
+		free_table(&r->t[i]);
+	free_fks(r);
 	clear_scratch(r);
 	free(r->scratch);
 	free(r->t);
-	free(r->fk);
 	free(r->line);
 	PQfinish(r->alloc);
 	free(r);
@@ -292,6 +346,207 @@ remap_sequence(const struct remap *r, const char *schema, const char *name)
 	return false;
 }
 
+/* ---- after DDL ---- */
+
+/* Does relation schema.name hold a row?  (Identifiers quoted by the server.) */
+static int
+has_rows(struct remap *r, const char *schema, const char *name, bool *rows,
+    char **errmsg)
+{
+	const char *p[2] = { schema, name };
+	PGresult *sql, *res;
+	int rc;
+
+	if ((rc = catalog(r, "SELECT format('SELECT EXISTS (SELECT FROM %I.%I)', "
+	    "$1::text, $2::text)", 2, p, &sql, errmsg)) != 0)
+		return rc;
+	rc = catalog(r, PQgetvalue(sql, 0, 0), 0, NULL, &res, errmsg);
+	PQclear(sql);
+	if (rc != 0)
+		return rc;
+	*rows = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return 0;
+}
+
+static bool
+exists(struct remap *r, const char *schema, const char *name, int *rc,
+    char **errmsg)
+{
+	const char *p[2] = { schema, name };
+	PGresult *res;
+	bool found;
+
+	if ((*rc = catalog(r, "SELECT to_regclass(format('%I.%I', $1::text, "
+	    "$2::text)) IS NOT NULL", 2, p, &res, errmsg)) != 0)
+		return false;
+	found = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return found;
+}
+
+/* A remapped table the catalog no longer shows with its key. */
+static int
+vanished(struct remap *r, struct rtable *t, struct state_txn *txn,
+    uint64_t tag, bool dropping, char **errmsg)
+{
+	uint64_t n;
+	int rc = 0;
+
+	if (exists(r, t->schema, t->name, &rc, errmsg))
+		return ls_errf(errmsg, LS_ERR_SCHEMA, "under --id-mode remap, "
+		    "%s no longer has a primary key %s with a default: its ID "
+		    "map cannot follow the change", t->qual, t->keycol);
+	if (rc != 0)
+		return rc;
+	if (!dropping)
+		return ls_errf(errmsg, LS_ERR_SCHEMA, "under --id-mode remap, "
+		    "%s was renamed or moved: its ID map is kept by table name",
+		    t->qual);
+	if ((rc = state_map_drop_table(txn, t->qual, tag, &n, errmsg)) != 0)
+		return rc;
+	log_info("restore", "id-mode remap: %s dropped (%" PRIu64 " ID map "
+	    "entries deleted)", t->qual, n);
+	return 0;
+}
+
+/* A table that gets a remapped key only now must have no rows yet. */
+static int
+adopt(struct remap *r, const PGresult *res, int i, char **errmsg)
+{
+	bool rows = false;
+	int rc;
+
+	if ((rc = has_rows(r, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+	    &rows, errmsg)) != 0)
+		return rc;
+	if (rows)
+		return ls_errf(errmsg, LS_ERR_SCHEMA, "under --id-mode remap, "
+		    "%s.%s gets a primary key with a default (%s) while it holds "
+		    "rows: their keys are source values the ID map does not "
+		    "know", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		    PQgetvalue(res, i, 2));
+	if ((rc = add_table(r, res, i)) != 0)
+		return rc;
+	r->t[r->nt - 1].live = true;
+	log_info("restore", "id-mode remap: %s gets new %s values from %s",
+	    r->t[r->nt - 1].qual, r->t[r->nt - 1].keycol,
+	    r->t[r->nt - 1].defexpr);
+	return 0;
+}
+
+/* Old and new foreign-key columns: a new one on a table with rows stops. */
+static int
+new_fks(struct remap *r, const struct fkcol *old, size_t nold, char **errmsg)
+{
+	bool rows;
+	size_t i, k;
+	int rc;
+
+	for (i = 0; i < r->nfk; i++) {
+		for (k = 0; k < nold; k++)
+			if (strcmp(old[k].schema, r->fk[i].schema) == 0 &&
+			    strcmp(old[k].name, r->fk[i].name) == 0 &&
+			    strcmp(old[k].col, r->fk[i].col) == 0)
+				break;
+		if (k < nold)
+			continue;
+		if ((rc = has_rows(r, r->fk[i].schema, r->fk[i].name, &rows,
+		    errmsg)) != 0)
+			return rc;
+		if (rows)
+			return ls_errf(errmsg, LS_ERR_SCHEMA, "under --id-mode "
+			    "remap, %s.%s.%s gets a foreign key to %s while its "
+			    "table holds rows: their values are source keys the ID "
+			    "map cannot translate in place", r->fk[i].schema,
+			    r->fk[i].name, r->fk[i].col, r->fk[i].ref->qual);
+		log_info("restore", "id-mode remap: %s.%s.%s follows %s",
+		    r->fk[i].schema, r->fk[i].name, r->fk[i].col,
+		    r->fk[i].ref->qual);
+	}
+	return 0;
+}
+
+int
+remap_refresh(struct remap *r, const struct remap_conn *c,
+    struct state_txn *txn, uint64_t tag, bool dropping, char **errmsg)
+{
+	struct fkcol *oldfk;
+	struct rtable *t;
+	PGresult *res;
+	size_t i, k, nold = r->nt, noldfk;
+	bool *seen;
+	int rc;
+
+	r->conn = *c;
+	if ((rc = catalog(r, remap_sql, 0, NULL, &res, errmsg)) != 0)
+		return rc;
+	if ((seen = calloc(nold + 1, sizeof(*seen))) == NULL) {
+		PQclear(res);
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	}
+	/* the tables remapped so far: still there, with the same key? */
+	for (i = 0; rc == 0 && i < (size_t)PQntuples(res); i++) {
+		if (!wanted(r, res, (int)i) || (t = find(r, PQgetvalue(res, (int)i,
+		    0), PQgetvalue(res, (int)i, 1))) == NULL)
+			continue;
+		seen[t - r->t] = true;
+		if (strcmp(t->keycol, PQgetvalue(res, (int)i, 2)) != 0)
+			rc = ls_errf(errmsg, LS_ERR_SCHEMA, "under --id-mode "
+			    "remap, the key of %s changed from %s to %s: its ID map "
+			    "cannot follow", t->qual, t->keycol,
+			    PQgetvalue(res, (int)i, 2));
+		else if (strcmp(t->defexpr, PQgetvalue(res, (int)i, 3)) != 0) {
+			char *d = strdup(PQgetvalue(res, (int)i, 3));
+			char *q = PQgetisnull(res, (int)i, 4) ? NULL :
+			    strdup(PQgetvalue(res, (int)i, 4));
+
+			free(t->defexpr);
+			free(t->seq);
+			t->defexpr = d;
+			t->seq = q;
+			drop_pool(t);	/* drawn from the old default */
+			t->live = true;
+			if (d == NULL)
+				rc = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+		}
+	}
+	for (i = 0; rc == 0 && i < nold; i++)
+		if (!seen[i])
+			rc = vanished(r, &r->t[i], txn, tag, dropping, errmsg);
+	/* the dropped ones go; then the new ones come */
+	for (i = k = 0; rc == 0 && i < nold; i++) {
+		if (seen[i])
+			r->t[k++] = r->t[i];
+		else
+			free_table(&r->t[i]);
+	}
+	if (rc == 0)
+		r->nt = k;
+	free(seen);
+	for (i = 0; rc == 0 && i < (size_t)PQntuples(res); i++)
+		if (wanted(r, res, (int)i) && find(r, PQgetvalue(res, (int)i, 0),
+		    PQgetvalue(res, (int)i, 1)) == NULL)
+			rc = adopt(r, res, (int)i, errmsg);
+	PQclear(res);
+	if (rc != 0)
+		return rc;
+	/* foreign keys: read again (their ref pointers moved) */
+	oldfk = r->fk;
+	noldfk = r->nfk;
+	r->fk = NULL;
+	r->nfk = 0;
+	if ((rc = load_fks(r, errmsg)) == 0)
+		rc = new_fks(r, oldfk, noldfk, errmsg);
+	for (i = 0; i < noldfk; i++) {
+		free(oldfk[i].schema);
+		free(oldfk[i].name);
+		free(oldfk[i].col);
+	}
+	free(oldfk);
+	return rc;
+}
+
 /* ---- new keys ---- */
 
 /* Draw a block of new keys from the table's default in one round trip. */
@@ -306,13 +561,16 @@ refill(struct remap *r, struct rtable *t, char **errmsg)
 	if (asprintf(&sql, "SELECT (%s)::text FROM generate_series(1, %d)",
 	    t->defexpr, POOL_BLOCK) < 0)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	res = PQexec(r->alloc, sql);
-	free(sql);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+	/* a table of replayed DDL: its sequence may exist only in the batch */
+	if (t->live)
+		rc = r->conn.query(r->conn.arg, sql, 0, NULL, &res, errmsg);
+	else if (PQresultStatus(res = PQexec(r->alloc, sql)) != PGRES_TUPLES_OK) {
 		rc = target_error(r->alloc, res, errmsg, "drawing new keys");
 		PQclear(res);
-		return rc;
 	}
+	free(sql);
+	if (rc != 0)
+		return rc;
 	n = PQntuples(res);
 	if ((pool = calloc((size_t)n + 1, sizeof(*pool))) == NULL)
 		rc = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");

@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
 #include "format/record.h"
 
 struct state;
@@ -44,6 +46,27 @@ bool remap_table(const struct remap *, const char *schema, const char *name,
 
 /* A sequence that feeds a remapped key: source samples must not move it. */
 bool remap_sequence(const struct remap *, const char *schema, const char *name);
+
+/* The applier's connection: it sees the open batch's own DDL and rows. */
+struct remap_conn {
+	int	(*query)(void *arg, const char *sql, int nparams,
+	    const char *const *params, PGresult **res, char **errmsg);
+	void	*arg;
+};
+
+/*
+ * After DDL replayed in the open batch (its message at tag): read the
+ * keys and foreign keys again through c.  New tables with a key default
+ * are remapped from now on (their keys drawn through c: their sequence may
+ * exist only in the batch), new foreign keys followed; a remapped table
+ * dropped (dropping: an sql_drop message) has its map entries deleted
+ * with tag.  What the ID map cannot follow returns LS_ERR_SCHEMA with the
+ * reason in *errmsg: a remapped table renamed or its key changed, a key
+ * or foreign key that appears on a table already holding rows (their
+ * values are source keys the target cannot translate in place).
+ */
+int remap_refresh(struct remap *, const struct remap_conn *c,
+    struct state_txn *txn, uint64_t tag, bool dropping, char **errmsg);
 
 /*
  * Rewrite a change in place for the target (values point into r's scratch,

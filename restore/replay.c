@@ -485,6 +485,14 @@ on_ddl(struct seg_ctx *x, const struct ls_message *m, char **errmsg)
 		rc = ddl_stop(x, m, p, why ? why : "the target refused it",
 		    errmsg);
 		free(why);
+	} else if (rc == 0 && (rc = rewrite_ddl_applied(s->r->rw, s->ap, p,
+	    x->end_lsn, errmsg)) == LS_ERR_SCHEMA) {
+		char *why = *errmsg;
+		*errmsg = NULL;
+		p->skippable = true;
+		rc = ddl_stop(x, m, p, why ? why : "the ID map cannot follow it",
+		    errmsg);
+		free(why);
 	} else if (rc == 0 && ddl_remember(s, p, m->lsn) != 0)
 		rc = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	else if (rc == 0) {

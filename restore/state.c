@@ -400,6 +400,55 @@ state_map_delete(struct state_txn *t, const char *table, const char *orig,
 	return rc;
 }
 
+/* Rewrite the current entry with mv (LMDB data may not be modified in place). */
+static int
+revive(MDB_cursor *cur, MDB_val *k, const MDB_val *v, const struct mapval *mv)
+{
+	char *buf = malloc(v->mv_size);
+	MDB_val nv = { v->mv_size, buf };
+	int rc;
+
+	if (buf == NULL)
+		return ENOMEM;
+	memcpy(buf, v->mv_data, v->mv_size);
+	memcpy(buf, mv, sizeof(*mv));
+	rc = mdb_cursor_put(cur, k, &nv, MDB_CURRENT);
+	free(buf);
+	return rc;
+}
+
+int
+state_map_drop_table(struct state_txn *t, const char *table, uint64_t tag,
+    uint64_t *n, char **errmsg)
+{
+	size_t tl = strlen(table) + 1;
+	MDB_cursor *cur;
+	MDB_val k = { tl, (void *)table }, v;
+	struct mapval mv;
+	int rc;
+
+	*n = 0;
+	if ((rc = mdb_cursor_open(t->txn, t->st->idmap, &cur)) != 0)
+		return lmdb_err(errmsg, t->st, "cursor", rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < tl || memcmp(k.mv_data, table, tl) != 0)
+			break;	/* past this table's entries */
+		if (v.mv_size < sizeof(mv))
+			continue;
+		memcpy(&mv, v.mv_data, sizeof(mv));
+		if (mv.deleted != 0)
+			continue;
+		mv.deleted = tag ? tag : 1;
+		if ((rc = revive(cur, &k, &v, &mv)) != 0)
+			break;
+		(*n)++;
+	}
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 :
+	    lmdb_err(errmsg, t->st, "id map write", rc);
+}
+
 int
 state_map_reverse(struct state *st, const char *table, const char *newkey,
     char **orig, char **errmsg)
@@ -454,23 +503,6 @@ drop_reverse(struct state *st, MDB_txn *txn, const MDB_val *k, const MDB_val *v)
 	key.mv_data = rk;
 	mdb_del(txn, st->idrev, &key, NULL);
 	free(rk);
-}
-
-/* Rewrite the current entry with mv (LMDB data may not be modified in place). */
-static int
-revive(MDB_cursor *cur, MDB_val *k, const MDB_val *v, const struct mapval *mv)
-{
-	char *buf = malloc(v->mv_size);
-	MDB_val nv = { v->mv_size, buf };
-	int rc;
-
-	if (buf == NULL)
-		return ENOMEM;
-	memcpy(buf, v->mv_data, v->mv_size);
-	memcpy(buf, mv, sizeof(*mv));
-	rc = mdb_cursor_put(cur, k, &nv, MDB_CURRENT);
-	free(buf);
-	return rc;
 }
 
 int
