@@ -56,7 +56,6 @@ struct ddl_plan {
 				 * their new names */
 	size_t	  nnamed;
 	bool	  commit_after;	/* new enum labels: commit after the txn */
-	bool	  drops;	/* an sql_drop message: objects dropped */
 	bool	  skippable;	/* stop: --skip-ddl after a fix by hand */
 	char	 *stop;		/* why it cannot be replayed, or NULL */
 	char	 *query;	/* the source's statement text, for messages */

@@ -19,6 +19,8 @@
 
 struct rtable {
 	char		*schema, *name, *qual;	/* qual: "schema.name" */
+	char		*oid;			/* the table's, as text */
+	int		 keynum;		/* the key column's attnum */
 	char		*keycol;
 	char		*defexpr;		/* SQL giving a new key */
 	char		*seq;			/* its sequence "s.n", or NULL */
@@ -29,6 +31,8 @@ struct rtable {
 
 struct fkcol {
 	char		*schema, *name, *col;
+	char		*oid;		/* the table's, as text */
+	int		 attnum;
 	struct rtable	*ref;
 };
 
@@ -56,7 +60,7 @@ static const char remap_sql[] =
     "END, (SELECT sn.nspname || '.' || s.relname FROM pg_class s JOIN "
     "pg_namespace sn ON sn.oid = s.relnamespace WHERE s.oid = "
     "pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), "
-    "a.attname)::regclass) FROM pg_index i JOIN pg_class c ON c.oid = "
+    "a.attname)::regclass), c.oid, a.attnum FROM pg_index i JOIN pg_class c ON c.oid = "
     "i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace JOIN "
     "pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] LEFT "
     "JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum WHERE "
@@ -66,7 +70,7 @@ static const char remap_sql[] =
 
 static const char fk_sql[] =
     "SELECT n.nspname, c.relname, a.attname, rn.nspname, rc.relname, "
-    "ra.attname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+    "ra.attname, k.conrelid, u.col FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
     "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_class rc ON "
     "rc.oid = k.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace "
     "CROSS JOIN LATERAL unnest(k.conkey, k.confkey) AS u(col, refcol) JOIN "
@@ -110,10 +114,12 @@ add_table(struct remap *r, const PGresult *res, int i)
 	t->keycol = strdup(PQgetvalue(res, i, 2));
 	t->defexpr = strdup(PQgetvalue(res, i, 3));
 	t->seq = PQgetisnull(res, i, 4) ? NULL : strdup(PQgetvalue(res, i, 4));
+	t->oid = strdup(PQgetvalue(res, i, 5));
+	t->keynum = atoi(PQgetvalue(res, i, 6));
 	if (asprintf(&t->qual, "%s.%s", t->schema, t->name) < 0)
 		t->qual = NULL;
-	return t->schema && t->name && t->keycol && t->defexpr && t->qual ?
-	    0 : LS_ERR_NOMEM;
+	return t->schema && t->name && t->keycol && t->defexpr && t->qual &&
+	    t->oid ? 0 : LS_ERR_NOMEM;
 }
 
 /* A catalog query: on the applier's connection once DDL was replayed. */
@@ -197,7 +203,14 @@ load_fks(struct remap *r, char **errmsg)
 		f->schema = strdup(PQgetvalue(res, i, 0));
 		f->name = strdup(PQgetvalue(res, i, 1));
 		f->col = strdup(PQgetvalue(res, i, 2));
+		f->oid = strdup(PQgetvalue(res, i, 6));
+		f->attnum = atoi(PQgetvalue(res, i, 7));
 		f->ref = ref;
+		if (f->schema == NULL || f->name == NULL || f->col == NULL ||
+		    f->oid == NULL) {
+			rc = LS_ERR_NOMEM;
+			break;
+		}
 	}
 	PQclear(res);
 	return rc;
@@ -278,6 +291,7 @@ free_table(struct rtable *t)
 	free(t->schema);
 	free(t->name);
 	free(t->qual);
+	free(t->oid);
 	free(t->keycol);
 	free(t->defexpr);
 	free(t->seq);
@@ -292,6 +306,7 @@ free_fks(struct remap *r)
 		free(r->fk[i].schema);
 		free(r->fk[i].name);
 		free(r->fk[i].col);
+		free(r->fk[i].oid);
 	}
 	free(r->fk);
 	r->fk = NULL;
@@ -369,45 +384,117 @@ has_rows(struct remap *r, const char *schema, const char *name, bool *rows,
 	return 0;
 }
 
-static bool
-exists(struct remap *r, const char *schema, const char *name, int *rc,
-    char **errmsg)
-{
-	const char *p[2] = { schema, name };
-	PGresult *res;
-	bool found;
-
-	if ((*rc = catalog(r, "SELECT to_regclass(format('%I.%I', $1::text, "
-	    "$2::text)) IS NOT NULL", 2, p, &res, errmsg)) != 0)
-		return false;
-	found = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-	PQclear(res);
-	return found;
-}
-
-/* A remapped table the catalog no longer shows with its key. */
+/* A remapped table the catalog no longer shows with a key default. */
 static int
 vanished(struct remap *r, struct rtable *t, struct state_txn *txn,
-    uint64_t tag, bool dropping, char **errmsg)
+    uint64_t tag, char **errmsg)
 {
+	const char *p[1] = { t->oid };
+	PGresult *res;
 	uint64_t n;
-	int rc = 0;
+	bool there;
+	int rc;
 
-	if (exists(r, t->schema, t->name, &rc, errmsg))
-		return ls_errf(errmsg, LS_ERR_SCHEMA, "under --id-mode remap, "
-		    "%s no longer has a primary key %s with a default: its ID "
-		    "map cannot follow the change", t->qual, t->keycol);
-	if (rc != 0)
+	if ((rc = catalog(r, "SELECT EXISTS (SELECT FROM pg_class WHERE oid = "
+	    "$1::oid)", 1, p, &res, errmsg)) != 0)
 		return rc;
-	if (!dropping)
+	there = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (there)
 		return ls_errf(errmsg, LS_ERR_SCHEMA, "under --id-mode remap, "
-		    "%s was renamed or moved: its ID map is kept by table name",
-		    t->qual);
+		    "%s no longer has a single-column primary key %s with a "
+		    "default: its ID map cannot follow the change", t->qual,
+		    t->keycol);
 	if ((rc = state_map_drop_table(txn, t->qual, tag, &n, errmsg)) != 0)
 		return rc;
 	log_info("restore", "id-mode remap: %s dropped (%" PRIu64 " ID map "
 	    "entries deleted)", t->qual, n);
 	return 0;
+}
+
+/* Row i of remap_sql's result is t, renamed or moved: its map follows. */
+static int
+renamed(struct remap *r, struct rtable *t, const PGresult *res, int i,
+    struct state_txn *txn, uint64_t tag, char **errmsg)
+{
+	char *schema = strdup(PQgetvalue(res, i, 0));
+	char *name = strdup(PQgetvalue(res, i, 1)), *qual = NULL;
+	uint64_t n;
+	int rc;
+
+	if (schema == NULL || name == NULL ||
+	    asprintf(&qual, "%s.%s", schema, name) < 0) {
+		free(schema);
+		free(name);
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	}
+	if (!wanted(r, res, i))
+		rc = ls_errf(errmsg, LS_ERR_SCHEMA, "under --id-mode remap, %s "
+		    "was renamed to %s, which the filter does not remap", t->qual,
+		    qual);
+	else if ((rc = state_map_rename_table(txn, t->qual, qual, tag, &n,
+	    errmsg)) == 0)
+		log_info("restore", "id-mode remap: %s is now %s (%" PRIu64
+		    " ID map entries moved)", t->qual, qual, n);
+	if (rc != 0) {
+		free(schema);
+		free(name);
+		free(qual);
+		return rc;
+	}
+	free(t->schema);
+	free(t->name);
+	free(t->qual);
+	t->schema = schema;
+	t->name = name;
+	t->qual = qual;
+	return 0;
+}
+
+/* Row i of remap_sql's result is t (same oid): follow what changed. */
+static int
+changed(struct remap *r, struct rtable *t, const PGresult *res, int i,
+    struct state_txn *txn, uint64_t tag, char **errmsg)
+{
+	const char *col = PQgetvalue(res, i, 2), *def = PQgetvalue(res, i, 3);
+	int rc;
+
+	if (atoi(PQgetvalue(res, i, 6)) != t->keynum)
+		return ls_errf(errmsg, LS_ERR_SCHEMA, "under --id-mode remap, "
+		    "the primary key of %s moved from column %s to %s: its ID "
+		    "map cannot follow", t->qual, t->keycol, col);
+	if ((strcmp(t->schema, PQgetvalue(res, i, 0)) != 0 ||
+	    strcmp(t->name, PQgetvalue(res, i, 1)) != 0) &&
+	    (rc = renamed(r, t, res, i, txn, tag, errmsg)) != 0)
+		return rc;
+	if (strcmp(t->keycol, col) != 0) {	/* the key column renamed */
+		free(t->keycol);
+		if ((t->keycol = strdup(col)) == NULL)
+			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	}
+	if (strcmp(t->defexpr, def) != 0) {	/* drawn from elsewhere now */
+		free(t->defexpr);
+		free(t->seq);
+		t->defexpr = strdup(def);
+		t->seq = PQgetisnull(res, i, 4) ? NULL :
+		    strdup(PQgetvalue(res, i, 4));
+		drop_pool(t);
+		t->live = true;
+		if (t->defexpr == NULL)
+			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static struct rtable *
+find_oid(const struct remap *r, size_t n, const char *oid)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(r->t[i].oid, oid) == 0)
+			return &r->t[i];
+	return NULL;
 }
 
 /* A table that gets a remapped key only now must have no rows yet. */
@@ -444,10 +531,9 @@ new_fks(struct remap *r, const struct fkcol *old, size_t nold, char **errmsg)
 	int rc;
 
 	for (i = 0; i < r->nfk; i++) {
-		for (k = 0; k < nold; k++)
-			if (strcmp(old[k].schema, r->fk[i].schema) == 0 &&
-			    strcmp(old[k].name, r->fk[i].name) == 0 &&
-			    strcmp(old[k].col, r->fk[i].col) == 0)
+		for (k = 0; k < nold; k++)	/* by oid: names may change */
+			if (strcmp(old[k].oid, r->fk[i].oid) == 0 &&
+			    old[k].attnum == r->fk[i].attnum)
 				break;
 		if (k < nold)
 			continue;
@@ -469,52 +555,32 @@ new_fks(struct remap *r, const struct fkcol *old, size_t nold, char **errmsg)
 
 int
 remap_refresh(struct remap *r, const struct remap_conn *c,
-    struct state_txn *txn, uint64_t tag, bool dropping, char **errmsg)
+    struct state_txn *txn, uint64_t tag, char **errmsg)
 {
 	struct fkcol *oldfk;
 	struct rtable *t;
 	PGresult *res;
 	size_t i, k, nold = r->nt, noldfk;
 	bool *seen;
-	int rc;
+	int rc = 0;
 
 	r->conn = *c;
-	if ((rc = catalog(r, remap_sql, 0, NULL, &res, errmsg)) != 0)
-		return rc;
-	if ((seen = calloc(nold + 1, sizeof(*seen))) == NULL) {
-		PQclear(res);
+	if ((seen = calloc(nold + 1, sizeof(*seen))) == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	if ((rc = catalog(r, remap_sql, 0, NULL, &res, errmsg)) != 0) {
+		free(seen);
+		return rc;
 	}
-	/* the tables remapped so far: still there, with the same key? */
-	for (i = 0; rc == 0 && i < (size_t)PQntuples(res); i++) {
-		if (!wanted(r, res, (int)i) || (t = find(r, PQgetvalue(res, (int)i,
-		    0), PQgetvalue(res, (int)i, 1))) == NULL)
-			continue;
-		seen[t - r->t] = true;
-		if (strcmp(t->keycol, PQgetvalue(res, (int)i, 2)) != 0)
-			rc = ls_errf(errmsg, LS_ERR_SCHEMA, "under --id-mode "
-			    "remap, the key of %s changed from %s to %s: its ID map "
-			    "cannot follow", t->qual, t->keycol,
-			    PQgetvalue(res, (int)i, 2));
-		else if (strcmp(t->defexpr, PQgetvalue(res, (int)i, 3)) != 0) {
-			char *d = strdup(PQgetvalue(res, (int)i, 3));
-			char *q = PQgetisnull(res, (int)i, 4) ? NULL :
-			    strdup(PQgetvalue(res, (int)i, 4));
-
-			free(t->defexpr);
-			free(t->seq);
-			t->defexpr = d;
-			t->seq = q;
-			drop_pool(t);	/* drawn from the old default */
-			t->live = true;
-			if (d == NULL)
-				rc = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	/* the tables remapped so far, by oid: renamed, key renamed, ... */
+	for (i = 0; rc == 0 && i < (size_t)PQntuples(res); i++)
+		if ((t = find_oid(r, nold, PQgetvalue(res, (int)i, 5))) != NULL) {
+			seen[t - r->t] = true;
+			rc = changed(r, t, res, (int)i, txn, tag, errmsg);
 		}
-	}
+	/* ... or gone: dropped, or no longer keyed by a default */
 	for (i = 0; rc == 0 && i < nold; i++)
 		if (!seen[i])
-			rc = vanished(r, &r->t[i], txn, tag, dropping, errmsg);
-	/* the dropped ones go; then the new ones come */
+			rc = vanished(r, &r->t[i], txn, tag, errmsg);
 	for (i = k = 0; rc == 0 && i < nold; i++) {
 		if (seen[i])
 			r->t[k++] = r->t[i];
@@ -524,9 +590,10 @@ remap_refresh(struct remap *r, const struct remap_conn *c,
 	if (rc == 0)
 		r->nt = k;
 	free(seen);
+	/* new ones */
 	for (i = 0; rc == 0 && i < (size_t)PQntuples(res); i++)
-		if (wanted(r, res, (int)i) && find(r, PQgetvalue(res, (int)i, 0),
-		    PQgetvalue(res, (int)i, 1)) == NULL)
+		if (wanted(r, res, (int)i) && find_oid(r, r->nt,
+		    PQgetvalue(res, (int)i, 5)) == NULL)
 			rc = adopt(r, res, (int)i, errmsg);
 	PQclear(res);
 	if (rc != 0)
@@ -542,6 +609,7 @@ remap_refresh(struct remap *r, const struct remap_conn *c,
 		free(oldfk[i].schema);
 		free(oldfk[i].name);
 		free(oldfk[i].col);
+		free(oldfk[i].oid);
 	}
 	free(oldfk);
 	return rc;

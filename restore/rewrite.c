@@ -401,7 +401,7 @@ rewrite_ddl_applied(struct rewrite *rw, struct applier *ap,
 	if (rw->mtxn == NULL && (rc = state_txn_begin(rw->state, &rw->mtxn,
 	    errmsg)) != 0)
 		return rc;
-	return remap_refresh(rw->remap, &c, rw->mtxn, tag, p->drops, errmsg);
+	return remap_refresh(rw->remap, &c, rw->mtxn, tag, errmsg);
 }
 
 int

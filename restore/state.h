@@ -90,6 +90,13 @@ int state_map_delete(struct state_txn *, const char *table, const char *orig,
  */
 int state_map_drop_table(struct state_txn *, const char *table, uint64_t tag,
     uint64_t *n, char **errmsg);
+/*
+ * A table renamed (or moved to another schema): its live entries move to
+ * the new name, tagged with tag (a crash before the target commit brings
+ * the old ones back, state_map_reconcile).  *moved: how many.
+ */
+int state_map_rename_table(struct state_txn *, const char *from,
+    const char *to, uint64_t tag, uint64_t *moved, char **errmsg);
 int state_map_reverse(struct state *, const char *table, const char *newkey,
     char **orig, char **errmsg);
 int state_map_reconcile(struct state *, uint64_t committed_lsn,
