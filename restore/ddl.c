@@ -996,6 +996,53 @@ partition_move(struct gen *g, json_t *bd, json_t *d, bool attach)
 	}
 }
 
+/*
+ * A partitioned table's partitions (name, bound) in from but not in to:
+ * ATTACH or DETACH PARTITION, each guarded by the target's catalog, since
+ * a parent's definition before a command may be older than its
+ * partitions' own commands (CREATE TABLE ... PARTITION OF, DROP TABLE of
+ * a partition, a rename) and a filter may have left a partition out.
+ */
+static void
+partitions_gone(struct gen *g, const char *schema, const char *name,
+    json_t *from, json_t *to, bool attach)
+{
+	struct sb b = { 0 }, parent = { 0 };
+	json_t *v, *w;
+	size_t i;
+
+	sb_qname(&parent, schema, name);
+	json_array_foreach(from, i, v) {
+		const char *pn = jstr0(v, "name");
+
+		w = find(to, "name", json_object_get(v, "name"));
+		if (w != NULL && (!attach || same(jstr(v, "bound"),
+		    jstr(w, "bound"))))
+			continue;
+		g->p->keys = true;
+		sb_add(&b, "DO $logship$ BEGIN IF to_regclass(");
+		sb_lit(&b, pn);
+		sb_add(&b, ") IS NOT NULL AND ");
+		sb_add(&b, attach ? "NOT " : "");
+		sb_add(&b, "EXISTS (SELECT FROM pg_catalog.pg_inherits WHERE "
+		    "inhrelid = to_regclass(");
+		sb_lit(&b, pn);
+		sb_add(&b, ") AND inhparent = to_regclass(");
+		sb_lit(&b, parent.p != NULL ? parent.p : "");
+		sb_add(&b, ")) THEN ALTER TABLE ");
+		sb_add(&b, parent.p != NULL ? parent.p : "");
+		sb_add(&b, attach ? " ATTACH PARTITION " : " DETACH PARTITION ");
+		sb_add(&b, pn);
+		if (attach) {
+			sb_add(&b, " ");
+			sb_add(&b, jstr0(v, "bound"));
+		}
+		sb_add(&b, "; END IF; END $logship$");
+		emit(g, &b);
+	}
+	free(parent.p);
+}
+
 /* The target's table from definition bd to d (same oid). */
 static void
 alter_table(struct gen *g, const char *cmdtag, json_t *bd, json_t *d)
@@ -1055,6 +1102,13 @@ alter_table(struct gen *g, const char *cmdtag, json_t *bd, json_t *d)
 	    !same(jstr(bd, "replident_index"), jstr(d, "replident_index")))
 		replident(g, d, schema, name);
 	partition_move(g, bd, d, true);
+	if (json_is_array(json_object_get(bd, "partitions")) &&
+	    json_is_array(json_object_get(d, "partitions"))) {
+		partitions_gone(g, schema, name, json_object_get(bd,
+		    "partitions"), json_object_get(d, "partitions"), false);
+		partitions_gone(g, schema, name, json_object_get(d,
+		    "partitions"), json_object_get(bd, "partitions"), true);
+	}
 	if (g->p->nsql > n0 || g->p->stop != NULL)
 		return;
 	/* nothing a definition shows (ATTACH on the parent, storage...) */

@@ -168,14 +168,17 @@ COMMIT;
 SQL
 ok_or_show $? "$T/w3.out" "DDL rolled back to a savepoint"
 
-# 4. DDL and DML in one query string; 5. unqualified names under a custom
-# search_path, also in a retype alone in its string
+# 4. DDL and DML in one query string (ATTACH and DETACH PARTITION beside
+# other DDL too); 5. unqualified names under a custom search_path, also in
+# a retype alone in its string
 psql_at "$P" -v ON_ERROR_STOP=1 \
 	-c "INSERT INTO customers (full_name, code) VALUES ('m 1', 'm1'); ALTER TABLE customers ADD COLUMN note text; INSERT INTO customers (full_name, code, note) VALUES ('m 2', 'm2', 'n'); ALTER TABLE customers ALTER COLUMN note TYPE varchar(40); UPDATE customers SET note = 'all'" \
 	-c "SET search_path = app, public" \
 	-c "CREATE TABLE notes (id serial PRIMARY KEY, ev bigint REFERENCES events (id), m mood, code text); INSERT INTO notes (ev, m, code) VALUES (1, 'ok', 'sad')" \
 	-c "ALTER TABLE notes ALTER COLUMN code TYPE mood USING code::mood" \
 	-c "INSERT INTO notes (ev, m, code) VALUES (2, 'happy', 'happy')" \
+	-c "SET search_path = public" \
+	-c "CREATE TABLE parts_3 (id int NOT NULL, k int NOT NULL, v text); ALTER TABLE parts ATTACH PARTITION parts_3 FOR VALUES FROM (200) TO (300); INSERT INTO parts VALUES (5, 250, 'e'); ALTER TABLE parts DETACH PARTITION parts_2; CREATE INDEX parts_v ON parts (v); INSERT INTO parts_2 VALUES (6, 160, 'f')" \
 	> "$T/w4.out" 2>&1
 ok_or_show $? "$T/w4.out" "DDL and DML in one query string, names under a search_path"
 psql_at "$P" -c "INSERT INTO customers (full_name, code) VALUES ('END', 'end')" >/dev/null
