@@ -89,5 +89,7 @@ int applier_query(struct applier *, const char *sql, int nparams,
 /* Counters since applier_new. */
 uint64_t applier_rows(const struct applier *);
 uint64_t applier_missing(const struct applier *);
+/* Updates folded into a later update of the same row (fold.h). */
+uint64_t applier_folded(const struct applier *);
 
 #endif

@@ -65,7 +65,7 @@ struct stream {
 	bool		 commit_txn;	/* commit at this transaction's end */
 	struct ddl_table *ddlt;		/* tables named by replayed DDL */
 	size_t		 nddlt;
-	uint64_t	 segs, txns, rows_total, missing_total;
+	uint64_t	 segs, txns, rows_total, missing_total, folded_total;
 	int64_t		 start_us, progress_us;
 	/* tests: SIGKILL after the nth commit of the target / of the ID map */
 	int		 commits, crash_after;
@@ -158,8 +158,9 @@ progress(struct stream *s, bool final)
 		    (double)(now - s->r->mk.commit_time) / 1e6);
 	if (final)
 		log_info("restore", "summary: segments=%" PRIu64 " transactions=%"
-		    PRIu64 " rows=%" PRIu64 " seconds=%.1f", s->segs, s->txns,
-		    rows, secs);
+		    PRIu64 " rows=%" PRIu64 " folded=%" PRIu64 " seconds=%.1f",
+		    s->segs, s->txns, rows, s->folded_total +
+		    (s->ap ? applier_folded(s->ap) : 0), secs);
 	else
 		fprintf(stderr, "\rsegments %" PRIu64 "  transactions %" PRIu64
 		    "  rows %" PRIu64 "  %.0f rows/s  lag %s   ", s->segs,
@@ -845,6 +846,7 @@ end_session(struct stream *s)
 	s->seen = NULL;
 	if (s->ap != NULL) {
 		s->rows_total += applier_rows(s->ap);
+		s->folded_total += applier_folded(s->ap);
 		s->missing_total += applier_missing(s->ap);
 	}
 	applier_free(s->ap);
