@@ -106,35 +106,26 @@ help(void)
 	    "2 usage.  See logship-agent(1).\n");
 }
 
-int
-config_parse_size(const char *s, int64_t *out)
+/* "--key value" on the command line, "key = value" in a file. */
+static void __attribute__((noreturn))
+bad_value(const struct ckey *k, const char *v, const char *where,
+    const char *want)
 {
-	char *end;
-	double v;
-	int64_t mult = 1;
+	if (strcmp(where, "command line") == 0 || strcmp(where, "default") == 0)
+		usage_error("%s: --%s %s: %s", where, k->name, v, want);
+	usage_error("%s: %s = %s: %s", where, k->name, v, want);
+}
 
-	errno = 0;
-	v = strtod(s, &end);
-	if (end == s || errno != 0 || v < 0)
-		return -1;
-	while (isspace((unsigned char)*end))
-		end++;
-	switch (toupper((unsigned char)*end)) {
-	case '\0': break;
-	case 'K': mult = 1024; end++; break;
-	case 'M': mult = 1024 * 1024; end++; break;
-	case 'G': mult = 1024LL * 1024 * 1024; end++; break;
-	case 'B': break;
-	default: return -1;
-	}
-	if (*end == 'i' || *end == 'I')
-		end++;
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (*end != '\0')
-		return -1;
-	*out = (int64_t)(v * (double)mult);
-	return 0;
+/* Only digits: no sign, space or base prefix. */
+static bool
+all_digits(const char *v)
+{
+	if (*v == '\0')
+		return false;
+	for (; *v != '\0'; v++)
+		if (!isdigit((unsigned char)*v))
+			return false;
+	return true;
 }
 
 /* Set key k from text; "where" names the source for messages. */
@@ -154,8 +145,7 @@ set_value(struct agent_config *c, const struct ckey *k, const char *v,
 		break;
 	case C_LSN:
 		if (ls_lsn_parse(v, &lsn) != 0)
-			usage_error("%s: --%s %s: expected an LSN like 16/B374D848",
-			    where, k->name, v);
+			bad_value(k, v, where, "expected an LSN like 16/B374D848");
 		free(*(char **)p);
 		*(char **)p = strdup(v);
 		c->endpos = lsn;
@@ -163,10 +153,11 @@ set_value(struct agent_config *c, const struct ckey *k, const char *v,
 		break;
 	case C_INT:
 	case C_FLAG:
+		errno = 0;
 		n = strtoll(v, &end, 10);
-		if (*v == '\0' || *end != '\0' || n < 0)
-			usage_error("%s: --%s %s: expected a whole number", where,
-			    k->name, v);
+		if (!all_digits(v) || errno != 0)
+			bad_value(k, v, where, "expected a whole number (digits "
+			    "only)");
 		*(int64_t *)p = n;
 		break;
 	case C_BOOL:
@@ -177,20 +168,20 @@ set_value(struct agent_config *c, const struct ckey *k, const char *v,
 		    strcmp(v, "off") == 0 || strcmp(v, "0") == 0)
 			*(bool *)p = false;
 		else
-			usage_error("%s: %s = %s: expected true or false", where,
-			    k->name, v);
+			bad_value(k, v, where, "expected true or false");
 		break;
 	case C_SIZE:
-		if (config_parse_size(v, &n) != 0 || n <= 0)
-			usage_error("%s: --%s %s: expected a size like 64MB", where,
-			    k->name, v);
+		if (ls_parse_size(v, &n) != 0 || n <= 0)
+			bad_value(k, v, where, "expected a size like 64MB: digits, "
+			    "then B, kB, MB, GB or KiB, MiB, GiB right after them "
+			    "(no space)");
 		*(int64_t *)p = n;
 		break;
 	case C_SECONDS:
-		d = strtod(v, &end);
-		if (*v == '\0' || *end != '\0' || d <= 0 || d > 86400)
-			usage_error("%s: --%s %s: expected seconds (0 < s <= 86400)",
-			    where, k->name, v);
+		if (ls_parse_duration(v, &d) != 0 || d <= 0 || d > 86400)
+			bad_value(k, v, where, "expected a duration like 1.5 or "
+			    "500ms, 30s, 5min, 1h (a unit right after the number, "
+			    "no space; 0 < duration <= 1 day)");
 		*(double *)p = d;
 		break;
 	}

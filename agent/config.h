@@ -46,7 +46,4 @@ struct agent_config {
 void config_parse(int argc, char **argv, struct agent_config *c);
 void config_free(struct agent_config *c);
 
-/* "64MB", "1GiB", "512k", "1000": bytes; 0 or -1. */
-int config_parse_size(const char *s, int64_t *out);
-
 #endif
