@@ -538,6 +538,7 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 			return 0;
 		r->mk.segno = x->it->segno;
 		r->mk.end_lsn = rec->u.txn.end_lsn;
+		r->mk.commit_time = x->commit_time;	/* of this, applied */
 		memcpy(r->mk.seg_sha, x->it->sha, 32);
 		r->mk.txns++;
 		s->txns++;
@@ -558,7 +559,7 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 	}
 }
 
-/* Begin records carry the commit time; keep it for the marker. */
+/* One segment's records, until its end or the until point. */
 static int
 apply_segment(struct stream *s, const struct prefetch_item *it,
     char **errmsg)
@@ -568,7 +569,6 @@ apply_segment(struct stream *s, const struct prefetch_item *it,
 	struct segment_reader *rd = NULL;
 	struct ls_record rec;
 	char name[64];
-	int64_t commit_time = 0;
 	int rc;
 
 	snprintf(name, sizeof(name), "segment %016" PRIx64, it->segno);
@@ -579,10 +579,6 @@ apply_segment(struct stream *s, const struct prefetch_item *it,
 		log_reopen();
 	}
 	while ((rc = segment_reader_next(rd, &rec, errmsg)) == 1) {
-		if (rec.kind == LS_REC_BEGIN)
-			commit_time = rec.u.txn.commit_time;
-		if (rec.kind == LS_REC_COMMIT && !x.skip)
-			r->mk.commit_time = commit_time;
 		if ((rc = on_record(&x, &rec, errmsg)) != 0)
 			break;
 		progress(s, false);
