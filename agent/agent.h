@@ -43,6 +43,7 @@ struct agent {
 	char		 database[64];
 	PGconn		*sql;
 	PGconn		*repl;
+	bool		 in_copy;	/* repl is streaming (START_REPLICATION) */
 	struct pgo_decoder *dec;
 	struct relcache	*rels;
 	char		*tables_written;	/* last logship.tables content */

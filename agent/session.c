@@ -511,6 +511,7 @@ disconnect(struct agent *a)
 	PQfinish(a->repl);
 	PQfinish(a->sql);
 	a->repl = a->sql = NULL;
+	a->in_copy = false;
 }
 
 static int
@@ -536,6 +537,7 @@ session_body(struct agent *a, char **errmsg)
 		return r;
 	if ((r = start_replication(a, errmsg)) != 0)
 		return r;
+	a->in_copy = true;
 	log_info("agent", "streaming generation %s from slot %s, next segment "
 	    "%016" PRIx64, a->generation, a->cfg->slot, a->segno);
 	a->ever_streamed = true;

@@ -98,8 +98,8 @@ send_status(struct agent *a, bool reply, char **errmsg)
 	uint64_t pos;
 	size_t n;
 
-	if (a->repl == NULL)
-		return 0;
+	if (a->repl == NULL || !a->in_copy)
+		return 0;	/* e.g. after a base, before START_REPLICATION */
 	pos = record_idle(a, confirm_position(a), now);
 	if (pos > a->confirmed)
 		a->confirmed = pos;
