@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/conffile.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "config.h"
@@ -198,51 +199,34 @@ find_key(const char *name)
 	return NULL;
 }
 
-static char *
-trim(char *s)
-{
-	char *e;
+struct file_ctx {
+	struct agent_config	*c;
+	const bool		*set;	/* keys given on argv: they win */
+};
 
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
+static int
+file_setting(void *arg, const char *k, const char *v, const char *where)
+{
+	struct file_ctx *x = arg;
+	const struct ckey *key;
+
+	if ((key = find_key(k)) == NULL || strcmp(k, "config") == 0 ||
+	    strcmp(k, "ddl-uninstall") == 0)
+		usage_error("%s: unknown setting \"%s\"", where, k);
+	if (!x->set[key - keys])
+		set_value(x->c, key, v, where);
+	return 0;
 }
 
-/* "key = value" lines; values may be 'single-quoted'.  Lines set[] on argv win. */
+/* "key = value" lines (conffile.h).  Lines set[] on argv win. */
 static void
 read_file(struct agent_config *c, const char *path, const bool *set)
 {
-	char line[4096], where[4200], *eq, *k, *v;
-	const struct ckey *key;
-	FILE *fp = fopen(path, "r");
-	int lineno = 0;
+	struct file_ctx x = { c, set };
+	char *err = NULL;
 
-	if (fp == NULL)
-		usage_error("config file %s: %s", path, strerror(errno));
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		lineno++;
-		snprintf(where, sizeof(where), "%s:%d", path, lineno);
-		if (*(k = trim(line)) == '#' || *k == '\0')
-			continue;
-		if ((eq = strchr(k, '=')) == NULL)
-			usage_error("%s: expected key = value", where);
-		*eq = '\0';
-		k = trim(k);
-		v = trim(eq + 1);
-		if (*v == '\'' && strlen(v) >= 2 && v[strlen(v) - 1] == '\'') {
-			v[strlen(v) - 1] = '\0';
-			v++;
-		}
-		if ((key = find_key(k)) == NULL || strcmp(k, "config") == 0 ||
-		    strcmp(k, "ddl-uninstall") == 0)
-			usage_error("%s: unknown setting \"%s\"", where, k);
-		if (!set[key - keys])
-			set_value(c, key, v, where);
-	}
-	fclose(fp);
+	if (conffile_read(path, file_setting, &x, &err) != 0)
+		usage_error("%s", err);
 }
 
 static void
