@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/service.h"
 #include "common/util.h"
 #include "prefetch.h"
 #include "repo/catalog.h"
@@ -204,6 +205,7 @@ prefetch_next(struct prefetch *p, struct prefetch_item *item)
 
 	pthread_mutex_lock(&p->lock);
 	while (p->count == 0 && !p->finished && !*p->stop) {
+		service_watchdog();	/* following: the restore waits here */
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 200000000;
 		if (ts.tv_nsec >= 1000000000) {

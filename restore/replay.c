@@ -30,6 +30,7 @@
 #include "ddl.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/service.h"
 #include "common/util.h"
 #include "format/relcache.h"
 #include "format/segment.h"
@@ -665,7 +666,11 @@ replay_segments(struct stream *s, char **errmsg)
 	    r->mk.segno ? r->mk.segno : 1, r->o->follow, &restore_stop, &pf,
 	    errmsg)) != 0)
 		return rc;
+	service_busy(false);	/* the segment loop feeds the watchdog now */
+	service_ready("%s store %s, generation %s", r->o->follow ? "following" :
+	    "replaying", store_url(r->store), r->mk.generation);
 	while (rc == 0 && !restore_stop && prefetch_next(pf, &it)) {
+		service_watchdog();
 		rc = check_item(r, &it, &prev, prev_sha, have_prev, errmsg);
 		if (rc != 0) {
 			/* nothing of this segment was applied: keep the rest */
@@ -692,6 +697,9 @@ replay_segments(struct stream *s, char **errmsg)
 			int crc = commit_batch(s, errmsg);
 			if (crc != 0)
 				rc = crc;
+			if (rc == 0)
+				service_status("caught up: segment %016" PRIx64
+				    " applied", r->mk.segno);
 		}
 	}
 	prefetch_stop(pf);
@@ -849,6 +857,7 @@ nap(int64_t us)
 	struct timespec ts = { 0, 100000000 };
 
 	while (us > 0 && !restore_stop) {
+		service_watchdog();
 		nanosleep(&ts, NULL);
 		us -= 100000;
 	}
@@ -872,7 +881,9 @@ replay_main(const struct replay_opts *o)
 		goto out;
 	}
 	for (;;) {
+		service_busy(true);	/* base phases: steps may block long */
 		rc = session(&s, &connected, &err);
+		service_busy(false);
 		end_session(&s);
 		if (rc == LS_ERR_SCHEMA && s.stop_before != 0 && !s.done &&
 		    !restore_stop) {
@@ -915,6 +926,7 @@ replay_main(const struct replay_opts *o)
 		log_warn("restore", "%" PRIu64 " UPDATE/DELETE found no row on "
 		    "the target: it has diverged from the source", s.missing_total);
  out:
+	service_stopping();
 	state_close(r.state);
 	store_free(r.store);
 	for (i = 0; i < s.nddlt; i++) {
