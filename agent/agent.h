@@ -94,6 +94,9 @@ void stream_reset_inflight(struct agent *);
 /* Free what the stream keeps across sessions. */
 void stream_free(struct agent *);
 
+/* dropslot.c: --drop-slot, a command of its own; the exit status. */
+int drop_slot_main(const struct agent_config *);
+
 /* session.c: one connected run (returns 0 when done: stop or endpos). */
 int session_run(struct agent *, char **errmsg);
 

@@ -40,6 +40,9 @@ static const struct ckey agent_keys[] = {
 	    "capture DDL on the source (installs event triggers; superuser)" },
 	{ "ddl-uninstall", C_BOOL, F(ddl_uninstall), NULL,
 	    "remove the DDL capture from --source and exit" },
+	{ "drop-slot", C_BOOL, F(drop_slot), NULL,
+	    "drop the store's replication slot and the publication on --source "
+	    "(a retired store), then exit" },
 	{ "endpos", C_LSN, F(endpos_text), NULL,
 	    "exit 0 once every transaction committed at or before LSN is stored" },
 	{ "segment-max-txns", C_INT, F(segment_max_txns), "10000",
@@ -211,7 +214,7 @@ file_setting(void *arg, const char *k, const char *v, const char *where)
 	const struct ckey *key;
 
 	if ((key = find_key(k)) == NULL || strcmp(k, "config") == 0 ||
-	    strcmp(k, "ddl-uninstall") == 0)
+	    strcmp(k, "ddl-uninstall") == 0 || strcmp(k, "drop-slot") == 0)
 		usage_error("%s: unknown setting \"%s\"", where, k);
 	if (!x->set[key - keys])
 		set_value(x->c, key, v, where);
@@ -267,6 +270,8 @@ check_required(const struct agent_config *c)
 		return;		/* a command of its own: needs nothing else */
 	if (c->store == NULL)
 		usage_error("--store URL is required");
+	if (c->drop_slot && c->has_endpos)
+		usage_error("--drop-slot is a command of its own: no --endpos");
 	if (c->jobs < 1 || c->jobs > 64)
 		usage_error("--jobs %lld: expected 1..64", (long long)c->jobs);
 	if (c->segment_max_txns < 1)

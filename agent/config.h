@@ -22,6 +22,7 @@ struct agent_config {
 	char		*tables;		/* "s.t,s.t" or NULL: all tables */
 	bool		 ddl;			/* install the DDL capture */
 	bool		 ddl_uninstall;		/* remove it and exit */
+	bool		 drop_slot;		/* drop slot and publication, exit */
 	char		*endpos_text;
 	uint64_t	 endpos;
 	bool		 has_endpos;

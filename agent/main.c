@@ -259,6 +259,11 @@ main(int argc, char **argv)
 		config_free(&cfg);
 		return r;
 	}
+	if (cfg.drop_slot) {
+		r = drop_slot_main(&cfg);
+		config_free(&cfg);
+		return r;
+	}
 	memset(&a, 0, sizeof(a));
 	srandom((unsigned)(getpid() ^ time(NULL)));
 	install_signals();

@@ -663,8 +663,8 @@ replay_segments(struct stream *s, char **errmsg)
 		applier_create_missing(s->ap, base_manifest_ddl(r->m));
 	if (rc != 0 ||
 	    (rc = prefetch_start(r->store, r->mk.generation, r->keyp,
-	    r->mk.segno ? r->mk.segno : 1, r->o->follow, &restore_stop, &pf,
-	    errmsg)) != 0)
+	    r->mk.segno ? r->mk.segno : 1, r->o->follow, r->o->has_until_lsn ?
+	    r->o->until_lsn : 0, &restore_stop, &pf, errmsg)) != 0)
 		return rc;
 	service_busy(false);	/* the segment loop feeds the watchdog now */
 	service_ready("%s store %s, generation %s", r->o->follow ? "following" :
