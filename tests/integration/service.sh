@@ -81,6 +81,10 @@ NOTIFY_SOCKET="$T/agent.sock" WATCHDOG_USEC=1000000 "$AGENT" --config "$T/agent.
 APID=$!; track_pid $APID
 wait_msg agent '^READY=1$' 1 $APID
 is "$(grep -c '^READY=1$' "$T/agent.log")" 1 "agent: READY=1 once"
+first_wd=$(grep -n '^WATCHDOG=1$' "$T/agent.log" | head -n 1 | cut -d: -f1)
+first_ready=$(grep -n '^READY=1$' "$T/agent.log" | head -n 1 | cut -d: -f1)
+is "$([ -n "$first_wd" ] && [ "$first_wd" -lt "${first_ready:-0}" ] && echo yes)" yes \
+    "agent: the watchdog is fed during the base snapshot, before READY=1"
 like "$(grep -A1 '^READY=1$' "$T/agent.log")" "^STATUS=streaming generation 0000000000000001 from slot logship" "agent: READY=1 comes with a STATUS line, once it streams"
 grep -q "streaming generation" "$T/agent.out"; ok $? "agent: it streams by then"
 n=$(grep -c '^WATCHDOG=1$' "$T/agent.log")
