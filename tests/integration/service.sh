@@ -34,7 +34,8 @@ if command -v systemd-analyze >/dev/null 2>&1; then
 		is "$out" "" "systemd-analyze verify logship-$u@.service: no warning"
 	done
 else
-	diag "systemd-analyze is not installed: the units are not verified (apt-get install systemd)"
+	_n=$((_n + 1))
+	echo "ok $_n # SKIP systemd-analyze is not installed: the units are not verified (apt-get install systemd)"
 fi
 
 command -v python3 >/dev/null 2>&1 || { diag "python3 is missing: no sd_notify listener"; done_testing; }
