@@ -43,6 +43,7 @@ struct agent {
 	char		 database[64];
 	PGconn		*sql;
 	PGconn		*repl;
+	bool		 in_copy;	/* repl is streaming (START_REPLICATION) */
 	struct pgo_decoder *dec;
 	struct relcache	*rels;
 	char		*tables_written;	/* last logship.tables content */
@@ -92,6 +93,9 @@ int stream_sample_now(struct agent *, char **errmsg);
 void stream_reset_inflight(struct agent *);
 /* Free what the stream keeps across sessions. */
 void stream_free(struct agent *);
+
+/* dropslot.c: --drop-slot, a command of its own; the exit status. */
+int drop_slot_main(const struct agent_config *);
 
 /* session.c: one connected run (returns 0 when done: stop or endpos). */
 int session_run(struct agent *, char **errmsg);

@@ -60,6 +60,7 @@ struct cmdctx {
 	uint64_t	 segno;
 	uint64_t	 lsn;
 	uint32_t	 xid;
+	bool		 if_present;	/* no row found is fine */
 };
 
 struct applier {
@@ -278,6 +279,12 @@ applier_context(struct applier *a, uint64_t segno, uint64_t commit_lsn,
 	a->ctx.xid = xid;
 }
 
+void
+applier_if_present(struct applier *a, bool on)
+{
+	a->ctx.if_present = on;
+}
+
 const struct ls_relation *
 applier_get_relation(const struct applier *a, uint32_t oid)
 {
@@ -405,7 +412,8 @@ note_result(struct applier *a, PGresult *res, size_t idx, char **errmsg)
 		tuples = PQcmdTuples(res);
 		if ((strncmp(PQcmdStatus(res), "UPDATE", 6) == 0 ||
 		    strncmp(PQcmdStatus(res), "DELETE", 6) == 0) &&
-		    strcmp(tuples, "0") == 0)
+		    strcmp(tuples, "0") == 0 && !(idx < (size_t)a->queued &&
+		    a->sentctx[idx].if_present))
 			a->missing++;	/* the row was not there */
 	}
 }

@@ -59,6 +59,11 @@ int applier_begin(struct applier *, char **errmsg);
 int applier_ddl(struct applier *, char *const *sql, size_t n,
     char **errmsg);
 int applier_change(struct applier *, const struct ls_change *, char **errmsg);
+/*
+ * While on, an UPDATE or DELETE finding no row is expected (a filter may
+ * have left the row out): not counted by applier_missing.
+ */
+void applier_if_present(struct applier *, bool on);
 int applier_sequence(struct applier *, const struct ls_sequence *, char **errmsg);
 /*
  * Run the extra statements (the marker UPDATE, the replication origin's

@@ -30,6 +30,7 @@
 #include "ddl.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/service.h"
 #include "common/util.h"
 #include "format/relcache.h"
 #include "format/segment.h"
@@ -547,6 +548,7 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 			return 0;
 		r->mk.segno = x->it->segno;
 		r->mk.end_lsn = rec->u.txn.end_lsn;
+		r->mk.commit_time = x->commit_time;	/* of this, applied */
 		memcpy(r->mk.seg_sha, x->it->sha, 32);
 		r->mk.txns++;
 		s->txns++;
@@ -567,7 +569,7 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 	}
 }
 
-/* Begin records carry the commit time; keep it for the marker. */
+/* One segment's records, until its end or the until point. */
 static int
 apply_segment(struct stream *s, const struct prefetch_item *it,
     char **errmsg)
@@ -577,7 +579,6 @@ apply_segment(struct stream *s, const struct prefetch_item *it,
 	struct segment_reader *rd = NULL;
 	struct ls_record rec;
 	char name[64];
-	int64_t commit_time = 0;
 	int rc;
 
 	snprintf(name, sizeof(name), "segment %016" PRIx64, it->segno);
@@ -588,10 +589,6 @@ apply_segment(struct stream *s, const struct prefetch_item *it,
 		log_reopen();
 	}
 	while ((rc = segment_reader_next(rd, &rec, errmsg)) == 1) {
-		if (rec.kind == LS_REC_BEGIN)
-			commit_time = rec.u.txn.commit_time;
-		if (rec.kind == LS_REC_COMMIT && !x.skip)
-			r->mk.commit_time = commit_time;
 		if ((rc = on_record(&x, &rec, errmsg)) != 0)
 			break;
 		progress(s, false);
@@ -675,10 +672,14 @@ replay_segments(struct stream *s, char **errmsg)
 		applier_create_missing(s->ap, base_manifest_ddl(r->m));
 	if (rc != 0 ||
 	    (rc = prefetch_start(r->store, r->mk.generation, r->keyp,
-	    r->mk.segno ? r->mk.segno : 1, r->o->follow, &restore_stop, &pf,
-	    errmsg)) != 0)
+	    r->mk.segno ? r->mk.segno : 1, r->o->follow, r->o->has_until_lsn ?
+	    r->o->until_lsn : 0, &restore_stop, &pf, errmsg)) != 0)
 		return rc;
+	service_busy(false);	/* the segment loop feeds the watchdog now */
+	service_ready("%s store %s, generation %s", r->o->follow ? "following" :
+	    "replaying", store_url(r->store), r->mk.generation);
 	while (rc == 0 && !restore_stop && prefetch_next(pf, &it)) {
+		service_watchdog();
 		rc = check_item(r, &it, &prev, prev_sha, have_prev, errmsg);
 		if (rc != 0) {
 			/* nothing of this segment was applied: keep the rest */
@@ -705,6 +706,9 @@ replay_segments(struct stream *s, char **errmsg)
 			int crc = commit_batch(s, errmsg);
 			if (crc != 0)
 				rc = crc;
+			if (rc == 0)
+				service_status("caught up: segment %016" PRIx64
+				    " applied", r->mk.segno);
 		}
 	}
 	prefetch_stop(pf);
@@ -863,6 +867,7 @@ nap(int64_t us)
 	struct timespec ts = { 0, 100000000 };
 
 	while (us > 0 && !restore_stop) {
+		service_watchdog();
 		nanosleep(&ts, NULL);
 		us -= 100000;
 	}
@@ -886,7 +891,9 @@ replay_main(const struct replay_opts *o)
 		goto out;
 	}
 	for (;;) {
+		service_busy(true);	/* base phases: steps may block long */
 		rc = session(&s, &connected, &err);
+		service_busy(false);
 		end_session(&s);
 		if (rc == LS_ERR_SCHEMA && s.stop_before != 0 && !s.done &&
 		    !restore_stop) {
@@ -929,6 +936,7 @@ replay_main(const struct replay_opts *o)
 		log_warn("restore", "%" PRIu64 " UPDATE/DELETE found no row on "
 		    "the target: it has diverged from the source", s.missing_total);
  out:
+	service_stopping();
 	state_close(r.state);
 	store_free(r.store);
 	for (i = 0; i < s.nddlt; i++) {

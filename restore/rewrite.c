@@ -244,11 +244,15 @@ apply_change(struct route *x, const struct ls_change *orig, char **errmsg)
 }
 
 static int
-apply_one(void *arg, const struct ls_change *ch)
+apply_one(void *arg, const struct ls_change *ch, bool if_present)
 {
 	struct route *x = arg;
+	int rc;
 
-	return apply_change(x, ch, x->errmsg);
+	applier_if_present(x->ap, if_present);
+	rc = apply_change(x, ch, x->errmsg);
+	applier_if_present(x->ap, false);
+	return rc;
 }
 
 /* Truncate only the included tables. */

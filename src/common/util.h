@@ -43,6 +43,18 @@ int ls_parse_time(const char *s, int64_t *us);
 void ls_lsn_format(uint64_t lsn, char out[32]);
 int ls_lsn_parse(const char *s, uint64_t *lsn);
 
+/*
+ * Sizes and durations as people write them in options and config files:
+ * digits, an optional fraction (".5"), then a unit written right after
+ * the number, no space.  Sizes: none or B (bytes), K/KB/KiB, M/MB/MiB,
+ * G/GB/GiB, T/TB/TiB (powers of 1024; case-insensitive).  Durations:
+ * none or s (seconds), ms, m/min, h, d.  Nothing else: no sign, space,
+ * "inf", "nan", hex or exponent.  0, or LS_ERR_INVALID (out of range
+ * included).
+ */
+int ls_parse_size(const char *s, int64_t *bytes);
+int ls_parse_duration(const char *s, double *seconds);
+
 /* Retry delay for attempt n (0-based): 0.5 s doubling to 30 s, +-25% jitter. */
 int64_t ls_backoff_us(int attempt);
 
