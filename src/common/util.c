@@ -165,6 +165,38 @@ days_in_month(int year, int month)
 }
 
 int
+ls_parse_duration(const char *s, int64_t *us)
+{
+	static const struct { char c; int64_t sec; } units[] = {
+		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
+		{ 'w', 7 * 86400 },
+	};
+	int64_t n = 0, mult = 1;
+	size_t i;
+
+	if (*s < '0' || *s > '9')
+		return LS_ERR_INVALID;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		n = n * 10 + (*s - '0');
+		if (n > 100LL * 366 * 86400)
+			return LS_ERR_INVALID;
+	}
+	if (*s != '\0') {
+		for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+			if (*s == units[i].c)
+				mult = units[i].sec;
+		if (mult == 1 && *s != 's')
+			return LS_ERR_INVALID;
+		if (*++s != '\0')
+			return LS_ERR_INVALID;
+	}
+	if (n == 0 || n > 100LL * 366 * 86400 / mult)
+		return LS_ERR_INVALID;
+	*us = n * mult * 1000000;
+	return 0;
+}
+
+int
 ls_parse_time(const char *s, int64_t *us)
 {
 	struct tm tm = { 0 };

@@ -36,6 +36,13 @@ void ls_format_time(int64_t us, char *out, size_t outlen);
 int ls_parse_time(const char *s, int64_t *us);
 
 /*
+ * A duration: a whole number of seconds, or one followed at once (no
+ * space) by s, m, h, d or w: "90", "90s", "15m", "6h", "7d", "2w".  More
+ * than 0 and at most 100 years; 0 or LS_ERR_INVALID.
+ */
+int ls_parse_duration(const char *s, int64_t *us);
+
+/*
  * "16/B374D848" <-> uint64.  The parser takes exactly what PostgreSQL
  * prints: 1 to 8 hex digits, '/', 1 to 8 hex digits (no sign, no "0x",
  * no spaces); 0 or LS_ERR_INVALID.

@@ -15,6 +15,19 @@ test_lsn(void)
 	uint64_t v = 0;
 	char buf[32];
 
+	{
+		int64_t d = 0;
+
+		ok(ls_parse_duration("90", &d) == 0 && d == 90000000LL &&
+		    ls_parse_duration("15m", &d) == 0 && d == 900000000LL &&
+		    ls_parse_duration("7d", &d) == 0 && d == 604800000000LL &&
+		    ls_parse_duration("2w", &d) == 0 && d == 1209600000000LL,
+		    "durations: seconds, m, d, w");
+		ok(ls_parse_duration("", &d) != 0 && ls_parse_duration("0", &d) != 0 &&
+		    ls_parse_duration("7 d", &d) != 0 && ls_parse_duration("1x", &d) != 0 &&
+		    ls_parse_duration("1dd", &d) != 0 && ls_parse_duration("-1h", &d) != 0,
+		    "bad durations refused");
+	}
 	ok(ls_lsn_parse("16/B374D848", &v) == 0 && v == 0x16B374D848ULL, "LSN parse");
 	ls_lsn_format(v, buf);
 	ok(strcmp(buf, "16/B374D848") == 0, "LSN format round trip");
