@@ -14,7 +14,8 @@
 #include "store/store_opts.h"
 
 
-enum ctype { C_STR, C_INT, C_SIZE, C_SECONDS, C_LSN, C_FLAG, C_BOOL };
+enum ctype { C_STR, C_INT, C_SIZE, C_SECONDS, C_LSN, C_FLAG, C_BOOL,
+    C_DURATION };
 
 struct ckey {
 	const char	*name;
@@ -39,6 +40,10 @@ static const struct ckey agent_keys[] = {
 	    "capture DDL on the source (installs event triggers; superuser)" },
 	{ "ddl-uninstall", C_BOOL, F(ddl_uninstall), NULL,
 	    "remove the DDL capture from --source and exit" },
+	{ "new-base", C_BOOL, F(new_base), NULL,
+	    "take a fresh base of the live store now (beside a running agent) and exit" },
+	{ "base-interval", C_DURATION, F(base_interval_us), NULL,
+	    "take a fresh base whenever the newest is older than DURATION (7d, 12h, 3600)" },
 	{ "endpos", C_LSN, F(endpos_text), NULL,
 	    "exit 0 once every transaction committed at or before LSN is stored" },
 	{ "segment-max-txns", C_INT, F(segment_max_txns), "10000",
@@ -186,6 +191,13 @@ set_value(struct agent_config *c, const struct ckey *k, const char *v,
 			    k->name, v);
 		*(int64_t *)p = n;
 		break;
+	case C_DURATION:
+		if (ls_parse_duration(v, &n) != 0)
+			usage_error("%s: --%s %s: expected a duration: seconds, or "
+			    "a number with s, m, h, d or w and no space (7d)",
+			    where, k->name, v);
+		*(int64_t *)p = n;
+		break;
 	case C_SECONDS:
 		d = strtod(v, &end);
 		if (*v == '\0' || *end != '\0' || d <= 0 || d > 86400)
@@ -300,6 +312,9 @@ check_required(const struct agent_config *c)
 		usage_error("--log-format %s: use text or json", c->log_format);
 	if (c->tables != NULL)
 		check_tables(c->tables);
+	if (c->new_base && (c->init || c->has_endpos || c->ddl))
+		usage_error("--new-base takes a base beside the running agent "
+		    "and exits: leave --init, --endpos and --ddl to that agent");
 }
 
 void

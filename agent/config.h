@@ -22,6 +22,8 @@ struct agent_config {
 	char		*tables;		/* "s.t,s.t" or NULL: all tables */
 	bool		 ddl;			/* install the DDL capture */
 	bool		 ddl_uninstall;		/* remove it and exit */
+	bool		 new_base;		/* take one base now and exit */
+	int64_t		 base_interval_us;	/* a base when the newest is older */
 	char		*endpos_text;
 	uint64_t	 endpos;
 	bool		 has_endpos;
