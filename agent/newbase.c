@@ -108,7 +108,7 @@ check_generation(struct store *st, const uint8_t *key, uint64_t system_id,
 		    "%s of system %" PRIu64 ", not %s of %" PRIu64 ": a new base "
 		    "must come from the store's own source", store_url(st),
 		    id.database, id.system_id, database, system_id);
-	r = base_manifest_read(st, id.generation, key, &m, errmsg);
+	r = base_manifest_read_newest(st, id.generation, key, &m, errmsg);
 	base_manifest_free(m);
 	if (r == LS_ERR_NOTFOUND)
 		return ls_errf(errmsg, LS_ERR_INVALID, "generation %s of store %s "
@@ -212,28 +212,16 @@ newbase_newest_created(struct store *st, const char *gen, const uint8_t *key,
     int64_t *created, char **errmsg)
 {
 	struct base_manifest *m = NULL;
-	char (*names)[24] = NULL;
-	size_t n, i;
-	int r;
+	int r = base_manifest_read_newest(st, gen, key, &m, errmsg);
 
-	*created = 0;
-	if ((r = catalog_bases(st, gen, &names, &n, errmsg)) != 0)
-		return r;
-	for (i = n; i > 0; i--) {
-		r = base_manifest_read_named(st, gen, names[i - 1], key, &m,
-		    errmsg);
-		if (r == LS_ERR_NOTFOUND) {	/* one being copied */
-			free(*errmsg);
-			*errmsg = NULL;
-			continue;
-		}
-		if (r == 0)
-			*created = base_manifest_created(m);
-		base_manifest_free(m);
-		break;
+	*created = r == 0 ? base_manifest_created(m) : 0;
+	base_manifest_free(m);
+	if (r == LS_ERR_NOTFOUND) {
+		free(*errmsg);
+		*errmsg = NULL;
+		r = 0;
 	}
-	free(names);
-	return r == LS_ERR_NOTFOUND ? 0 : r;
+	return r;
 }
 
 /* ---- --base-interval: one background thread of the streaming agent ---- */

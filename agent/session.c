@@ -419,7 +419,9 @@ plan(struct agent *a, bool *need_base, bool *fresh, char **errmsg)
 	a->slot_confirmed = st.confirmed_flush;
 	*need_base = *fresh;
 	if (!*fresh) {
-		r = base_manifest_read(a->store, a->generation, a->key, &m, errmsg);
+		/* any complete base: expire may have removed the first */
+		r = base_manifest_read_newest(a->store, a->generation, a->key,
+		    &m, errmsg);
 		if (r == 0)
 			a->base_lsn = base_manifest_lsn(m);
 		base_manifest_free(m);

@@ -324,6 +324,27 @@ base_manifest_read_named(struct store *st, const char *generation,
 	return r;
 }
 
+int
+base_manifest_read_newest(struct store *st, const char *generation,
+    const uint8_t *key, struct base_manifest **out, char **errmsg)
+{
+	char (*names)[24] = NULL;
+	size_t n, i;
+	int r;
+
+	if ((r = catalog_bases(st, generation, &names, &n, errmsg)) != 0)
+		return r;
+	r = LS_ERR_NOTFOUND;
+	for (i = n; i > 0 && r == LS_ERR_NOTFOUND; i--) {
+		free(*errmsg);
+		*errmsg = NULL;
+		r = base_manifest_read_named(st, generation, names[i - 1], key,
+		    out, errmsg);
+	}
+	free(names);
+	return r;
+}
+
 uint64_t
 base_manifest_lsn(const struct base_manifest *m)
 {

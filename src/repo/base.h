@@ -106,6 +106,12 @@ int base_manifest_read(struct store *, const char *generation,
 int base_manifest_read_named(struct store *, const char *generation,
     const char *base, const uint8_t *key, struct base_manifest **out,
     char **errmsg);
+/*
+ * The newest complete base of the generation (any name); LS_ERR_NOTFOUND
+ * when it has none (the first not finished, or every one expired).
+ */
+int base_manifest_read_newest(struct store *, const char *generation,
+    const uint8_t *key, struct base_manifest **out, char **errmsg);
 
 uint64_t base_manifest_lsn(const struct base_manifest *);
 const char *base_manifest_snapshot(const struct base_manifest *);

@@ -172,6 +172,23 @@ is "$?" 0 "verify passes"
 fingerprint "$Q" final > "$T/fp_f"
 check "a restore from what is left equals the source" sh -c "diff '$T/fp_src' '$T/fp_f'"
 
+# --base-interval: the streaming agent takes one itself when the newest is old
+sleep 2
+"$AGENT" --source "$SRC" --store "$S" --flush-interval 0.2 --base-interval 2s > "$T/agent2.log" 2>&1 &
+APID=$!; track_pid $APID
+load 2
+i=0; until [ "$(ls "$S/$GEN"/base-*/manifest 2>/dev/null | wc -l)" -ge 2 ] || [ $i -gt 600 ]; do sleep 0.1; i=$((i+1)); done
+kill -TERM $APID; wait $APID
+is "$?" 0 "the agent with --base-interval exits 0 on SIGTERM"
+is "$(ls "$S/$GEN"/base-*/manifest | wc -l)" 2 "it took a new base while streaming"
+like "$(cat "$T/agent2.log")" "new base base-[0-9a-f]{16} complete" "and logged it"
+is "$(ls "$S" | grep -c '^[0-9a-f]\{16\}$')" 1 "still one generation"
+"$RESTORE" verify --store "$S" > "$T/v5.log" 2>&1
+is "$?" 0 "verify passes"
+"$AGENT" --source "$SRC" --store "$S" --base-interval "2 s" > "$T/bad.log" 2>&1
+is "$?" 2 "--base-interval with a space is a usage error"
+like "$(cat "$T/bad.log")" "--base-interval 2 s: expected a duration" "naming the value"
+
 # a real gap is still a gap
 cp -a "$S" "$T/gap"
 G1=$(ls "$T/gap/$GEN/seg" | sed -n 3p)
