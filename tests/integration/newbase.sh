@@ -189,6 +189,15 @@ is "$?" 0 "verify passes"
 is "$?" 2 "--base-interval with a space is a usage error"
 like "$(cat "$T/bad.log")" "--base-interval 2 s: expected a duration" "naming the value"
 
+# mirror copies several bases and an expired prefix
+"$RESTORE" mirror --from "$S" --to "$T/mirror" > "$T/m.log" 2>&1
+is "$?" 0 "mirror copies the store with several bases and an expired prefix" || sed 's/^/# /' "$T/m.log"
+(cd "$S" && find . -type f ! -name '*.confirmed' | sort) > "$T/m_src"
+(cd "$T/mirror" && find . -type f ! -name '*.confirmed' | sort) > "$T/m_dst"
+check "every object of it" cmp -s "$T/m_src" "$T/m_dst"
+"$RESTORE" verify --store "$T/mirror" > "$T/v6.log" 2>&1
+is "$?" 0 "and the copy verifies"
+
 # a real gap is still a gap
 cp -a "$S" "$T/gap"
 G1=$(ls "$T/gap/$GEN/seg" | sed -n 3p)
