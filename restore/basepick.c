@@ -28,56 +28,6 @@
 #include "repo/catalog.h"
 #include "store/store.h"
 
-/* Every complete base of gen, oldest first (n of them); free with bases_free. */
-static int
-bases_read(struct run *r, const char *gen, struct base_manifest ***out,
-    size_t *n, char **errmsg)
-{
-	struct base_manifest **v = NULL;
-	char (*names)[24] = NULL;
-	size_t nn, i;
-	int rc;
-
-	*n = 0;
-	if ((rc = catalog_bases(r->store, gen, &names, &nn, errmsg)) != 0)
-		return rc;
-	if (nn > 0 && (v = calloc(nn, sizeof(*v))) == NULL) {
-		free(names);
-		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	}
-	for (i = 0; i < nn; i++) {
-		rc = base_manifest_read_named(r->store, gen, names[i], r->keyp,
-		    &v[*n], errmsg);
-		if (rc == LS_ERR_NOTFOUND) {	/* being copied, or expiring */
-			free(*errmsg);
-			*errmsg = NULL;
-			continue;
-		}
-		if (rc != 0)
-			break;
-		(*n)++;
-	}
-	free(names);
-	if (rc != 0 && rc != LS_ERR_NOTFOUND) {
-		while (*n > 0)
-			base_manifest_free(v[--*n]);
-		free(v);
-		if (rc == LS_ERR_AUTH || rc == LS_ERR_VERSION)
-			r->bad_input = true;
-		return rc;
-	}
-	*out = v;
-	return 0;
-}
-
-static void
-bases_free(struct base_manifest **v, size_t n)
-{
-	while (n > 0)
-		base_manifest_free(v[--n]);
-	free(v);
-}
-
 static bool
 is_first(const struct base_manifest *m)
 {
@@ -146,64 +96,94 @@ check_not_expired(struct run *r, const struct state_marker *tm,
 	    store_url(r->store));
 }
 
-/* A resumed restore: the base it was loading, or one for the tables. */
-static struct base_manifest *
-pick_resumed(struct base_manifest **v, size_t n, const struct state_marker *tm)
+/* Is m the base to load: the one a resume was loading, or one allowed? */
+static bool
+fits(const struct run *r, const struct base_manifest *m,
+    const struct state_marker *tm)
 {
-	size_t i;
+	if (tm == NULL)
+		return allowed(r, m);
+	if ((tm->phase & PHASE_MASK) < PHASE_STREAM)
+		return tm->end_lsn == 0 ? is_first(m) :
+		    !is_first(m) && base_manifest_lsn(m) == tm->end_lsn;
+	/* streaming: the base only describes the tables */
+	return is_first(m) || base_manifest_lsn(m) <= tm->end_lsn;
+}
 
-	if ((tm->phase & PHASE_MASK) < PHASE_STREAM) {
-		for (i = 0; i < n; i++)
-			if (tm->end_lsn == 0 ? is_first(v[i]) : !is_first(v[i]) &&
-			    base_manifest_lsn(v[i]) == tm->end_lsn)
-				return v[i];
-		return NULL;
+/*
+ * The newest complete base of gen that fits, reading one manifest at a
+ * time from the newest; a streaming restore falls back to the oldest.
+ * *m NULL when none: *ncomplete says how many complete bases there were.
+ */
+static int
+newest_fitting(struct run *r, const char *gen, const struct state_marker *tm,
+    struct base_manifest **m, size_t *ncomplete, char **errmsg)
+{
+	struct base_manifest *cur = NULL, *oldest = NULL;
+	char (*names)[24] = NULL;
+	size_t n, i;
+	int rc;
+
+	*m = NULL;
+	*ncomplete = 0;
+	if ((rc = catalog_bases(r->store, gen, &names, &n, errmsg)) != 0)
+		return rc;
+	for (i = n; i > 0; i--) {
+		rc = base_manifest_read_named(r->store, gen, names[i - 1],
+		    r->keyp, &cur, errmsg);
+		if (rc == LS_ERR_NOTFOUND) {	/* being copied, or expiring */
+			free(*errmsg);
+			*errmsg = NULL;
+			rc = 0;
+			continue;
+		}
+		if (rc != 0)
+			break;
+		(*ncomplete)++;
+		if (fits(r, cur, tm)) {
+			*m = cur;
+			break;
+		}
+		base_manifest_free(oldest);
+		oldest = cur;
+		cur = NULL;
 	}
-	for (i = n; i > 0; i--)
-		if (is_first(v[i - 1]) || base_manifest_lsn(v[i - 1]) <= tm->end_lsn)
-			return v[i - 1];
-	return n > 0 ? v[0] : NULL;
+	free(names);
+	if (rc == LS_ERR_AUTH || rc == LS_ERR_VERSION)
+		r->bad_input = true;
+	if (rc == 0 && *m == NULL && tm != NULL &&
+	    (tm->phase & PHASE_MASK) == PHASE_STREAM) {
+		*m = oldest;
+		oldest = NULL;
+	}
+	base_manifest_free(oldest);
+	return rc;
 }
 
 int
 basepick_read(struct run *r, const char *gen, const struct state_marker *tm,
     char **errmsg)
 {
-	struct base_manifest **v = NULL, *m = NULL;
 	char lsn[32];
-	size_t n = 0, i;
+	size_t n = 0;
 	int rc;
 
 	if (tm != NULL && (rc = check_not_expired(r, tm, errmsg)) != 0)
 		return rc;
-	if ((rc = bases_read(r, gen, &v, &n, errmsg)) != 0)
+	if ((rc = newest_fitting(r, gen, tm, &r->m, &n, errmsg)) != 0)
 		return rc;
-	if (tm != NULL)
-		m = pick_resumed(v, n, tm);
-	else
-		for (i = n; i > 0 && m == NULL; i--)
-			if (allowed(r, v[i - 1]))
-				m = v[i - 1];
-	if (m == NULL) {
-		bases_free(v, n);
-		if (tm != NULL && (tm->phase & PHASE_MASK) < PHASE_STREAM) {
-			ls_lsn_format(tm->end_lsn, lsn);
-			r->bad_input = true;
-			return ls_errf(errmsg, LS_ERR_NOTFOUND, "the base snapshot "
-			    "this restore was loading (consistent at %s) is no "
-			    "longer in store %s (logship-restore expire?); "
-			    "restore into a new, empty database", lsn,
-			    store_url(r->store));
-		}
-		return none_left(r, gen, n == 0 ? "yet" : "at or before the "
-		    "--until point", errmsg);
+	if (r->m != NULL)
+		return 0;
+	if (tm != NULL && (tm->phase & PHASE_MASK) < PHASE_STREAM) {
+		ls_lsn_format(tm->end_lsn, lsn);
+		r->bad_input = true;
+		return ls_errf(errmsg, LS_ERR_NOTFOUND, "the base snapshot this "
+		    "restore was loading (consistent at %s) is no longer in "
+		    "store %s (logship-restore expire?); restore into a new, "
+		    "empty database", lsn, store_url(r->store));
 	}
-	for (i = 0; i < n; i++)
-		if (v[i] != m)
-			base_manifest_free(v[i]);
-	free(v);
-	r->m = m;
-	return 0;
+	return none_left(r, gen, n == 0 ? "yet" : "at or before the --until "
+	    "point", errmsg);
 }
 
 int

@@ -20,7 +20,7 @@ BLOBCAT="$top_builddir/tests/tools/blobcat"
 SRC="host=127.0.0.1 port=$P user=postgres dbname=postgres"
 dst() { echo "host=127.0.0.1 port=$Q user=postgres dbname=$1"; }
 S="$T/store"
-for db in follow fresh until_l after_expire until_after killed final; do
+for db in follow fresh until_l until_t after_expire until_after killed final; do
 	psql_at "$Q" -c "create database $db" >/dev/null
 done
 lsn_le() { [ "$(psql_at "$P" -c "select '$1'::pg_lsn <= '$2'::pg_lsn")" = t ]; }
@@ -54,6 +54,7 @@ is "$(psql_at "$P" -c "select count(*) from pg_replication_slots")" 1 "the tempo
 # a quiet point between the two bases: L and the source's data at L
 sleep 1
 L=$(psql_at "$P" -c "select pg_current_wal_lsn()")
+TL=$(psql_at "$P" -c "select clock_timestamp()")
 table_sums "$P" > "$T/at_l"
 
 load 6 & LPID=$!
@@ -88,7 +89,7 @@ like "$(cat "$T/fresh.log")" "base $B2 of generation $GEN \\(consistent at $C2\\
     "it loads the newest base and skips the segments before it"
 FROM=$(sed -n 's/.*transactions after it from segment \([0-9a-f]*\).*/\1/p' "$T/fresh.log")
 nread=$(sed -n 's/.*summary: segments=\([0-9]*\).*/\1/p' "$T/fresh.log")
-is "$nread" "$((NSEG - 0x$FROM + 1))" "it read only segments $FROM on ($nread of $NSEG)"
+is "$nread" "$((NSEG - 0x${FROM:-0} + 1))" "it read only segments $FROM on ($nread of $NSEG)"
 fingerprint "$Q" fresh > "$T/fp_fresh"
 check "the fresh restore equals the source" sh -c "diff '$T/fp_src' '$T/fp_fresh'"
 
@@ -98,6 +99,12 @@ is "$?" 0 "--until-lsn $L exits 0"
 like "$(cat "$T/until.log")" "base $B1 of generation" "it picks the base before the point ($B1)"
 table_sums_db "$Q" until_l > "$T/until_sums"
 check "and equals the source at $L" sh -c "diff '$T/at_l' '$T/until_sums'"
+
+"$RESTORE" --store "$S" --target "$(dst until_t)" --state-dir "$T/st-until-t" --until-time "$TL" > "$T/until_t.log" 2>&1
+is "$?" 0 "--until-time $TL exits 0"
+like "$(cat "$T/until_t.log")" "base $B1 of generation" "it picks the base consistent before that time ($B1)"
+table_sums_db "$Q" until_t > "$T/until_t_sums"
+check "and equals the source at that time" sh -c "diff '$T/at_l' '$T/until_t_sums'"
 
 # ---- expire ----
 find "$S" -type f | sort > "$T/objs0"
