@@ -281,6 +281,7 @@ verify_bases(struct verify_state *v)
 {
 	char (*names)[24] = NULL, *err = NULL;
 	size_t n = 0, i;
+	int r;
 
 	if (catalog_bases(v->o->store, v->gen, &names, &n, &err) != 0) {
 		bad(v, err);
@@ -290,21 +291,31 @@ verify_bases(struct verify_state *v)
 	if (n == 0)
 		printf("generation %s: no base snapshot (no manifest)\n", v->gen);
 	for (i = 0; i < n; i++) {
-		switch (base_verify_named(v->o->store, v->gen, names[i],
-		    v->o->key, &err)) {
-		case 0:
-			printf("generation %s: %s: base snapshot good\n", v->gen,
-			    names[i]);
-			v->bases++;
-			break;
-		case LS_ERR_NOTFOUND:
-			printf("generation %s: %s: no manifest (being copied, or "
-			    "left by an interrupted copy or expire): not a base\n",
-			    v->gen, names[i]);
-			break;
-		default:
-			bad(v, err);
+		bool first = strcmp(names[i], BASE_FIRST) == 0;
+		struct base_manifest *m = NULL;
+
+		/* no manifest: not a base; a manifest: every object must be there */
+		r = base_manifest_read_named(v->o->store, v->gen, names[i],
+		    v->o->key, &m, &err);
+		base_manifest_free(m);
+		if (r == 0)
+			r = base_verify_named(v->o->store, v->gen, names[i],
+			    v->o->key, &err);
+		else if (r == LS_ERR_NOTFOUND) {
+			printf("generation %s: %s%s%sno base snapshot (no manifest: "
+			    "being copied, or left by an interrupted copy or "
+			    "expire)\n", v->gen, first ? "" : "base ",
+			    first ? "" : names[i], first ? "" : ": ");
+			free(err);
+			err = NULL;
+			continue;
 		}
+		if (r == 0) {
+			printf("generation %s: base snapshot %s%sgood\n", v->gen,
+			    first ? "" : names[i], first ? "" : " ");
+			v->bases++;
+		} else
+			bad(v, err);
 		free(err);
 		err = NULL;
 	}

@@ -212,5 +212,11 @@ rm "$T/gap/$GEN/seg/$G1"
 "$RESTORE" verify --store "$T/gap" > "$T/v4.log" 2>&1
 is "$?" 1 "verify fails on a store with a segment missing above the expired prefix"
 like "$(cat "$T/v4.log")" "segment $G1 is missing.*gap in the numbering" "naming the gap"
+cp -a "$S" "$T/gap2"
+C=$(ls "$T/gap2/$GEN/$B2" | grep '^t-' | head -n 1)
+rm "$T/gap2/$GEN/$B2/$C"
+"$RESTORE" verify --store "$T/gap2" > "$T/v7.log" 2>&1
+is "$?" 1 "verify fails on a base whose manifest lists an object that is gone"
+like "$(cat "$T/v7.log")" "^BAD .*$B2/$C" "naming the object"
 
 done_testing
