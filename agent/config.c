@@ -312,9 +312,6 @@ check_required(const struct agent_config *c)
 		usage_error("--log-format %s: use text or json", c->log_format);
 	if (c->tables != NULL)
 		check_tables(c->tables);
-	if (c->new_base && (c->init || c->has_endpos || c->ddl))
-		usage_error("--new-base takes a base beside the running agent "
-		    "and exits: leave --init, --endpos and --ddl to that agent");
 }
 
 void

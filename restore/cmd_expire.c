@@ -122,8 +122,8 @@ parse_args(int argc, char **argv, struct expire_opts *o, struct store_opts *so)
 	if (o->store_url == NULL)
 		return cmd_usage_error("%s", "expire needs --store URL");
 	if ((o->keep_bases > 0) == (o->keep_since_us > 0))
-		return cmd_usage_error("%s", "expire needs one of --keep-bases N "
-		    "and --keep-since DURATION");
+		return cmd_usage_error("%s", "expire needs exactly one of "
+		    "--keep-bases N and --keep-since DURATION");
 	return 0;
 }
 
