@@ -179,6 +179,11 @@ is "$?" 0 "verify passes"
 fingerprint "$Q" final > "$T/fp_f"
 check "a restore from what is left equals the source" sh -c "diff '$T/fp_src' '$T/fp_f'"
 
+"$RESTORE" --store "$S" --target "$(dst until_l)" --state-dir "$T/st-until" > "$T/behind.log" 2>&1
+is "$?" 2 "a target whose next segments were expired cannot continue: exit 2"
+like "$(cat "$T/behind.log")" "this target is at segment $(printf %016x "$USEG") of generation $GEN, but logship-restore expire removed the segments below" \
+    "saying that expire removed what it needs"
+
 # --base-interval: the streaming agent takes one itself when the newest is old
 sleep 2
 "$AGENT" --source "$SRC" --store "$S" --flush-interval 0.2 --base-interval 2s > "$T/agent2.log" 2>&1 &
