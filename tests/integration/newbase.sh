@@ -122,6 +122,9 @@ find "$S" -type f | sort > "$T/objs1"
 check "--dry-run deletes nothing" cmp -s "$T/objs0" "$T/objs1"
 "$RESTORE" expire --store "$S" --keep-since 1h --dry-run > "$T/dry2.log" 2>&1
 like "$(cat "$T/dry2.log")" "nothing to delete" "--keep-since 1h keeps every base made within the hour"
+"$RESTORE" expire --store "$S" --keep-since 1s --dry-run > "$T/dry4.log" 2>&1
+like "$(cat "$T/dry4.log")" "^expire $GEN/$B1 consistent at $C1" "--keep-since 1s would expire the bases made before that"
+like "$(cat "$T/dry4.log")" "^keep   $GEN/$B2 consistent at $C2" "but always keeps the newest"
 
 # the until restore's state dir sits between the bases: it holds back
 USEG=$(psql_at_db "$Q" until_l -c "select segno from logship.applied")
