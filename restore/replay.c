@@ -740,7 +740,6 @@ lock_target(struct run *r, char **errmsg)
 	return rc;
 }
 
-
 /* ID map entries of batches the target never committed are dropped. */
 static int
 reconcile_map(struct run *r, char **errmsg)
