@@ -172,6 +172,11 @@ basepick_read(struct run *r, const char *gen, const struct state_marker *tm,
 		return rc;
 	if ((rc = newest_fitting(r, gen, tm, &r->m, &n, errmsg)) != 0)
 		return rc;
+	if (r->m != NULL && tm != NULL && (tm->phase & PHASE_MASK) < PHASE_STREAM) {
+		ls_lsn_format(base_manifest_lsn(r->m), lsn);
+		log_info("restore", "resuming the load of base %s of generation "
+		    "%s (consistent at %s)", base_manifest_name(r->m), gen, lsn);
+	}
 	if (r->m != NULL)
 		return 0;
 	if (tm != NULL && (tm->phase & PHASE_MASK) < PHASE_STREAM) {

@@ -204,6 +204,31 @@ is "$?" 0 "verify passes"
 is "$?" 2 "--base-interval with a space is a usage error"
 like "$(cat "$T/bad.log")" "--base-interval 2 s: expected a duration" "naming the value"
 
+# a restore killed while it loads a later base resumes with that base, even
+# after a newer one appeared
+psql_at "$P" -c "CREATE TABLE big AS SELECT g AS id, md5(g::text) AS pad FROM generate_series(1, 1500000) g" >/dev/null
+psql_at "$P" -c "ALTER TABLE big ADD PRIMARY KEY (id)" >/dev/null
+"$AGENT" --source "$SRC" --store "$S" --new-base > "$T/nb4.log" 2>&1
+ok $? "a third new base, with a big table"
+B4=$(sed -n 's/.*new base \(base-[0-9a-f]*\) complete.*/\1/p' "$T/nb4.log")
+psql_at "$Q" -c "create database resume" >/dev/null
+"$RESTORE" --store "$S" --target "$(dst resume)" --state-dir "$T/st-resume" --jobs 1 > "$T/res1.log" 2>&1 &
+RP=$!; track_pid $RP
+i=0; until [ "$(psql_at_db "$Q" resume -c "select phase & 15 from logship.applied" 2>/dev/null)" = 1 ] || ! kill -0 $RP 2>/dev/null || [ $i -gt 600 ]; do sleep 0.05; i=$((i+1)); done
+kill -9 $RP 2>/dev/null; ok $? "the restore was killed (-9) while loading $B4's data"
+wait $RP 2>/dev/null
+is "$(psql_at_db "$Q" resume -c "select phase & 15 from logship.applied")" 1 "its marker is in the base load"
+"$AGENT" --source "$SRC" --store "$S" --new-base > "$T/nb5.log" 2>&1
+ok $? "a fourth new base appears meanwhile"
+END=$(psql_at "$P" -c "select pg_current_wal_lsn()")
+"$AGENT" --source "$SRC" --store "$S" --endpos "$END" >> "$T/agent.log" 2>&1
+"$RESTORE" --store "$S" --target "$(dst resume)" --state-dir "$T/st-resume" > "$T/res2.log" 2>&1
+is "$?" 0 "the resumed restore exits 0"
+like "$(cat "$T/res2.log")" "resuming the load of base $B4 of generation" "it kept the base it was loading"
+fingerprint "$P" postgres > "$T/fp_src2"
+fingerprint "$Q" resume > "$T/fp_res"
+check "and equals the source" sh -c "diff '$T/fp_src2' '$T/fp_res'"
+
 # mirror copies several bases and an expired prefix
 "$RESTORE" mirror --from "$S" --to "$T/mirror" > "$T/m.log" 2>&1
 is "$?" 0 "mirror copies the store with several bases and an expired prefix" || sed 's/^/# /' "$T/m.log"
