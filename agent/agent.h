@@ -22,6 +22,7 @@ struct segment_writer;
 struct relcache;
 struct pgo_decoder;
 struct txnbuf;
+struct newbase;
 
 #define AGENT_TXN_MEMLIMIT	(4u << 20)	/* per transaction, then spill */
 #define AGENT_STATUS_INTERVAL_US 10000000	/* confirm at least every 10 s */
@@ -82,6 +83,7 @@ struct agent {
 	int64_t		 last_status_us;
 	bool		 endpos_reached;
 	uint64_t	 txns_total, segs_total;
+	struct newbase	*newbase;	/* --base-interval's thread */
 };
 
 /* stream.c */

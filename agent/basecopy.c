@@ -636,7 +636,7 @@ run_dump(const struct basecopy_opts *o, const char *what,
 }
 
 /*
- * Dump into <gen>/base/<name>; record it as manifest section msection
+ * Dump into <gen>/<base>/<name>; record it as manifest section msection
  * (count: how many objects it holds, or 0).
  */
 static int
@@ -649,7 +649,8 @@ dump_section(const struct basecopy_opts *o, const char *name,
 	uint8_t sha[32];
 	int r;
 
-	snprintf(key, sizeof(key), "%s/base/%s", o->generation, name);
+	snprintf(key, sizeof(key), "%s/%s/%s", o->generation,
+	    o->base != NULL ? o->base : BASE_FIRST, name);
 	snprintf(what, sizeof(what), "pg_dump %s", count > 0 ? "--blobs" :
 	    args[1] != NULL ? args[1] : args[0]);
 	if ((r = blob_writer_new("schema", o->key, o->spool_dir, &b,
@@ -789,7 +790,7 @@ copy_chunk(const struct basecopy_opts *o, PGconn *c, struct bc_chunk *k,
 	char key[KEYLEN], *sql;
 	int r;
 
-	base_chunk_key(o->generation, k->t->schema, k->t->name, k->n, key,
+	base_chunk_key(o->generation, o->base, k->t->schema, k->t->name, k->n, key,
 	    sizeof(key));
 	if ((sql = chunk_sql(k)) == NULL)
 		r = nomem(errmsg);
@@ -896,7 +897,7 @@ fill_manifest(const struct bc *bc, struct base_manifest *m, char **errmsg)
 		    (const char *const *)t->colnames, t->coltypes, t->ncols) != 0)
 			return nomem(errmsg);
 		for (k = 0; k < t->nchunks; k++) {
-			base_chunk_key(bc->o->generation, t->schema, t->name, k,
+			base_chunk_key(bc->o->generation, bc->o->base, t->schema, t->name, k,
 			    key, sizeof(key));
 			c = (struct base_chunk){ key, { 0 }, t->chunks[k].bytes,
 			    t->chunks[k].rows };

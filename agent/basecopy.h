@@ -5,7 +5,7 @@
  * The schema comes from pg_dump (pre-data and post-data sections, plain
  * SQL, owners and privileges kept), the rows from COPY ... TO STDOUT in
  * text format, large tables split into ctid page ranges.  Every object is
- * a blob (blob.h) put into the store under <gen>/base/; the manifest is
+ * a blob (blob.h) put into the store under <gen>/<base>/; the manifest is
  * filled in but not written.
  */
 #ifndef LS_BASECOPY_H
@@ -43,13 +43,15 @@ struct basecopy_opts {
 	struct store		*store;
 	const uint8_t		*key;		/* 32 bytes or NULL */
 	const char		*generation;
+	/* The base's directory under <gen>/: NULL for BASE_FIRST (base.h). */
+	const char		*base;
 	const char		*spool_dir;	/* NULL: $TMPDIR or /tmp */
 	volatile sig_atomic_t	*stop;		/* may be NULL */
 };
 
 /*
  * Copy the base snapshot: pg_dump's pre-data and post-data sections to
- * <gen>/base/pre-data and <gen>/base/post-data, then every table's rows
+ * <gen>/<base>/pre-data and <gen>/<base>/post-data, then every table's rows
  * in chunks numbered 0, 1, ... in ctid order (base_chunk_key), using
  * `jobs` connections that each import the snapshot.  Objects are written
  * with store_put from several threads at once, so the store must allow

@@ -15,7 +15,8 @@
 #include "store/store_opts.h"
 
 
-enum ctype { C_STR, C_INT, C_SIZE, C_SECONDS, C_LSN, C_FLAG, C_BOOL };
+enum ctype { C_STR, C_INT, C_SIZE, C_SECONDS, C_LSN, C_FLAG, C_BOOL,
+    C_DURATION };
 
 struct ckey {
 	const char	*name;
@@ -43,6 +44,10 @@ static const struct ckey agent_keys[] = {
 	{ "drop-slot", C_BOOL, F(drop_slot), NULL,
 	    "drop the store's replication slot and the publication on --source "
 	    "(a retired store), then exit" },
+	{ "new-base", C_BOOL, F(new_base), NULL,
+	    "take a fresh base of the live store now (beside a running agent) and exit" },
+	{ "base-interval", C_DURATION, F(base_interval_us), NULL,
+	    "take a fresh base whenever the newest is older than DURATION (7d, 12h, 3600)" },
 	{ "endpos", C_LSN, F(endpos_text), NULL,
 	    "exit 0 once every transaction committed at or before LSN is stored" },
 	{ "segment-max-txns", C_INT, F(segment_max_txns), "10000",
@@ -179,6 +184,13 @@ set_value(struct agent_config *c, const struct ckey *k, const char *v,
 			bad_value(k, v, where, "expected a size like 64MB: digits, "
 			    "then B, kB, MB, GB or KiB, MiB, GiB right after them "
 			    "(no space)");
+		*(int64_t *)p = n;
+		break;
+	case C_DURATION:
+		if (ls_parse_duration_us(v, &n) != 0)
+			bad_value(k, v, where, "expected a duration like 7d: "
+			    "seconds, or a number with s, min, h, d or w right "
+			    "after it (no space)");
 		*(int64_t *)p = n;
 		break;
 	case C_SECONDS:

@@ -23,6 +23,8 @@ struct agent_config {
 	bool		 ddl;			/* install the DDL capture */
 	bool		 ddl_uninstall;		/* remove it and exit */
 	bool		 drop_slot;		/* drop slot and publication, exit */
+	bool		 new_base;		/* take one base now and exit */
+	int64_t		 base_interval_us;	/* a base when the newest is older */
 	char		*endpos_text;
 	uint64_t	 endpos;
 	bool		 has_endpos;

@@ -27,6 +27,7 @@
 #include "ddl.h"
 #include "format/relcache.h"
 #include "format/segment.h"
+#include "newbase.h"
 #include "pg/pgoutput.h"
 #include "repo/catalog.h"
 #include "source.h"
@@ -156,6 +157,7 @@ setup(struct agent *a, const struct agent_config *c, uint8_t key[32])
 static void
 teardown(struct agent *a)
 {
+	newbase_stop(a);
 	stream_reset_inflight(a);
 	stream_free(a);
 	segment_writer_free(a->seg);
@@ -245,6 +247,22 @@ uninstall_ddl(const struct agent_config *c)
 	return 0;
 }
 
+/* --new-base: one base beside the running agent, then exit. */
+static int
+new_base_once(struct agent *a)
+{
+	char *err = NULL;
+	int r = newbase_take(a->cfg, a->store, a->key, &agent_stop, &err);
+
+	if (r != 0) {
+		log_error("agent", "%s", err);
+		free(err);
+		return r == LS_ERR_INVALID && !agent_stop ? LS_EXIT_USAGE :
+		    LS_EXIT_FAILURE;
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -268,7 +286,7 @@ main(int argc, char **argv)
 	srandom((unsigned)(getpid() ^ time(NULL)));
 	install_signals();
 	if ((r = setup(&a, &cfg, key)) == 0)
-		r = run(&a);
+		r = cfg.new_base ? new_base_once(&a) : run(&a);
 	service_stopping();
 	teardown(&a);
 	config_free(&cfg);

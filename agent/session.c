@@ -420,9 +420,13 @@ plan(struct agent *a, bool *need_base, bool *fresh, char **errmsg)
 	a->slot_confirmed = st.confirmed_flush;
 	*need_base = *fresh;
 	if (!*fresh) {
-		r = base_manifest_read(a->store, a->generation, a->key, &m, errmsg);
+		r = base_manifest_read(a->store, a->generation, a->key, &m,
+		    errmsg);
 		if (r == 0)
 			a->base_lsn = base_manifest_lsn(m);
+		else if (r == LS_ERR_NOTFOUND)	/* expired? a later one will do */
+			r = base_manifest_read_newest(a->store, a->generation,
+			    a->key, &m, errmsg);
 		base_manifest_free(m);
 		if (r != 0 && r != LS_ERR_NOTFOUND)
 			return r;

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "newbase.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/service.h"
@@ -710,6 +711,7 @@ stream_run(struct agent *a, char **errmsg)
 			if (r == 0 && ++burst % 512 == 0)
 				r = tick(a, errmsg);
 		} else if (n == 0) {
+			newbase_tick(a);
 			if ((r = tick(a, errmsg)) == 0)
 				r = wait_input(a, errmsg);
 		} else

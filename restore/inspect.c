@@ -87,28 +87,65 @@ open_store(const struct inspect_opts *o, struct catalog_identity *id,
 }
 
 static void
-print_base(struct store *st, const char *gen, const uint8_t *key)
+print_base(struct store *st, const char *gen, const char *name,
+    const uint8_t *key)
 {
 	struct base_manifest *m = NULL;
 	struct base_chunk lobs;
 	char *err = NULL, lsn[32];
-	int r = base_manifest_read(st, gen, key, &m, &err);
+	int r = base_manifest_read_named(st, gen, name, key, &m, &err);
 
 	if (r == LS_ERR_NOTFOUND)
-		printf("  base: none\n");
+		printf("  %s: incomplete (no manifest: being copied, or left by "
+		    "an interrupted copy or expire)\n", name);
 	else if (r != 0)
-		printf("  base: unreadable: %s\n", err);
+		printf("  %s: unreadable: %s\n", name, err);
 	else {
 		ls_lsn_format(base_manifest_lsn(m), lsn);
-		printf("  base: consistent at %s, %zu tables, %zu chunks, %"
+		printf("  %s: consistent at %s, %zu tables, %zu chunks, %"
 		    PRIu64 " bytes, %" PRIu64 " large objects (not streamed "
-		    "after the base)%s\n", lsn, base_manifest_ntables(m),
+		    "after the base)%s\n", name, lsn, base_manifest_ntables(m),
 		    base_manifest_nchunks(m), base_manifest_bytes(m),
 		    base_manifest_section(m, "large_objects", &lobs) == 0 ?
 		    lobs.rows : 0,
 		    base_manifest_ddl(m) ? "; DDL captured" : "");
 	}
 	base_manifest_free(m);
+	free(err);
+}
+
+/* The expire mark in force, if any: one line. */
+static void
+print_expired(struct store *st, const char *gen)
+{
+	struct catalog_expired ex;
+	char *err = NULL, lsn[32], when[40];
+
+	if (catalog_expired_read(st, gen, &ex, &err) == 0) {
+		ls_lsn_format(ex.lsn, lsn);
+		ls_format_time(ex.time, when, sizeof(when));
+		printf("  expired: segments below %016" PRIx64 " and bases "
+		    "before %s (consistent at %s), %s\n", ex.first_segno,
+		    ex.base, lsn, when);
+	}
+	free(err);
+}
+
+/* Every base of the generation, oldest first. */
+static void
+print_bases(struct store *st, const char *gen, const uint8_t *key)
+{
+	char (*names)[24] = NULL, *err = NULL;
+	size_t n = 0, i;
+
+	if (catalog_bases(st, gen, &names, &n, &err) != 0)
+		printf("  bases: cannot list: %s\n", err);
+	else if (n == 0)
+		printf("  base: none\n");
+	for (i = 0; i < n; i++)
+		print_base(st, gen, names[i], key);
+	print_expired(st, gen);
+	free(names);
 	free(err);
 }
 
@@ -157,7 +194,7 @@ inspect_ls(const struct inspect_opts *o)
 		if (o->generation != NULL && strcmp(o->generation, gens[g]) != 0)
 			continue;
 		printf("generation %s\n", gens[g]);
-		print_base(o->store, gens[g], o->key);
+		print_bases(o->store, gens[g], o->key);
 		if (catalog_segments(o->store, gens[g], 0, &segs, &nseg, &err) != 0) {
 			fprintf(stderr, "logship-restore: %s\n", err);
 			rc = 1;
@@ -238,24 +275,74 @@ verify_one(struct verify_state *v, const struct catalog_seg *s, uint64_t expect)
 	free(err);
 }
 
+/* Every base of the generation: a complete one must verify whole. */
+static void
+verify_bases(struct verify_state *v)
+{
+	char (*names)[24] = NULL, *err = NULL;
+	size_t n = 0, i;
+	int r;
+
+	if (catalog_bases(v->o->store, v->gen, &names, &n, &err) != 0) {
+		bad(v, err);
+		free(err);
+		return;
+	}
+	if (n == 0)
+		printf("generation %s: no base snapshot (no manifest)\n", v->gen);
+	for (i = 0; i < n; i++) {
+		bool first = strcmp(names[i], BASE_FIRST) == 0;
+		struct base_manifest *m = NULL;
+
+		/* no manifest: not a base; a manifest: every object must be there */
+		r = base_manifest_read_named(v->o->store, v->gen, names[i],
+		    v->o->key, &m, &err);
+		base_manifest_free(m);
+		if (r == 0)
+			r = base_verify_named(v->o->store, v->gen, names[i],
+			    v->o->key, &err);
+		else if (r == LS_ERR_NOTFOUND) {
+			printf("generation %s: %s%s%sno base snapshot (no manifest: "
+			    "being copied, or left by an interrupted copy or "
+			    "expire)\n", v->gen, first ? "" : "base ",
+			    first ? "" : names[i], first ? "" : ": ");
+			free(err);
+			err = NULL;
+			continue;
+		}
+		if (r == 0) {
+			printf("generation %s: base snapshot %s%sgood\n", v->gen,
+			    first ? "" : names[i], first ? "" : " ");
+			v->bases++;
+		} else
+			bad(v, err);
+		free(err);
+		err = NULL;
+	}
+	free(names);
+}
+
 static void
 verify_generation(struct verify_state *v)
 {
 	struct catalog_seg *segs = NULL;
+	struct catalog_expired ex;
 	char *err = NULL;
 	size_t n, i;
 	uint64_t expect = 1;
 
-	switch (base_verify(v->o->store, v->gen, v->o->key, &err)) {
+	verify_bases(v);
+	switch (catalog_expired_read(v->o->store, v->gen, &ex, &err)) {
 	case 0:
-		printf("generation %s: base snapshot good\n", v->gen);
-		v->bases++;
+		printf("generation %s: segments below %016" PRIx64 " were "
+		    "expired\n", v->gen, ex.first_segno);
 		break;
 	case LS_ERR_NOTFOUND:
-		printf("generation %s: no base snapshot (no manifest)\n", v->gen);
+		ex.first_segno = 1;
 		break;
 	default:
 		bad(v, err);
+		ex.first_segno = 1;
 	}
 	free(err);
 	err = NULL;
@@ -264,6 +351,11 @@ verify_generation(struct verify_state *v)
 		free(err);
 		return;
 	}
+	/* an expired prefix may be partly deleted: the rest must be unbroken */
+	if (n > 0 && segs[0].segno <= ex.first_segno)
+		expect = segs[0].segno;
+	else if (n > 0)
+		expect = ex.first_segno;
 	v->have_prev = false;
 	for (i = 0; i < n; i++) {
 		verify_one(v, &segs[i], expect);

@@ -203,24 +203,47 @@ is_hex16(const char *s)
 	return true;
 }
 
-/* What a key names (design.md "The store"); *segno for a segment. */
+/*
+ * Length of the base directory that rest ("<dir>/...", after "<gen>/")
+ * begins with, "base/" or "base-<lsn:016x>/" (schema/store-layout.md), or 0.
+ */
+static size_t
+base_dir_len(const char *rest)
+{
+	if (strncmp(rest, "base/", 5) == 0)
+		return 5;
+	if (strncmp(rest, "base-", 5) == 0 && strlen(rest) > 22 &&
+	    is_hex16(rest + 5) && rest[21] == '/')
+		return 22;
+	return 0;
+}
+
+/* What a key names (schema/store-layout.md); *segno for a segment. */
 static enum kind
 classify(const char *key, uint64_t *segno)
 {
-	const char *rest = key + 17;
+	const char *rest = key + 17, *in;
+	size_t dl;
 
 	if (strlen(key) <= 17 || key[16] != '/' || !is_hex16(key))
 		return K_OTHER;
-	if (strcmp(rest, "base/manifest") == 0)
-		return K_MANIFEST;
-	if (strcmp(rest, "base/pre-data") == 0 ||
-	    strcmp(rest, "base/post-data") == 0)
-		return K_SCHEMA;
-	if (strncmp(rest, "base/t-", 7) == 0)
-		return K_CHUNK;
+	if ((dl = base_dir_len(rest)) > 0) {
+		in = rest + dl;
+		if (strcmp(in, "manifest") == 0)
+			return K_MANIFEST;
+		if (strcmp(in, "pre-data") == 0 || strcmp(in, "post-data") == 0)
+			return K_SCHEMA;
+		if (strncmp(in, "t-", 2) == 0)
+			return K_CHUNK;
+		return K_UNEXPECTED;
+	}
 	if (strncmp(rest, "seg/", 4) == 0 && strlen(rest + 4) == 16 &&
 	    is_hex16(rest + 4) && (*segno = strtoull(rest + 4, NULL, 16)) > 0)
 		return K_SEGMENT;
+	/* expire's low-water marks: copied as they are, before the rest */
+	if (strncmp(rest, "expired/", 8) == 0 && strlen(rest + 8) == 16 &&
+	    is_hex16(rest + 8))
+		return K_OTHER;
 	return K_UNEXPECTED;
 }
 
@@ -681,22 +704,20 @@ listed_add(struct gen *g, const struct base_chunk *c)
 	return 0;
 }
 
-/* The trailers a generation's manifest lists, to check its blobs against. */
+/* Add what one manifest lists to g->listed. */
 static int
-listed_read(struct mirror *m, struct gen *g, char **err)
+listed_add_manifest(struct gen *g, const struct base_manifest *bm)
 {
-	struct base_manifest *bm = NULL;
 	struct base_table t;
 	struct base_chunk c;
-	size_t i, k, n;
-	int r;
+	struct listed *bigger;
+	size_t i, k, n = base_manifest_nchunks(bm) + 3;
+	int r = 0;
 
-	r = base_manifest_read(m->o->src, g->id, m->o->key, &bm, err);
-	if (r != 0)
-		return r;
-	n = base_manifest_nchunks(bm) + 3;
-	if ((g->listed = calloc(n, sizeof(*g->listed))) == NULL)
-		r = ls_errf(err, LS_ERR_NOMEM, "out of memory");
+	if ((bigger = realloc(g->listed, (g->nlisted + n) *
+	    sizeof(*bigger))) == NULL)
+		return LS_ERR_NOMEM;
+	g->listed = bigger;
 	for (i = 0; r == 0 && base_manifest_table(bm, i, &t) == 0; i++)
 		for (k = 0; r == 0 && k < t.nchunks; k++)
 			if ((r = base_manifest_chunk(bm, i, k, &c)) == 0)
@@ -707,11 +728,37 @@ listed_read(struct mirror *m, struct gen *g, char **err)
 		r = listed_add(g, &c);
 	if (r == 0 && base_manifest_section(bm, "large_objects", &c) == 0)
 		r = listed_add(g, &c);
-	if (r == LS_ERR_CORRUPT || r == LS_ERR_NOMEM)
-		ls_errf(err, r, "%s/base/manifest (store %s): %s", g->id,
-		    store_url(m->o->src), r == LS_ERR_NOMEM ? "out of memory" :
-		    "an entry does not parse");
-	base_manifest_free(bm);
+	return r;
+}
+
+/* The trailers every manifest of a generation lists, to check blobs against. */
+static int
+listed_read(struct mirror *m, struct gen *g, char **err)
+{
+	struct base_manifest *bm = NULL;
+	char (*names)[24] = NULL;
+	size_t n = 0, i;
+	int r;
+
+	if ((r = catalog_bases(m->o->src, g->id, &names, &n, err)) != 0)
+		return r;
+	for (i = 0; i < n && r == 0; i++) {
+		r = base_manifest_read_named(m->o->src, g->id, names[i],
+		    m->o->key, &bm, err);
+		if (r == LS_ERR_NOTFOUND) {	/* a base still being written */
+			free(*err);
+			*err = NULL;
+			r = 0;
+			continue;
+		}
+		if (r == 0 && (r = listed_add_manifest(g, bm)) != 0)
+			ls_errf(err, r, "%s/%s/manifest (store %s): %s", g->id,
+			    names[i], store_url(m->o->src), r == LS_ERR_NOMEM ?
+			    "out of memory" : "an entry does not parse");
+		base_manifest_free(bm);
+		bm = NULL;
+	}
+	free(names);
 	if (g->nlisted > 0)
 		qsort(g->listed, g->nlisted, sizeof(*g->listed), listed_cmp);
 	return r;

@@ -289,6 +289,8 @@ phases_start(struct run *r, char **errmsg)
 	memcpy(r->mk.generation, r->id.generation, 17);
 	/* a schema already there is kept: skip pre-data and post-data */
 	r->mk.phase = ntables > 0 ? PHASE_SCHEMA | PHASE_SCHEMA_GIVEN : PHASE_NEW;
+	if (rc == 0)
+		rc = basepick_position(r, errmsg);
 	if (rc == 0 && ntables > 0)
 		log_info("restore", "the target already has the schema: loading "
 		    "data into it (pre-data and post-data sections skipped)");

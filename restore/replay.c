@@ -744,20 +744,6 @@ lock_target(struct run *r, char **errmsg)
 	return rc;
 }
 
-static int
-read_manifest(struct run *r, const char *gen, char **errmsg)
-{
-	int rc = base_manifest_read(r->store, gen, r->keyp, &r->m, errmsg);
-
-	if (rc == LS_ERR_NOTFOUND)
-		return ls_errf(errmsg, LS_ERR_NOTFOUND, "generation %s of store %s "
-		    "has no complete base snapshot yet; wait for logship-agent to "
-		    "finish it", gen, store_url(r->store));
-	if (rc == LS_ERR_AUTH || rc == LS_ERR_VERSION)
-		r->bad_input = true;
-	return rc;
-}
-
 /* ID map entries of batches the target never committed are dropped. */
 static int
 reconcile_map(struct run *r, char **errmsg)
@@ -799,8 +785,9 @@ reconcile(struct run *r, char **errmsg)
 		return ls_errf(errmsg, LS_ERR_INVALID, "the target was restored "
 		    "from another store (%s), not %s (%s)", tstore,
 		    store_url(r->store), r->store_id);
-	if ((rc = read_manifest(r, rc == 0 ? tm.generation : r->id.generation,
-	    errmsg)) != 0 || (rc = load_filters(r, errmsg)) != 0)
+	if ((rc = basepick_read(r, rc == 0 ? tm.generation : r->id.generation,
+	    rc == 0 ? &tm : NULL, errmsg)) != 0 ||
+	    (rc = load_filters(r, errmsg)) != 0)
 		return rc;
 	if (target_get_marker(r->c, &tm, tstore, sizeof(tstore), NULL) != 0)
 		return phases_start(r, errmsg);

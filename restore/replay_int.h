@@ -37,6 +37,23 @@ struct run {
 	bool		 bad_input;	/* the failure is the user's input */
 };
 
+/* basepick.c */
+
+/*
+ * Read into r->m the base to load: for a fresh restore (tm NULL) the newest
+ * complete base of gen that --until-* allows; for one resuming at marker
+ * tm, the base it was loading, or once streaming the newest at or before
+ * its position.  A clear error (r->bad_input set) when expire removed what
+ * the restore needs.
+ */
+int basepick_read(struct run *r, const char *gen,
+    const struct state_marker *tm, char **errmsg);
+/*
+ * In a fresh marker (r->mk), the position right after r->m's snapshot:
+ * end LSN at its consistent point and the segment replay begins in.
+ */
+int basepick_position(struct run *r, char **errmsg);
+
 /* phases.c */
 
 /*

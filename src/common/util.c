@@ -295,7 +295,7 @@ ls_parse_duration(const char *s, double *seconds)
 {
 	static const struct { const char *names; double mult; } units[] = {
 		{ "|s", 1 }, { "ms", 0.001 }, { "m|min", 60 }, { "h", 3600 },
-		{ "d", 86400 },
+		{ "d", 86400 }, { "w", 7 * 86400 },
 	};
 	const char *end;
 	double v;
@@ -311,6 +311,18 @@ ls_parse_duration(const char *s, double *seconds)
 			return 0;
 		}
 	return LS_ERR_INVALID;
+}
+
+int
+ls_parse_duration_us(const char *s, int64_t *us)
+{
+	double sec;
+
+	if (ls_parse_duration(s, &sec) != 0 || sec <= 0 ||
+	    sec > 100.0 * 366 * 86400)
+		return LS_ERR_INVALID;
+	*us = (int64_t)(sec * 1e6);
+	return *us > 0 ? 0 : LS_ERR_INVALID;
 }
 
 int

@@ -35,6 +35,7 @@ void ls_format_time(int64_t us, char *out, size_t outlen);
  */
 int ls_parse_time(const char *s, int64_t *us);
 
+
 /*
  * "16/B374D848" <-> uint64.  The parser takes exactly what PostgreSQL
  * prints: 1 to 8 hex digits, '/', 1 to 8 hex digits (no sign, no "0x",
@@ -48,12 +49,14 @@ int ls_lsn_parse(const char *s, uint64_t *lsn);
  * digits, an optional fraction (".5"), then a unit written right after
  * the number, no space.  Sizes: none or B (bytes), K/KB/KiB, M/MB/MiB,
  * G/GB/GiB, T/TB/TiB (powers of 1024; case-insensitive).  Durations:
- * none or s (seconds), ms, m/min, h, d.  Nothing else: no sign, space,
+ * none or s (seconds), ms, m/min, h, d, w.  Nothing else: no sign, space,
  * "inf", "nan", hex or exponent.  0, or LS_ERR_INVALID (out of range
- * included).
+ * included).  ls_parse_duration_us: more than 0 and at most 100 years,
+ * in microseconds ("7d", "2w", "90").
  */
 int ls_parse_size(const char *s, int64_t *bytes);
 int ls_parse_duration(const char *s, double *seconds);
+int ls_parse_duration_us(const char *s, int64_t *us);
 
 /* Retry delay for attempt n (0-based): 0.5 s doubling to 30 s, +-25% jitter. */
 int64_t ls_backoff_us(int attempt);

@@ -21,6 +21,7 @@
 struct base_manifest {
 	json_t	*j;
 	char	 generation[17];
+	char	 name[BASE_NAME_MAX];	/* "base" or "base-<lsn:016x>" */
 };
 
 int
@@ -36,6 +37,7 @@ base_manifest_new(const char *generation, uint64_t system_id,
 	snprintf(sysid, sizeof(sysid), "%" PRIu64, system_id);
 	ls_lsn_format(lsn, lsnbuf);
 	snprintf(m->generation, sizeof(m->generation), "%s", generation);
+	snprintf(m->name, sizeof(m->name), "%s", BASE_FIRST);
 	m->j = json_pack("{s:i,s:s,s:s,s:s,s:s,s:s,s:I,s:[]}", "format", 1,
 	    "generation", generation, "system_id", sysid, "database", database,
 	    "snapshot", snapshot, "consistent_lsn", lsnbuf, "created",
@@ -147,9 +149,67 @@ base_manifest_columns(const struct base_manifest *m, size_t table, size_t i,
 	return 0;
 }
 
+int
+base_manifest_set_name(struct base_manifest *m, const char *name)
+{
+	if (!base_name_valid(name))
+		return LS_ERR_INVALID;
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	return json_object_set_new(m->j, "base", json_string(name)) == 0 ?
+	    0 : LS_ERR_NOMEM;
+}
+
+const char *
+base_manifest_name(const struct base_manifest *m)
+{
+	return m->name;
+}
+
+int
+base_manifest_set_consistent_time(struct base_manifest *m, int64_t us)
+{
+	return json_object_set_new(m->j, "consistent_time",
+	    json_integer((json_int_t)us)) == 0 ? 0 : LS_ERR_NOMEM;
+}
+
+int64_t
+base_manifest_consistent_time(const struct base_manifest *m)
+{
+	return (int64_t)json_integer_value(json_object_get(m->j,
+	    "consistent_time"));
+}
+
+int64_t
+base_manifest_created(const struct base_manifest *m)
+{
+	return (int64_t)json_integer_value(json_object_get(m->j, "created"));
+}
+
+bool
+base_name_valid(const char *name)
+{
+	size_t i;
+
+	if (strcmp(name, BASE_FIRST) == 0)
+		return true;
+	if (strncmp(name, "base-", 5) != 0 || strlen(name) != 5 + 16)
+		return false;
+	for (i = 5; i < 5 + 16; i++)
+		if (!((name[i] >= '0' && name[i] <= '9') ||
+		    (name[i] >= 'a' && name[i] <= 'f')))
+			return false;
+	return true;
+}
+
 void
-base_chunk_key(const char *generation, const char *schema, const char *name,
-    unsigned n, char *out, size_t outlen)
+base_name_for_lsn(uint64_t lsn, char out[BASE_NAME_MAX])
+{
+	snprintf(out, BASE_NAME_MAX, "base-%016" PRIx64, lsn);
+}
+
+void
+base_chunk_key(const char *generation, const char *base, const char *schema,
+    const char *name, unsigned n, char *out, size_t outlen)
 {
 	char hexname[2 * 130 + 2];
 	char tmp[260];
@@ -157,13 +217,15 @@ base_chunk_key(const char *generation, const char *schema, const char *name,
 	/* names may hold any character: hex-encode them for the object key */
 	snprintf(tmp, sizeof(tmp), "%s.%s", schema, name);
 	ls_hex((const uint8_t *)tmp, strlen(tmp) > 130 ? 130 : strlen(tmp), hexname);
-	snprintf(out, outlen, "%s/base/t-%s-%08x", generation, hexname, n);
+	snprintf(out, outlen, "%s/%s/t-%s-%08x", generation,
+	    base != NULL ? base : BASE_FIRST, hexname, n);
 }
 
-static void
-manifest_key(const char *generation, char *out, size_t outlen)
+void
+base_manifest_key(const char *generation, const char *base, char *out,
+    size_t outlen)
 {
-	snprintf(out, outlen, "%s/base/manifest", generation);
+	snprintf(out, outlen, "%s/%s/manifest", generation, base);
 }
 
 int
@@ -178,7 +240,7 @@ base_manifest_write(struct store *st, const struct base_manifest *m,
 
 	if (text == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	manifest_key(m->generation, okey, sizeof(okey));
+	base_manifest_key(m->generation, m->name, okey, sizeof(okey));
 	if ((r = blob_writer_new("manifest", key, NULL, &b, errmsg)) != 0 ||
 	    (r = blob_writer_write(b, text, strlen(text), errmsg)) != 0)
 		goto out;
@@ -222,13 +284,22 @@ int
 base_manifest_read(struct store *st, const char *generation, const uint8_t *key,
     struct base_manifest **out, char **errmsg)
 {
+	return base_manifest_read_named(st, generation, BASE_FIRST, key, out,
+	    errmsg);
+}
+
+int
+base_manifest_read_named(struct store *st, const char *generation,
+    const char *base, const uint8_t *key, struct base_manifest **out,
+    char **errmsg)
+{
 	struct base_manifest *m = NULL;
 	struct membuf mb = { NULL, 0 };
 	char okey[64];
 	json_error_t je;
 	int fd = -1, r;
 
-	manifest_key(generation, okey, sizeof(okey));
+	base_manifest_key(generation, base, okey, sizeof(okey));
 	if ((r = catalog_fetch(st, okey, &fd, errmsg)) != 0)
 		return r;
 	if ((r = blob_read_fd(fd, okey, key, "manifest", collect, &mb, NULL,
@@ -243,12 +314,34 @@ base_manifest_read(struct store *st, const char *generation, const uint8_t *key,
 		goto out;
 	}
 	snprintf(m->generation, sizeof(m->generation), "%s", generation);
+	snprintf(m->name, sizeof(m->name), "%s", base);
 	*out = m;
 	m = NULL;
  out:
 	base_manifest_free(m);
 	free(mb.p);
 	close(fd);
+	return r;
+}
+
+int
+base_manifest_read_newest(struct store *st, const char *generation,
+    const uint8_t *key, struct base_manifest **out, char **errmsg)
+{
+	char (*names)[24] = NULL;
+	size_t n, i;
+	int r;
+
+	if ((r = catalog_bases(st, generation, &names, &n, errmsg)) != 0)
+		return r;
+	r = LS_ERR_NOTFOUND;
+	for (i = n; i > 0 && r == LS_ERR_NOTFOUND; i--) {
+		free(*errmsg);
+		*errmsg = NULL;
+		r = base_manifest_read_named(st, generation, names[i - 1], key,
+		    out, errmsg);
+	}
+	free(names);
 	return r;
 }
 
@@ -399,13 +492,21 @@ int
 base_verify(struct store *st, const char *generation, const uint8_t *key,
     char **errmsg)
 {
+	return base_verify_named(st, generation, BASE_FIRST, key, errmsg);
+}
+
+int
+base_verify_named(struct store *st, const char *generation, const char *base,
+    const uint8_t *key, char **errmsg)
+{
 	struct base_manifest *m = NULL;
 	struct base_table t;
 	struct base_chunk c;
 	size_t i, k;
 	int r;
 
-	if ((r = base_manifest_read(st, generation, key, &m, errmsg)) != 0)
+	if ((r = base_manifest_read_named(st, generation, base, key, &m,
+	    errmsg)) != 0)
 		return r;
 	for (i = 0; r == 0 && base_manifest_table(m, i, &t) == 0; i++)
 		for (k = 0; r == 0 && k < t.nchunks; k++)

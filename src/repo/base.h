@@ -1,11 +1,15 @@
 /*
- * base.h: the base snapshot of a generation.
- *	<gen>/base/pre-data, <gen>/base/post-data	pg_dump sections (blobs)
- *	<gen>/base/large-objects			pg_dump's large objects
- *	<gen>/base/<chunk>				COPY text chunks (blobs)
- *	<gen>/base/manifest				JSON in a blob, written last
+ * base.h: the base snapshots of a generation.  Each lives in its own
+ * directory <gen>/<base>/, where <base> is "base" for the one the
+ * generation began with and "base-<lsn:016x>" (its consistent LSN) for
+ * each later one taken in the live chain (logship-agent --new-base):
+ *	<gen>/<base>/pre-data, post-data	pg_dump sections (blobs)
+ *	<gen>/<base>/large-objects		pg_dump's large objects
+ *	<gen>/<base>/<chunk>			COPY text chunks (blobs)
+ *	<gen>/<base>/manifest			JSON in a blob, written last
  * The manifest lists every object with its SHA-256 trailer, so a base is
  * complete exactly when its manifest exists and every object matches.
+ * catalog_bases lists a generation's bases in order.
  */
 #ifndef LS_BASE_H
 #define LS_BASE_H
@@ -16,6 +20,17 @@
 
 struct store;
 struct base_manifest;
+
+#define BASE_FIRST	"base"		/* the generation's first base */
+#define BASE_NAME_MAX	24		/* "base-" + 16 hex + NUL, rounded */
+
+/* "base", or "base-" and 16 lowercase hex digits. */
+bool base_name_valid(const char *name);
+/* The name of a later base consistent at lsn: "base-<lsn:016x>". */
+void base_name_for_lsn(uint64_t lsn, char out[BASE_NAME_MAX]);
+/* "<gen>/<base>/manifest" */
+void base_manifest_key(const char *generation, const char *base, char *out,
+    size_t outlen);
 
 struct base_chunk {
 	const char	*key;
@@ -40,6 +55,21 @@ void base_manifest_free(struct base_manifest *);
  */
 int base_manifest_set_section(struct base_manifest *, const char *section,
     const char *key, const uint8_t sha[32], uint64_t bytes, uint64_t count);
+/*
+ * The base's directory name (BASE_FIRST unless set); set before writing.
+ * LS_ERR_INVALID for a name base_name_valid refuses.
+ */
+int base_manifest_set_name(struct base_manifest *, const char *name);
+const char *base_manifest_name(const struct base_manifest *);
+/*
+ * The source's clock when the snapshot became consistent (Unix us): every
+ * transaction in the base committed before it.  0 when not recorded (the
+ * first base of a generation).
+ */
+int base_manifest_set_consistent_time(struct base_manifest *, int64_t us);
+int64_t base_manifest_consistent_time(const struct base_manifest *);
+/* When the manifest was made (Unix us). */
+int64_t base_manifest_created(const struct base_manifest *);
 /* The agent's own publication (not restored); NULL in older manifests. */
 int base_manifest_set_publication(struct base_manifest *, const char *name);
 const char *base_manifest_publication(const struct base_manifest *);
@@ -64,11 +94,23 @@ int base_manifest_columns(const struct base_manifest *, size_t table,
     size_t i, const char **name, uint32_t *type);
 size_t base_manifest_ncolumns(const struct base_manifest *, size_t table);
 
-/* Write <gen>/base/manifest (create-if-absent), encrypted with key if set. */
+/* Write <gen>/<base>/manifest (create-if-absent), encrypted with key if set. */
 int base_manifest_write(struct store *, const struct base_manifest *,
     const uint8_t *key, char **errmsg);
-/* Fetch, verify and parse; LS_ERR_NOTFOUND when the base is incomplete. */
+/*
+ * Fetch, verify and parse <gen>/<base>/manifest (base_manifest_read: the
+ * first base); LS_ERR_NOTFOUND when the base is incomplete or absent.
+ */
 int base_manifest_read(struct store *, const char *generation,
+    const uint8_t *key, struct base_manifest **out, char **errmsg);
+int base_manifest_read_named(struct store *, const char *generation,
+    const char *base, const uint8_t *key, struct base_manifest **out,
+    char **errmsg);
+/*
+ * The newest complete base of the generation (any name); LS_ERR_NOTFOUND
+ * when it has none (the first not finished, or every one expired).
+ */
+int base_manifest_read_newest(struct store *, const char *generation,
     const uint8_t *key, struct base_manifest **out, char **errmsg);
 
 uint64_t base_manifest_lsn(const struct base_manifest *);
@@ -84,15 +126,21 @@ int base_manifest_chunk(const struct base_manifest *, size_t table, size_t i,
 int base_manifest_section(const struct base_manifest *, const char *section,
     struct base_chunk *);
 
-/* Object key of chunk n of a table: "<gen>/base/<schema>.<name>.<n:08x>". */
-void base_chunk_key(const char *generation, const char *schema,
-    const char *name, unsigned n, char *out, size_t outlen);
+/*
+ * Object key of chunk n of a table in base (NULL: BASE_FIRST):
+ * "<gen>/<base>/t-<hex of schema.name>-<n:08x>".
+ */
+void base_chunk_key(const char *generation, const char *base,
+    const char *schema, const char *name, unsigned n, char *out,
+    size_t outlen);
 
 /*
- * Check a generation's base: manifest, then every object against it.
- * LS_ERR_NOTFOUND when there is no manifest.
+ * Check a base (base_verify: the generation's first): manifest, then every
+ * object against it.  LS_ERR_NOTFOUND when there is no manifest.
  */
 int base_verify(struct store *, const char *generation, const uint8_t *key,
     char **errmsg);
+int base_verify_named(struct store *, const char *generation,
+    const char *base, const uint8_t *key, char **errmsg);
 
 #endif

@@ -1,5 +1,6 @@
 /* catalog.c: names and lookups over the store layout (see catalog.h). */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -74,6 +75,143 @@ catalog_generations(struct store *st, char (**gens)[17], size_t *n,
 	return r;
 }
 
+static int
+valid_base_name(const char *s, size_t len)
+{
+	if (len == 4)
+		return strncmp(s, "base", 4) == 0;
+	return len == 21 && strncmp(s, "base-", 5) == 0 && is_hex16(s + 5);
+}
+
+int
+catalog_bases(struct store *st, const char *gen, char (**names)[24],
+    size_t *n, char **errmsg)
+{
+	struct store_list l = { 0 };
+	char prefix[32], start[64], (*bigger)[24];
+	const char *k;
+	size_t len;
+	int r = 0, first = -1;
+
+	*names = NULL;
+	*n = 0;
+	snprintf(prefix, sizeof(prefix), "%.16s/base", gen);
+	start[0] = '\0';
+	for (;;) {
+		if ((r = store_list_after(st, prefix, start, 1, &l, errmsg)) != 0 ||
+		    l.n == 0)
+			break;
+		k = l.entries[0].key + 17;	/* past "<gen>/" */
+		len = strcspn(k, "/");
+		if (k[len] == '/' && valid_base_name(k, len)) {
+			if ((bigger = realloc(*names, (*n + 1) *
+			    sizeof(**names))) == NULL) {
+				r = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+				break;
+			}
+			*names = bigger;
+			memcpy((*names)[*n], k, len);
+			(*names)[*n][len] = '\0';
+			if (len == 4)
+				first = (int)*n;
+			(*n)++;
+		}
+		/* "<dir>0" sorts after every "<dir>/..." */
+		snprintf(start, sizeof(start), "%.16s/%.*s0", gen, (int)len, k);
+		store_list_clear(&l);
+	}
+	store_list_clear(&l);
+	if (r != 0) {
+		free(*names);
+		*names = NULL;
+		*n = 0;
+		return r;
+	}
+	/* "base-..." lists before "base/": the first base goes first */
+	if (first > 0) {
+		char tmp[24];
+
+		memcpy(tmp, (*names)[first], sizeof(tmp));
+		memmove((*names)[1], (*names)[0], (size_t)first * sizeof(tmp));
+		memcpy((*names)[0], tmp, sizeof(tmp));
+	}
+	return 0;
+}
+
+static int
+collect_expired(void *arg, const struct store_entry *e)
+{
+	char *last = arg;
+
+	snprintf(last, 64, "%s", e->key);
+	return 0;
+}
+
+int
+catalog_expired_read(struct store *st, const char *gen,
+    struct catalog_expired *ex, char **errmsg)
+{
+	char prefix[32], last[64] = "", *text = NULL;
+	const char *lsn = NULL, *base = NULL;
+	json_int_t first = 0, when = 0;
+	json_error_t je;
+	json_t *o = NULL;
+	size_t len;
+	int r;
+
+	snprintf(prefix, sizeof(prefix), "%.16s/expired/", gen);
+	if ((r = store_list_all(st, prefix, collect_expired, last, errmsg)) != 0)
+		return r;
+	if (last[0] == '\0')
+		return LS_ERR_NOTFOUND;
+	if ((r = store_get_buf(st, last, 65536, &text, &len, errmsg)) != 0)
+		return r;
+	o = json_loadb(text, len, 0, &je);
+	if (o == NULL || json_unpack_ex(o, &je, 0, "{s:I,s:s,s:s,s:I}",
+	    "first_segno", &first, "lsn", &lsn, "base", &base, "time",
+	    &when) != 0 || first < 1 || ls_lsn_parse(lsn, &ex->lsn) != 0 ||
+	    strlen(base) >= sizeof(ex->base))
+		r = ls_errf(errmsg, LS_ERR_CORRUPT, "store %s: %s is not a valid "
+		    "expire mark (%s)", store_url(st), last,
+		    o == NULL || je.text[0] != '\0' ? je.text : "bad field");
+	else {
+		ex->first_segno = (uint64_t)first;
+		ex->time = when;
+		snprintf(ex->base, sizeof(ex->base), "%s", base);
+	}
+	json_decref(o);
+	free(text);
+	return r;
+}
+
+int
+catalog_expired_write(struct store *st, const char *gen,
+    const struct catalog_expired *ex, char **errmsg)
+{
+	char key[64], lsn[32], *text;
+	json_t *o;
+	int r;
+
+	snprintf(key, sizeof(key), "%.16s/expired/%016" PRIx64, gen,
+	    ex->first_segno);
+	ls_lsn_format(ex->lsn, lsn);
+	o = json_pack("{s:I,s:s,s:s,s:I}", "first_segno",
+	    (json_int_t)ex->first_segno, "lsn", lsn, "base", ex->base, "time",
+	    (json_int_t)ex->time);
+	text = o != NULL ? json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
+	json_decref(o);
+	if (text == NULL)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	r = store_put_buf(st, key, text, strlen(text), 1, errmsg);
+	free(text);
+	if (r == LS_ERR_EXISTS) {	/* an earlier, interrupted run */
+		free(*errmsg);
+		*errmsg = NULL;
+		r = 0;
+	}
+	return r;
+}
+
 struct seg_collect {
 	struct catalog_seg	*segs;
 	size_t			 n, cap;
@@ -136,6 +274,52 @@ catalog_segments(struct store *st, const char *gen, uint64_t after,
 	}
 	*segs = c.segs;
 	*n = c.n;
+	return 0;
+}
+
+/*
+ * Does the first segment at or after i (below hi) that holds transactions
+ * end after lsn?  True when none holds any.
+ */
+static int
+ends_after(struct store *st, const char *gen, const struct catalog_seg *segs,
+    size_t i, size_t hi, uint64_t lsn, bool *yes, char **errmsg)
+{
+	struct segment_header h;
+	int r;
+
+	for (; i < hi; i++) {
+		if ((r = catalog_read_header(st, gen, segs[i].segno, &h,
+		    errmsg)) != 0)
+			return r;
+		if (h.txns > 0) {
+			*yes = h.end_lsn > lsn;
+			return 0;
+		}
+	}
+	*yes = true;
+	return 0;
+}
+
+int
+catalog_segment_after_lsn(struct store *st, const char *gen,
+    const struct catalog_seg *segs, size_t n, uint64_t lsn, size_t *idx,
+    char **errmsg)
+{
+	size_t lo = 0, hi = n, mid;
+	bool yes;
+	int r;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if ((r = ends_after(st, gen, segs, mid, n, lsn, &yes, errmsg)) != 0)
+			return r;
+		if (yes)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	*idx = n == 0 ? 0 : lo < n ? lo : n - 1;
 	return 0;
 }
 

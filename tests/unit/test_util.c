@@ -16,6 +16,20 @@ test_lsn(void)
 	uint64_t v = 0;
 	char buf[32];
 
+	{
+		int64_t d = 0;
+
+		ok(ls_parse_duration_us("90", &d) == 0 && d == 90000000LL &&
+		    ls_parse_duration_us("15m", &d) == 0 && d == 900000000LL &&
+		    ls_parse_duration_us("7d", &d) == 0 && d == 604800000000LL &&
+		    ls_parse_duration_us("2w", &d) == 0 && d == 1209600000000LL,
+		    "durations in microseconds: seconds, m, d, w");
+		ok(ls_parse_duration_us("", &d) != 0 && ls_parse_duration_us("0", &d) != 0 &&
+		    ls_parse_duration_us("7 d", &d) != 0 && ls_parse_duration_us("1x", &d) != 0 &&
+		    ls_parse_duration_us("1dd", &d) != 0 && ls_parse_duration_us("-1h", &d) != 0 &&
+		    ls_parse_duration_us("101000d", &d) != 0,
+		    "bad durations refused (also 0 and over 100 years)");
+	}
 	ok(ls_lsn_parse("16/B374D848", &v) == 0 && v == 0x16B374D848ULL, "LSN parse");
 	ls_lsn_format(v, buf);
 	ok(strcmp(buf, "16/B374D848") == 0, "LSN format round trip");
