@@ -143,11 +143,11 @@ test_duration(void)
 	static const struct { const char *s; double v; } good[] = {
 		{ "1", 1 }, { "0.2", 0.2 }, { "30s", 30 }, { "500ms", 0.5 },
 		{ "5min", 300 }, { "5m", 300 }, { "2h", 7200 }, { "1d", 86400 },
-		{ "1.5h", 5400 }, { "10S", 10 },
+		{ "1.5h", 5400 }, { "10S", 10 }, { "2w", 1209600 },
 	};
 	static const char *bad[] = { "1 s", " 1", "1 ", "inf", "infinity",
 	    "nan", "0x10", "1e3", "-1", "+1", "", "s", "1.", ".5", "1sec",
-	    "1y", "1w", "1e308" };
+	    "1y", "1wk", "1e308" };
 	double v = 0;
 	size_t i;
 	int all = 1;
@@ -158,7 +158,7 @@ test_duration(void)
 			diag("duration \"%s\" gave %g", good[i].s, v);
 			all = 0;
 		}
-	ok(all, "durations: seconds by default, ms, s, m/min, h, d");
+	ok(all, "durations: seconds by default, ms, s, m/min, h, d, w");
 	for (i = 0, all = 1; i < sizeof(bad) / sizeof(bad[0]); i++)
 		if (ls_parse_duration(bad[i], &v) == 0) {
 			diag("duration \"%s\" accepted as %g", bad[i], v);
