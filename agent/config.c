@@ -14,7 +14,8 @@
 #include "store/store_opts.h"
 
 
-enum ctype { C_STR, C_INT, C_SIZE, C_SECONDS, C_LSN, C_FLAG, C_BOOL };
+enum ctype { C_STR, C_INT, C_SIZE, C_SECONDS, C_DURATION, C_LSN, C_FLAG,
+    C_BOOL };
 
 struct ckey {
 	const char	*name;
@@ -47,6 +48,12 @@ static const struct ckey agent_keys[] = {
 	    "close a segment after SIZE compressed bytes" },
 	{ "flush-interval", C_SECONDS, F(flush_interval), "1",
 	    "close a segment SECONDS after its first transaction (the RPO)" },
+	{ "heartbeat-interval", C_DURATION, F(heartbeat_interval), "10s",
+	    "while the source is idle, record a heartbeat in the store this often" },
+	{ "metrics-addr", C_STR, F(metrics_addr), NULL,
+	    "serve Prometheus metrics on [HOST:]PORT (HOST default 127.0.0.1)" },
+	{ "metrics-file", C_STR, F(metrics_file), NULL,
+	    "write the metrics to FILE atomically every 5 s (node_exporter textfile)" },
 	{ "jobs", C_INT, F(jobs), "2", "parallel workers for the base snapshot" },
 	{ "key-file", C_STR, F(key_file), NULL,
 	    "32-byte key (raw or 64 hex digits): encrypt segments and base" },
@@ -191,6 +198,12 @@ set_value(struct agent_config *c, const struct ckey *k, const char *v,
 		if (*v == '\0' || *end != '\0' || d <= 0 || d > 86400)
 			usage_error("%s: --%s %s: expected seconds (0 < s <= 86400)",
 			    where, k->name, v);
+		*(double *)p = d;
+		break;
+	case C_DURATION:
+		if (ls_parse_duration(v, &d) != 0 || d <= 0 || d > 86400)
+			usage_error("%s: --%s %s: expected a duration like 10s, "
+			    "500ms or 5m (0 < d <= 1d)", where, k->name, v);
 		*(double *)p = d;
 		break;
 	}

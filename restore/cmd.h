@@ -26,6 +26,7 @@ extern const struct cmd_entry cmd_ls_entry;		/* cmd_inspect.c */
 extern const struct cmd_entry cmd_verify_entry;
 extern const struct cmd_entry cmd_cat_entry;
 extern const struct cmd_entry cmd_mirror_entry;		/* cmd_mirror.c */
+extern const struct cmd_entry cmd_status_entry;		/* cmd_status.c */
 
 /* main.c */
 

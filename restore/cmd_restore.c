@@ -91,6 +91,8 @@ restore_exec(int argc, char **argv)
 		{ "key-file", required_argument, NULL, 'k' },
 		{ "log-format", required_argument, NULL, 'f' },
 		{ "log-file", required_argument, NULL, 'l' },
+		{ "metrics-addr", required_argument, NULL, 'm' },
+		{ "metrics-file", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -120,6 +122,8 @@ restore_exec(int argc, char **argv)
 		case 'k': o.key_file = optarg; break;
 		case 'f': o.log_format = optarg; break;
 		case 'l': o.log_file = optarg; break;
+		case 'm': o.metrics_addr = optarg; break;
+		case 'O': o.metrics_file = optarg; break;
 		case 'v': o.verbose++; break;
 		case 'h': cmd_usage(stdout); exit(0);
 		case 'V': printf("logship-restore %s\n", PACKAGE_VERSION); exit(0);
@@ -147,7 +151,8 @@ const struct cmd_entry cmd_restore_entry = {
 "                       [--jobs N] [--batch-txns N] [--truncate] [--key-file F]\n"
 "                       [--id-mode preserve|remap] [--on-missing-ref error|null|skip]\n"
 "                       [--filter FILE] [--skip-ddl LSN]...\n"
-"                       [--log-format text|json] [--log-file F] [-v]\n",
+"                       [--log-format text|json] [--log-file F] [-v]\n"
+"                       [--metrics-addr [HOST:]PORT] [--metrics-file F]\n",
 	.help =
 "  --store URL       a directory path or file:///abs/path\n"
 "  --target CONNINFO the database to restore into (libpq connection string)\n"
@@ -168,6 +173,10 @@ const struct cmd_entry cmd_restore_entry = {
 "                    by hand, as the error that stopped the restore says)\n"
 "  --on-missing-ref error|null|skip\n"
 "                    remap: a reference to a key not in the ID map\n"
-"  --key-file F      32-byte key (raw or 64 hex digits) for encrypted stores\n",
+"  --key-file F      32-byte key (raw or 64 hex digits) for encrypted stores\n"
+"  --metrics-addr [HOST:]PORT\n"
+"                    serve Prometheus metrics there (HOST default 127.0.0.1)\n"
+"  --metrics-file F  write the metrics to F every 5 s and at exit, atomically\n"
+"                    (node_exporter textfile collector)\n",
 	.exec = restore_exec,
 };

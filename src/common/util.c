@@ -165,6 +165,34 @@ days_in_month(int year, int month)
 }
 
 int
+ls_parse_duration(const char *s, double *seconds)
+{
+	static const struct { const char *unit; double mult; } units[] = {
+		{ "", 1 }, { "ms", 0.001 }, { "s", 1 }, { "m", 60 },
+		{ "h", 3600 }, { "d", 86400 },
+	};
+	const char *p = s;
+	char *end;
+	double v;
+	size_t i;
+
+	if (*p < '0' || *p > '9')
+		return LS_ERR_INVALID;
+	while ((*p >= '0' && *p <= '9') || *p == '.')
+		p++;
+	errno = 0;
+	v = strtod(s, &end);
+	if (end != p || errno != 0 || !(v >= 0))
+		return LS_ERR_INVALID;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(p, units[i].unit) == 0) {
+			*seconds = v * units[i].mult;
+			return 0;
+		}
+	return LS_ERR_INVALID;
+}
+
+int
 ls_parse_time(const char *s, int64_t *us)
 {
 	struct tm tm = { 0 };

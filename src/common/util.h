@@ -29,6 +29,12 @@ int64_t ls_now_us(void);
 /* "2026-11-21T05:44:30.123456Z" into out (at least 32 bytes). */
 void ls_format_time(int64_t us, char *out, size_t outlen);
 /*
+ * A duration: a decimal number with an optional unit right after it (no
+ * space): ms, s, m, h, d; none means seconds ("10", "10s", "1.5m",
+ * "500ms").  0 and *seconds, or LS_ERR_INVALID.
+ */
+int ls_parse_duration(const char *s, double *seconds);
+/*
  * Parse "YYYY-MM-DD HH:MM:SS[.ffffff][Z|+hh[:mm]]" (T or space); 0, or
  * LS_ERR_INVALID for anything else, a field out of range included
  * (2026-02-30 is refused, not taken for March 2).
