@@ -110,7 +110,12 @@ help(void)
 		    keys[i].def ? " (default " : "", keys[i].def ? keys[i].def : "",
 		    keys[i].def ? ")" : "");
 	printf("  -v, --help, --version\n\nExit: 0 done or SIGTERM, 1 error, "
-	    "2 usage.  See logship-agent(1).\n");
+	    "2 usage.  See logship-agent(1).\n\n"
+	    "logship-agent status [--format text|json] [--warn DURATION] "
+	    "[--crit DURATION] [options]\n"
+	    "  how current the store is (the slot, the newest segment and "
+	    "heartbeat);\n  exit 0 ok, 1 lag over --warn, 2 over --crit or an "
+	    "error\n");
 }
 
 int

@@ -149,14 +149,15 @@ progress(struct stream *s, bool final)
 	int64_t now = ls_now_us();
 	double secs = (double)(now - s->start_us) / 1e6;
 	uint64_t rows = s->rows_total + (s->ap ? applier_rows(s->ap) : 0);
+	int64_t asof = s->r->mk.commit_time > s->r->mk.heartbeat_time ?
+	    s->r->mk.commit_time : s->r->mk.heartbeat_time;
 	char lag[32] = "-";
 
 	if (!final && (!isatty(2) || now - s->progress_us < 1000000))
 		return;
 	s->progress_us = now;
-	if (s->r->mk.commit_time > 0)
-		snprintf(lag, sizeof(lag), "%.1fs",
-		    (double)(now - s->r->mk.commit_time) / 1e6);
+	if (asof > 0)	/* a heartbeat says an idle source had nothing more */
+		snprintf(lag, sizeof(lag), "%.1fs", (double)(now - asof) / 1e6);
 	if (final)
 		log_info("restore", "summary: segments=%" PRIu64 " transactions=%"
 		    PRIu64 " rows=%" PRIu64 " seconds=%.1f", s->segs, s->txns,
