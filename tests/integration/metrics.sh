@@ -164,5 +164,13 @@ kill -TERM $APID; wait $APID
 is "$?" 0 "the agent stops on SIGTERM"
 out=$("$AGENT" status --source "$SRC" --store "$S" --format json)
 is "$(printf '%s' "$out" | jq -r .agent_running)" false "agent status: no agent running after it stopped"
+# the source writes while no agent runs: the store falls behind
+"$PG_BINDIR/pgbench" -h 127.0.0.1 -p "$P" -U postgres -n -c 1 -t 20 postgres >/dev/null 2>&1
+sleep 2
+out=$("$AGENT" status --source "$SRC" --store "$S" --format json --warn 1s --crit 1h); rc=$?
+is "$rc" 1 "agent status: exit 1 over --warn while the store falls behind"
+is "$(printf '%s' "$out" | jq -r '[.status, (.slot_lag_bytes > 0), (.lag_seconds > 1)] | join(" ")')" "warn true true" "agent status: its lag in the JSON"
+"$AGENT" status --source "$SRC" --store "$S" --warn 1s --crit 1s >/dev/null; rc=$?
+is "$rc" 2 "agent status: exit 2 over --crit"
 grep -q '^logship_agent_segments_total [1-9]' "$T/agent.prom"; ok $? "agent: the textfile is written at exit"
 done_testing
