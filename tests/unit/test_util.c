@@ -90,11 +90,36 @@ test_key(void)
 	free(err);
 }
 
+/* Durations: a number, a unit right after it, nothing else. */
+static void
+test_duration(void)
+{
+	static const struct { const char *s; double secs; } good[] = {
+		{ "10", 10 }, { "10s", 10 }, { "1.5m", 90 }, { "500ms", 0.5 },
+		{ "2h", 7200 }, { "1d", 86400 }, { "0", 0 },
+	};
+	static const char *const bad[] = {
+		"", "s", "10 s", " 10s", "10sec", "10S", "-1s", "1e3", "0x10",
+		"10s ", "1..5m", "10mss", "nan", "inf",
+	};
+	double d;
+	size_t i;
+	int all = 1;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		all &= ls_parse_duration(good[i].s, &d) == 0 && d == good[i].secs;
+	ok(all, "durations with and without units");
+	for (i = 0, all = 1; i < sizeof(bad) / sizeof(bad[0]); i++)
+		all &= ls_parse_duration(bad[i], &d) != 0;
+	ok(all, "malformed durations are refused (a space, an unknown unit, a sign)");
+}
+
 int
 main(void)
 {
 	test_lsn();
 	test_time();
 	test_key();
+	test_duration();
 	return tap_done();
 }
