@@ -60,6 +60,7 @@ struct agent {
 	char		 database[64];
 	PGconn		*sql;
 	PGconn		*repl;
+	bool		 in_copy;	/* repl is streaming (START_REPLICATION) */
 	struct pgo_decoder *dec;
 	struct relcache	*rels;
 	char		*tables_written;	/* last logship.tables content */
@@ -127,6 +128,8 @@ void observe_base(void *arg, size_t tables_done, size_t tables,
     uint64_t bytes_done, uint64_t bytes_estimate);
 /* logship-agent status [options]: the exit status (0, 1 warn, 2 crit). */
 int status_main(int argc, char **argv);
+/* dropslot.c: --drop-slot, a command of its own; the exit status. */
+int drop_slot_main(const struct agent_config *);
 
 /* session.c: one connected run (returns 0 when done: stop or endpos). */
 int session_run(struct agent *, char **errmsg);

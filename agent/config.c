@@ -8,14 +8,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/conffile.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "config.h"
 #include "store/store_opts.h"
 
 
-enum ctype { C_STR, C_INT, C_SIZE, C_SECONDS, C_DURATION, C_LSN, C_FLAG,
-    C_BOOL };
+enum ctype { C_STR, C_INT, C_SIZE, C_SECONDS, C_LSN, C_FLAG, C_BOOL };
 
 struct ckey {
 	const char	*name;
@@ -40,6 +40,9 @@ static const struct ckey agent_keys[] = {
 	    "capture DDL on the source (installs event triggers; superuser)" },
 	{ "ddl-uninstall", C_BOOL, F(ddl_uninstall), NULL,
 	    "remove the DDL capture from --source and exit" },
+	{ "drop-slot", C_BOOL, F(drop_slot), NULL,
+	    "drop the store's replication slot and the publication on --source "
+	    "(a retired store), then exit" },
 	{ "endpos", C_LSN, F(endpos_text), NULL,
 	    "exit 0 once every transaction committed at or before LSN is stored" },
 	{ "segment-max-txns", C_INT, F(segment_max_txns), "10000",
@@ -48,7 +51,7 @@ static const struct ckey agent_keys[] = {
 	    "close a segment after SIZE compressed bytes" },
 	{ "flush-interval", C_SECONDS, F(flush_interval), "1",
 	    "close a segment SECONDS after its first transaction (the RPO)" },
-	{ "heartbeat-interval", C_DURATION, F(heartbeat_interval), "10s",
+	{ "heartbeat-interval", C_SECONDS, F(heartbeat_interval), "10s",
 	    "while the source is idle, record a heartbeat in the store this often" },
 	{ "metrics-addr", C_STR, F(metrics_addr), NULL,
 	    "serve Prometheus metrics on [HOST:]PORT (HOST default 127.0.0.1)" },
@@ -118,35 +121,26 @@ help(void)
 	    "error\n");
 }
 
-int
-config_parse_size(const char *s, int64_t *out)
+/* "--key value" on the command line, "key = value" in a file. */
+static void __attribute__((noreturn))
+bad_value(const struct ckey *k, const char *v, const char *where,
+    const char *want)
 {
-	char *end;
-	double v;
-	int64_t mult = 1;
+	if (strcmp(where, "command line") == 0 || strcmp(where, "default") == 0)
+		usage_error("%s: --%s %s: %s", where, k->name, v, want);
+	usage_error("%s: %s = %s: %s", where, k->name, v, want);
+}
 
-	errno = 0;
-	v = strtod(s, &end);
-	if (end == s || errno != 0 || v < 0)
-		return -1;
-	while (isspace((unsigned char)*end))
-		end++;
-	switch (toupper((unsigned char)*end)) {
-	case '\0': break;
-	case 'K': mult = 1024; end++; break;
-	case 'M': mult = 1024 * 1024; end++; break;
-	case 'G': mult = 1024LL * 1024 * 1024; end++; break;
-	case 'B': break;
-	default: return -1;
-	}
-	if (*end == 'i' || *end == 'I')
-		end++;
-	if (*end == 'B' || *end == 'b')
-		end++;
-	if (*end != '\0')
-		return -1;
-	*out = (int64_t)(v * (double)mult);
-	return 0;
+/* Only digits: no sign, space or base prefix. */
+static bool
+all_digits(const char *v)
+{
+	if (*v == '\0')
+		return false;
+	for (; *v != '\0'; v++)
+		if (!isdigit((unsigned char)*v))
+			return false;
+	return true;
 }
 
 /* Set key k from text; "where" names the source for messages. */
@@ -166,8 +160,7 @@ set_value(struct agent_config *c, const struct ckey *k, const char *v,
 		break;
 	case C_LSN:
 		if (ls_lsn_parse(v, &lsn) != 0)
-			usage_error("%s: --%s %s: expected an LSN like 16/B374D848",
-			    where, k->name, v);
+			bad_value(k, v, where, "expected an LSN like 16/B374D848");
 		free(*(char **)p);
 		*(char **)p = strdup(v);
 		c->endpos = lsn;
@@ -175,10 +168,11 @@ set_value(struct agent_config *c, const struct ckey *k, const char *v,
 		break;
 	case C_INT:
 	case C_FLAG:
+		errno = 0;
 		n = strtoll(v, &end, 10);
-		if (*v == '\0' || *end != '\0' || n < 0)
-			usage_error("%s: --%s %s: expected a whole number", where,
-			    k->name, v);
+		if (!all_digits(v) || errno != 0)
+			bad_value(k, v, where, "expected a whole number (digits "
+			    "only)");
 		*(int64_t *)p = n;
 		break;
 	case C_BOOL:
@@ -189,26 +183,20 @@ set_value(struct agent_config *c, const struct ckey *k, const char *v,
 		    strcmp(v, "off") == 0 || strcmp(v, "0") == 0)
 			*(bool *)p = false;
 		else
-			usage_error("%s: %s = %s: expected true or false", where,
-			    k->name, v);
+			bad_value(k, v, where, "expected true or false");
 		break;
 	case C_SIZE:
-		if (config_parse_size(v, &n) != 0 || n <= 0)
-			usage_error("%s: --%s %s: expected a size like 64MB", where,
-			    k->name, v);
+		if (ls_parse_size(v, &n) != 0 || n <= 0)
+			bad_value(k, v, where, "expected a size like 64MB: digits, "
+			    "then B, kB, MB, GB or KiB, MiB, GiB right after them "
+			    "(no space)");
 		*(int64_t *)p = n;
 		break;
 	case C_SECONDS:
-		d = strtod(v, &end);
-		if (*v == '\0' || *end != '\0' || d <= 0 || d > 86400)
-			usage_error("%s: --%s %s: expected seconds (0 < s <= 86400)",
-			    where, k->name, v);
-		*(double *)p = d;
-		break;
-	case C_DURATION:
 		if (ls_parse_duration(v, &d) != 0 || d <= 0 || d > 86400)
-			usage_error("%s: --%s %s: expected a duration like 10s, "
-			    "500ms or 5m (0 < d <= 1d)", where, k->name, v);
+			bad_value(k, v, where, "expected a duration like 1.5 or "
+			    "500ms, 30s, 5min, 1h (a unit right after the number, "
+			    "no space; 0 < duration <= 1 day)");
 		*(double *)p = d;
 		break;
 	}
@@ -225,51 +213,34 @@ find_key(const char *name)
 	return NULL;
 }
 
-static char *
-trim(char *s)
-{
-	char *e;
+struct file_ctx {
+	struct agent_config	*c;
+	const bool		*set;	/* keys given on argv: they win */
+};
 
-	while (isspace((unsigned char)*s))
-		s++;
-	e = s + strlen(s);
-	while (e > s && isspace((unsigned char)e[-1]))
-		*--e = '\0';
-	return s;
+static int
+file_setting(void *arg, const char *k, const char *v, const char *where)
+{
+	struct file_ctx *x = arg;
+	const struct ckey *key;
+
+	if ((key = find_key(k)) == NULL || strcmp(k, "config") == 0 ||
+	    strcmp(k, "ddl-uninstall") == 0 || strcmp(k, "drop-slot") == 0)
+		usage_error("%s: unknown setting \"%s\"", where, k);
+	if (!x->set[key - keys])
+		set_value(x->c, key, v, where);
+	return 0;
 }
 
-/* "key = value" lines; values may be 'single-quoted'.  Lines set[] on argv win. */
+/* "key = value" lines (conffile.h).  Lines set[] on argv win. */
 static void
 read_file(struct agent_config *c, const char *path, const bool *set)
 {
-	char line[4096], where[4200], *eq, *k, *v;
-	const struct ckey *key;
-	FILE *fp = fopen(path, "r");
-	int lineno = 0;
+	struct file_ctx x = { c, set };
+	char *err = NULL;
 
-	if (fp == NULL)
-		usage_error("config file %s: %s", path, strerror(errno));
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		lineno++;
-		snprintf(where, sizeof(where), "%s:%d", path, lineno);
-		if (*(k = trim(line)) == '#' || *k == '\0')
-			continue;
-		if ((eq = strchr(k, '=')) == NULL)
-			usage_error("%s: expected key = value", where);
-		*eq = '\0';
-		k = trim(k);
-		v = trim(eq + 1);
-		if (*v == '\'' && strlen(v) >= 2 && v[strlen(v) - 1] == '\'') {
-			v[strlen(v) - 1] = '\0';
-			v++;
-		}
-		if ((key = find_key(k)) == NULL || strcmp(k, "config") == 0 ||
-		    strcmp(k, "ddl-uninstall") == 0)
-			usage_error("%s: unknown setting \"%s\"", where, k);
-		if (!set[key - keys])
-			set_value(c, key, v, where);
-	}
-	fclose(fp);
+	if (conffile_read(path, file_setting, &x, &err) != 0)
+		usage_error("%s", err);
 }
 
 static void
@@ -310,6 +281,8 @@ check_required(const struct agent_config *c)
 		return;		/* a command of its own: needs nothing else */
 	if (c->store == NULL)
 		usage_error("--store URL is required");
+	if (c->drop_slot && c->has_endpos)
+		usage_error("--drop-slot is a command of its own: no --endpos");
 	if (c->jobs < 1 || c->jobs > 64)
 		usage_error("--jobs %lld: expected 1..64", (long long)c->jobs);
 	if (c->segment_max_txns < 1)

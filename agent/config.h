@@ -22,6 +22,7 @@ struct agent_config {
 	char		*tables;		/* "s.t,s.t" or NULL: all tables */
 	bool		 ddl;			/* install the DDL capture */
 	bool		 ddl_uninstall;		/* remove it and exit */
+	bool		 drop_slot;		/* drop slot and publication, exit */
 	char		*endpos_text;
 	uint64_t	 endpos;
 	bool		 has_endpos;
@@ -48,8 +49,5 @@ struct agent_config {
  */
 void config_parse(int argc, char **argv, struct agent_config *c);
 void config_free(struct agent_config *c);
-
-/* "64MB", "1GiB", "512k", "1000": bytes; 0 or -1. */
-int config_parse_size(const char *s, int64_t *out);
 
 #endif

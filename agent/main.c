@@ -22,6 +22,7 @@
 #include "agent.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/service.h"
 #include "common/util.h"
 #include "ddl.h"
 #include "format/relcache.h"
@@ -70,6 +71,7 @@ nap(int64_t us)
 {
 	while (us > 0 && !agent_stop) {
 		struct timespec ts = { 0, 100000000 };	/* 0.1 s */
+		service_watchdog();
 		nanosleep(&ts, NULL);
 		us -= 100000;
 	}
@@ -212,6 +214,7 @@ run(struct agent *a)
 		if (a->got_data)	/* the last session worked: start over */
 			attempt = 0;
 		log_warn("agent", "%s; reconnecting (try %d)", err, attempt + 1);
+		service_status("reconnecting (try %d): %.200s", attempt + 1, err);
 		free(err);
 		err = NULL;
 		nap(ls_backoff_us(attempt));
@@ -264,11 +267,17 @@ main(int argc, char **argv)
 		config_free(&cfg);
 		return r;
 	}
+	if (cfg.drop_slot) {
+		r = drop_slot_main(&cfg);
+		config_free(&cfg);
+		return r;
+	}
 	memset(&a, 0, sizeof(a));
 	srandom((unsigned)(getpid() ^ time(NULL)));
 	install_signals();
 	if ((r = setup(&a, &cfg, key)) == 0)
 		r = run(&a);
+	service_stopping();
 	teardown(&a);
 	config_free(&cfg);
 	return r;

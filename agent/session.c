@@ -19,6 +19,7 @@
 #include "basecopy.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/service.h"
 #include "common/util.h"
 #include "ddl.h"
 #include "format/relcache.h"
@@ -513,6 +514,7 @@ disconnect(struct agent *a)
 	PQfinish(a->repl);
 	PQfinish(a->sql);
 	a->repl = a->sql = NULL;
+	a->in_copy = false;
 }
 
 static int
@@ -538,7 +540,11 @@ session_body(struct agent *a, char **errmsg)
 		return r;
 	if ((r = start_replication(a, errmsg)) != 0)
 		return r;
+	a->in_copy = true;
 	log_info("agent", "streaming generation %s from slot %s, next segment "
+	    "%016" PRIx64, a->generation, a->cfg->slot, a->segno);
+	service_busy(false);	/* the stream loop feeds the watchdog now */
+	service_ready("streaming generation %s from slot %s, next segment "
 	    "%016" PRIx64, a->generation, a->cfg->slot, a->segno);
 	a->ever_streamed = true;
 	a->got_data = false;
@@ -554,7 +560,9 @@ session_run(struct agent *a, char **errmsg)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	if (a->dec == NULL && (r = pgo_decoder_new(&a->dec, errmsg)) != 0)
 		return r;
+	service_busy(true);	/* connecting, maybe a base snapshot */
 	r = session_body(a, errmsg);
+	service_busy(false);
 	disconnect(a);
 	return r;
 }

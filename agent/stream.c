@@ -21,6 +21,7 @@
 #include "common/error.h"
 #include "common/log.h"
 #include "common/metrics.h"
+#include "common/service.h"
 #include "common/util.h"
 #include "ddl.h"
 #include "format/relcache.h"
@@ -99,8 +100,8 @@ send_status(struct agent *a, bool reply, char **errmsg)
 	uint64_t pos;
 	size_t n;
 
-	if (a->repl == NULL)
-		return 0;
+	if (a->repl == NULL || !a->in_copy)
+		return 0;	/* e.g. after a base, before START_REPLICATION */
 	pos = record_idle(a, confirm_position(a), now);
 	if (pos > a->confirmed)
 		a->confirmed = pos;
@@ -359,6 +360,8 @@ stream_flush(struct agent *a, char **errmsg)
 	log_info("agent", "segment stored: %s txns=%" PRIu64 " changes=%" PRIu64
 	    " bytes=%" PRIu64 " lsn=%s..%s", key, h.txns, h.changes, h.total_len,
 	    l1, l2);
+	service_status("streaming generation %s: segment %016" PRIx64 " stored "
+	    "(lsn %s)", a->generation, a->segno - 1, l2);
 	if (send_status(a, false, errmsg) != 0)
 		log_warn("agent", "confirm after upload: %s", *errmsg);
 	return 0;
@@ -763,6 +766,7 @@ stream_run(struct agent *a, char **errmsg)
 	if (a->last_stored_us == 0)
 		a->last_stored_us = a->last_status_us;
 	for (;;) {
+		service_watchdog();
 		if (agent_hup) {
 			agent_hup = 0;
 			log_reopen();

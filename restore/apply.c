@@ -13,6 +13,7 @@
 #include "apply.h"
 #include "common/error.h"
 #include "common/util.h"
+#include "fold.h"
 #include "format/relcache.h"
 #include "target.h"
 
@@ -21,6 +22,8 @@
 #define RUN_COPY_MIN	64		/* inserts in a row before COPY pays */
 #define RUN_MAX_ROWS	10000
 #define RUN_MAX_BYTES	(8u << 20)
+#define FOLD_MAX_ROWS	100000		/* updates held for their net change */
+#define FOLD_MAX_BYTES	(64u << 20)
 
 /* A buffered insert of a run: its values, copied. */
 struct run_row {
@@ -46,6 +49,7 @@ struct relinfo {
 	bool		*textcmp;	/* no equality: compare as text */
 	bool		*always;	/* GENERATED ALWAYS AS IDENTITY */
 	bool		 partitioned;	/* the target's table routes to partitions */
+	bool		 foldable;	/* its updates may fold (fold_sql) */
 	char		**elided;	/* source columns the filters drop */
 	size_t		 nelided;
 };
@@ -56,6 +60,7 @@ struct cmdctx {
 	uint64_t	 segno;
 	uint64_t	 lsn;
 	uint32_t	 xid;
+	bool		 if_present;	/* no row found is fine */
 };
 
 struct applier {
@@ -74,7 +79,8 @@ struct applier {
 	int		 in_batch;
 	int		 failed;	/* an error is pending in the pipeline */
 	bool		 create_missing;	/* see applier_create_missing */
-	uint64_t	 rows, missing;
+	uint64_t	 rows, missing, folded;
+	struct fold	*fold;		/* updates held for their net change */
 	/* consecutive inserts into one relation, sent as COPY when long */
 	uint32_t	 run_relid;
 	struct run_row	*run;
@@ -86,6 +92,7 @@ struct applier {
 };
 
 static int flush_run(struct applier *, char **);
+static int fold_send(struct applier *, uint32_t relid, char **);
 static void discard_run(struct applier *);
 static void relinfo_clear(struct relinfo *);
 static int resolve(struct applier *, const struct ls_relation *, char **);
@@ -100,6 +107,10 @@ applier_new(PGconn *c, struct applier **out, char **errmsg)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	}
 	a->c = c;
+	if ((a->fold = fold_new()) == NULL) {
+		applier_free(a);
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	}
 	if (PQenterPipelineMode(c) != 1) {
 		applier_free(a);
 		return ls_errf(errmsg, LS_ERR_PG, "target: cannot enter pipeline "
@@ -117,6 +128,7 @@ applier_free(struct applier *a)
 	if (a == NULL)
 		return;
 	discard_run(a);
+	fold_free(a->fold);
 	free(a->run);
 	for (i = 0; i < a->cap; i++)
 		free(a->stmts[i].key);
@@ -131,6 +143,7 @@ applier_free(struct applier *a)
 
 uint64_t applier_rows(const struct applier *a) { return a->rows; }
 uint64_t applier_missing(const struct applier *a) { return a->missing; }
+uint64_t applier_folded(const struct applier *a) { return a->folded; }
 int applier_in_batch(const struct applier *a) { return a->in_batch; }
 
 /* What was read from the target's table: read it again when needed. */
@@ -143,6 +156,7 @@ relinfo_unresolve(struct relinfo *ri)
 	ri->types = NULL;
 	ri->textcmp = NULL;
 	ri->always = NULL;
+	ri->foldable = false;
 	ri->resolved = false;
 }
 
@@ -237,6 +251,8 @@ applier_relation(struct applier *a, const struct ls_relation *rel,
 	/* every segment repeats its relations: keep what is known of one */
 	if (old != NULL && ri != NULL && same_relation(old, rel))
 		return 0;
+	if (fold_has(a->fold, rel->oid) && fold_send(a, rel->oid, errmsg) != 0)
+		return LS_ERR_PG;
 	if (relcache_put(a->rels, rel) != 0)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	if (ri == NULL) {
@@ -261,6 +277,12 @@ applier_context(struct applier *a, uint64_t segno, uint64_t commit_lsn,
 	a->ctx.segno = segno;
 	a->ctx.lsn = commit_lsn;
 	a->ctx.xid = xid;
+}
+
+void
+applier_if_present(struct applier *a, bool on)
+{
+	a->ctx.if_present = on;
 }
 
 const struct ls_relation *
@@ -390,7 +412,8 @@ note_result(struct applier *a, PGresult *res, size_t idx, char **errmsg)
 		tuples = PQcmdTuples(res);
 		if ((strncmp(PQcmdStatus(res), "UPDATE", 6) == 0 ||
 		    strncmp(PQcmdStatus(res), "DELETE", 6) == 0) &&
-		    strcmp(tuples, "0") == 0)
+		    strcmp(tuples, "0") == 0 && !(idx < (size_t)a->queued &&
+		    a->sentctx[idx].if_present))
 			a->missing++;	/* the row was not there */
 	}
 }
@@ -444,7 +467,7 @@ applier_ddl(struct applier *a, char *const *sql, size_t n, char **errmsg)
 	size_t i;
 	int r;
 
-	if ((r = flush_run(a, errmsg)) != 0)
+	if ((r = fold_send(a, 0, errmsg)) != 0)
 		return r;
 	for (i = 0; i < n; i++) {
 		if ((r = send_simple(a, sql[i], errmsg)) != 0)
@@ -465,7 +488,7 @@ applier_commit(struct applier *a, const char *extra1, const char *extra2,
 {
 	int r;
 
-	if ((r = flush_run(a, errmsg)) != 0 ||
+	if ((r = fold_send(a, 0, errmsg)) != 0 ||
 	    (extra1 != NULL && (r = send_simple(a, extra1, errmsg)) != 0) ||
 	    (extra2 != NULL && (r = send_simple(a, extra2, errmsg)) != 0) ||
 	    (r = send_simple(a, "COMMIT", errmsg)) != 0 ||
@@ -495,6 +518,7 @@ applier_rollback(struct applier *a)
 	char *ignore = NULL;
 
 	discard_run(a);
+	fold_discard(a->fold);
 	if (PQstatus(a->c) == CONNECTION_OK &&
 	    send_simple(a, "ROLLBACK", &ignore) == 0)
 		(void)drain(a, &ignore);
@@ -762,6 +786,76 @@ create_bare(struct applier *a, const struct ls_relation *rel, char **errmsg)
 	return r;
 }
 
+/*
+ * May the table's updates fold into their net change (fold.h)?  Only where
+ * the order of updates to different rows cannot matter and no one watches
+ * each one: a plain table whose one unique index (immediate) is its
+ * replica identity, on exactly the source's key columns ($3), with no
+ * foreign key of its own, no user trigger and no rule.
+ */
+static const char fold_sql[] =
+    "SELECT c.relkind = 'r' AND NOT c.relhassubclass AND (SELECT count(*) "
+    "FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisunique OR "
+    "i.indisexclusion)) = 1 AND EXISTS (SELECT FROM pg_index i WHERE "
+    "i.indrelid = c.oid AND i.indisunique AND i.indimmediate AND "
+    "i.indexprs IS NULL AND i.indpred IS NULL AND ((c.relreplident = 'd' "
+    "AND i.indisprimary) OR (c.relreplident = 'i' AND i.indisreplident)) "
+    "AND (SELECT array_agg(a.attname::text ORDER BY a.attname::text) FROM "
+    "pg_attribute a WHERE a.attrelid = c.oid AND a.attnum = ANY (i.indkey)) "
+    "= (SELECT array_agg(k ORDER BY k) FROM unnest($3::text[]) k)) AND NOT "
+    "EXISTS (SELECT FROM pg_constraint k WHERE k.conrelid = c.oid AND "
+    "k.contype = 'f') AND NOT EXISTS (SELECT FROM pg_trigger t WHERE "
+    "t.tgrelid = c.oid AND NOT t.tgisinternal) AND NOT EXISTS (SELECT FROM "
+    "pg_rewrite w WHERE w.ev_class = c.oid) FROM pg_class c WHERE c.oid = "
+    "to_regclass(format('%I.%I', $1::text, $2::text))";
+
+/* The source's key column names as a text[] literal. */
+static char *
+key_array(const struct ls_relation *rel)
+{
+	struct sqlbuf b = { 0 };
+	const char *p;
+	uint16_t i;
+	int n = 0;
+
+	sb_add(&b, "{");
+	for (i = 0; i < rel->ncols; i++) {
+		if (!(rel->cols[i].flags & LS_COL_KEY))
+			continue;
+		sb_add(&b, n++ ? ",\"" : "\"");
+		for (p = rel->cols[i].name; *p != '\0'; p++) {
+			char ch[3] = { '\\', *p, '\0' };
+			sb_add(&b, *p == '"' || *p == '\\' ? ch : ch + 1);
+		}
+		sb_add(&b, "\"");
+	}
+	sb_add(&b, "}");
+	if (b.oom || n == 0) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
+
+static void
+fold_check(struct applier *a, const struct ls_relation *rel,
+    struct relinfo *ri)
+{
+	char *keys = key_array(rel);
+	const char *params[3] = { rel->schema, rel->name, keys };
+	PGresult *res;
+
+	ri->foldable = false;
+	if (keys == NULL || rel->replident == 'f')
+		goto out;
+	res = PQexecParams(a->c, fold_sql, 3, NULL, params, NULL, NULL, 0);
+	ri->foldable = PQresultStatus(res) == PGRES_TUPLES_OK &&
+	    PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+ out:
+	free(keys);
+}
+
 /* The target's columns of rel (columns_sql); *res NULL on error. */
 static int
 target_columns(struct applier *a, const struct ls_relation *rel,
@@ -821,6 +915,7 @@ resolve(struct applier *a, const struct ls_relation *rel, char **errmsg)
 	else if (r == 0) {
 		ri->partitioned = *PQgetvalue(res, 0, 7) == 'p';
 		compare(a, rel, ri, res, &d);
+		fold_check(a, rel, ri);
 	}
 	PQclear(res);
 	if (r == 0 && (d.what.oom || d.fix.oom))
@@ -862,7 +957,8 @@ applier_present(struct applier *a, char kind, const char *const *pairs,
 	size_t i;
 	int r = 0;
 
-	if (a->queued > 0 && (r = drain(a, errmsg)) != 0)
+	if ((r = fold_send(a, 0, errmsg)) != 0 ||
+	    (a->queued > 0 && (r = drain(a, errmsg)) != 0))
 		return r;
 	if (PQexitPipelineMode(a->c) != 1)
 		return ls_errf(errmsg, LS_ERR_PG, "target: %s", PQerrorMessage(a->c));
@@ -880,6 +976,32 @@ applier_present(struct applier *a, char kind, const char *const *pairs,
 	}
 	if (PQenterPipelineMode(a->c) != 1 && r == 0)
 		r = ls_errf(errmsg, LS_ERR_PG, "target: %s", PQerrorMessage(a->c));
+	return r;
+}
+
+int
+applier_query(struct applier *a, const char *sql, int nparams,
+    const char *const *params, PGresult **res, char **errmsg)
+{
+	int r = 0;
+
+	*res = NULL;
+	if ((r = fold_send(a, 0, errmsg)) != 0 ||
+	    (a->queued > 0 && (r = drain(a, errmsg)) != 0))
+		return r;
+	if (PQexitPipelineMode(a->c) != 1)
+		return ls_errf(errmsg, LS_ERR_PG, "target: %s", PQerrorMessage(a->c));
+	*res = PQexecParams(a->c, sql, nparams, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(*res) != PGRES_TUPLES_OK) {
+		r = target_error(a->c, *res, errmsg, "reading the catalog");
+		PQclear(*res);
+		*res = NULL;
+	}
+	if (PQenterPipelineMode(a->c) != 1 && r == 0) {
+		PQclear(*res);
+		*res = NULL;
+		r = ls_errf(errmsg, LS_ERR_PG, "target: %s", PQerrorMessage(a->c));
+	}
 	return r;
 }
 
@@ -1424,6 +1546,102 @@ flush_run(struct applier *a, char **errmsg)
 	return r;
 }
 
+/* ---- net change of updates (fold.h) ---- */
+
+/* An update that may wait for its row's net change. */
+static bool
+foldable(const struct applier *a, const struct ls_change *ch)
+{
+	const struct ls_relation *rel;
+	const struct relinfo *ri;
+	uint16_t i;
+
+	if (ch->kind != LS_CHANGE_UPDATE || ch->old_kind != LS_OLD_NONE ||
+	    !a->in_batch || (ri = relinfo_get(a, ch->relid)) == NULL ||
+	    !ri->foldable || (rel = relcache_get(a->rels, ch->relid)) == NULL ||
+	    ch->new.ncols != rel->ncols)
+		return false;
+	for (i = 0; i < rel->ncols; i++)
+		if ((rel->cols[i].flags & LS_COL_KEY) &&
+		    ch->new.vals[i].kind != LS_VAL_TEXT)
+			return false;
+	return true;
+}
+
+static int
+fold_change(struct applier *a, const struct ls_change *ch, char **errmsg)
+{
+	const struct ls_relation *rel = relcache_get(a->rels, ch->relid);
+	struct fold_ctx ctx = { a->ctx.segno, a->ctx.lsn, a->ctx.xid };
+	char key[1664];
+	bool merged;
+	uint16_t i;
+	int r;
+
+	for (i = 0; i < rel->ncols; i++)
+		key[i] = (rel->cols[i].flags & LS_COL_KEY) != 0;
+	if ((r = fold_put(a->fold, ch->relid, &ch->new, key, &ctx,
+	    &merged)) != 0)
+		return r == LS_ERR_NOMEM ? ls_errf(errmsg, r, "out of memory") :
+		    ls_errf(errmsg, r, "%s.%s: held update of another shape",
+		    rel->schema, rel->name);
+	if (merged) {
+		a->rows++;	/* applied, by the row's last image */
+		a->folded++;
+	}
+	if (fold_rows(a->fold) >= FOLD_MAX_ROWS ||
+	    fold_bytes(a->fold) >= FOLD_MAX_BYTES)
+		return fold_send(a, 0, errmsg);
+	return 0;
+}
+
+struct fold_out {
+	struct applier	*a;
+	char		**errmsg;
+};
+
+static int
+fold_one(void *arg, uint32_t relid, const struct ls_tuple *t,
+    const struct fold_ctx *ctx)
+{
+	struct fold_out *o = arg;
+	struct applier *a = o->a;
+	const struct ls_relation *rel = relcache_get(a->rels, relid);
+	struct ls_change ch = { 0 };
+	int r;
+
+	if (rel == NULL)
+		return ls_errf(o->errmsg, LS_ERR_CORRUPT, "change for unknown "
+		    "relation %u", relid);
+	ch.kind = LS_CHANGE_UPDATE;
+	ch.relid = relid;
+	ch.old_kind = LS_OLD_NONE;
+	ch.new = *t;
+	a->ctx.segno = ctx->segno;
+	a->ctx.lsn = ctx->lsn;
+	a->ctx.xid = ctx->xid;
+	if ((r = run_change(a, rel, &ch, o->errmsg)) != 0)
+		return r;
+	return maybe_drain(a, o->errmsg);
+}
+
+/* Send the held updates of relid (0: all), after the inserts before them. */
+static int
+fold_send(struct applier *a, uint32_t relid, char **errmsg)
+{
+	struct fold_out o = { a, errmsg };
+	struct cmdctx keep = a->ctx;
+	int r;
+
+	if ((r = flush_run(a, errmsg)) != 0)
+		return r;
+	if (fold_rows(a->fold) == 0)
+		return 0;
+	r = fold_take(a->fold, relid, fold_one, &o);
+	a->ctx = keep;
+	return r;
+}
+
 int
 applier_change(struct applier *a, const struct ls_change *ch, char **errmsg)
 {
@@ -1435,6 +1653,15 @@ applier_change(struct applier *a, const struct ls_change *ch, char **errmsg)
 	    (rel = relcache_get(a->rels, ch->relid)) != NULL &&
 	    (r = resolve(a, rel, errmsg)) != 0)
 		return r;
+	if (foldable(a, ch))
+		return fold_change(a, ch, errmsg);
+	/* held updates of the table go first; a TRUNCATE may cascade */
+	if (ch->kind == LS_CHANGE_TRUNCATE ? fold_rows(a->fold) > 0 :
+	    fold_has(a->fold, ch->relid)) {
+		if ((r = fold_send(a, ch->kind == LS_CHANGE_TRUNCATE ? 0 :
+		    ch->relid, errmsg)) != 0)
+			return r;
+	}
 	if (copyable(ch) && (a->nrun == 0 || a->run_relid == ch->relid)) {
 		if (buffer_insert(a, ch) != 0)
 			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");

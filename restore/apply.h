@@ -59,6 +59,11 @@ int applier_begin(struct applier *, char **errmsg);
 int applier_ddl(struct applier *, char *const *sql, size_t n,
     char **errmsg);
 int applier_change(struct applier *, const struct ls_change *, char **errmsg);
+/*
+ * While on, an UPDATE or DELETE finding no row is expected (a filter may
+ * have left the row out): not counted by applier_missing.
+ */
+void applier_if_present(struct applier *, bool on);
 int applier_sequence(struct applier *, const struct ls_sequence *, char **errmsg);
 /*
  * Run the extra statements (the marker UPDATE, the replication origin's
@@ -78,8 +83,18 @@ int applier_tables_present(struct applier *, const char *const *pairs,
 int applier_present(struct applier *, char kind, const char *const *pairs,
     size_t n, bool *present, char **errmsg);
 
+/*
+ * One query on the applier's connection, anywhere (in a batch it sees the
+ * batch's own rows and DDL): everything queued is sent first.  *res is
+ * the caller's (PQclear) when 0 is returned.
+ */
+int applier_query(struct applier *, const char *sql, int nparams,
+    const char *const *params, PGresult **res, char **errmsg);
+
 /* Counters since applier_new. */
 uint64_t applier_rows(const struct applier *);
 uint64_t applier_missing(const struct applier *);
+/* Updates folded into a later update of the same row (fold.h). */
+uint64_t applier_folded(const struct applier *);
 
 #endif

@@ -33,7 +33,11 @@ extern const struct cmd_entry cmd_status_entry;		/* cmd_status.c */
 /* The whole usage: every synopsis, then every option. */
 void cmd_usage(FILE *);
 
-/* Print "logship-restore: <message>" and the --help hint; LS_EXIT_USAGE. */
+/*
+ * Print "logship-restore: <message>" and the --help hint; LS_EXIT_USAGE.
+ * While cmd_where is set (a config file's "FILE:LINE"), it comes first.
+ */
+extern const char *cmd_where;
 int cmd_usage_error(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)));
 

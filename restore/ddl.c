@@ -700,10 +700,96 @@ alter_column(struct gen *g, const char *schema, const char *name,
 		    " SET NOT NULL" : " DROP NOT NULL");
 }
 
-/* Constraints of from missing (by name and definition) in to. */
+/*
+ * A constraint's definition with every identifier quoted and, when cols
+ * is given (pairs: before, after), the columns renamed: "PRIMARY KEY (id)"
+ * before and "PRIMARY KEY (gid)" after a RENAME COLUMN are the same key.
+ * String literals are copied as they are.
+ */
+static char *
+normal_def(const char *d, json_t *bcols, json_t *dcols)
+{
+	struct sb b = { 0 }, id = { 0 };
+	json_t *bc, *dc;
+	size_t i;
+
+	while (d != NULL && *d != '\0') {
+		if (*d == '\'') {	/* a literal, '' inside */
+			const char *e = d + 1;
+			while (*e != '\0' && (*e != '\'' || e[1] == '\''))
+				e += *e == '\'' ? 2 : 1;
+			e += *e != '\0';
+			sb_addn(&b, d, (size_t)(e - d));
+			d = e;
+			continue;
+		}
+		if (*d != '"' && *d != '_' && !(*d >= 'a' && *d <= 'z') &&
+		    !(*d >= 'A' && *d <= 'Z')) {
+			sb_addn(&b, d++, 1);
+			continue;
+		}
+		id.len = 0;
+		if (*d == '"') {	/* "" inside */
+			for (d++; *d != '\0' && (*d != '"' || d[1] == '"');
+			    d += *d == '"' ? 2 : 1)
+				sb_addn(&id, d, 1);
+			d += *d != '\0';
+		} else
+			while (*d == '_' || *d == '$' || (*d >= 'a' && *d <= 'z') ||
+			    (*d >= 'A' && *d <= 'Z') || (*d >= '0' && *d <= '9'))
+				sb_addn(&id, d++, 1);
+		sb_addn(&id, "", 1);
+		id.len--;
+		json_array_foreach(bcols, i, bc) {
+			dc = find(dcols, "attnum", json_object_get(bc, "attnum"));
+			if (dc != NULL && id.p != NULL &&
+			    strcmp(jstr0(bc, "name"), id.p) == 0) {
+				id.len = 0;
+				sb_addn(&id, jstr0(dc, "name"),
+				    strlen(jstr0(dc, "name")) + 1);
+				id.len--;
+				break;
+			}
+		}
+		sb_ident(&b, id.p != NULL ? id.p : "");
+	}
+	sb_addn(&b, "", 1);
+	free(id.p);
+	if (b.oom) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
+
+/* Is before's definition after's, once the command's column renames apply? */
+static bool
+same_constraint(json_t *before, json_t *after, json_t *bcols, json_t *dcols)
+{
+	char *x, *y;
+	bool eq;
+
+	if (same(jstr(before, "def"), jstr(after, "def")))
+		return true;
+	if (!same(jstr(before, "type"), jstr(after, "type")))
+		return false;
+	x = normal_def(jstr(before, "def"), bcols, dcols);
+	y = normal_def(jstr(after, "def"), NULL, NULL);
+	eq = x != NULL && y != NULL && strcmp(x, y) == 0;
+	free(x);
+	free(y);
+	return eq;
+}
+
+/*
+ * Constraints of from missing (by name and definition) in to; bcols and
+ * dcols are the columns before and after the command (forward: from is
+ * before).
+ */
 static void
 constraints_gone(struct gen *g, const char *schema, const char *name,
-    json_t *from, json_t *to, const char *verb)
+    json_t *from, json_t *to, const char *verb, json_t *bcols, json_t *dcols,
+    bool forward)
 {
 	struct sb b = { 0 };
 	json_t *k, *o;
@@ -713,7 +799,8 @@ constraints_gone(struct gen *g, const char *schema, const char *name,
 		if (!real_constraint(k))
 			continue;
 		o = find(to, "name", json_object_get(k, "name"));
-		if (o != NULL && same(jstr(o, "def"), jstr(k, "def")))
+		if (o != NULL && same_constraint(forward ? k : o, forward ? o : k,
+		    bcols, dcols))
 			continue;
 		g->p->keys = true;
 		alter(&b, schema, name);
@@ -909,6 +996,53 @@ partition_move(struct gen *g, json_t *bd, json_t *d, bool attach)
 	}
 }
 
+/*
+ * A partitioned table's partitions (name, bound) in from but not in to:
+ * ATTACH or DETACH PARTITION, each guarded by the target's catalog, since
+ * a parent's definition before a command may be older than its
+ * partitions' own commands (CREATE TABLE ... PARTITION OF, DROP TABLE of
+ * a partition, a rename) and a filter may have left a partition out.
+ */
+static void
+partitions_gone(struct gen *g, const char *schema, const char *name,
+    json_t *from, json_t *to, bool attach)
+{
+	struct sb b = { 0 }, parent = { 0 };
+	json_t *v, *w;
+	size_t i;
+
+	sb_qname(&parent, schema, name);
+	json_array_foreach(from, i, v) {
+		const char *pn = jstr0(v, "name");
+
+		w = find(to, "name", json_object_get(v, "name"));
+		if (w != NULL && (!attach || same(jstr(v, "bound"),
+		    jstr(w, "bound"))))
+			continue;
+		g->p->keys = true;
+		sb_add(&b, "DO $logship$ BEGIN IF to_regclass(");
+		sb_lit(&b, pn);
+		sb_add(&b, ") IS NOT NULL AND ");
+		sb_add(&b, attach ? "NOT " : "");
+		sb_add(&b, "EXISTS (SELECT FROM pg_catalog.pg_inherits WHERE "
+		    "inhrelid = to_regclass(");
+		sb_lit(&b, pn);
+		sb_add(&b, ") AND inhparent = to_regclass(");
+		sb_lit(&b, parent.p != NULL ? parent.p : "");
+		sb_add(&b, ")) THEN ALTER TABLE ");
+		sb_add(&b, parent.p != NULL ? parent.p : "");
+		sb_add(&b, attach ? " ATTACH PARTITION " : " DETACH PARTITION ");
+		sb_add(&b, pn);
+		if (attach) {
+			sb_add(&b, " ");
+			sb_add(&b, jstr0(v, "bound"));
+		}
+		sb_add(&b, "; END IF; END $logship$");
+		emit(g, &b);
+	}
+	free(parent.p);
+}
+
 /* The target's table from definition bd to d (same oid). */
 static void
 alter_table(struct gen *g, const char *cmdtag, json_t *bd, json_t *d)
@@ -917,6 +1051,8 @@ alter_table(struct gen *g, const char *cmdtag, json_t *bd, json_t *d)
 	const char *ds = jstr0(d, "schema"), *dn = jstr0(d, "name");
 	json_t *bk = json_object_get(bd, "constraints");
 	json_t *dk = json_object_get(d, "constraints");
+	json_t *bcols = json_object_get(bd, "columns");
+	json_t *dcols = json_object_get(d, "columns");
 	bool in = included(g, schema, name);
 	size_t n0 = g->p->nsql;
 	char what[512];
@@ -951,10 +1087,10 @@ alter_table(struct gen *g, const char *cmdtag, json_t *bd, json_t *d)
 	schema = ds;
 	name = dn;
 	partition_move(g, bd, d, false);
-	constraints_gone(g, schema, name, bk, dk, "DROP CONSTRAINT ");
-	alter_columns(g, schema, name, json_object_get(bd, "columns"),
-	    json_object_get(d, "columns"));
-	constraints_gone(g, schema, name, dk, bk, "ADD ");
+	constraints_gone(g, schema, name, bk, dk, "DROP CONSTRAINT ", bcols,
+	    dcols, true);
+	alter_columns(g, schema, name, bcols, dcols);
+	constraints_gone(g, schema, name, dk, bk, "ADD ", bcols, dcols, false);
 	parents_gone(g, schema, name, json_object_get(bd, "inherits"),
 	    json_object_get(d, "inherits"), "NO INHERIT ");
 	parents_gone(g, schema, name, json_object_get(d, "inherits"),
@@ -966,6 +1102,13 @@ alter_table(struct gen *g, const char *cmdtag, json_t *bd, json_t *d)
 	    !same(jstr(bd, "replident_index"), jstr(d, "replident_index")))
 		replident(g, d, schema, name);
 	partition_move(g, bd, d, true);
+	if (json_is_array(json_object_get(bd, "partitions")) &&
+	    json_is_array(json_object_get(d, "partitions"))) {
+		partitions_gone(g, schema, name, json_object_get(bd,
+		    "partitions"), json_object_get(d, "partitions"), false);
+		partitions_gone(g, schema, name, json_object_get(d,
+		    "partitions"), json_object_get(bd, "partitions"), true);
+	}
 	if (g->p->nsql > n0 || g->p->stop != NULL)
 		return;
 	/* nothing a definition shows (ATTACH on the parent, storage...) */

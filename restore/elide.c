@@ -194,14 +194,15 @@ elide_relation(struct elide *e, const struct ls_relation *src,
 static int
 emit(struct elide *e, const struct filter_table *ft,
     const struct ls_relation *rel, const struct ls_change *c,
-    int (*fn)(void *, const struct ls_change *), void *arg, char **errmsg)
+    bool if_present, int (*fn)(void *, const struct ls_change *, bool),
+    void *arg, char **errmsg)
 {
 	const struct ls_relation *orel;
 	struct ls_change out = *c;
 	int r;
 
 	if (ft == NULL)
-		return fn(arg, c);
+		return fn(arg, c, if_present);
 	if (c->kind != LS_CHANGE_DELETE && (r = filter_transform(ft, hkey(e),
 	    rel, &c->new, e->s[0], &orel, &out.new)) != 0)
 		return ls_errprefix(errmsg, r, "filter on %s.%s", rel->schema,
@@ -210,7 +211,7 @@ emit(struct elide *e, const struct filter_table *ft,
 	    rel, &c->old, e->s[1], &orel, &out.old)) != 0)
 		return ls_errprefix(errmsg, r, "filter on %s.%s", rel->schema,
 		    rel->name);
-	return fn(arg, &out);
+	return fn(arg, &out, if_present);
 }
 
 /* c->new with its UNCHANGED values taken from the old tuple. */
@@ -239,7 +240,8 @@ as_delete(const struct ls_change *c)
 int
 elide_change(struct elide *e, const struct ls_relation *rel,
     const struct ls_change *c,
-    int (*fn)(void *arg, const struct ls_change *), void *arg, char **errmsg)
+    int (*fn)(void *arg, const struct ls_change *, bool if_present),
+    void *arg, char **errmsg)
 {
 	const struct filter_table *ft = filter_table(e->f, rel->schema, rel->name);
 	enum filter_action act = FILTER_APPLY;
@@ -252,20 +254,22 @@ elide_change(struct elide *e, const struct ls_relation *rel,
 	case FILTER_SKIP:
 		return 0;
 	case FILTER_APPLY:
-		return emit(e, ft, rel, c, fn, arg, errmsg);
-	case FILTER_AS_DELETE:
+		return emit(e, ft, rel, c, false, fn, arg, errmsg);
+	case FILTER_AS_DELETE:		/* the row was in: it must be there */
 	case FILTER_DELETE_IF_PRESENT:
 		d = as_delete(c);
-		return emit(e, ft, rel, &d, fn, arg, errmsg);
+		return emit(e, ft, rel, &d, act == FILTER_DELETE_IF_PRESENT, fn,
+		    arg, errmsg);
 	default:	/* AS_INSERT, AS_UPSERT */
 		ins = (struct ls_change){ .kind = LS_CHANGE_INSERT, .relid = c->relid };
 		ins.new = filled(e, c);
 		if (act == FILTER_AS_UPSERT) {
 			d = as_delete(c);
-			if ((r = emit(e, ft, rel, &d, fn, arg, errmsg)) != 0)
+			if ((r = emit(e, ft, rel, &d, true, fn, arg,
+			    errmsg)) != 0)
 				return r;
 		}
-		return emit(e, ft, rel, &ins, fn, arg, errmsg);
+		return emit(e, ft, rel, &ins, false, fn, arg, errmsg);
 	}
 }
 

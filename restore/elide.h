@@ -39,12 +39,14 @@ int elide_relation(struct elide *, const struct ls_relation *src,
 /*
  * Filter one change of source relation rel and hand what remains to fn
  * (0, 1 or 2 changes: an update that moves a row in may become a
- * delete-if-present and an insert).  fn's change is valid during the call.
+ * delete-if-present and an insert).  fn's change is valid during the call;
+ * if_present: a delete of a row the filter may have left out, so finding
+ * no row on the target is expected (no divergence).
  */
 int elide_change(struct elide *, const struct ls_relation *rel,
     const struct ls_change *c,
-    int (*fn)(void *arg, const struct ls_change *), void *arg,
-    char **errmsg);
+    int (*fn)(void *arg, const struct ls_change *, bool if_present),
+    void *arg, char **errmsg);
 
 /* Base snapshot lines and the target's COPY columns. */
 int elide_copy_columns(struct elide *, const char *schema, const char *name,

@@ -62,12 +62,16 @@ cmd_usage(FILE *fp)
 	usage_store_opts(fp);
 }
 
+const char *cmd_where;
+
 int
 cmd_usage_error(const char *fmt, ...)
 {
 	va_list ap;
 
 	fprintf(stderr, "logship-restore: ");
+	if (cmd_where != NULL)
+		fprintf(stderr, "%s: ", cmd_where);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);

@@ -225,17 +225,24 @@ run_section(struct run *r, const char *section, enum section_mode mode,
 
 /* ---- first contact ---- */
 
-/* "schema", "name" pairs of the manifest's tables; *n pairs. */
+/*
+ * "schema", "name" pairs of the manifest's tables the filters keep (the
+ * target need not have the others); *n pairs.
+ */
 static const char **
-manifest_tables(const struct base_manifest *m, size_t *n)
+manifest_tables(const struct run *r, size_t *n)
 {
 	struct base_table t;
-	const char **v = calloc(2 * base_manifest_ntables(m) + 2, sizeof(*v));
+	const char **v = calloc(2 * base_manifest_ntables(r->m) + 2,
+	    sizeof(*v));
 	size_t i;
 
-	for (i = 0, *n = 0; v != NULL && base_manifest_table(m, i, &t) == 0; i++) {
-		v[2 * i] = t.schema;
-		v[2 * i + 1] = t.name;
+	for (i = 0, *n = 0; v != NULL && base_manifest_table(r->m, i, &t) == 0;
+	    i++) {
+		if (!rewrite_includes(r->rw, t.schema, t.name))
+			continue;
+		v[2 * *n] = t.schema;
+		v[2 * *n + 1] = t.name;
 		(*n)++;
 	}
 	return v;
@@ -246,7 +253,7 @@ int
 phases_start(struct run *r, char **errmsg)
 {
 	size_t n = 0;
-	const char **tables = manifest_tables(r->m, &n);
+	const char **tables = manifest_tables(r, &n);
 	char *busy = NULL;
 	size_t ntables = 0;
 	int rc;

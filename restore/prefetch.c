@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/log.h"
+#include "common/service.h"
 #include "common/util.h"
 #include "prefetch.h"
 #include "repo/catalog.h"
@@ -20,6 +22,7 @@ struct prefetch {
 	uint8_t			 key[32];
 	bool			 has_key;
 	bool			 follow;
+	uint64_t		 until;		/* until_lsn, or 0 */
 	volatile sig_atomic_t	*stop;
 	uint64_t		 next;		/* segno to fetch */
 	struct prefetch_item	 ring[PREFETCH_DEPTH];
@@ -133,6 +136,29 @@ nap(struct prefetch *p, int64_t us)
 	pthread_mutex_unlock(&p->lock);
 }
 
+/*
+ * Following to an until point: has the agent stored everything up to it?
+ * Its idle position is written after every segment before it, so segment
+ * next is looked for once more after reading it.
+ */
+static bool
+reached_until(struct prefetch *p)
+{
+	uint64_t lsn = 0, size;
+	char key[64], l[32];
+
+	if (p->until == 0 || catalog_confirmed_read(p->store, p->generation,
+	    &lsn, NULL) != 0 || lsn < p->until)
+		return false;
+	segment_object_key(p->generation, p->next, key);
+	if (store_head(p->store, key, &size, NULL) == 0)
+		return false;
+	ls_lsn_format(p->until, l);
+	log_info("restore", "the store holds every transaction up to "
+	    "--until-lsn %s: done", l);
+	return true;
+}
+
 static void *
 run(void *arg)
 {
@@ -156,7 +182,7 @@ run(void *arg)
 			push(p, &it);
 			break;
 		}
-		if (!p->follow)
+		if (!p->follow || reached_until(p))
 			break;
 		/* poll with back-off: 50 ms doubling to 2 s */
 		nap(p, (50000LL << (idle < 5 ? idle : 5)) > 2000000 ? 2000000 :
@@ -172,8 +198,8 @@ run(void *arg)
 
 int
 prefetch_start(struct store *st, const char *generation, const uint8_t *key,
-    uint64_t first, bool follow, volatile sig_atomic_t *stop,
-    struct prefetch **out, char **errmsg)
+    uint64_t first, bool follow, uint64_t until_lsn,
+    volatile sig_atomic_t *stop, struct prefetch **out, char **errmsg)
 {
 	struct prefetch *p = calloc(1, sizeof(*p));
 
@@ -184,6 +210,7 @@ prefetch_start(struct store *st, const char *generation, const uint8_t *key,
 	if ((p->has_key = key != NULL))
 		memcpy(p->key, key, 32);
 	p->follow = follow;
+	p->until = until_lsn;
 	p->stop = stop;
 	p->next = first;
 	pthread_mutex_init(&p->lock, NULL);
@@ -204,6 +231,7 @@ prefetch_next(struct prefetch *p, struct prefetch_item *item)
 
 	pthread_mutex_lock(&p->lock);
 	while (p->count == 0 && !p->finished && !*p->stop) {
+		service_watchdog();	/* following: the restore waits here */
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_nsec += 200000000;
 		if (ts.tv_nsec >= 1000000000) {

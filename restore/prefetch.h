@@ -27,9 +27,15 @@ struct prefetch_item {
 
 #define PREFETCH_DEPTH 4
 
+/*
+ * until_lsn (0: none), when following: stop waiting for segments once the
+ * store records that the agent has stored everything up to it (its idle
+ * position, <gen>.confirmed), so that --follow --until-lsn ends even when
+ * no later transaction comes.
+ */
 int prefetch_start(struct store *, const char *generation, const uint8_t *key,
-    uint64_t first_segno, bool follow, volatile sig_atomic_t *stop,
-    struct prefetch **out, char **errmsg);
+    uint64_t first_segno, bool follow, uint64_t until_lsn,
+    volatile sig_atomic_t *stop, struct prefetch **out, char **errmsg);
 /*
  * The next segment, in order: 1 with *item filled (the caller closes
  * item->fd and frees item->errmsg), 0 when there is none (not following)

@@ -19,20 +19,27 @@
 
 struct rtable {
 	char		*schema, *name, *qual;	/* qual: "schema.name" */
+	char		*oid;			/* the table's, as text */
+	int		 keynum;		/* the key column's attnum */
 	char		*keycol;
 	char		*defexpr;		/* SQL giving a new key */
 	char		*seq;			/* its sequence "s.n", or NULL */
 	char		**pool;			/* keys drawn, not yet used */
 	size_t		 npool, next;
+	bool		 live;			/* keys through conn (DDL) */
 };
 
 struct fkcol {
 	char		*schema, *name, *col;
+	char		*oid;		/* the table's, as text */
+	int		 attnum;
 	struct rtable	*ref;
 };
 
 struct remap {
 	PGconn		*alloc;		/* draws keys (outside the pipeline) */
+	struct remap_conn conn;		/* the applier's, after DDL */
+	struct remap_opts o;
 	struct state	*st;
 	enum missing_ref on_missing;
 	struct rtable	*t;
@@ -53,7 +60,7 @@ static const char remap_sql[] =
     "END, (SELECT sn.nspname || '.' || s.relname FROM pg_class s JOIN "
     "pg_namespace sn ON sn.oid = s.relnamespace WHERE s.oid = "
     "pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), "
-    "a.attname)::regclass) FROM pg_index i JOIN pg_class c ON c.oid = "
+    "a.attname)::regclass), c.oid, a.attnum FROM pg_index i JOIN pg_class c ON c.oid = "
     "i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace JOIN "
     "pg_attribute a ON a.attrelid = c.oid AND a.attnum = i.indkey[0] LEFT "
     "JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum WHERE "
@@ -63,7 +70,7 @@ static const char remap_sql[] =
 
 static const char fk_sql[] =
     "SELECT n.nspname, c.relname, a.attname, rn.nspname, rc.relname, "
-    "ra.attname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+    "ra.attname, k.conrelid, u.col FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
     "JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_class rc ON "
     "rc.oid = k.confrelid JOIN pg_namespace rn ON rn.oid = rc.relnamespace "
     "CROSS JOIN LATERAL unnest(k.conkey, k.confkey) AS u(col, refcol) JOIN "
@@ -107,27 +114,53 @@ add_table(struct remap *r, const PGresult *res, int i)
 	t->keycol = strdup(PQgetvalue(res, i, 2));
 	t->defexpr = strdup(PQgetvalue(res, i, 3));
 	t->seq = PQgetisnull(res, i, 4) ? NULL : strdup(PQgetvalue(res, i, 4));
+	t->oid = strdup(PQgetvalue(res, i, 5));
+	t->keynum = atoi(PQgetvalue(res, i, 6));
 	if (asprintf(&t->qual, "%s.%s", t->schema, t->name) < 0)
 		t->qual = NULL;
-	return t->schema && t->name && t->keycol && t->defexpr && t->qual ?
-	    0 : LS_ERR_NOMEM;
+	return t->schema && t->name && t->keycol && t->defexpr && t->qual &&
+	    t->oid ? 0 : LS_ERR_NOMEM;
+}
+
+/* A catalog query: on the applier's connection once DDL was replayed. */
+static int
+catalog(struct remap *r, const char *sql, int n, const char *const *params,
+    PGresult **res, char **errmsg)
+{
+	if (r->conn.query != NULL)
+		return r->conn.query(r->conn.arg, sql, n, params, res, errmsg);
+	*res = PQexecParams(r->alloc, sql, n, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(*res) == PGRES_TUPLES_OK)
+		return 0;
+	n = target_error(r->alloc, *res, errmsg, "reading the target catalog");
+	PQclear(*res);
+	*res = NULL;
+	return n;
+}
+
+/* Is row i of remap_sql's result a table asked to be remapped? */
+static bool
+wanted(const struct remap *r, const PGresult *res, int i)
+{
+	char qual[256];
+
+	snprintf(qual, sizeof(qual), "%s.%s", PQgetvalue(res, i, 0),
+	    PQgetvalue(res, i, 1));
+	return (r->o.all && !listed(r->o.preserve, qual)) ||
+	    listed(r->o.tables, qual);
 }
 
 static int
-load_tables(struct remap *r, const struct remap_opts *o, char **errmsg)
+load_tables(struct remap *r, char **errmsg)
 {
-	PGresult *res = PQexec(r->alloc, remap_sql);
-	char qual[256];
-	int i, rc = 0;
+	PGresult *res;
+	int i, rc;
 
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		rc = target_error(r->alloc, res, errmsg, "reading keys");
-	for (i = 0; rc == 0 && i < PQntuples(res); i++) {
-		snprintf(qual, sizeof(qual), "%s.%s", PQgetvalue(res, i, 0),
-		    PQgetvalue(res, i, 1));
-		if ((o->all && !listed(o->preserve, qual)) || listed(o->tables, qual))
+	if ((rc = catalog(r, remap_sql, 0, NULL, &res, errmsg)) != 0)
+		return rc;
+	for (i = 0; rc == 0 && i < PQntuples(res); i++)
+		if (wanted(r, res, i))
 			rc = add_table(r, res, i);
-	}
 	PQclear(res);
 	return rc;
 }
@@ -149,13 +182,13 @@ known_fk(const struct remap *r, const PGresult *res, int i)
 static int
 load_fks(struct remap *r, char **errmsg)
 {
-	PGresult *res = PQexec(r->alloc, fk_sql);
+	PGresult *res;
 	struct rtable *ref;
 	struct fkcol *bigger, *f;
-	int i, rc = 0;
+	int i, rc;
 
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		rc = target_error(r->alloc, res, errmsg, "reading foreign keys");
+	if ((rc = catalog(r, fk_sql, 0, NULL, &res, errmsg)) != 0)
+		return rc;
 	for (i = 0; rc == 0 && i < PQntuples(res); i++) {
 		ref = find(r, PQgetvalue(res, i, 3), PQgetvalue(res, i, 4));
 		if (ref == NULL || strcmp(ref->keycol, PQgetvalue(res, i, 5)) != 0 ||
@@ -170,7 +203,14 @@ load_fks(struct remap *r, char **errmsg)
 		f->schema = strdup(PQgetvalue(res, i, 0));
 		f->name = strdup(PQgetvalue(res, i, 1));
 		f->col = strdup(PQgetvalue(res, i, 2));
+		f->oid = strdup(PQgetvalue(res, i, 6));
+		f->attnum = atoi(PQgetvalue(res, i, 7));
 		f->ref = ref;
+		if (f->schema == NULL || f->name == NULL || f->col == NULL ||
+		    f->oid == NULL) {
+			rc = LS_ERR_NOMEM;
+			break;
+		}
 	}
 	PQclear(res);
 	return rc;
@@ -187,9 +227,10 @@ remap_new(const struct remap_opts *o, struct state *st, struct remap **out,
 	if (r == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	r->st = st;
+	r->o = *o;
 	r->on_missing = o->on_missing;
 	if ((rc = target_connect(o->conninfo, &r->alloc, errmsg)) != 0 ||
-	    (rc = load_tables(r, o, errmsg)) != 0 ||
+	    (rc = load_tables(r, errmsg)) != 0 ||
 	    (rc = load_fks(r, errmsg)) != 0) {
 		remap_free(r);
 		return rc;
@@ -230,33 +271,61 @@ keep(struct remap *r, char *s)
 	return s;
 }
 
-void
-remap_free(struct remap *r)
+/* Keys drawn but not used are dropped (a gap in the sequence). */
+static void
+drop_pool(struct rtable *t)
 {
-	size_t i, k;
+	size_t k;
 
-	if (r == NULL)
-		return;
-	for (i = 0; i < r->nt; i++) {
-		for (k = r->t[i].next; k < r->t[i].npool; k++)
-			free(r->t[i].pool[k]);
-		free(r->t[i].pool);
-		free(r->t[i].schema);
-		free(r->t[i].name);
-		free(r->t[i].qual);
-		free(r->t[i].keycol);
-		free(r->t[i].defexpr);
-		free(r->t[i].seq);
-	}
+	for (k = t->next; k < t->npool; k++)
+		free(t->pool[k]);
+	free(t->pool);
+	t->pool = NULL;
+	t->npool = t->next = 0;
+}
+
+static void
+free_table(struct rtable *t)
+{
+	drop_pool(t);
+	free(t->schema);
+	free(t->name);
+	free(t->qual);
+	free(t->oid);
+	free(t->keycol);
+	free(t->defexpr);
+	free(t->seq);
+}
+
+static void
+free_fks(struct remap *r)
+{
+	size_t i;
+
 	for (i = 0; i < r->nfk; i++) {
 		free(r->fk[i].schema);
 		free(r->fk[i].name);
 		free(r->fk[i].col);
+		free(r->fk[i].oid);
 	}
+	free(r->fk);
+	r->fk = NULL;
+	r->nfk = 0;
+}
+
+void
+remap_free(struct remap *r)
+{
+	size_t i;
+
+	if (r == NULL)
+		return;
+	for (i = 0; i < r->nt; i++)
+		free_table(&r->t[i]);
+	free_fks(r);
 	clear_scratch(r);
 	free(r->scratch);
 	free(r->t);
-	free(r->fk);
 	free(r->line);
 	PQfinish(r->alloc);
 	free(r);
@@ -292,6 +361,260 @@ remap_sequence(const struct remap *r, const char *schema, const char *name)
 	return false;
 }
 
+/* ---- after DDL ---- */
+
+/* Does relation schema.name hold a row?  (Identifiers quoted by the server.) */
+static int
+has_rows(struct remap *r, const char *schema, const char *name, bool *rows,
+    char **errmsg)
+{
+	const char *p[2] = { schema, name };
+	PGresult *sql, *res;
+	int rc;
+
+	if ((rc = catalog(r, "SELECT format('SELECT EXISTS (SELECT FROM %I.%I)', "
+	    "$1::text, $2::text)", 2, p, &sql, errmsg)) != 0)
+		return rc;
+	rc = catalog(r, PQgetvalue(sql, 0, 0), 0, NULL, &res, errmsg);
+	PQclear(sql);
+	if (rc != 0)
+		return rc;
+	*rows = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	return 0;
+}
+
+/* A remapped table the catalog no longer shows with a key default. */
+static int
+vanished(struct remap *r, struct rtable *t, struct state_txn *txn,
+    uint64_t tag, char **errmsg)
+{
+	const char *p[1] = { t->oid };
+	PGresult *res;
+	uint64_t n;
+	bool there;
+	int rc;
+
+	if ((rc = catalog(r, "SELECT EXISTS (SELECT FROM pg_class WHERE oid = "
+	    "$1::oid)", 1, p, &res, errmsg)) != 0)
+		return rc;
+	there = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	PQclear(res);
+	if (there)
+		return ls_errf(errmsg, LS_ERR_SCHEMA, "under --id-mode remap, "
+		    "%s no longer has a single-column primary key %s with a "
+		    "default: its ID map cannot follow the change", t->qual,
+		    t->keycol);
+	if ((rc = state_map_drop_table(txn, t->qual, tag, &n, errmsg)) != 0)
+		return rc;
+	log_info("restore", "id-mode remap: %s dropped (%" PRIu64 " ID map "
+	    "entries deleted)", t->qual, n);
+	return 0;
+}
+
+/* Row i of remap_sql's result is t, renamed or moved: its map follows. */
+static int
+renamed(struct remap *r, struct rtable *t, const PGresult *res, int i,
+    struct state_txn *txn, uint64_t tag, char **errmsg)
+{
+	char *schema = strdup(PQgetvalue(res, i, 0));
+	char *name = strdup(PQgetvalue(res, i, 1)), *qual = NULL;
+	uint64_t n;
+	int rc;
+
+	if (schema == NULL || name == NULL ||
+	    asprintf(&qual, "%s.%s", schema, name) < 0) {
+		free(schema);
+		free(name);
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	}
+	if (!wanted(r, res, i))
+		rc = ls_errf(errmsg, LS_ERR_SCHEMA, "under --id-mode remap, %s "
+		    "was renamed to %s, which the filter does not remap", t->qual,
+		    qual);
+	else if ((rc = state_map_rename_table(txn, t->qual, qual, tag, &n,
+	    errmsg)) == 0)
+		log_info("restore", "id-mode remap: %s is now %s (%" PRIu64
+		    " ID map entries moved)", t->qual, qual, n);
+	if (rc != 0) {
+		free(schema);
+		free(name);
+		free(qual);
+		return rc;
+	}
+	free(t->schema);
+	free(t->name);
+	free(t->qual);
+	t->schema = schema;
+	t->name = name;
+	t->qual = qual;
+	return 0;
+}
+
+/* Row i of remap_sql's result is t (same oid): follow what changed. */
+static int
+changed(struct remap *r, struct rtable *t, const PGresult *res, int i,
+    struct state_txn *txn, uint64_t tag, char **errmsg)
+{
+	const char *col = PQgetvalue(res, i, 2), *def = PQgetvalue(res, i, 3);
+	int rc;
+
+	if (atoi(PQgetvalue(res, i, 6)) != t->keynum)
+		return ls_errf(errmsg, LS_ERR_SCHEMA, "under --id-mode remap, "
+		    "the primary key of %s moved from column %s to %s: its ID "
+		    "map cannot follow", t->qual, t->keycol, col);
+	if ((strcmp(t->schema, PQgetvalue(res, i, 0)) != 0 ||
+	    strcmp(t->name, PQgetvalue(res, i, 1)) != 0) &&
+	    (rc = renamed(r, t, res, i, txn, tag, errmsg)) != 0)
+		return rc;
+	if (strcmp(t->keycol, col) != 0) {	/* the key column renamed */
+		free(t->keycol);
+		if ((t->keycol = strdup(col)) == NULL)
+			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	}
+	if (strcmp(t->defexpr, def) != 0) {	/* drawn from elsewhere now */
+		free(t->defexpr);
+		free(t->seq);
+		t->defexpr = strdup(def);
+		t->seq = PQgetisnull(res, i, 4) ? NULL :
+		    strdup(PQgetvalue(res, i, 4));
+		drop_pool(t);
+		t->live = true;
+		if (t->defexpr == NULL)
+			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	}
+	return 0;
+}
+
+static struct rtable *
+find_oid(const struct remap *r, size_t n, const char *oid)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(r->t[i].oid, oid) == 0)
+			return &r->t[i];
+	return NULL;
+}
+
+/* A table that gets a remapped key only now must have no rows yet. */
+static int
+adopt(struct remap *r, const PGresult *res, int i, char **errmsg)
+{
+	bool rows = false;
+	int rc;
+
+	if ((rc = has_rows(r, PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+	    &rows, errmsg)) != 0)
+		return rc;
+	if (rows)
+		return ls_errf(errmsg, LS_ERR_SCHEMA, "under --id-mode remap, "
+		    "%s.%s gets a primary key with a default (%s) while it holds "
+		    "rows: their keys are source values the ID map does not "
+		    "know", PQgetvalue(res, i, 0), PQgetvalue(res, i, 1),
+		    PQgetvalue(res, i, 2));
+	if ((rc = add_table(r, res, i)) != 0)
+		return rc;
+	r->t[r->nt - 1].live = true;
+	log_info("restore", "id-mode remap: %s gets new %s values from %s",
+	    r->t[r->nt - 1].qual, r->t[r->nt - 1].keycol,
+	    r->t[r->nt - 1].defexpr);
+	return 0;
+}
+
+/* Old and new foreign-key columns: a new one on a table with rows stops. */
+static int
+new_fks(struct remap *r, const struct fkcol *old, size_t nold, char **errmsg)
+{
+	bool rows;
+	size_t i, k;
+	int rc;
+
+	for (i = 0; i < r->nfk; i++) {
+		for (k = 0; k < nold; k++)	/* by oid: names may change */
+			if (strcmp(old[k].oid, r->fk[i].oid) == 0 &&
+			    old[k].attnum == r->fk[i].attnum)
+				break;
+		if (k < nold)
+			continue;
+		if ((rc = has_rows(r, r->fk[i].schema, r->fk[i].name, &rows,
+		    errmsg)) != 0)
+			return rc;
+		if (rows)
+			return ls_errf(errmsg, LS_ERR_SCHEMA, "under --id-mode "
+			    "remap, %s.%s.%s gets a foreign key to %s while its "
+			    "table holds rows: their values are source keys the ID "
+			    "map cannot translate in place", r->fk[i].schema,
+			    r->fk[i].name, r->fk[i].col, r->fk[i].ref->qual);
+		log_info("restore", "id-mode remap: %s.%s.%s follows %s",
+		    r->fk[i].schema, r->fk[i].name, r->fk[i].col,
+		    r->fk[i].ref->qual);
+	}
+	return 0;
+}
+
+int
+remap_refresh(struct remap *r, const struct remap_conn *c,
+    struct state_txn *txn, uint64_t tag, char **errmsg)
+{
+	struct fkcol *oldfk;
+	struct rtable *t;
+	PGresult *res;
+	size_t i, k, nold = r->nt, noldfk;
+	bool *seen;
+	int rc = 0;
+
+	r->conn = *c;
+	if ((seen = calloc(nold + 1, sizeof(*seen))) == NULL)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	if ((rc = catalog(r, remap_sql, 0, NULL, &res, errmsg)) != 0) {
+		free(seen);
+		return rc;
+	}
+	/* the tables remapped so far, by oid: renamed, key renamed, ... */
+	for (i = 0; rc == 0 && i < (size_t)PQntuples(res); i++)
+		if ((t = find_oid(r, nold, PQgetvalue(res, (int)i, 5))) != NULL) {
+			seen[t - r->t] = true;
+			rc = changed(r, t, res, (int)i, txn, tag, errmsg);
+		}
+	/* ... or gone: dropped, or no longer keyed by a default */
+	for (i = 0; rc == 0 && i < nold; i++)
+		if (!seen[i])
+			rc = vanished(r, &r->t[i], txn, tag, errmsg);
+	for (i = k = 0; rc == 0 && i < nold; i++) {
+		if (seen[i])
+			r->t[k++] = r->t[i];
+		else
+			free_table(&r->t[i]);
+	}
+	if (rc == 0)
+		r->nt = k;
+	free(seen);
+	/* new ones */
+	for (i = 0; rc == 0 && i < (size_t)PQntuples(res); i++)
+		if (wanted(r, res, (int)i) && find_oid(r, r->nt,
+		    PQgetvalue(res, (int)i, 5)) == NULL)
+			rc = adopt(r, res, (int)i, errmsg);
+	PQclear(res);
+	if (rc != 0)
+		return rc;
+	/* foreign keys: read again (their ref pointers moved) */
+	oldfk = r->fk;
+	noldfk = r->nfk;
+	r->fk = NULL;
+	r->nfk = 0;
+	if ((rc = load_fks(r, errmsg)) == 0)
+		rc = new_fks(r, oldfk, noldfk, errmsg);
+	for (i = 0; i < noldfk; i++) {
+		free(oldfk[i].schema);
+		free(oldfk[i].name);
+		free(oldfk[i].col);
+		free(oldfk[i].oid);
+	}
+	free(oldfk);
+	return rc;
+}
+
 /* ---- new keys ---- */
 
 /* Draw a block of new keys from the table's default in one round trip. */
@@ -306,13 +629,16 @@ refill(struct remap *r, struct rtable *t, char **errmsg)
 	if (asprintf(&sql, "SELECT (%s)::text FROM generate_series(1, %d)",
 	    t->defexpr, POOL_BLOCK) < 0)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-	res = PQexec(r->alloc, sql);
-	free(sql);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+	/* a table of replayed DDL: its sequence may exist only in the batch */
+	if (t->live)
+		rc = r->conn.query(r->conn.arg, sql, 0, NULL, &res, errmsg);
+	else if (PQresultStatus(res = PQexec(r->alloc, sql)) != PGRES_TUPLES_OK) {
 		rc = target_error(r->alloc, res, errmsg, "drawing new keys");
 		PQclear(res);
-		return rc;
 	}
+	free(sql);
+	if (rc != 0)
+		return rc;
 	n = PQntuples(res);
 	if ((pool = calloc((size_t)n + 1, sizeof(*pool))) == NULL)
 		rc = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");

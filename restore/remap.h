@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
 #include "format/record.h"
 
 struct state;
@@ -44,6 +46,30 @@ bool remap_table(const struct remap *, const char *schema, const char *name,
 
 /* A sequence that feeds a remapped key: source samples must not move it. */
 bool remap_sequence(const struct remap *, const char *schema, const char *name);
+
+/* The applier's connection: it sees the open batch's own DDL and rows. */
+struct remap_conn {
+	int	(*query)(void *arg, const char *sql, int nparams,
+	    const char *const *params, PGresult **res, char **errmsg);
+	void	*arg;
+};
+
+/*
+ * After DDL replayed in the open batch (its source transaction's end LSN
+ * is tag): read the keys and foreign keys again through c; tables are
+ * matched by oid.  A remapped table renamed or moved to another schema
+ * has its map entries moved to the new name, one dropped its entries
+ * deleted (both tagged, so a crash before the target commit undoes them);
+ * a renamed key column or a new key default is followed; new tables with
+ * a key default are remapped from now on (keys drawn through c: their
+ * sequence may exist only in the batch), new foreign keys followed.  What
+ * the map cannot follow returns LS_ERR_SCHEMA with the reason in *errmsg:
+ * a key moved to another column or lost its default, a key default or a
+ * foreign key that appears on a table already holding rows (their values
+ * are source keys the target cannot translate in place).
+ */
+int remap_refresh(struct remap *, const struct remap_conn *c,
+    struct state_txn *txn, uint64_t tag, char **errmsg);
 
 /*
  * Rewrite a change in place for the target (values point into r's scratch,

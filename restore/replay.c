@@ -30,6 +30,7 @@
 #include "ddl.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/service.h"
 #include "common/util.h"
 #include "format/relcache.h"
 #include "format/segment.h"
@@ -66,7 +67,7 @@ struct stream {
 	bool		 commit_txn;	/* commit at this transaction's end */
 	struct ddl_table *ddlt;		/* tables named by replayed DDL */
 	size_t		 nddlt;
-	uint64_t	 segs, txns, rows_total, missing_total;
+	uint64_t	 segs, txns, rows_total, missing_total, folded_total;
 	int64_t		 start_us, progress_us;
 	/* tests: SIGKILL after the nth commit of the target / of the ID map */
 	int		 commits, crash_after;
@@ -160,8 +161,9 @@ progress(struct stream *s, bool final)
 		snprintf(lag, sizeof(lag), "%.1fs", (double)(now - asof) / 1e6);
 	if (final)
 		log_info("restore", "summary: segments=%" PRIu64 " transactions=%"
-		    PRIu64 " rows=%" PRIu64 " seconds=%.1f", s->segs, s->txns,
-		    rows, secs);
+		    PRIu64 " rows=%" PRIu64 " folded=%" PRIu64 " seconds=%.1f",
+		    s->segs, s->txns, rows, s->folded_total +
+		    (s->ap ? applier_folded(s->ap) : 0), secs);
 	else
 		fprintf(stderr, "\rsegments %" PRIu64 "  transactions %" PRIu64
 		    "  rows %" PRIu64 "  %.0f rows/s  lag %s   ", s->segs,
@@ -490,6 +492,14 @@ on_ddl(struct seg_ctx *x, const struct ls_message *m, char **errmsg)
 		rc = ddl_stop(x, m, p, why ? why : "the target refused it",
 		    errmsg);
 		free(why);
+	} else if (rc == 0 && (rc = rewrite_ddl_applied(s->r->rw, s->ap, p,
+	    x->end_lsn, errmsg)) == LS_ERR_SCHEMA) {
+		char *why = *errmsg;
+		*errmsg = NULL;
+		p->skippable = true;
+		rc = ddl_stop(x, m, p, why ? why : "the ID map cannot follow it",
+		    errmsg);
+		free(why);
 	} else if (rc == 0 && ddl_remember(s, p, m->lsn) != 0)
 		rc = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	else if (rc == 0) {
@@ -543,6 +553,7 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 			return 0;
 		r->mk.segno = x->it->segno;
 		r->mk.end_lsn = rec->u.txn.end_lsn;
+		r->mk.commit_time = x->commit_time;	/* of this, applied */
 		memcpy(r->mk.seg_sha, x->it->sha, 32);
 		r->mk.txns++;
 		s->txns++;
@@ -584,7 +595,7 @@ empty_segment(struct stream *s, const struct prefetch_item *it,
 	return applier_in_batch(s->ap) ? 0 : applier_begin(s->ap, errmsg);
 }
 
-/* Begin records carry the commit time; keep it for the marker. */
+/* One segment's records, until its end or the until point. */
 static int
 apply_segment(struct stream *s, const struct prefetch_item *it,
     char **errmsg)
@@ -594,7 +605,6 @@ apply_segment(struct stream *s, const struct prefetch_item *it,
 	struct segment_reader *rd = NULL;
 	struct ls_record rec;
 	char name[64];
-	int64_t commit_time = 0;
 	int rc;
 
 	snprintf(name, sizeof(name), "segment %016" PRIx64, it->segno);
@@ -605,10 +615,6 @@ apply_segment(struct stream *s, const struct prefetch_item *it,
 		log_reopen();
 	}
 	while ((rc = segment_reader_next(rd, &rec, errmsg)) == 1) {
-		if (rec.kind == LS_REC_BEGIN)
-			commit_time = rec.u.txn.commit_time;
-		if (rec.kind == LS_REC_COMMIT && !x.skip)
-			r->mk.commit_time = commit_time;
 		if ((rc = on_record(&x, &rec, errmsg)) != 0)
 			break;
 		progress(s, false);
@@ -694,10 +700,14 @@ replay_segments(struct stream *s, char **errmsg)
 		applier_create_missing(s->ap, base_manifest_ddl(r->m));
 	if (rc != 0 ||
 	    (rc = prefetch_start(r->store, r->mk.generation, r->keyp,
-	    r->mk.segno ? r->mk.segno : 1, r->o->follow, &restore_stop, &pf,
-	    errmsg)) != 0)
+	    r->mk.segno ? r->mk.segno : 1, r->o->follow, r->o->has_until_lsn ?
+	    r->o->until_lsn : 0, &restore_stop, &pf, errmsg)) != 0)
 		return rc;
+	service_busy(false);	/* the segment loop feeds the watchdog now */
+	service_ready("%s store %s, generation %s", r->o->follow ? "following" :
+	    "replaying", store_url(r->store), r->mk.generation);
 	while (rc == 0 && !restore_stop && prefetch_next(pf, &it)) {
+		service_watchdog();
 		rc = check_item(r, &it, &prev, prev_sha, have_prev, errmsg);
 		if (rc != 0) {
 			/* nothing of this segment was applied: keep the rest */
@@ -724,6 +734,9 @@ replay_segments(struct stream *s, char **errmsg)
 			int crc = commit_batch(s, errmsg);
 			if (crc != 0)
 				rc = crc;
+			if (rc == 0)
+				service_status("caught up: segment %016" PRIx64
+				    " applied", r->mk.segno);
 		}
 	}
 	prefetch_stop(pf);
@@ -868,6 +881,7 @@ end_session(struct stream *s)
 	s->seen = NULL;
 	if (s->ap != NULL) {
 		s->rows_total += applier_rows(s->ap);
+		s->folded_total += applier_folded(s->ap);
 		s->missing_total += applier_missing(s->ap);
 	}
 	applier_free(s->ap);
@@ -884,6 +898,7 @@ nap(int64_t us)
 	struct timespec ts = { 0, 100000000 };
 
 	while (us > 0 && !restore_stop) {
+		service_watchdog();
 		nanosleep(&ts, NULL);
 		us -= 100000;
 	}
@@ -908,7 +923,9 @@ replay_main(const struct replay_opts *o)
 		goto out;
 	}
 	for (;;) {
+		service_busy(true);	/* base phases: steps may block long */
 		rc = session(&s, &connected, &err);
+		service_busy(false);
 		end_session(&s);
 		if (rc == LS_ERR_SCHEMA && s.stop_before != 0 && !s.done &&
 		    !restore_stop) {
@@ -955,6 +972,7 @@ replay_main(const struct replay_opts *o)
 		log_warn("restore", "%" PRIu64 " UPDATE/DELETE found no row on "
 		    "the target: it has diverged from the source", s.missing_total);
  out:
+	service_stopping();
 	robs_stop(r.obs);
 	state_close(r.state);
 	store_free(r.store);

@@ -244,11 +244,15 @@ apply_change(struct route *x, const struct ls_change *orig, char **errmsg)
 }
 
 static int
-apply_one(void *arg, const struct ls_change *ch)
+apply_one(void *arg, const struct ls_change *ch, bool if_present)
 {
 	struct route *x = arg;
+	int rc;
 
-	return apply_change(x, ch, x->errmsg);
+	applier_if_present(x->ap, if_present);
+	rc = apply_change(x, ch, x->errmsg);
+	applier_if_present(x->ap, false);
+	return rc;
 }
 
 /* Truncate only the included tables. */
@@ -378,18 +382,30 @@ rewrite_ddl_plan(struct rewrite *rw, struct applier *ap,
 
 	if ((rc = ddl_plan_new(m->content, m->len, &h, &p, errmsg)) != 0)
 		return rc;
-	if (p->keys && p->stop == NULL && rewrite_remapping(rw)) {
-		p->skippable = true;
-		if ((p->stop = strdup("under --id-mode remap, DDL that creates, "
-		    "drops or renames tables or columns, or changes keys, "
-		    "constraints or defaults, is not replayed (the ID map reads "
-		    "them from the target when the restore starts)")) == NULL) {
-			ddl_plan_free(p);
-			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-		}
-	}
 	*out = p;
 	return 0;
+}
+
+static int
+applier_catalog(void *arg, const char *sql, int n, const char *const *params,
+    PGresult **res, char **errmsg)
+{
+	return applier_query(arg, sql, n, params, res, errmsg);
+}
+
+int
+rewrite_ddl_applied(struct rewrite *rw, struct applier *ap,
+    const struct ddl_plan *p, uint64_t tag, char **errmsg)
+{
+	struct remap_conn c = { applier_catalog, ap };
+	int rc;
+
+	if (rw->remap == NULL || !p->keys)
+		return 0;
+	if (rw->mtxn == NULL && (rc = state_txn_begin(rw->state, &rw->mtxn,
+	    errmsg)) != 0)
+		return rc;
+	return remap_refresh(rw->remap, &c, rw->mtxn, tag, errmsg);
 }
 
 int

@@ -71,14 +71,20 @@ int rewrite_change(struct rewrite *, struct applier *ap,
 
 /*
  * A logship.ddl message m (ddl.h) as the filters see it: excluded tables
- * left out, a filter rule naming a renamed column or table a stop.  Under
- * remapping, DDL that may change what the ID map read of the target when
- * it started (plan->keys) stops too: the restart after a fix by hand reads
- * it anew.  DDL on a table (index, sequence, type) the target lacks is
- * passed over: asking ap (in the batch) tells.
+ * left out, a filter rule naming a renamed column or table a stop.  DDL on
+ * a table (index, sequence, type) the target lacks is passed over: asking
+ * ap (in the batch) tells.
  */
 int rewrite_ddl_plan(struct rewrite *, struct applier *ap,
     const struct ls_message *m, struct ddl_plan **out, char **errmsg);
+
+/*
+ * After p's SQL ran in the batch (message at tag): under remapping, the ID
+ * map reads keys and foreign keys again (remap_refresh); LS_ERR_SCHEMA
+ * with the reason when it cannot follow the change.
+ */
+int rewrite_ddl_applied(struct rewrite *, struct applier *ap,
+    const struct ddl_plan *p, uint64_t tag, char **errmsg);
 
 /*
  * The open batch's ID map writes: committed before the target's COMMIT (a

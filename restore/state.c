@@ -403,6 +403,135 @@ state_map_delete(struct state_txn *t, const char *table, const char *orig,
 	return rc;
 }
 
+/* Rewrite the current entry with mv (LMDB data may not be modified in place). */
+static int
+revive(MDB_cursor *cur, MDB_val *k, const MDB_val *v, const struct mapval *mv)
+{
+	char *buf = malloc(v->mv_size);
+	MDB_val nv = { v->mv_size, buf };
+	int rc;
+
+	if (buf == NULL)
+		return ENOMEM;
+	memcpy(buf, v->mv_data, v->mv_size);
+	memcpy(buf, mv, sizeof(*mv));
+	rc = mdb_cursor_put(cur, k, &nv, MDB_CURRENT);
+	free(buf);
+	return rc;
+}
+
+int
+state_map_drop_table(struct state_txn *t, const char *table, uint64_t tag,
+    uint64_t *n, char **errmsg)
+{
+	size_t tl = strlen(table) + 1;
+	MDB_cursor *cur;
+	MDB_val k = { tl, (void *)table }, v;
+	struct mapval mv;
+	int rc;
+
+	*n = 0;
+	if ((rc = mdb_cursor_open(t->txn, t->st->idmap, &cur)) != 0)
+		return lmdb_err(errmsg, t->st, "cursor", rc);
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	    rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < tl || memcmp(k.mv_data, table, tl) != 0)
+			break;	/* past this table's entries */
+		if (v.mv_size < sizeof(mv))
+			continue;
+		memcpy(&mv, v.mv_data, sizeof(mv));
+		if (mv.deleted != 0)
+			continue;
+		mv.deleted = tag ? tag : 1;
+		if ((rc = revive(cur, &k, &v, &mv)) != 0)
+			break;
+		(*n)++;
+	}
+	mdb_cursor_close(cur);
+	return rc == 0 || rc == MDB_NOTFOUND ? 0 :
+	    lmdb_err(errmsg, t->st, "id map write", rc);
+}
+
+/* Up to max live entries of table from *at on: their originals and new keys. */
+static int
+map_chunk(struct state_txn *t, const char *table, char **at, size_t *atlen,
+    char **orig, char **newkey, size_t max, size_t *n)
+{
+	size_t tl = strlen(table) + 1;
+	MDB_cursor *cur;
+	MDB_val k = { *atlen, *at }, v;
+	struct mapval mv;
+	int rc;
+
+	*n = 0;
+	if ((rc = mdb_cursor_open(t->txn, t->st->idmap, &cur)) != 0)
+		return rc;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 &&
+	    *n < max; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < tl || memcmp(k.mv_data, table, tl) != 0)
+			break;
+		if (v.mv_size < sizeof(mv))
+			continue;
+		memcpy(&mv, v.mv_data, sizeof(mv));
+		if (mv.deleted != 0)
+			continue;
+		orig[*n] = strndup((char *)k.mv_data + tl, k.mv_size - tl);
+		newkey[*n] = strndup((char *)v.mv_data + sizeof(mv),
+		    v.mv_size - sizeof(mv));
+		if (orig[*n] == NULL || newkey[*n] == NULL) {
+			free(orig[*n]);
+			free(newkey[*n]);
+			rc = ENOMEM;
+			break;
+		}
+		(*n)++;
+		free(*at);
+		if ((*at = malloc(k.mv_size)) == NULL) {
+			rc = ENOMEM;
+			break;
+		}
+		memcpy(*at, k.mv_data, k.mv_size);
+		*atlen = k.mv_size;
+	}
+	mdb_cursor_close(cur);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	for (; rc != 0 && *n > 0; (*n)--) {
+		free(orig[*n - 1]);
+		free(newkey[*n - 1]);
+	}
+	return rc;
+}
+
+int
+state_map_rename_table(struct state_txn *t, const char *from, const char *to,
+    uint64_t tag, uint64_t *moved, char **errmsg)
+{
+	enum { CHUNK = 1024 };
+	char *orig[CHUNK], *newkey[CHUNK], *at = strdup(from);
+	size_t atlen = strlen(from) + 1, n, i;
+	int rc = 0, mrc = at == NULL ? ENOMEM : 0;
+
+	*moved = 0;
+	do {	/* read a chunk, then write: no cursor lives across writes */
+		if (mrc != 0 || (mrc = map_chunk(t, from, &at, &atlen, orig,
+		    newkey, CHUNK, &n)) != 0)
+			break;
+		for (i = 0; i < n; i++) {
+			if (rc == 0 && (rc = state_map_put(t, to, orig[i],
+			    newkey[i], tag, errmsg)) == 0)
+				rc = state_map_delete(t, from, orig[i], tag, errmsg);
+			free(orig[i]);
+			free(newkey[i]);
+		}
+		*moved += n;
+	} while (rc == 0 && n == CHUNK);
+	free(at);
+	if (mrc == ENOMEM)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	return mrc != 0 ? lmdb_err(errmsg, t->st, "id map read", mrc) : rc;
+}
+
 int
 state_map_reverse(struct state *st, const char *table, const char *newkey,
     char **orig, char **errmsg)
@@ -457,23 +586,6 @@ drop_reverse(struct state *st, MDB_txn *txn, const MDB_val *k, const MDB_val *v)
 	key.mv_data = rk;
 	mdb_del(txn, st->idrev, &key, NULL);
 	free(rk);
-}
-
-/* Rewrite the current entry with mv (LMDB data may not be modified in place). */
-static int
-revive(MDB_cursor *cur, MDB_val *k, const MDB_val *v, const struct mapval *mv)
-{
-	char *buf = malloc(v->mv_size);
-	MDB_val nv = { v->mv_size, buf };
-	int rc;
-
-	if (buf == NULL)
-		return ENOMEM;
-	memcpy(buf, v->mv_data, v->mv_size);
-	memcpy(buf, mv, sizeof(*mv));
-	rc = mdb_cursor_put(cur, k, &nv, MDB_CURRENT);
-	free(buf);
-	return rc;
 }
 
 int

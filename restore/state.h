@@ -85,6 +85,20 @@ int state_map_put(struct state_txn *, const char *table, const char *orig,
 int state_map_delete(struct state_txn *, const char *table, const char *orig,
     uint64_t tag, char **errmsg);
 /* new -> original; LS_ERR_NOTFOUND if absent. */
+/*
+ * A table's entries marked deleted by tag (its DROP TABLE replayed): a
+ * table created later under the same name starts with an empty map.
+ * *n: how many.
+ */
+int state_map_drop_table(struct state_txn *, const char *table, uint64_t tag,
+    uint64_t *n, char **errmsg);
+/*
+ * A table renamed (or moved to another schema): its live entries move to
+ * the new name, tagged with tag (a crash before the target commit brings
+ * the old ones back, state_map_reconcile).  *moved: how many.
+ */
+int state_map_rename_table(struct state_txn *, const char *from,
+    const char *to, uint64_t tag, uint64_t *moved, char **errmsg);
 int state_map_reverse(struct state *, const char *table, const char *newkey,
     char **orig, char **errmsg);
 int state_map_reconcile(struct state *, uint64_t committed_lsn,

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -165,34 +166,6 @@ days_in_month(int year, int month)
 }
 
 int
-ls_parse_duration(const char *s, double *seconds)
-{
-	static const struct { const char *unit; double mult; } units[] = {
-		{ "", 1 }, { "ms", 0.001 }, { "s", 1 }, { "m", 60 },
-		{ "h", 3600 }, { "d", 86400 },
-	};
-	const char *p = s;
-	char *end;
-	double v;
-	size_t i;
-
-	if (*p < '0' || *p > '9')
-		return LS_ERR_INVALID;
-	while ((*p >= '0' && *p <= '9') || *p == '.')
-		p++;
-	errno = 0;
-	v = strtod(s, &end);
-	if (end != p || errno != 0 || !(v >= 0))
-		return LS_ERR_INVALID;
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
-		if (strcmp(p, units[i].unit) == 0) {
-			*seconds = v * units[i].mult;
-			return 0;
-		}
-	return LS_ERR_INVALID;
-}
-
-int
 ls_parse_time(const char *s, int64_t *us)
 {
 	struct tm tm = { 0 };
@@ -253,6 +226,91 @@ ls_lsn_parse(const char *s, uint64_t *lsn)
 		return LS_ERR_INVALID;
 	*lsn = ((uint64_t)hi << 32) | lo;
 	return 0;
+}
+
+/* Digits with an optional fraction; the rest in *end.  0 or -1. */
+static int
+decimal(const char *s, double *v, const char **end)
+{
+	const char *p = s;
+	double x = 0, scale = 1;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++)
+		x = x * 10 + (*p - '0');
+	if (*p == '.') {
+		if (!isdigit((unsigned char)p[1]))
+			return -1;
+		for (p++; isdigit((unsigned char)*p); p++) {
+			scale /= 10;
+			x += (*p - '0') * scale;
+		}
+	}
+	*v = x;
+	*end = p;
+	return 0;
+}
+
+/* Is unit (case-insensitive) one of the names in list ("a|b|c")? */
+static bool
+unit_in(const char *unit, const char *list)
+{
+	size_t n = strlen(unit);
+	const char *p = list, *bar;
+
+	for (;;) {
+		bar = strchr(p, '|');
+		if ((size_t)((bar ? bar : p + strlen(p)) - p) == n &&
+		    strncasecmp(p, unit, n) == 0)
+			return true;
+		if (bar == NULL)
+			return false;
+		p = bar + 1;
+	}
+}
+
+int
+ls_parse_size(const char *s, int64_t *bytes)
+{
+	static const char *const units[] = { "|b", "k|kb|kib", "m|mb|mib",
+	    "g|gb|gib", "t|tb|tib" };
+	const char *end;
+	double v, mult = 1;
+	size_t i;
+
+	if (s == NULL || decimal(s, &v, &end) != 0)
+		return LS_ERR_INVALID;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++, mult *= 1024)
+		if (unit_in(end, units[i]))
+			break;
+	if (i == sizeof(units) / sizeof(units[0]) || v * mult >= 9.2e18)
+		return LS_ERR_INVALID;
+	*bytes = (int64_t)(v * mult);
+	return 0;
+}
+
+int
+ls_parse_duration(const char *s, double *seconds)
+{
+	static const struct { const char *names; double mult; } units[] = {
+		{ "|s", 1 }, { "ms", 0.001 }, { "m|min", 60 }, { "h", 3600 },
+		{ "d", 86400 },
+	};
+	const char *end;
+	double v;
+	size_t i;
+
+	if (s == NULL || decimal(s, &v, &end) != 0)
+		return LS_ERR_INVALID;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (unit_in(end, units[i].names)) {
+			if (v * units[i].mult > 1e12)
+				return LS_ERR_INVALID;
+			*seconds = v * units[i].mult;
+			return 0;
+		}
+	return LS_ERR_INVALID;
 }
 
 int

@@ -29,12 +29,6 @@ int64_t ls_now_us(void);
 /* "2026-11-21T05:44:30.123456Z" into out (at least 32 bytes). */
 void ls_format_time(int64_t us, char *out, size_t outlen);
 /*
- * A duration: a decimal number with an optional unit right after it (no
- * space): ms, s, m, h, d; none means seconds ("10", "10s", "1.5m",
- * "500ms").  0 and *seconds, or LS_ERR_INVALID.
- */
-int ls_parse_duration(const char *s, double *seconds);
-/*
  * Parse "YYYY-MM-DD HH:MM:SS[.ffffff][Z|+hh[:mm]]" (T or space); 0, or
  * LS_ERR_INVALID for anything else, a field out of range included
  * (2026-02-30 is refused, not taken for March 2).
@@ -48,6 +42,18 @@ int ls_parse_time(const char *s, int64_t *us);
  */
 void ls_lsn_format(uint64_t lsn, char out[32]);
 int ls_lsn_parse(const char *s, uint64_t *lsn);
+
+/*
+ * Sizes and durations as people write them in options and config files:
+ * digits, an optional fraction (".5"), then a unit written right after
+ * the number, no space.  Sizes: none or B (bytes), K/KB/KiB, M/MB/MiB,
+ * G/GB/GiB, T/TB/TiB (powers of 1024; case-insensitive).  Durations:
+ * none or s (seconds), ms, m/min, h, d.  Nothing else: no sign, space,
+ * "inf", "nan", hex or exponent.  0, or LS_ERR_INVALID (out of range
+ * included).
+ */
+int ls_parse_size(const char *s, int64_t *bytes);
+int ls_parse_duration(const char *s, double *seconds);
 
 /* Retry delay for attempt n (0-based): 0.5 s doubling to 30 s, +-25% jitter. */
 int64_t ls_backoff_us(int attempt);

@@ -166,6 +166,10 @@ test_alter(void)
 	is_plan("rename", 0,
 	    "ALTER TABLE \"public\".\"t\" RENAME COLUMN \"a\" TO \"aa\";\n",
 	    "RENAME COLUMN (same attnum)");
+	is_plan("renamekey", 0,
+	    "ALTER TABLE \"public\".\"t\" RENAME COLUMN \"id\" TO \"Id x\";\n",
+	    "RENAME COLUMN of a key column: the key and a CHECK naming the "
+	    "column's old name in a literal stay (no DROP/ADD CONSTRAINT)");
 	is_plan("renametab", 0,
 	    "ALTER TABLE \"public\".\"t\" RENAME TO \"t2\";\n", "RENAME TABLE");
 	is_plan("setschema", 0,

@@ -1,4 +1,5 @@
-/* test_util.c: LSN and timestamp parsing/formatting, hex, key files, sizes. */
+/* test_util.c: LSN and timestamp parsing/formatting, hex, key files, sizes
+ * and durations. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,28 +91,67 @@ test_key(void)
 	free(err);
 }
 
-/* Durations: a number, a unit right after it, nothing else. */
 static void
-test_duration(void)
+test_size(void)
 {
-	static const struct { const char *s; double secs; } good[] = {
-		{ "10", 10 }, { "10s", 10 }, { "1.5m", 90 }, { "500ms", 0.5 },
-		{ "2h", 7200 }, { "1d", 86400 }, { "0", 0 },
+	static const struct { const char *s; int64_t v; } good[] = {
+		{ "1000", 1000 }, { "64MB", 64 << 20 }, { "64mb", 64 << 20 },
+		{ "64M", 64 << 20 }, { "1GiB", 1LL << 30 }, { "512k", 512 << 10 },
+		{ "512KB", 512 << 10 }, { "1.5K", 1536 }, { "7B", 7 },
+		{ "2TiB", 2LL << 40 }, { "0", 0 },
 	};
-	static const char *const bad[] = {
-		"", "s", "10 s", " 10s", "10sec", "10S", "-1s", "1e3", "0x10",
-		"10s ", "1..5m", "10mss", "nan", "inf",
-	};
-	double d;
+	static const char *bad[] = { "64 MB", "64MB ", " 64MB", "inf", "nan",
+	    "0x10", "1e3", "1E3", "-1", "+1", "", "MB", "1.", ".5", "64MBs",
+	    "64Mi", "64X", "1.5.2", "9999999999999999999", "8EiB", "1,5M" };
+	int64_t v;
 	size_t i;
 	int all = 1;
 
 	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
-		all &= ls_parse_duration(good[i].s, &d) == 0 && d == good[i].secs;
-	ok(all, "durations with and without units");
+		if (ls_parse_size(good[i].s, &v) != 0 || v != good[i].v) {
+			diag("size \"%s\" gave %lld", good[i].s, (long long)v);
+			all = 0;
+		}
+	ok(all, "sizes: digits, a fraction, B/K/KB/KiB/M/.../TiB right after");
 	for (i = 0, all = 1; i < sizeof(bad) / sizeof(bad[0]); i++)
-		all &= ls_parse_duration(bad[i], &d) != 0;
-	ok(all, "malformed durations are refused (a space, an unknown unit, a sign)");
+		if (ls_parse_size(bad[i], &v) == 0) {
+			diag("size \"%s\" accepted as %lld", bad[i], (long long)v);
+			all = 0;
+		}
+	ok(all, "sizes with a space, a sign, inf, nan, hex, an exponent or an "
+	    "unknown unit refused");
+	ok(ls_parse_size(NULL, &v) != 0, "a NULL size refused");
+}
+
+static void
+test_duration(void)
+{
+	static const struct { const char *s; double v; } good[] = {
+		{ "1", 1 }, { "0.2", 0.2 }, { "30s", 30 }, { "500ms", 0.5 },
+		{ "5min", 300 }, { "5m", 300 }, { "2h", 7200 }, { "1d", 86400 },
+		{ "1.5h", 5400 }, { "10S", 10 },
+	};
+	static const char *bad[] = { "1 s", " 1", "1 ", "inf", "infinity",
+	    "nan", "0x10", "1e3", "-1", "+1", "", "s", "1.", ".5", "1sec",
+	    "1y", "1w", "1e308" };
+	double v = 0;
+	size_t i;
+	int all = 1;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++)
+		if (ls_parse_duration(good[i].s, &v) != 0 ||
+		    v < good[i].v - 1e-9 || v > good[i].v + 1e-9) {
+			diag("duration \"%s\" gave %g", good[i].s, v);
+			all = 0;
+		}
+	ok(all, "durations: seconds by default, ms, s, m/min, h, d");
+	for (i = 0, all = 1; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (ls_parse_duration(bad[i], &v) == 0) {
+			diag("duration \"%s\" accepted as %g", bad[i], v);
+			all = 0;
+		}
+	ok(all, "durations with a space, a sign, inf, nan, hex, an exponent "
+	    "or an unknown unit refused");
 }
 
 int
@@ -120,6 +160,7 @@ main(void)
 	test_lsn();
 	test_time();
 	test_key();
+	test_size();
 	test_duration();
 	return tap_done();
 }
