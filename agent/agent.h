@@ -23,6 +23,23 @@ struct relcache;
 struct pgo_decoder;
 struct txnbuf;
 struct newbase;
+struct metric;
+struct metrics;
+struct observer;
+
+/* The agent's metrics (observe.c); every handle NULL when metrics are off. */
+struct agent_metrics {
+	struct metrics	*reg;
+	struct metric	*source_lsn, *source_commit_time;
+	struct metric	*durable_lsn, *durable_segment, *durable_commit_time;
+	struct metric	*confirmed_lsn;
+	struct metric	*slot_lag_bytes, *slot_lag_seconds, *slot_active;
+	struct metric	*txns, *changes, *segments, *bytes;
+	struct metric	*upload_errors, *retries, *upload_seconds;
+	struct metric	*heartbeats, *heartbeat_time;
+	struct metric	*base_tables_done, *base_tables, *base_bytes_done;
+	struct metric	*base_bytes_estimate;
+};
 
 #define AGENT_TXN_MEMLIMIT	(4u << 20)	/* per transaction, then spill */
 #define AGENT_STATUS_INTERVAL_US 10000000	/* confirm at least every 10 s */
@@ -84,6 +101,12 @@ struct agent {
 	bool		 endpos_reached;
 	uint64_t	 txns_total, segs_total;
 	struct newbase	*newbase;	/* --base-interval's thread */
+
+	/* observability */
+	struct agent_metrics m;
+	struct observer	*obs;		/* metrics thread, or NULL */
+	int64_t		 last_stored_us;	/* a segment was last stored */
+	int64_t		 server_time;	/* the last keepalive's time (Unix us) */
 };
 
 /* stream.c */
@@ -96,6 +119,17 @@ void stream_reset_inflight(struct agent *);
 /* Free what the stream keeps across sessions. */
 void stream_free(struct agent *);
 
+/* observe.c: metrics (--metrics-addr, --metrics-file) and status. */
+/* Make the metrics, serve them, start the thread that samples the slot
+ * and writes the textfile; nothing when neither option is set. */
+int observe_start(struct agent *, char **errmsg);
+/* Write the textfile a last time, stop the thread and the server. */
+void observe_stop(struct agent *);
+/* basecopy_opts.progress for the base progress gauges (arg: the agent). */
+void observe_base(void *arg, size_t tables_done, size_t tables,
+    uint64_t bytes_done, uint64_t bytes_estimate);
+/* logship-agent status [options]: the exit status (0, 1 warn, 2 crit). */
+int status_main(int argc, char **argv);
 /* dropslot.c: --drop-slot, a command of its own; the exit status. */
 int drop_slot_main(const struct agent_config *);
 

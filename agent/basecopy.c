@@ -77,8 +77,10 @@ struct bc {
 	pthread_mutex_t	 lock;		/* protects the fields below */
 	size_t		 next;
 	size_t		 ndone;
+	size_t		 tables_done;
 	uint64_t	 rows;
 	uint64_t	 bytes;
+	uint64_t	 size;		/* every table's size on disk */
 };
 
 struct oids {
@@ -837,6 +839,11 @@ chunk_done(struct bc *bc, struct bc_chunk *k)
 	bc->rows += k->rows;
 	bc->bytes += k->bytes;
 	done = ++bc->ndone;
+	if (last)
+		bc->tables_done++;
+	if (bc->o->progress != NULL)
+		bc->o->progress(bc->o->progress_arg, bc->tables_done, bc->ntables,
+		    bc->bytes, bc->size);
 	pthread_mutex_unlock(&bc->lock);
 	log_info(SUB, "copied %s.%s chunk %u/%u rows=%" PRIu64 " bytes=%"
 	    PRIu64 " (%zu/%zu chunks)", t->schema, t->name, k->n + 1,
@@ -937,8 +944,15 @@ prepare(struct bc *bc, PGconn *ctl, char **errmsg)
 	free(ids.v);
 	if (r != 0)
 		return r;
-	for (i = 0; i < bc->ntables; i++)
+	for (i = 0; i < bc->ntables; i++) {
 		total += bc->tables[i].size;
+		if (bc->tables[i].nchunks == 0)
+			bc->tables_done++;
+	}
+	bc->size = total;
+	if (bc->o->progress != NULL)
+		bc->o->progress(bc->o->progress_arg, bc->tables_done, bc->ntables,
+		    0, total);
 	if (bc->ntables == 0)
 		log_warn(SUB, "no tables to copy");
 	log_info(SUB, "copying %zu tables in %zu chunks, about %.1f MB, with "

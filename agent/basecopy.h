@@ -47,6 +47,16 @@ struct basecopy_opts {
 	const char		*base;
 	const char		*spool_dir;	/* NULL: $TMPDIR or /tmp */
 	volatile sig_atomic_t	*stop;		/* may be NULL */
+	/*
+	 * Called (from any worker thread) after each chunk, and once before
+	 * the first: tables fully copied of all, COPY bytes copied, and the
+	 * tables' size on disk (heap + TOAST, an estimate of the total).
+	 * NULL: none.
+	 */
+	void			(*progress)(void *arg, size_t tables_done,
+				    size_t tables, uint64_t bytes_done,
+				    uint64_t bytes_estimate);
+	void			*progress_arg;
 };
 
 /*

@@ -56,6 +56,12 @@ static const struct ckey agent_keys[] = {
 	    "close a segment after SIZE compressed bytes" },
 	{ "flush-interval", C_SECONDS, F(flush_interval), "1",
 	    "close a segment SECONDS after its first transaction (the RPO)" },
+	{ "heartbeat-interval", C_SECONDS, F(heartbeat_interval), "10s",
+	    "while the source is idle, record a heartbeat in the store this often" },
+	{ "metrics-addr", C_STR, F(metrics_addr), NULL,
+	    "serve Prometheus metrics on [HOST:]PORT (HOST default 127.0.0.1)" },
+	{ "metrics-file", C_STR, F(metrics_file), NULL,
+	    "write the metrics to FILE atomically every 5 s (node_exporter textfile)" },
 	{ "jobs", C_INT, F(jobs), "2", "parallel workers for the base snapshot" },
 	{ "key-file", C_STR, F(key_file), NULL,
 	    "32-byte key (raw or 64 hex digits): encrypt segments and base" },
@@ -112,7 +118,12 @@ help(void)
 		    keys[i].def ? " (default " : "", keys[i].def ? keys[i].def : "",
 		    keys[i].def ? ")" : "");
 	printf("  -v, --help, --version\n\nExit: 0 done or SIGTERM, 1 error, "
-	    "2 usage.  See logship-agent(1).\n");
+	    "2 usage.  See logship-agent(1).\n\n"
+	    "logship-agent status [--format text|json] [--warn DURATION] "
+	    "[--crit DURATION] [options]\n"
+	    "  how current the store is (the slot, the newest segment and "
+	    "heartbeat);\n  exit 0 ok, 1 lag over --warn, 2 over --crit or an "
+	    "error\n");
 }
 
 /* "--key value" on the command line, "key = value" in a file. */

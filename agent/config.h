@@ -31,6 +31,9 @@ struct agent_config {
 	int64_t		 segment_max_txns;
 	int64_t		 segment_max_bytes;
 	double		 flush_interval;	/* seconds */
+	double		 heartbeat_interval;	/* seconds */
+	char		*metrics_addr;		/* [HOST:]PORT or NULL */
+	char		*metrics_file;		/* textfile or NULL */
 	int64_t		 jobs;
 	char		*key_file;
 	char		*log_format;

@@ -151,6 +151,11 @@ setup(struct agent *a, const struct agent_config *c, uint8_t key[32])
 		    "--config file instead");
 	a->key = c->key_file != NULL ? key : NULL;
 	a->cfg = c;
+	if (observe_start(a, &err) != 0) {
+		fprintf(stderr, "logship-agent: %s\n", err);
+		free(err);
+		return 2;
+	}
 	return 0;
 }
 
@@ -158,6 +163,7 @@ static void
 teardown(struct agent *a)
 {
 	newbase_stop(a);
+	observe_stop(a);
 	stream_reset_inflight(a);
 	stream_free(a);
 	segment_writer_free(a->seg);
@@ -271,6 +277,8 @@ main(int argc, char **argv)
 	uint8_t key[32];
 	int r;
 
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return status_main(argc - 1, argv + 1);
 	config_parse(argc, argv, &cfg);
 	if (cfg.ddl_uninstall) {
 		r = uninstall_ddl(&cfg);

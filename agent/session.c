@@ -136,6 +136,8 @@ copy_base(struct agent *a, const char *snapshot, uint64_t lsn, char **errmsg)
 	o.generation = a->generation;
 	o.spool_dir = a->cfg->spool_dir;
 	o.stop = &agent_stop;
+	o.progress = observe_base;
+	o.progress_arg = a;
 	if ((r = base_manifest_new(a->generation, a->system_id, a->database,
 	    snapshot, lsn, &m, errmsg)) == 0 &&
 	    (r = base_manifest_set_ddl(m, a->ddl_on)) == 0 &&

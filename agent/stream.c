@@ -21,6 +21,7 @@
 #include "newbase.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/metrics.h"
 #include "common/service.h"
 #include "common/util.h"
 #include "ddl.h"
@@ -108,6 +109,7 @@ send_status(struct agent *a, bool reply, char **errmsg)
 	n = pgo_build_status(buf, a->confirmed, a->confirmed, a->confirmed,
 	    now - PGO_EPOCH_OFFSET_US, reply);
 	a->last_status_us = now;
+	metric_set(a->m.confirmed_lsn, (double)a->confirmed);
 	if (PQputCopyData(a->repl, (const char *)buf, (int)n) != 1 ||
 	    PQflush(a->repl) != 0)
 		return ls_errf(errmsg, LS_ERR_TRANSIENT, "sending a status update: %s",
@@ -242,6 +244,7 @@ upload(struct agent *a, const char *key, int fd, char **errmsg)
 		r = store_put_if_absent(a->store, key, fd, &err);
 		if (r == 0 || r == LS_ERR_EXISTS)
 			break;
+		metric_add(a->m.upload_errors, 1);
 		if (agent_stop > 1) {
 			ls_errf(errmsg, r, "giving up on %s after a second stop "
 			    "signal: %s", key, err);
@@ -250,6 +253,7 @@ upload(struct agent *a, const char *key, int fd, char **errmsg)
 		}
 		log_warn("store", "writing %s failed (try %d): %s; retrying", key,
 		    attempt + 1, err);
+		metric_add(a->m.retries, 1);
 		sleep_us(ls_backoff_us(attempt));
 	}
 	if (r == LS_ERR_EXISTS)
@@ -258,6 +262,62 @@ upload(struct agent *a, const char *key, int fd, char **errmsg)
 		    "agent per store)", key);
 	free(err);
 	return r;
+}
+
+/* A segment is in the store: what it holds. */
+static void
+stored_metrics(struct agent *a, const struct segment_header *h)
+{
+	const struct agent_metrics *m = &a->m;
+	uint64_t durable = a->stored_end_lsn;
+
+	if (h->has_heartbeat) {
+		metric_add(m->heartbeats, 1);
+		metric_set(m->heartbeat_time, (double)h->heartbeat_time / 1e6);
+		if (h->heartbeat_lsn > durable)
+			durable = h->heartbeat_lsn;
+	}
+	if (h->txns > 0)
+		metric_set(m->durable_commit_time, (double)h->last_time / 1e6);
+	if (durable > metric_get(m->durable_lsn))
+		metric_set(m->durable_lsn, (double)durable);
+	metric_set(m->durable_segment, (double)h->segno);
+	metric_add(m->txns, (double)h->txns);
+	metric_add(m->changes, (double)h->changes);
+	metric_add(m->segments, 1);
+	metric_add(m->bytes, (double)h->total_len);
+}
+
+/* The highest source position seen. */
+static void
+seen_lsn(struct agent *a, uint64_t lsn)
+{
+	if ((double)lsn > metric_get(a->m.source_lsn))
+		metric_set(a->m.source_lsn, (double)lsn);
+}
+
+/*
+ * While nothing is in flight and nothing was stored for a heartbeat
+ * interval, store a segment without transactions whose header says how
+ * far the source had got (the last keepalive's position and time): a
+ * restore that has applied it is caught up as of that time.  At most one
+ * per interval, only when idle.
+ */
+static int
+heartbeat(struct agent *a, int64_t now, char **errmsg)
+{
+	int64_t every = (int64_t)(a->cfg->heartbeat_interval * 1e6);
+	uint64_t pos = a->server_pos > a->stored_end_lsn ? a->server_pos :
+	    a->stored_end_lsn;
+	int r;
+
+	if (!idle(a) || every <= 0 || a->server_time == 0 ||
+	    now - a->last_stored_us < every)
+		return 0;
+	if ((r = open_segment(a, errmsg)) != 0)
+		return r;
+	segment_writer_heartbeat(a->seg, pos, a->server_time);
+	return stream_flush(a, errmsg);
 }
 
 int
@@ -294,6 +354,8 @@ stream_flush(struct agent *a, char **errmsg)
 		a->stored_end_lsn = h.end_lsn;
 	a->segno++;
 	a->segs_total++;
+	a->last_stored_us = ls_now_us();
+	stored_metrics(a, &h);
 	ls_lsn_format(h.first_lsn, l1);
 	ls_lsn_format(h.end_lsn, l2);
 	log_info("agent", "segment stored: %s txns=%" PRIu64 " changes=%" PRIu64
@@ -418,6 +480,8 @@ commit_txn(struct agent *a, struct txnbuf *tb, const struct ls_txn *t,
 		return r;
 	a->written_end_lsn = t->end_lsn;
 	a->txns_total++;
+	seen_lsn(a, t->end_lsn);
+	metric_set(a->m.source_commit_time, (double)t->commit_time / 1e6);
 	if ((int64_t)segment_writer_txns(a->seg) >= a->cfg->segment_max_txns ||
 	    (int64_t)segment_writer_bytes(a->seg) >= a->cfg->segment_max_bytes)
 		return stream_flush(a, errmsg);
@@ -610,9 +674,12 @@ on_keepalive(struct agent *a, const uint8_t *buf, size_t len, char **errmsg)
 
 	if ((r = pgo_parse_keepalive(buf, len, &wal_end, &sent, &reply, errmsg)) != 0)
 		return r;
+	seen_lsn(a, wal_end);
 	if (a->cur == NULL && a->nstreams == 0) {
-		if (a->seg == NULL && wal_end > a->server_pos)
+		if (a->seg == NULL && wal_end >= a->server_pos) {
 			a->server_pos = wal_end;
+			a->server_time = sent + PGO_EPOCH_OFFSET_US;
+		}
 		if (a->cfg->has_endpos && wal_end >= a->cfg->endpos)
 			a->endpos_reached = true;
 	}
@@ -646,9 +713,12 @@ tick(struct agent *a, char **errmsg)
 {
 	int64_t now = ls_now_us();
 	int64_t flush_us = (int64_t)(a->cfg->flush_interval * 1e6);
+	int r;
 
 	if (a->seg != NULL && now - a->seg_first_us >= flush_us)
 		return stream_flush(a, errmsg);
+	if ((r = heartbeat(a, now, errmsg)) != 0)
+		return r;
 	if (now - a->last_status_us >= AGENT_STATUS_INTERVAL_US ||
 	    (idle(a) && now - a->last_status_us >= flush_us))
 		return send_status(a, true, errmsg);
@@ -694,6 +764,8 @@ stream_run(struct agent *a, char **errmsg)
 	int n, r, burst = 0;
 
 	a->last_status_us = ls_now_us();
+	if (a->last_stored_us == 0)
+		a->last_stored_us = a->last_status_us;
 	for (;;) {
 		service_watchdog();
 		if (agent_hup) {

@@ -27,6 +27,7 @@ extern const struct cmd_entry cmd_verify_entry;
 extern const struct cmd_entry cmd_cat_entry;
 extern const struct cmd_entry cmd_mirror_entry;		/* cmd_mirror.c */
 extern const struct cmd_entry cmd_expire_entry;		/* cmd_expire.c */
+extern const struct cmd_entry cmd_status_entry;		/* cmd_status.c */
 
 /* main.c */
 

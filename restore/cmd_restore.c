@@ -90,6 +90,8 @@ static const struct option restore_opts[] = {
 	{ "key-file", required_argument, NULL, 'k' },
 	{ "log-format", required_argument, NULL, 'f' },
 	{ "log-file", required_argument, NULL, 'l' },
+	{ "metrics-addr", required_argument, NULL, 'm' },
+	{ "metrics-file", required_argument, NULL, 'O' },
 	{ "config", required_argument, NULL, 'C' },
 	{ "help", no_argument, NULL, 'h' },
 	{ "version", no_argument, NULL, 'V' },
@@ -132,6 +134,8 @@ restore_opt(struct parse *p, int ch, const char *v)
 	case 'k': o->key_file = v; return 0;
 	case 'f': o->log_format = v; return 0;
 	case 'l': o->log_file = v; return 0;
+	case 'm': o->metrics_addr = v; return 0;
+	case 'O': o->metrics_file = v; return 0;
 	case 'C': p->config = v; return 0;
 	case 'v': o->verbose++; return 0;
 	case 'h': cmd_usage(stdout); exit(0);
@@ -251,6 +255,7 @@ const struct cmd_entry cmd_restore_entry = {
 "                       [--id-mode preserve|remap] [--on-missing-ref error|null|skip]\n"
 "                       [--filter FILE] [--skip-ddl LSN]...\n"
 "                       [--log-format text|json] [--log-file F] [-v]\n"
+"                       [--metrics-addr [HOST:]PORT] [--metrics-file F]\n"
 "                       [--config FILE]\n",
 	.help =
 "  --store URL       a directory path or file:///abs/path\n"
@@ -273,6 +278,10 @@ const struct cmd_entry cmd_restore_entry = {
 "  --on-missing-ref error|null|skip\n"
 "                    remap: a reference to a key not in the ID map\n"
 "  --key-file F      32-byte key (raw or 64 hex digits) for encrypted stores\n"
+"  --metrics-addr [HOST:]PORT\n"
+"                    serve Prometheus metrics there (HOST default 127.0.0.1)\n"
+"  --metrics-file F  write the metrics to F every 5 s and at exit, atomically\n"
+"                    (node_exporter textfile collector)\n"
 "  --config FILE     read these settings from FILE, key = value a line, the\n"
 "                    option names without dashes (logship.conf(5)); the\n"
 "                    command line wins\n",

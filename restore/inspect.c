@@ -86,9 +86,19 @@ open_store(const struct inspect_opts *o, struct catalog_identity *id,
 	return 1;
 }
 
+/* What ls learns of a generation for its restorable window. */
+struct window {
+	bool		 base;		/* a base exists: */
+	uint64_t	 base_lsn;
+	int64_t		 base_time;
+	uint64_t	 last_lsn;	/* the newest transaction (0: none) */
+	int64_t		 last_time;
+	int64_t		 heartbeat;	/* the newest heartbeat (0: none) */
+};
+
 static void
 print_base(struct store *st, const char *gen, const char *name,
-    const uint8_t *key)
+    const uint8_t *key, struct window *w)
 {
 	struct base_manifest *m = NULL;
 	struct base_chunk lobs;
@@ -101,6 +111,11 @@ print_base(struct store *st, const char *gen, const char *name,
 	else if (r != 0)
 		printf("  %s: unreadable: %s\n", name, err);
 	else {
+		if (!w->base) {	/* the earliest: bases come oldest first */
+			w->base = true;
+			w->base_lsn = base_manifest_lsn(m);
+			w->base_time = base_manifest_created(m);
+		}
 		ls_lsn_format(base_manifest_lsn(m), lsn);
 		printf("  %s: consistent at %s, %zu tables, %zu chunks, %"
 		    PRIu64 " bytes, %" PRIu64 " large objects (not streamed "
@@ -133,7 +148,8 @@ print_expired(struct store *st, const char *gen)
 
 /* Every base of the generation, oldest first. */
 static void
-print_bases(struct store *st, const char *gen, const uint8_t *key)
+print_bases(struct store *st, const char *gen, const uint8_t *key,
+    struct window *w)
 {
 	char (*names)[24] = NULL, *err = NULL;
 	size_t n = 0, i;
@@ -143,14 +159,15 @@ print_bases(struct store *st, const char *gen, const uint8_t *key)
 	else if (n == 0)
 		printf("  base: none\n");
 	for (i = 0; i < n; i++)
-		print_base(st, gen, names[i], key);
+		print_base(st, gen, names[i], key, w);
 	print_expired(st, gen);
 	free(names);
 	free(err);
 }
 
 static void
-print_segment_line(struct store *st, const char *gen, const struct catalog_seg *s)
+print_segment_line(struct store *st, const char *gen, const struct catalog_seg *s,
+    struct window *w)
 {
 	struct segment_header h;
 	char *err = NULL, l1[32], l2[32], t1[40], t2[40];
@@ -164,7 +181,19 @@ print_segment_line(struct store *st, const char *gen, const struct catalog_seg *
 	ls_lsn_format(h.last_lsn, l2);
 	ls_format_time(h.first_time, t1, sizeof(t1));
 	ls_format_time(h.last_time, t2, sizeof(t2));
-	if (h.txns == 0)
+	if (h.txns > 0) {
+		w->last_lsn = h.last_lsn;
+		w->last_time = h.last_time;
+	}
+	if (h.has_heartbeat && h.heartbeat_time > w->heartbeat)
+		w->heartbeat = h.heartbeat_time;
+	if (h.txns == 0 && h.has_heartbeat) {
+		ls_lsn_format(h.heartbeat_lsn, l1);
+		ls_format_time(h.heartbeat_time, t1, sizeof(t1));
+		printf("  %016" PRIx64 "  %-12s %-12s %-27s %-27s %8" PRIu64
+		    " %10" PRIu64 "  heartbeat\n", s->segno, l1, "-", t1, "-",
+		    h.txns, s->size);
+	} else if (h.txns == 0)
 		printf("  %016" PRIx64 "  %-12s %-12s %-27s %-27s %8" PRIu64
 		    " %10" PRIu64 "\n", s->segno, "-", "-", "-", "-",
 		    h.txns, s->size);
@@ -174,9 +203,43 @@ print_segment_line(struct store *st, const char *gen, const struct catalog_seg *
 		    s->size, h.encrypted ? "  encrypted" : "");
 }
 
+/*
+ * The last lines of ls: from the earliest base to the latest transaction
+ * of the generation a new restore would use, the points --until-lsn and
+ * --until-time may name.
+ */
+static void
+print_window(const char *gen, const struct window *w)
+{
+	char l1[32], l2[32], t1[40], t2[40], hb[40];
+
+	if (!w->base) {
+		printf("restorable: nothing yet (generation %s has no complete "
+		    "base)\n", gen);
+		return;
+	}
+	ls_lsn_format(w->base_lsn, l1);
+	ls_format_time(w->base_time, t1, sizeof(t1));
+	if (w->last_lsn == 0) {
+		snprintf(l2, sizeof(l2), "%s", l1);
+		snprintf(t2, sizeof(t2), "%s", "the base (no transaction since)");
+	} else {
+		ls_lsn_format(w->last_lsn, l2);
+		ls_format_time(w->last_time, t2, sizeof(t2));
+	}
+	printf("restorable: generation %s from %s (%s, earliest base) to %s "
+	    "(%s, latest transaction)\n", gen, l1, t1, l2, t2);
+	if (w->heartbeat > w->last_time) {
+		ls_format_time(w->heartbeat, hb, sizeof(hb));
+		printf("  the store is complete as of %s (heartbeat)\n", hb);
+	}
+}
+
 int
 inspect_ls(const struct inspect_opts *o)
 {
+	struct window w, cur = { 0 };
+	const char *curgen = NULL;
 	struct catalog_identity id;
 	char (*gens)[17] = NULL, *err = NULL;
 	struct catalog_seg *segs = NULL;
@@ -194,7 +257,8 @@ inspect_ls(const struct inspect_opts *o)
 		if (o->generation != NULL && strcmp(o->generation, gens[g]) != 0)
 			continue;
 		printf("generation %s\n", gens[g]);
-		print_bases(o->store, gens[g], o->key);
+		memset(&w, 0, sizeof(w));
+		print_bases(o->store, gens[g], o->key, &w);
 		if (catalog_segments(o->store, gens[g], 0, &segs, &nseg, &err) != 0) {
 			fprintf(stderr, "logship-restore: %s\n", err);
 			rc = 1;
@@ -204,11 +268,19 @@ inspect_ls(const struct inspect_opts *o)
 		    "first_lsn", "last_lsn", "first_commit", "last_commit",
 		    "txns", "bytes");
 		for (i = 0; i < nseg; i++)
-			print_segment_line(o->store, gens[g], &segs[i]);
+			print_segment_line(o->store, gens[g], &segs[i], &w);
 		printf("  %zu segments\n", nseg);
+		/* the current generation's, else the last one listed */
+		if (curgen == NULL || !have_id ||
+		    strcmp(gens[g], id.generation) == 0) {
+			cur = w;
+			curgen = gens[g];
+		}
 		free(segs);
 		segs = NULL;
 	}
+	if (curgen != NULL)
+		print_window(curgen, &cur);
 	free(gens);
 	free(err);
 	return rc;
@@ -574,10 +646,11 @@ static json_t *
 j_header(const struct segment_header *h)
 {
 	char sysid[32], prev[65];
+	json_t *j;
 
 	snprintf(sysid, sizeof(sysid), "%" PRIu64, h->system_id);
 	ls_hex(h->prev_sha256, 32, prev);
-	return json_pack("{s:s,s:I,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:I,"
+	j = json_pack("{s:s,s:I,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:I,s:I,"
 	    "s:I,s:s?,s:b}", "type", "header", "segno", (json_int_t)h->segno,
 	    "generation", h->generation, "system_id", sysid, "database",
 	    h->database, "first_lsn", j_lsn(h->first_lsn), "last_lsn",
@@ -586,6 +659,11 @@ j_header(const struct segment_header *h)
 	    j_time(h->created), "txns", (json_int_t)h->txns, "changes",
 	    (json_int_t)h->changes, "records", (json_int_t)h->records,
 	    "prev_sha256", h->has_prev ? prev : NULL, "encrypted", h->encrypted);
+	if (j != NULL && h->has_heartbeat) {
+		json_object_set_new(j, "heartbeat_lsn", j_lsn(h->heartbeat_lsn));
+		json_object_set_new(j, "heartbeat_time", j_time(h->heartbeat_time));
+	}
+	return j;
 }
 
 static void

@@ -22,7 +22,8 @@
 /* In the order of the usage. */
 static const struct cmd_entry *const cmds[] = {
 	&cmd_restore_entry, &cmd_idmap_entry, &cmd_ls_entry, &cmd_verify_entry,
-	&cmd_cat_entry, &cmd_mirror_entry, &cmd_expire_entry, NULL
+	&cmd_cat_entry, &cmd_mirror_entry, &cmd_expire_entry, &cmd_status_entry,
+	NULL
 };
 
 /* getopt_long's value for every store option; its index says which. */

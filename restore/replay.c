@@ -34,6 +34,7 @@
 #include "common/util.h"
 #include "format/relcache.h"
 #include "format/segment.h"
+#include "observe.h"
 #include "prefetch.h"
 #include "replay_int.h"
 #include "repo/base.h"
@@ -149,14 +150,15 @@ progress(struct stream *s, bool final)
 	int64_t now = ls_now_us();
 	double secs = (double)(now - s->start_us) / 1e6;
 	uint64_t rows = s->rows_total + (s->ap ? applier_rows(s->ap) : 0);
+	int64_t asof = s->r->mk.commit_time > s->r->mk.heartbeat_time ?
+	    s->r->mk.commit_time : s->r->mk.heartbeat_time;
 	char lag[32] = "-";
 
 	if (!final && (!isatty(2) || now - s->progress_us < 1000000))
 		return;
 	s->progress_us = now;
-	if (s->r->mk.commit_time > 0)
-		snprintf(lag, sizeof(lag), "%.1fs",
-		    (double)(now - s->r->mk.commit_time) / 1e6);
+	if (asof > 0)	/* a heartbeat says an idle source had nothing more */
+		snprintf(lag, sizeof(lag), "%.1fs", (double)(now - asof) / 1e6);
 	if (final)
 		log_info("restore", "summary: segments=%" PRIu64 " transactions=%"
 		    PRIu64 " rows=%" PRIu64 " folded=%" PRIu64 " seconds=%.1f",
@@ -199,7 +201,10 @@ commit_batch(struct stream *s, char **errmsg)
 	s->batch_txns = 0;
 	s->commit_txn = false;
 	s->progressed = true;
-	return state_put_marker(r->state, &r->mk, errmsg);
+	if ((rc = state_put_marker(r->state, &r->mk, errmsg)) == 0)
+		robs_applied(r->obs, &r->mk, s->txns, s->rows_total +
+		    applier_rows(s->ap));
+	return rc;
 }
 
 /* Is this transaction beyond --until-lsn / --until-time? */
@@ -569,6 +574,27 @@ on_record(struct seg_ctx *x, const struct ls_record *rec, char **errmsg)
 	}
 }
 
+/*
+ * A segment without transactions (a heartbeat, sequence samples) moves
+ * the marker too, so that the marker reaches the store's head while the
+ * source is idle; a heartbeat's time goes into the marker.  Committed
+ * with the batch (one is begun if none is open).
+ */
+static int
+empty_segment(struct stream *s, const struct prefetch_item *it,
+    char **errmsg)
+{
+	struct run *r = s->r;
+
+	if (it->h.txns > 0 || s->done || it->segno <= r->mk.segno)
+		return 0;
+	r->mk.segno = it->segno;
+	memcpy(r->mk.seg_sha, it->sha, 32);
+	if (it->h.has_heartbeat && it->h.heartbeat_time > r->mk.heartbeat_time)
+		r->mk.heartbeat_time = it->h.heartbeat_time;
+	return applier_in_batch(s->ap) ? 0 : applier_begin(s->ap, errmsg);
+}
+
 /* One segment's records, until its end or the until point. */
 static int
 apply_segment(struct stream *s, const struct prefetch_item *it,
@@ -594,6 +620,8 @@ apply_segment(struct stream *s, const struct prefetch_item *it,
 		progress(s, false);
 	}
 	segment_reader_free(rd);
+	if (rc == 0)
+		rc = empty_segment(s, it, errmsg);
 	if (rc == 0)
 		s->segs++;
 	return rc == 0 && s->done ? LS_ERR_END : rc;
@@ -781,6 +809,8 @@ reconcile(struct run *r, char **errmsg)
 	rc = target_get_marker(r->c, &tm, tstore, sizeof(tstore), errmsg);
 	if (rc != 0 && rc != LS_ERR_NOTFOUND)
 		return rc;
+	if (rc == 0 && (rc = target_upgrade(r->c, errmsg)) != 0)
+		return rc;
 	if ((rc == 0 && (r->bad_input = strcmp(tstore, r->store_id) != 0)))
 		return ls_errf(errmsg, LS_ERR_INVALID, "the target was restored "
 		    "from another store (%s), not %s (%s)", tstore,
@@ -794,6 +824,7 @@ reconcile(struct run *r, char **errmsg)
 	r->mk = tm;
 	if ((rc = state_put_marker(r->state, &r->mk, errmsg)) != 0)
 		return rc;
+	robs_applied(r->obs, &r->mk, 0, 0);
 	return reconcile_map(r, errmsg);
 }
 
@@ -872,7 +903,8 @@ replay_main(const struct replay_opts *o)
 	size_t i;
 
 	stream_init(&s, &r);
-	if ((rc = setup(&r, key, &err)) != 0) {
+	if ((rc = setup(&r, key, &err)) != 0 ||
+	    (rc = robs_start(o, &r.obs, &err)) != 0) {
 		fprintf(stderr, "logship-restore: %s\n", err);
 		status = LS_EXIT_USAGE;
 		goto out;
@@ -896,6 +928,8 @@ replay_main(const struct replay_opts *o)
 		    rc != LS_ERR_TRANSIENT || !connected || restore_stop)
 			break;
 		log_warn("restore", "%s; reconnecting (try %d)", err, attempt + 1);
+		robs_error(r.obs);
+		robs_retry(r.obs);
 		free(err);
 		err = NULL;
 		if (s.progressed)	/* that session got somewhere: start over */
@@ -916,14 +950,17 @@ replay_main(const struct replay_opts *o)
 		s.stop_why = NULL;
 	} else if (rc == 0)
 		progress(&s, true);
-	if (rc != 0)
+	if (rc != 0) {
 		log_error("restore", "%s", err ? err : ls_strerror(rc));
+		robs_error(r.obs);
+	}
 	status = rc == 0 ? 0 : r.bad_input ? LS_EXIT_USAGE : 1;
 	if (rc == 0 && s.missing_total > 0)
 		log_warn("restore", "%" PRIu64 " UPDATE/DELETE found no row on "
 		    "the target: it has diverged from the source", s.missing_total);
  out:
 	service_stopping();
+	robs_stop(r.obs);
 	state_close(r.state);
 	store_free(r.store);
 	for (i = 0; i < s.nddlt; i++) {

@@ -30,6 +30,8 @@ struct replay_opts {
 	int		 on_missing;	/* enum missing_ref */
 	const uint64_t	*skip_ddl;	/* --skip-ddl LSNs: DDL not replayed */
 	size_t		 nskip_ddl;
+	const char	*metrics_addr;	/* --metrics-addr [HOST:]PORT */
+	const char	*metrics_file;	/* --metrics-file FILE */
 };
 
 extern volatile sig_atomic_t restore_stop;

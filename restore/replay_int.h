@@ -15,6 +15,7 @@
 #include "state.h"
 
 struct base_manifest;
+struct robs;
 struct rewrite;
 struct store;
 
@@ -35,6 +36,7 @@ struct run {
 	struct rewrite	*rw;		/* filters and ID map */
 	struct state_marker mk;		/* as last committed to the target */
 	bool		 bad_input;	/* the failure is the user's input */
+	struct robs	*obs;		/* metrics, or NULL */
 };
 
 /* basepick.c */

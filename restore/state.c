@@ -1,6 +1,7 @@
 /* state.c: LMDB-backed restore state (see state.h). */
 #include <errno.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <fcntl.h>
@@ -205,10 +206,12 @@ state_bind(struct state *st, const char *store_id, const char *target_id,
 int
 state_get_marker(struct state *st, struct state_marker *m, char **errmsg)
 {
-	size_t got = 0;
-	int r = get(st, st->meta, "marker", m, sizeof(*m), &got, errmsg);
+	size_t got = 0, old = offsetof(struct state_marker, heartbeat_time);
+	int r;
 
-	if (r == 0 && got != sizeof(*m))
+	memset(m, 0, sizeof(*m));
+	r = get(st, st->meta, "marker", m, sizeof(*m), &got, errmsg);
+	if (r == 0 && got != sizeof(*m) && got != old)	/* old: no heartbeat */
 		return ls_errf(errmsg, LS_ERR_CORRUPT, "state dir %s: marker has "
 		    "the wrong size", st->dir);
 	return r;

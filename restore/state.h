@@ -36,6 +36,8 @@ struct state_marker {
 	int64_t		commit_time;	/* its commit time (Unix us) */
 	uint8_t		seg_sha[32];	/* trailer of segment segno */
 	uint64_t	txns;		/* transactions applied so far */
+	int64_t		heartbeat_time;	/* the last heartbeat applied (Unix us,
+					 * 0: none); absent from older states */
 };
 
 /* Open (creating the directory if needed).  LS_ERR_INVALID when unusable. */

@@ -111,14 +111,16 @@ target_get_marker(PGconn *c, struct state_marker *m, char *store_id,
 		return LS_ERR_PG;
 	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
 		PQclear(res);
+		/* heartbeat_time through jsonb: older markers lack it */
 		res = q(c, "SELECT store, generation, phase, segno, end_lsn::text, "
 		    "(extract(epoch from commit_time) * 1000000)::bigint, "
-		    "coalesce(seg_sha256, ''), txns FROM logship.applied", 0, NULL,
-		    "marker", errmsg);
+		    "coalesce(seg_sha256, ''), txns, coalesce((extract(epoch from "
+		    "(to_jsonb(a)->>'heartbeat_time')::timestamptz) * 1000000)::"
+		    "bigint, 0) FROM logship.applied a", 0, NULL, "marker", errmsg);
 		if (res == NULL)
 			return LS_ERR_PG;
 	}
-	if (PQntuples(res) == 1 && PQnfields(res) == 8) {
+	if (PQntuples(res) == 1 && PQnfields(res) == 9) {
 		memset(m, 0, sizeof(*m));
 		snprintf(store_id, len, "%s", PQgetvalue(res, 0, 0));
 		snprintf(m->generation, sizeof(m->generation), "%s",
@@ -131,6 +133,7 @@ target_get_marker(PGconn *c, struct state_marker *m, char *store_id,
 		if (strlen(sha) == 64)
 			ls_unhex(sha, m->seg_sha, 32);
 		m->txns = strtoull(PQgetvalue(res, 0, 7), NULL, 10);
+		m->heartbeat_time = strtoll(PQgetvalue(res, 0, 8), NULL, 10);
 		r = 0;
 	}
 	PQclear(res);
@@ -256,13 +259,14 @@ target_init(PGconn *c, const char *store_id, const char *generation,
 	    "CHECK (id = 1), store text NOT NULL, generation text NOT NULL, "
 	    "phase int NOT NULL, segno bigint NOT NULL, end_lsn pg_lsn NOT NULL, "
 	    "commit_time timestamptz, seg_sha256 text, txns bigint NOT NULL, "
-	    "updated timestamptz NOT NULL); CREATE TABLE IF NOT EXISTS "
+	    "updated timestamptz NOT NULL, heartbeat_time timestamptz); "
+	    "CREATE TABLE IF NOT EXISTS "
 	    "logship.base_chunks (key text PRIMARY KEY, loaded timestamptz NOT "
 	    "NULL DEFAULT now())", errmsg);
 	if (r != 0)
 		return r;
 	res = q(c, "INSERT INTO logship.applied VALUES (1, $1, $2, 0, 0, '0/0', "
-	    "NULL, NULL, 0, now()) ON CONFLICT (id) DO NOTHING", 2, params,
+	    "NULL, NULL, 0, now(), NULL) ON CONFLICT (id) DO NOTHING", 2, params,
 	    "init", errmsg);
 	if (res == NULL) {
 		PQclear(PQexec(c, "ROLLBACK"));
@@ -273,10 +277,26 @@ target_init(PGconn *c, const char *store_id, const char *generation,
 }
 
 int
+target_upgrade(PGconn *c, char **errmsg)
+{
+	PGresult *res = q(c, "SELECT 1 FROM pg_attribute WHERE attrelid = "
+	    "'logship.applied'::regclass AND attname = 'heartbeat_time' AND "
+	    "NOT attisdropped", 0, NULL, "marker", errmsg);
+	int n;
+
+	if (res == NULL)
+		return LS_ERR_PG;
+	n = PQntuples(res);
+	PQclear(res);
+	return n == 1 ? 0 : target_exec(c, "ALTER TABLE logship.applied ADD "
+	    "COLUMN IF NOT EXISTS heartbeat_time timestamptz", errmsg);
+}
+
+int
 target_marker_sql(PGconn *c, const struct state_marker *m, char *buf,
     size_t len)
 {
-	char lsn[32], sha[65], when[128] = "NULL";
+	char lsn[32], sha[65], when[128] = "NULL", hb[128] = "NULL";
 	int n;
 
 	(void)c;
@@ -285,9 +305,12 @@ target_marker_sql(PGconn *c, const struct state_marker *m, char *buf,
 	if (m->commit_time != 0)	/* exact to the microsecond */
 		snprintf(when, sizeof(when), "'epoch'::timestamptz + %" PRId64
 		    " * interval '1 microsecond'", m->commit_time);
+	if (m->heartbeat_time != 0)
+		snprintf(hb, sizeof(hb), "'epoch'::timestamptz + %" PRId64
+		    " * interval '1 microsecond'", m->heartbeat_time);
 	n = snprintf(buf, len, "UPDATE logship.applied SET phase = %d, segno = %"
 	    PRIu64 ", end_lsn = '%s', commit_time = %s, seg_sha256 = '%s', "
-	    "txns = %" PRIu64 ", updated = now()", m->phase, m->segno, lsn, when,
-	    sha, m->txns);
+	    "txns = %" PRIu64 ", updated = now(), heartbeat_time = %s",
+	    m->phase, m->segno, lsn, when, sha, m->txns, hb);
 	return n > 0 && (size_t)n < len ? 0 : LS_ERR_INTERNAL;
 }

@@ -45,6 +45,11 @@ int target_truncate(PGconn *, const char *const *tables, size_t n,
 int target_init(PGconn *, const char *store_id, const char *generation,
     char **errmsg);
 
+/*
+ * A marker table made by an older logship-restore gets the columns added
+ * since (heartbeat_time); nothing when it has them.
+ */
+int target_upgrade(PGconn *, char **errmsg);
 /* SQL that sets the marker; for use inside the caller's transaction. */
 int target_marker_sql(PGconn *, const struct state_marker *, char *buf,
     size_t len);

@@ -32,16 +32,19 @@
 #define MAX_COLUMNS	1664		/* PostgreSQL's MaxTupleAttributeNumber */
 #define UNCHANGED_EXT	0		/* msgpack ext type of unchanged TOAST */
 
-/* Header keys; required ones have a bit in the mask. */
+/* Header keys, each with a bit in the seen mask; the first HK_REQUIRED
+ * are required, the heartbeat pair is optional (both or neither). */
 enum {
 	HK_SEGNO, HK_GENERATION, HK_SYSTEM_ID, HK_DATABASE, HK_FIRST_LSN,
 	HK_LAST_LSN, HK_END_LSN, HK_FIRST_TIME, HK_LAST_TIME, HK_CREATED,
-	HK_TXNS, HK_CHANGES, HK_RECORDS, HK_PREV, HK_COUNT
+	HK_TXNS, HK_CHANGES, HK_RECORDS, HK_PREV, HK_REQUIRED,
+	HK_HB_LSN = HK_REQUIRED, HK_HB_TIME, HK_COUNT
 };
 static const char *const header_keys[HK_COUNT] = {
 	"segno", "generation", "system_id", "database", "first_lsn",
 	"last_lsn", "end_lsn", "first_time", "last_time", "created",
-	"txns", "changes", "records", "prev_sha256"
+	"txns", "changes", "records", "prev_sha256", "heartbeat_lsn",
+	"heartbeat_time"
 };
 
 void
@@ -82,6 +85,9 @@ struct segment_writer {
 	uint64_t	 records, txns, changes;
 	uint64_t	 first_lsn, last_lsn, end_lsn;
 	int64_t		 first_time, last_time;
+	bool		 has_heartbeat;
+	uint64_t	 heartbeat_lsn;
+	int64_t		 heartbeat_time;
 	bool		 in_txn;
 	struct ls_txn	 cur;
 	uint64_t	 cur_changes;
@@ -432,6 +438,14 @@ segment_writer_add(struct segment_writer *w, const struct ls_record *rec,
 	return 0;
 }
 
+void
+segment_writer_heartbeat(struct segment_writer *w, uint64_t lsn, int64_t time)
+{
+	w->has_heartbeat = true;
+	w->heartbeat_lsn = lsn;
+	w->heartbeat_time = time;
+}
+
 bool
 segment_writer_has_relation(const struct segment_writer *w, uint32_t oid)
 {
@@ -480,7 +494,8 @@ pack_header(struct segment_writer *w, const struct segment_header *h,
 	msgpack_packer *pk = &w->pk;
 
 	msgpack_sbuffer_clear(&w->sb);
-	msgpack_pack_map(pk, HK_COUNT + 3);	/* + the container's three */
+	/* + the container's three */
+	msgpack_pack_map(pk, HK_REQUIRED + 3 + (h->has_heartbeat ? 2 : 0));
 	pack_kv_uint(pk, "segno", h->segno);
 	pack_str(pk, "generation");
 	pack_str(pk, h->generation);
@@ -501,6 +516,10 @@ pack_header(struct segment_writer *w, const struct segment_header *h,
 		msgpack_pack_bin_with_body(pk, h->prev_sha256, 32);
 	else
 		msgpack_pack_nil(pk);
+	if (h->has_heartbeat) {
+		pack_kv_uint(pk, "heartbeat_lsn", h->heartbeat_lsn);
+		pack_kv_int(pk, "heartbeat_time", h->heartbeat_time);
+	}
 	container_pack_common(pk, h->body_len, cc);
 }
 
@@ -523,6 +542,9 @@ fill_header(const struct segment_writer *w, const struct container_crypto *cc,
 	h->txns = w->txns;
 	h->changes = w->changes;
 	h->records = w->records;
+	h->has_heartbeat = w->has_heartbeat;
+	h->heartbeat_lsn = w->heartbeat_lsn;
+	h->heartbeat_time = w->heartbeat_time;
 	if ((h->has_prev = w->has_prev))
 		memcpy(h->prev_sha256, w->prev, 32);
 	h->body_len = container_writer_bytes(&w->cw);
@@ -602,6 +624,8 @@ hdr_value(struct mp_cur *c, int key, struct segment_header *h)
 	case HK_TXNS:		return mp_uint(c, &h->txns);
 	case HK_CHANGES:	return mp_uint(c, &h->changes);
 	case HK_RECORDS:	return mp_uint(c, &h->records);
+	case HK_HB_LSN:		return mp_uint(c, &h->heartbeat_lsn);
+	case HK_HB_TIME:	return mp_int(c, &h->heartbeat_time);
 	case HK_DATABASE:
 		return hdr_string(c, h->database, sizeof(h->database));
 	case HK_GENERATION:
@@ -659,8 +683,13 @@ parse_header_map(const uint8_t *buf, size_t len, struct segment_header *h,
 	if (c.p != c.end)
 		return -1;
 	*why = "a required header field is missing";
-	if (seen != (1u << HK_COUNT) - 1 || common != CONTAINER_COMMON_ALL)
+	if ((seen & ((1u << HK_REQUIRED) - 1)) != (1u << HK_REQUIRED) - 1 ||
+	    common != CONTAINER_COMMON_ALL)
 		return -1;
+	*why = "heartbeat_lsn and heartbeat_time must come together";
+	if (!(seen & (1u << HK_HB_LSN)) != !(seen & (1u << HK_HB_TIME)))
+		return -1;
+	h->has_heartbeat = (seen & (1u << HK_HB_LSN)) != 0;
 	h->encrypted = cc.encrypted;
 	memcpy(h->nonce, cc.nonce, sizeof(h->nonce));
 	memcpy(h->key_id, cc.key_id, sizeof(h->key_id));

@@ -41,6 +41,9 @@ struct segment_header {
 	uint64_t	records;
 	bool		has_prev;
 	uint8_t		prev_sha256[32];
+	bool		has_heartbeat;		/* optional keys (spec 4.4) */
+	uint64_t	heartbeat_lsn;		/* the source had reached this */
+	int64_t		heartbeat_time;		/* at this time (source clock) */
 	uint64_t	body_len;		/* stored body bytes */
 	uint8_t		nonce[SEGMENT_NONCE_LEN];
 	uint8_t		key_id[SEGMENT_KEYID_LEN];
@@ -78,6 +81,15 @@ int segment_writer_new(const struct segment_writer_opts *,
  */
 int segment_writer_add(struct segment_writer *, const struct ls_record *,
     char **errmsg);
+
+/*
+ * Mark the segment as a heartbeat: when it is closed, every transaction
+ * the source committed before lsn is in it or in an earlier segment, and
+ * the source was at lsn at time (Unix us).  Written as the header's
+ * heartbeat_lsn / heartbeat_time.
+ */
+void segment_writer_heartbeat(struct segment_writer *, uint64_t lsn,
+    int64_t time);
 
 /* True if relation oid has been added to this segment. */
 bool segment_writer_has_relation(const struct segment_writer *, uint32_t oid);

@@ -114,6 +114,8 @@ int base_manifest_read_newest(struct store *, const char *generation,
     const uint8_t *key, struct base_manifest **out, char **errmsg);
 
 uint64_t base_manifest_lsn(const struct base_manifest *);
+/* When the base was begun (Unix us; its snapshot is a moment before). */
+int64_t base_manifest_created(const struct base_manifest *);
 const char *base_manifest_snapshot(const struct base_manifest *);
 size_t base_manifest_ntables(const struct base_manifest *);
 size_t base_manifest_nchunks(const struct base_manifest *);

@@ -267,6 +267,14 @@ http_retry_start(struct http_retry *rt, int64_t lease_us, int64_t deadline_us)
 	    lease_us;
 }
 
+static uint64_t retries;	/* atomic builtins: any thread */
+
+uint64_t
+http_retries(void)
+{
+	return __atomic_load_n(&retries, __ATOMIC_RELAXED);
+}
+
 bool
 http_retry_again(const struct http_policy *p, void *arg,
     struct http_retry *rt, int r, const struct http_resp *resp)
@@ -283,7 +291,10 @@ http_retry_again(const struct http_policy *p, void *arg,
 		rt->failures = 0;
 		rt->deadline_us = ls_now_us() + rt->lease_us;
 	}
-	return http_backoff(rt->failures++, rt->deadline_us) == 0;
+	if (http_backoff(rt->failures++, rt->deadline_us) != 0)
+		return false;
+	__atomic_add_fetch(&retries, 1, __ATOMIC_RELAXED);
+	return true;
 }
 
 int

@@ -151,6 +151,9 @@ char *http_uri_encode(const char *s, bool keep_slash);
 #define HTTP_MSG_MAX	300
 char *http_one_line(char *s);
 
+/* Tries http_retry_again allowed, process-wide (metrics). */
+uint64_t http_retries(void);
+
 /* Global libcurl init; call once, single-threaded, before any thread. */
 void http_global_init(void);
 

@@ -225,23 +225,43 @@ finish(struct store *s, int r, const char *op, const char *what, char *msg,
 	return r;
 }
 
+void
+store_set_observer(struct store *s, void (*fn)(void *, const char *, int64_t,
+    int), void *arg)
+{
+	s->observe = fn;
+	s->observe_arg = arg;
+}
+
+uint64_t
+store_retries(void)
+{
+	return http_retries();
+}
+
 int
 store_put(struct store *s, const char *key, int fd, char **errmsg)
 {
+	int64_t start = ls_now_us();
 	char *msg = NULL;
 	int r;
 
 	r = s->ops->put(s, key, fd, &msg);
+	if (s->observe != NULL)
+		s->observe(s->observe_arg, key, ls_now_us() - start, r);
 	return finish(s, r, "put", key, msg, errmsg);
 }
 
 int
 store_put_if_absent(struct store *s, const char *key, int fd, char **errmsg)
 {
+	int64_t start = ls_now_us();
 	char *msg = NULL;
 	int r;
 
 	r = s->ops->put_if_absent(s, key, fd, &msg);
+	if (s->observe != NULL)
+		s->observe(s->observe_arg, key, ls_now_us() - start, r);
 	return finish(s, r, "put_if_absent", key, msg, errmsg);
 }
 

@@ -67,6 +67,17 @@ int store_open_opts(const char *url, const struct store_opts *opts,
 void store_free(struct store *);
 const char *store_url(const struct store *);
 
+/*
+ * Watch a store's writes (for metrics): after each store_put and
+ * store_put_if_absent, fn(arg, key, microseconds taken, result).  fn runs
+ * on the caller's thread (base copy workers too) and must be thread-safe.
+ * NULL removes it.
+ */
+void store_set_observer(struct store *, void (*fn)(void *arg, const char *key,
+    int64_t us, int result), void *arg);
+/* HTTP tries repeated after a transient failure, by every store (process). */
+uint64_t store_retries(void);
+
 int store_put(struct store *, const char *key, int fd, char **errmsg);
 int store_put_if_absent(struct store *, const char *key, int fd, char **errmsg);
 int store_get(struct store *, const char *key, int fd, char **errmsg);

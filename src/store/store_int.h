@@ -59,6 +59,8 @@ struct store_ops {
 struct store {
 	const struct store_ops	*ops;
 	char			*url;	/* as given, for messages; no secrets */
+	void			(*observe)(void *, const char *, int64_t, int);
+	void			*observe_arg;
 };
 
 /*

@@ -70,7 +70,7 @@ like "$out" "wal_level=replica.*wal_level = logical" "naming the setting and the
 
 # a running agent; then a second agent on the same slot, and on the same store
 : > "$T/a1.log"
-"$AGENT" --source "$SRC" --store "$S" --init --flush-interval 0.2 > "$T/a1.log" 2>&1 &
+"$AGENT" --source "$SRC" --store "$S" --init --flush-interval 0.2 --heartbeat-interval 1d > "$T/a1.log" 2>&1 &
 A1=$!; track_pid $A1
 i=0; while ! grep -q "streaming generation" "$T/a1.log" && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
 grep -q "streaming generation" "$T/a1.log"; ok $? "first agent is streaming"

@@ -583,6 +583,41 @@ test_writer_rules(void)
 	free(err);
 }
 
+/* The optional heartbeat keys: written, read back, absent by default. */
+static void
+test_heartbeat(void)
+{
+	struct segment_writer *w;
+	struct segment_header h, back;
+	uint8_t sha[32], buf[4096];
+	char *err = NULL;
+	size_t need = 0;
+	ssize_t n;
+	int fd;
+
+	w = writer(1, NULL, NULL);
+	segment_writer_heartbeat(w, 0x16B374D848ULL, 1796540741732683LL);
+	fd = finish(w, sha, &h);
+	ok(h.has_heartbeat && h.txns == 0, "heartbeat segment: header filled");
+	n = pread(fd, buf, sizeof(buf), 0);
+	ok(n > 0 && segment_parse_header(buf, (size_t)n, "hb", &back, &need,
+	    &err) == 0 && back.has_heartbeat &&
+	    back.heartbeat_lsn == 0x16B374D848ULL &&
+	    back.heartbeat_time == 1796540741732683LL,
+	    "heartbeat_lsn and heartbeat_time read back");
+	ok(segment_verify_fd(fd, "hb", NULL, NULL, NULL, &err) == 0,
+	    "a heartbeat segment verifies");
+	close(fd);
+	w = writer(1, NULL, NULL);
+	fd = finish(w, sha, &h);
+	n = pread(fd, buf, sizeof(buf), 0);
+	ok(n > 0 && segment_parse_header(buf, (size_t)n, "plain", &back, &need,
+	    &err) == 0 && !back.has_heartbeat && back.heartbeat_time == 0,
+	    "a segment without heartbeat keys has none");
+	close(fd);
+	free(err);
+}
+
 int
 main(void)
 {
@@ -595,5 +630,6 @@ main(void)
 	test_chain();
 	test_hostile();
 	test_writer_rules();
+	test_heartbeat();
 	return tap_done();
 }
