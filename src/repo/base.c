@@ -355,12 +355,6 @@ base_manifest_lsn(const struct base_manifest *m)
 	return lsn;
 }
 
-int64_t
-base_manifest_created(const struct base_manifest *m)
-{
-	return (int64_t)json_integer_value(json_object_get(m->j, "created"));
-}
-
 const char *
 base_manifest_snapshot(const struct base_manifest *m)
 {

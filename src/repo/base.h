@@ -68,7 +68,7 @@ const char *base_manifest_name(const struct base_manifest *);
  */
 int base_manifest_set_consistent_time(struct base_manifest *, int64_t us);
 int64_t base_manifest_consistent_time(const struct base_manifest *);
-/* When the manifest was made (Unix us). */
+/* When the base was begun (Unix us; its snapshot is a moment before). */
 int64_t base_manifest_created(const struct base_manifest *);
 /* The agent's own publication (not restored); NULL in older manifests. */
 int base_manifest_set_publication(struct base_manifest *, const char *name);
@@ -114,8 +114,6 @@ int base_manifest_read_newest(struct store *, const char *generation,
     const uint8_t *key, struct base_manifest **out, char **errmsg);
 
 uint64_t base_manifest_lsn(const struct base_manifest *);
-/* When the base was begun (Unix us; its snapshot is a moment before). */
-int64_t base_manifest_created(const struct base_manifest *);
 const char *base_manifest_snapshot(const struct base_manifest *);
 size_t base_manifest_ntables(const struct base_manifest *);
 size_t base_manifest_nchunks(const struct base_manifest *);
