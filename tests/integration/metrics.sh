@@ -83,8 +83,8 @@ gt "$(metric "$MA" logship_agent_changes_total)" 0; ok $? "agent: changes_total 
 gt "$(metric "$MR" logship_restore_transactions_total)" "$r_txns"; ok $? "restore: transactions_total increased"
 gt "$(metric "$MR" logship_restore_changes_total)" 0; ok $? "restore: changes_total counted"
 gt "$(metric "$MA" logship_agent_durable_lsn)" 0; ok $? "agent: durable LSN as a number"
+src_lsn=$(metric "$MA" logship_agent_source_lsn)	# seen before the source's LSN read after
 cur=$(psql_at "$P" -c "select pg_current_wal_lsn() - '0/0'")
-src_lsn=$(metric "$MA" logship_agent_source_lsn)
 [ -n "$src_lsn" ] && ! gt "$src_lsn" "$cur" && gt "$src_lsn" 0; ok $? "agent: source LSN $src_lsn within the source's ($cur)"
 
 # textfiles: rewritten every 5 s, whole
