@@ -56,9 +56,15 @@ pg_as() {	# run a command as the cluster owner
 	if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
+# free_port: a port nothing uses, below the kernel's ephemeral range
+# (32768 and up on Linux), where an outgoing connection of any program may
+# hold a port as its own end for as long as it lives (Swift once waited 30 s
+# for one); any socket on it, not only a listening one, counts as in use.
 free_port() {
-	_p=$(( (($$ * 7 + $(od -An -N2 -tu2 /dev/urandom)) % 20000) + 30000 + _pseed * 13 ))
-	while ss -Htln "sport = :$_p" 2>/dev/null | grep -q . ; do _p=$((_p + 1)); done
+	_p=$(( (($$ * 7 + $(od -An -N2 -tu2 /dev/urandom) + _pseed * 13) % 12000) + 20000 ))
+	while ss -Htan "sport = :$_p" 2>/dev/null | grep -q . ; do
+		_p=$(( _p + 1 < 32000 ? _p + 1 : 20000 ))
+	done
 	echo "$_p"
 }
 
