@@ -92,28 +92,6 @@ own_options(int *argc, char **argv, struct status_opts *so)
 	return 0;
 }
 
-static void
-set_lsn(json_t *o, const char *k, uint64_t lsn)
-{
-	char b[32];
-
-	ls_lsn_format(lsn, b);
-	json_object_set_new(o, k, json_string(b));
-}
-
-static void
-set_time(json_t *o, const char *k, int64_t us)
-{
-	char b[64];
-
-	if (us == 0) {
-		json_object_set_new(o, k, json_null());
-		return;
-	}
-	ls_format_time(us, b, sizeof(b));
-	json_object_set_new(o, k, json_string(b));
-}
-
 /* The store's part; 0 or an error with *errmsg. */
 static int
 read_store(const struct agent_config *c, json_t *o, int64_t *as_of,
@@ -133,10 +111,10 @@ read_store(const struct agent_config *c, json_t *o, int64_t *as_of,
 		json_object_set_new(o, "generation", json_string(id.generation));
 		json_object_set_new(o, "last_segment",
 		    json_integer((json_int_t)hd.last_segno));
-		set_lsn(o, "last_end_lsn", hd.end_lsn);
-		set_time(o, "last_commit_time", hd.commit_time);
-		set_time(o, "heartbeat_time", hd.heartbeat_time);
-		set_time(o, "as_of", hd.as_of);
+		head_json_lsn(o, "last_end_lsn", hd.end_lsn);
+		head_json_time(o, "last_commit_time", hd.commit_time);
+		head_json_time(o, "heartbeat_time", hd.heartbeat_time);
+		head_json_time(o, "as_of", hd.as_of);
 		*as_of = hd.as_of;
 	}
 	store_free(st);
@@ -169,8 +147,8 @@ read_slot(const struct agent_config *c, json_t *o, uint64_t *lag_bytes,
 		ls_lsn_parse(PQgetvalue(res, 0, 0), &cur);
 		ls_lsn_parse(PQgetvalue(res, 0, 1), &confirmed);
 		active = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
-		set_lsn(o, "source_lsn", cur);
-		set_lsn(o, "slot_confirmed_lsn", confirmed);
+		head_json_lsn(o, "source_lsn", cur);
+		head_json_lsn(o, "slot_confirmed_lsn", confirmed);
 		*lag_bytes = cur > confirmed ? cur - confirmed : 0;
 		json_object_set_new(o, "slot_lag_bytes",
 		    json_integer((json_int_t)*lag_bytes));

@@ -88,28 +88,6 @@ parse_args(int argc, char **argv, struct cli *c, struct store_opts *so)
 	return 0;
 }
 
-static void
-set_lsn(json_t *o, const char *k, uint64_t lsn)
-{
-	char b[32];
-
-	ls_lsn_format(lsn, b);
-	json_object_set_new(o, k, json_string(b));
-}
-
-static void
-set_time(json_t *o, const char *k, int64_t us)
-{
-	char b[64];
-
-	if (us == 0) {
-		json_object_set_new(o, k, json_null());
-		return;
-	}
-	ls_format_time(us, b, sizeof(b));
-	json_object_set_new(o, k, json_string(b));
-}
-
 /* The marker: from the target when given (authoritative), else LMDB. */
 static int
 read_marker(const struct cli *c, json_t *o, struct state_marker *mk,
@@ -162,9 +140,9 @@ read_all(const struct cli *c, struct store *st, json_t *o, double *lag,
 	json_object_set_new(o, "phase", json_integer(mk.phase & PHASE_MASK));
 	json_object_set_new(o, "applied_segment",
 	    json_integer((json_int_t)mk.segno));
-	set_lsn(o, "applied_lsn", mk.end_lsn);
-	set_time(o, "applied_commit_time", mk.commit_time);
-	set_time(o, "heartbeat_time", mk.heartbeat_time);
+	head_json_lsn(o, "applied_lsn", mk.end_lsn);
+	head_json_time(o, "applied_commit_time", mk.commit_time);
+	head_json_time(o, "heartbeat_time", mk.heartbeat_time);
 	if ((r = head_read(st, mk.generation, mk.segno, 0, &hd, errmsg)) != 0)
 		return r;
 	*lag = head_lag_seconds(&hd, ls_now_us());

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/util.h"
 #include "repo/catalog.h"
 #include "repo/head.h"
 
@@ -61,4 +62,26 @@ head_lag_seconds(const struct store_head *hd, int64_t now)
 	t = h->txns > 0 ? h->first_time : h->has_heartbeat ? h->heartbeat_time :
 	    h->created;
 	return now > t ? (double)(now - t) / 1e6 : 0;
+}
+
+void
+head_json_lsn(json_t *o, const char *key, uint64_t lsn)
+{
+	char b[32];
+
+	ls_lsn_format(lsn, b);
+	json_object_set_new(o, key, json_string(b));
+}
+
+void
+head_json_time(json_t *o, const char *key, int64_t us)
+{
+	char b[64];
+
+	if (us == 0) {
+		json_object_set_new(o, key, json_null());
+		return;
+	}
+	ls_format_time(us, b, sizeof(b));
+	json_object_set_new(o, key, json_string(b));
 }

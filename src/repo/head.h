@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "format/segment.h"
 #include "store/store.h"
 
@@ -48,5 +50,9 @@ int head_read(struct store *, const char *gen, uint64_t after, int scan,
  * when it was written), never below 0.
  */
 double head_lag_seconds(const struct store_head *, int64_t now);
+
+/* Status output: an LSN as PostgreSQL prints it; a time, or null for 0. */
+void head_json_lsn(json_t *o, const char *key, uint64_t lsn);
+void head_json_time(json_t *o, const char *key, int64_t us);
 
 #endif
