@@ -25,6 +25,12 @@
 #define FOLD_MAX_ROWS	100000		/* updates held for their net change */
 #define FOLD_MAX_BYTES	(64u << 20)
 
+struct sqlbuf {
+	char	*p;
+	size_t	 len, cap;
+	int	 oom;
+};
+
 /* A buffered insert of a run: its values, copied. */
 struct run_row {
 	uint16_t	 ncols;
@@ -48,6 +54,8 @@ struct relinfo {
 	uint32_t	*types;		/* target type per record column */
 	bool		*textcmp;	/* no equality: compare as text */
 	bool		*always;	/* GENERATED ALWAYS AS IDENTITY */
+	char		**tnames;	/* target type name, with its modifier */
+	size_t		 ntnames;
 	bool		 partitioned;	/* the target's table routes to partitions */
 	bool		 foldable;	/* its updates may fold (fold_sql) */
 	char		**elided;	/* source columns the filters drop */
@@ -61,6 +69,23 @@ struct cmdctx {
 	uint64_t	 lsn;
 	uint32_t	 xid;
 	bool		 if_present;	/* no row found is fine */
+	uint32_t	 expect;	/* rows an UPDATE by set should find */
+};
+
+/*
+ * Folded updates of one relation and one set of columns, gathered as one
+ * text array per column (key columns first): sent as one UPDATE ... FROM
+ * unnest(...), which costs the target far less per row than a statement
+ * per row.
+ */
+struct setrun {
+	uint32_t	 relid;		/* 0: empty */
+	char		 mask[1664];	/* the columns SET */
+	struct sqlbuf	*arr;		/* per column of the relation */
+	uint16_t	 ncols;
+	uint32_t	 rows;
+	size_t		 bytes;
+	struct fold_ctx	 ctx;		/* the last row's, for errors */
 };
 
 struct applier {
@@ -89,11 +114,14 @@ struct applier {
 	const char	*values[MAX_PARAMS];
 	int		 lengths[MAX_PARAMS];
 	int		 formats[MAX_PARAMS];
+	struct setrun	 set;		/* folded updates of one shape, as arrays */
 };
 
 static int flush_run(struct applier *, char **);
 static int fold_send(struct applier *, uint32_t relid, char **);
 static void discard_run(struct applier *);
+static void set_reset(struct setrun *);
+static void set_free(struct setrun *);
 static void relinfo_clear(struct relinfo *);
 static int resolve(struct applier *, const struct ls_relation *, char **);
 
@@ -129,6 +157,7 @@ applier_free(struct applier *a)
 		return;
 	discard_run(a);
 	fold_free(a->fold);
+	set_free(&a->set);
 	free(a->run);
 	for (i = 0; i < a->cap; i++)
 		free(a->stmts[i].key);
@@ -150,9 +179,16 @@ int applier_in_batch(const struct applier *a) { return a->in_batch; }
 static void
 relinfo_unresolve(struct relinfo *ri)
 {
+	size_t i;
+
 	free(ri->types);
 	free(ri->textcmp);
 	free(ri->always);
+	for (i = 0; ri->tnames != NULL && i < ri->ntnames; i++)
+		free(ri->tnames[i]);
+	free(ri->tnames);
+	ri->tnames = NULL;
+	ri->ntnames = 0;
 	ri->types = NULL;
 	ri->textcmp = NULL;
 	ri->always = NULL;
@@ -409,12 +445,17 @@ note_result(struct applier *a, PGresult *res, size_t idx, char **errmsg)
 		ls_errf(errmsg, LS_ERR_PG, "target: %s%s", m ? m : "error", from);
 		free(m);
 	} else if (st == PGRES_COMMAND_OK) {
+		const struct cmdctx *x = idx < (size_t)a->queued ?
+		    &a->sentctx[idx] : NULL;
+		unsigned long want = x != NULL && x->expect > 0 ? x->expect : 1;
+		unsigned long got;
+
 		tuples = PQcmdTuples(res);
+		got = strtoul(tuples, NULL, 10);
 		if ((strncmp(PQcmdStatus(res), "UPDATE", 6) == 0 ||
 		    strncmp(PQcmdStatus(res), "DELETE", 6) == 0) &&
-		    strcmp(tuples, "0") == 0 && !(idx < (size_t)a->queued &&
-		    a->sentctx[idx].if_present))
-			a->missing++;	/* the row was not there */
+		    got < want && !(x != NULL && x->if_present))
+			a->missing += want - got;	/* rows not there */
 	}
 }
 
@@ -519,6 +560,7 @@ applier_rollback(struct applier *a)
 
 	discard_run(a);
 	fold_discard(a->fold);
+	set_reset(&a->set);
 	if (PQstatus(a->c) == CONNECTION_OK &&
 	    send_simple(a, "ROLLBACK", &ignore) == 0)
 		(void)drain(a, &ignore);
@@ -529,11 +571,6 @@ applier_rollback(struct applier *a)
 
 /* ---- SQL for each change shape ---- */
 
-struct sqlbuf {
-	char	*p;
-	size_t	 len, cap;
-	int	 oom;
-};
 
 static void
 sb_add(struct sqlbuf *b, const char *s)
@@ -704,6 +741,8 @@ compare(struct applier *a, const struct ls_relation *rel, struct relinfo *ri,
 			    NULL, 10);
 			ri->textcmp[i] = *PQgetvalue(res, row, 4) == 't';
 			ri->always[i] = *PQgetvalue(res, row, 6) == 'a';
+			free(ri->tnames[i]);
+			ri->tnames[i] = strdup(PQgetvalue(res, row, 3));
 			if (col->type_oid < FIRST_USER_OID &&
 			    (ri->types[i] != col->type_oid || (col->typmod != -1 &&
 			    atoi(PQgetvalue(res, row, 5)) != col->typmod))) {
@@ -910,9 +949,11 @@ resolve(struct applier *a, const struct ls_relation *rel, char **errmsg)
 	else if (r == 0 && ((ri->types = calloc(rel->ncols + 1,
 	    sizeof(*ri->types))) == NULL ||
 	    (ri->textcmp = calloc(rel->ncols + 1, sizeof(*ri->textcmp))) == NULL ||
-	    (ri->always = calloc(rel->ncols + 1, sizeof(*ri->always))) == NULL))
+	    (ri->always = calloc(rel->ncols + 1, sizeof(*ri->always))) == NULL ||
+	    (ri->tnames = calloc(rel->ncols + 1, sizeof(*ri->tnames))) == NULL))
 		r = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	else if (r == 0) {
+		ri->ntnames = rel->ncols;
 		ri->partitioned = *PQgetvalue(res, 0, 7) == 'p';
 		compare(a, rel, ri, res, &d);
 		fold_check(a, rel, ri);
@@ -1595,6 +1636,255 @@ fold_change(struct applier *a, const struct ls_change *ch, char **errmsg)
 	return 0;
 }
 
+/* ---- folded updates as one UPDATE ... FROM unnest per shape ---- */
+
+#define SET_MAX_ROWS	2000
+#define SET_MAX_BYTES	(8u << 20)
+#define TEXTARRAYOID	1009
+
+static void
+set_reset(struct setrun *sr)
+{
+	uint16_t i;
+
+	for (i = 0; i < sr->ncols; i++) {
+		sr->arr[i].len = 0;
+		sr->arr[i].oom = 0;
+	}
+	sr->relid = 0;
+	sr->rows = 0;
+	sr->bytes = 0;
+}
+
+static void
+set_free(struct setrun *sr)
+{
+	uint16_t i;
+
+	for (i = 0; i < sr->ncols; i++)
+		free(sr->arr[i].p);
+	free(sr->arr);
+	memset(sr, 0, sizeof(*sr));
+}
+
+/* Append n bytes (the buffer stays NUL-terminated). */
+static void
+sb_addn(struct sqlbuf *b, const char *s, size_t n)
+{
+	char *bigger;
+
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		if ((bigger = realloc(b->p, b->cap)) == NULL) {
+			b->oom = 1;
+			return;
+		}
+		b->p = bigger;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+/* One element of a text array literal: NULL, or quoted and escaped. */
+static void
+sb_element(struct sqlbuf *b, const struct ls_value *v)
+{
+	const char *p = v->data, *run;
+	uint32_t k;
+
+	sb_addn(b, b->len > 0 ? "," : "{", 1);
+	if (v->kind == LS_VAL_NULL) {
+		sb_addn(b, "NULL", 4);
+		return;
+	}
+	sb_addn(b, "\"", 1);
+	for (run = p, k = 0; k < v->len; k++) {
+		if (p[k] != '"' && p[k] != '\\')
+			continue;
+		sb_addn(b, run, (size_t)(p + k - run));
+		sb_addn(b, "\\", 1);
+		run = p + k;
+	}
+	sb_addn(b, run, (size_t)(p + v->len - run));
+	sb_addn(b, "\"", 1);
+}
+
+/*
+ * Send the gathered rows: UPDATE [ONLY] t AS ls_t SET col = ls_v.cN::type
+ * ... FROM unnest($1::text[], ...) AS ls_v(c1, ...) WHERE ls_t.key =
+ * ls_v.cK::type; each row's key is unique in the run (the fold's key).
+ */
+static int
+set_flush(struct applier *a, char **errmsg)
+{
+	struct setrun *sr = &a->set;
+	const struct ls_relation *rel;
+	const struct relinfo *ri;
+	struct sqlbuf sql = { 0 };
+	char num[32], keymask[1664], *key;
+	const char *name = NULL;
+	Oid types[MAX_PARAMS];
+	int n = 0, nset = 0, nkey = 0, r;
+	uint16_t i;
+
+	if (sr->relid == 0 || sr->rows == 0) {
+		set_reset(sr);
+		return 0;
+	}
+	rel = relcache_get(a->rels, sr->relid);
+	ri = relinfo_get(a, sr->relid);
+	if (rel == NULL || ri == NULL) {
+		set_reset(sr);
+		return ls_errf(errmsg, LS_ERR_CORRUPT, "change for unknown "
+		    "relation %u", sr->relid);
+	}
+	for (i = 0; i < rel->ncols; i++)
+		keymask[i] = (rel->cols[i].flags & LS_COL_KEY) != 0;
+	sb_add(&sql, "UPDATE ");
+	sb_only(&sql, a->c, rel, ri);
+	sb_add(&sql, " AS ls_t SET ");
+	for (i = 0; i < rel->ncols; i++) {
+		if (!keymask[i] && !sr->mask[i])
+			continue;
+		n++;
+		if (sr->mask[i]) {
+			sb_add(&sql, nset++ ? ", " : "");
+			sb_ident(&sql, a->c, rel->cols[i].name);
+			snprintf(num, sizeof(num), " = ls_v.c%d::", n);
+			sb_add(&sql, num);
+			sb_add(&sql, ri->tnames[i]);
+		}
+	}
+	sb_add(&sql, " FROM unnest(");
+	for (i = 1; i <= n; i++) {
+		snprintf(num, sizeof(num), "%s$%d::text[]", i > 1 ? ", " : "",
+		    i);
+		sb_add(&sql, num);
+	}
+	sb_add(&sql, ") AS ls_v(");
+	for (i = 1; i <= n; i++) {
+		snprintf(num, sizeof(num), "%sc%d", i > 1 ? ", " : "", i);
+		sb_add(&sql, num);
+	}
+	sb_add(&sql, ")");
+	for (i = 0, n = 0; i < rel->ncols; i++) {
+		if (!keymask[i] && !sr->mask[i])
+			continue;
+		n++;
+		if (!keymask[i])
+			continue;
+		sb_add(&sql, nkey++ ? " AND ls_t." : " WHERE ls_t.");
+		sb_ident(&sql, a->c, rel->cols[i].name);
+		snprintf(num, sizeof(num), " = ls_v.c%d::", n);
+		sb_add(&sql, num);
+		sb_add(&sql, ri->tnames[i]);
+	}
+	for (i = 0, n = 0; i < rel->ncols; i++) {
+		if (!keymask[i] && !sr->mask[i])
+			continue;
+		sb_addn(&sr->arr[i], sr->arr[i].len > 0 ? "}" : "{}", sr->arr[i].len
+		    > 0 ? 1 : 2);
+		if (sr->arr[i].oom)
+			sql.oom = 1;
+		types[n] = TEXTARRAYOID;
+		a->values[n] = sr->arr[i].p;
+		a->lengths[n] = 0;
+		a->formats[n++] = 0;
+	}
+	key = shape_key('S', rel->oid, relation_version(a, rel->oid), sr->mask,
+	    keymask, rel->ncols, false);
+	if (sql.oom || key == NULL) {
+		free(sql.p);
+		free(key);
+		set_reset(sr);
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	}
+	r = statement(a, key, &sql, rel->oid, n, types, &name, errmsg);
+	free(sql.p);
+	if (r == 0) {
+		struct cmdctx keep = a->ctx;
+		a->ctx.segno = sr->ctx.segno;
+		a->ctx.lsn = sr->ctx.lsn;
+		a->ctx.xid = sr->ctx.xid;
+		a->ctx.expect = sr->rows;
+		a->rows += sr->rows;
+		r = sent(a, PQsendQueryPrepared(a->c, name, n, a->values,
+		    a->lengths, a->formats, 0), rel->oid, errmsg);
+		a->ctx = keep;
+	}
+	set_reset(sr);
+	return r != 0 ? r : maybe_drain(a, errmsg);
+}
+
+/*
+ * Gather a folded update into the run of its shape (*taken), sending the
+ * run first when the shape differs or it is full.  Not taken: a binary
+ * value, an unknown type name; the caller sends it alone.
+ */
+static int
+set_add(struct applier *a, const struct ls_relation *rel,
+    const struct ls_tuple *t, const struct fold_ctx *ctx, bool *taken,
+    char **errmsg)
+{
+	struct setrun *sr = &a->set;
+	const struct relinfo *ri = relinfo_get(a, rel->oid);
+	char mask[1664];
+	uint16_t i;
+	int r;
+
+	*taken = false;
+	if (ri == NULL || !ri->resolved || ri->tnames == NULL ||
+	    ri->ntnames != rel->ncols || t->ncols != rel->ncols)
+		return 0;
+	for (i = 0; i < rel->ncols; i++) {
+		bool key = (rel->cols[i].flags & LS_COL_KEY) != 0;
+		mask[i] = t->vals[i].kind != LS_VAL_UNCHANGED && !key &&
+		    !(ri->always != NULL && ri->always[i]);
+		if ((key || mask[i]) && (t->vals[i].kind == LS_VAL_BINARY ||
+		    (key && t->vals[i].kind != LS_VAL_TEXT) ||
+		    ri->tnames[i] == NULL))
+			return 0;
+	}
+	*taken = true;
+	if (memchr(mask, 1, rel->ncols) == NULL)
+		return 0;	/* nothing but the unchanged key: no-op */
+	if (sr->relid != 0 && (sr->relid != rel->oid ||
+	    memcmp(sr->mask, mask, rel->ncols) != 0) &&
+	    (r = set_flush(a, errmsg)) != 0)
+		return r;
+	if (sr->relid == 0) {
+		if (sr->ncols < rel->ncols) {
+			struct sqlbuf *bigger = realloc(sr->arr, rel->ncols *
+			    sizeof(*bigger));
+			if (bigger == NULL)
+				return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+			memset(bigger + sr->ncols, 0, (rel->ncols - sr->ncols) *
+			    sizeof(*bigger));
+			sr->arr = bigger;
+			sr->ncols = rel->ncols;
+		}
+		sr->relid = rel->oid;
+		memcpy(sr->mask, mask, rel->ncols);
+	}
+	for (i = 0; i < rel->ncols; i++) {
+		if (!mask[i] && !(rel->cols[i].flags & LS_COL_KEY))
+			continue;
+		sb_element(&sr->arr[i], &t->vals[i]);
+		sr->bytes += t->vals[i].len + 3;
+		if (sr->arr[i].oom) {
+			set_reset(sr);
+			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+		}
+	}
+	sr->ctx = *ctx;
+	if (++sr->rows >= SET_MAX_ROWS || sr->bytes >= SET_MAX_BYTES)
+		return set_flush(a, errmsg);
+	return 0;
+}
+
 struct fold_out {
 	struct applier	*a;
 	char		**errmsg;
@@ -1608,11 +1898,16 @@ fold_one(void *arg, uint32_t relid, const struct ls_tuple *t,
 	struct applier *a = o->a;
 	const struct ls_relation *rel = relcache_get(a->rels, relid);
 	struct ls_change ch = { 0 };
+	bool taken;
 	int r;
 
 	if (rel == NULL)
 		return ls_errf(o->errmsg, LS_ERR_CORRUPT, "change for unknown "
 		    "relation %u", relid);
+	if ((r = set_add(a, rel, t, ctx, &taken, o->errmsg)) != 0 || taken)
+		return r;
+	if ((r = set_flush(a, o->errmsg)) != 0)
+		return r;
 	ch.kind = LS_CHANGE_UPDATE;
 	ch.relid = relid;
 	ch.old_kind = LS_OLD_NONE;
@@ -1638,6 +1933,10 @@ fold_send(struct applier *a, uint32_t relid, char **errmsg)
 	if (fold_rows(a->fold) == 0)
 		return 0;
 	r = fold_take(a->fold, relid, fold_one, &o);
+	if (r == 0)
+		r = set_flush(a, errmsg);
+	else
+		set_reset(&a->set);
 	a->ctx = keep;
 	return r;
 }
