@@ -58,6 +58,7 @@ struct relinfo {
 	size_t		 ntnames;
 	bool		 partitioned;	/* the target's table routes to partitions */
 	bool		 foldable;	/* its updates may fold (fold_sql) */
+	int		 par;		/* APPLY_PAR_* (par_sql) */
 	char		**elided;	/* source columns the filters drop */
 	size_t		 nelided;
 };
@@ -193,6 +194,7 @@ relinfo_unresolve(struct relinfo *ri)
 	ri->textcmp = NULL;
 	ri->always = NULL;
 	ri->foldable = false;
+	ri->par = APPLY_PAR_NO;
 	ri->resolved = false;
 }
 
@@ -895,6 +897,43 @@ fold_check(struct applier *a, const struct ls_relation *rel,
 	free(keys);
 }
 
+/*
+ * May the chunks of parallel apply (parallel.h) send this table's changes
+ * early: no triggers or rules, a plain table; and no foreign key either
+ * way unless their checks are off (session_replication_role replica).
+ * With one unique index, the replica identity key (foldable), rows of
+ * different keys are independent; with none, inserts are.
+ */
+static const char par_sql[] =
+    "SELECT c.relkind = 'r' AND NOT c.relhassubclass AND NOT EXISTS (SELECT "
+    "FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal) AND "
+    "NOT EXISTS (SELECT FROM pg_rewrite w WHERE w.ev_class = c.oid) AND "
+    "(current_setting('session_replication_role') = 'replica' OR NOT EXISTS "
+    "(SELECT FROM pg_constraint k WHERE k.contype = 'f' AND (k.conrelid = "
+    "c.oid OR k.confrelid = c.oid))), (SELECT count(*) FROM pg_index i WHERE "
+    "i.indrelid = c.oid AND (i.indisunique OR i.indisexclusion)) FROM "
+    "pg_class c WHERE c.oid = to_regclass(format('%I.%I', $1::text, "
+    "$2::text))";
+
+static void
+par_check(struct applier *a, const struct ls_relation *rel,
+    struct relinfo *ri)
+{
+	const char *params[2] = { rel->schema, rel->name };
+	PGresult *res = PQexecParams(a->c, par_sql, 2, NULL, params, NULL, NULL,
+	    0);
+
+	ri->par = APPLY_PAR_NO;
+	if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 &&
+	    strcmp(PQgetvalue(res, 0, 0), "t") == 0) {
+		if (ri->foldable)
+			ri->par = APPLY_PAR_KEYED;
+		else if (strcmp(PQgetvalue(res, 0, 1), "0") == 0)
+			ri->par = APPLY_PAR_INSERTS;
+	}
+	PQclear(res);
+}
+
 /* The target's columns of rel (columns_sql); *res NULL on error. */
 static int
 target_columns(struct applier *a, const struct ls_relation *rel,
@@ -957,6 +996,7 @@ resolve(struct applier *a, const struct ls_relation *rel, char **errmsg)
 		ri->partitioned = *PQgetvalue(res, 0, 7) == 'p';
 		compare(a, rel, ri, res, &d);
 		fold_check(a, rel, ri);
+		par_check(a, rel, ri);
 	}
 	PQclear(res);
 	if (r == 0 && (d.what.oom || d.fix.oom))
@@ -981,6 +1021,33 @@ resolve(struct applier *a, const struct ls_relation *rel, char **errmsg)
 	if (r == 0)
 		ri->resolved = true;
 	return r;
+}
+
+int
+applier_parallel_class(struct applier *a, uint32_t relid, int *cls,
+    char **errmsg)
+{
+	const struct ls_relation *rel = relcache_get(a->rels, relid);
+	int r;
+
+	*cls = APPLY_PAR_NO;
+	if (rel == NULL)
+		return ls_errf(errmsg, LS_ERR_CORRUPT, "change for unknown "
+		    "relation %u", relid);
+	if ((r = resolve(a, rel, errmsg)) != 0)
+		return r;
+	*cls = relinfo_get(a, relid)->par;
+	return 0;
+}
+
+int
+applier_flush(struct applier *a, char **errmsg)
+{
+	int r;
+
+	if ((r = fold_send(a, 0, errmsg)) != 0)
+		return r;
+	return a->queued > 0 ? drain(a, errmsg) : 0;
 }
 
 int

@@ -91,6 +91,26 @@ int applier_present(struct applier *, char kind, const char *const *pairs,
 int applier_query(struct applier *, const char *sql, int nparams,
     const char *const *params, PGresult **res, char **errmsg);
 
+/*
+ * Inside a batch: send everything held (folded updates, a run of inserts)
+ * and wait until the target has run it all; the batch stays open.
+ */
+int applier_flush(struct applier *, char **errmsg);
+
+/*
+ * What parallel apply (parallel.h) may send early for a relation, read
+ * from the target (the relation is resolved first: errors as
+ * applier_change's).
+ */
+enum {
+	APPLY_PAR_NO,		/* every change in order */
+	APPLY_PAR_KEYED,	/* changes to rows no chunk in flight touches */
+	APPLY_PAR_INSERTS,	/* inserts (no unique index) */
+	APPLY_PAR_IGNORED,	/* (parallel.c) never reaches the target */
+};
+int applier_parallel_class(struct applier *, uint32_t relid, int *cls,
+    char **errmsg);
+
 /* Counters since applier_new. */
 uint64_t applier_rows(const struct applier *);
 uint64_t applier_missing(const struct applier *);

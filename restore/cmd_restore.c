@@ -82,6 +82,7 @@ static const struct option restore_opts[] = {
 	{ "until-time", required_argument, NULL, 'T' },
 	{ "jobs", required_argument, NULL, 'j' },
 	{ "batch-txns", required_argument, NULL, 'b' },
+	{ "apply-workers", required_argument, NULL, 'a' },
 	{ "truncate", no_argument, NULL, 'x' },
 	{ "id-mode", required_argument, NULL, 'I' },
 	{ "filter", required_argument, NULL, 'P' },
@@ -126,6 +127,8 @@ restore_opt(struct parse *p, int ch, const char *v)
 	case 'j': return cmd_int_arg("--jobs", v, 1, 64, &o->jobs);
 	case 'b': return cmd_int_arg("--batch-txns", v, 1, 1000000,
 	    &o->batch_txns);
+	case 'a': return cmd_int_arg("--apply-workers", v, 1, 16,
+	    &o->apply_workers);
 	case 'x': o->truncate = true; return 0;
 	case 'I': return id_mode(o, v);
 	case 'P': o->filter_path = v; return 0;
@@ -217,6 +220,7 @@ restore_exec(int argc, char **argv)
 {
 	static uint64_t skip[MAX_SKIP_DDL];
 	struct parse p = { .o = { .jobs = 2, .batch_txns = 1000,
+	    .apply_workers = 2,
 	    .log_format = "text", .skip_ddl = skip }, .skip = skip };
 	size_t i;
 	int ch, rc = 0;
@@ -251,7 +255,8 @@ const struct cmd_entry cmd_restore_entry = {
 	.synopsis =
 "--store URL --target CONNINFO --state-dir DIR\n"
 "                       [--follow] [--until-lsn LSN | --until-time TIMESTAMP]\n"
-"                       [--jobs N] [--batch-txns N] [--truncate] [--key-file F]\n"
+"                       [--jobs N] [--batch-txns N] [--apply-workers N]\n"
+"                       [--truncate] [--key-file F]\n"
 "                       [--id-mode preserve|remap] [--on-missing-ref error|null|skip]\n"
 "                       [--filter FILE] [--skip-ddl LSN]...\n"
 "                       [--log-format text|json] [--log-file F] [-v]\n"
@@ -267,6 +272,8 @@ const struct cmd_entry cmd_restore_entry = {
 "  --jobs N          parallel base-load workers (default 2); mirror:\n"
 "                    parallel transfers (default 4)\n"
 "  --batch-txns N    source transactions per target transaction (default 1000)\n"
+"  --apply-workers N target connections applying segments at once, each\n"
+"                    committing in source order (default 2; 1: serial)\n"
 "  --truncate        empty the restored tables of a non-empty target first\n"
 "  --id-mode preserve|remap\n"
 "                    remap: new keys from the target for tables whose single-\n"

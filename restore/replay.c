@@ -35,6 +35,7 @@
 #include "format/relcache.h"
 #include "format/segment.h"
 #include "observe.h"
+#include "parallel.h"
 #include "prefetch.h"
 #include "replay_int.h"
 #include "repo/base.h"
@@ -69,6 +70,8 @@ struct stream {
 	size_t		 nddlt;
 	uint64_t	 segs, txns, rows_total, missing_total, folded_total;
 	int64_t		 start_us, progress_us;
+	struct par	*par;		/* parallel apply, or NULL */
+	uint64_t	 par_chunks, par_early;	/* its account */
 	/* tests: SIGKILL after the nth commit of the target / of the ID map */
 	int		 commits, crash_after;
 	int		 map_commits, crash_map;
@@ -161,9 +164,10 @@ progress(struct stream *s, bool final)
 		snprintf(lag, sizeof(lag), "%.1fs", (double)(now - asof) / 1e6);
 	if (final)
 		log_info("restore", "summary: segments=%" PRIu64 " transactions=%"
-		    PRIu64 " rows=%" PRIu64 " folded=%" PRIu64 " seconds=%.1f",
-		    s->segs, s->txns, rows, s->folded_total +
-		    (s->ap ? applier_folded(s->ap) : 0), secs);
+		    PRIu64 " rows=%" PRIu64 " folded=%" PRIu64 " parallel=%"
+		    PRIu64 " early=%" PRIu64 " seconds=%.1f", s->segs, s->txns,
+		    rows, s->folded_total + (s->ap ? applier_folded(s->ap) : 0),
+		    s->par_chunks, s->par_early, secs);
 	else
 		fprintf(stderr, "\rsegments %" PRIu64 "  transactions %" PRIu64
 		    "  rows %" PRIu64 "  %.0f rows/s  lag %s   ", s->segs,
@@ -683,6 +687,101 @@ setup_origin(struct stream *s)
 	PQclear(res);
 }
 
+/* ---- parallel apply (parallel.h) ---- */
+
+/* A worker committed a chunk (called in order, under parallel's lock). */
+static void
+par_committed(void *arg, const struct state_marker *mk, uint64_t txns)
+{
+	struct stream *s = arg;
+
+	s->txns += txns;
+	s->progressed = true;
+	robs_applied(s->r->obs, mk, s->txns, s->rows_total);
+}
+
+/* The dispatcher met a segment's relation. */
+static int
+par_relation(void *arg, const struct ls_relation *rel)
+{
+	struct stream *s = arg;
+	char *err = NULL;
+	int rc = on_relation(s, rel, &err);
+
+	if (rc != 0)
+		log_debug("restore", "parallel apply: %s", err ? err : "?");
+	free(err);
+	return rc;
+}
+
+/*
+ * Parallel apply for this session, when asked for and possible: not with
+ * the ID map (one LMDB transaction follows the batch), a stop point
+ * (--until-*, a schema stop), which serial apply places exactly.
+ */
+static int
+par_maybe_start(struct stream *s)
+{
+	struct run *r = s->r;
+	const char *why = NULL;
+	char *err = NULL;
+
+	if (r->o->apply_workers <= 1)
+		return 0;
+	if (rewrite_remapping(r->rw))
+		why = "keys are remapped";
+	else if (r->o->has_until_lsn || r->o->has_until_time)
+		why = "--until-lsn/--until-time stops at a transaction";
+	else if (s->stop_before != 0)
+		why = "stopping before a schema mismatch";
+	if (why != NULL) {
+		log_info("restore", "applying in order, not in parallel: %s", why);
+		return 0;
+	}
+	if (par_new(r, s->ap, r->o->apply_workers, par_committed, s, &s->par,
+	    &err) != 0) {
+		log_warn("restore", "applying in order, not in parallel: %s",
+		    err ? err : "cannot start the workers");
+		s->par = NULL;
+	}
+	free(err);
+	return 0;
+}
+
+/*
+ * Wait for every chunk in flight; apply failed ones (and those after
+ * them) in order, alone, as serial apply would.
+ */
+static int apply_segment(struct stream *, const struct prefetch_item *,
+    char **);
+
+static int
+par_settle(struct stream *s, char **errmsg)
+{
+	struct prefetch_item *redo = NULL;
+	size_t n = 0, i;
+	int rc;
+
+	if (s->par == NULL)
+		return 0;
+	rc = par_drain(s->par, &redo, &n, errmsg);
+	for (i = 0; i < n; i++) {
+		if (rc == 0)
+			rc = apply_segment(s, &redo[i], errmsg);
+		if (rc == 0 || rc == LS_ERR_END) {
+			int crc = commit_batch(s, errmsg);
+			if (crc != 0)
+				rc = crc;
+		}
+		if (redo[i].fd >= 0)
+			close(redo[i].fd);
+	}
+	free(redo);
+	if (rc == 0)
+		robs_applied(s->r->obs, &s->r->mk, s->txns, s->rows_total);
+	return rc;
+}
+
 static int
 replay_segments(struct stream *s, char **errmsg)
 {
@@ -701,6 +800,8 @@ replay_segments(struct stream *s, char **errmsg)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	if ((rc = applier_new(r->c, &s->ap, errmsg)) == 0)
 		applier_create_missing(s->ap, base_manifest_ddl(r->m));
+	if (rc == 0)
+		rc = par_maybe_start(s);
 	if (rc != 0 ||
 	    (rc = prefetch_start(r->store, r->mk.generation, r->keyp,
 	    r->mk.segno ? r->mk.segno : 1, r->o->follow, r->o->has_until_lsn ?
@@ -712,9 +813,35 @@ replay_segments(struct stream *s, char **errmsg)
 	while (rc == 0 && !restore_stop && prefetch_next(pf, &it)) {
 		service_watchdog();
 		rc = check_item(r, &it, &prev, prev_sha, have_prev, errmsg);
+		if (rc == 0 && s->par != NULL && have_prev) {
+			bool taken = false;
+			if ((rc = commit_batch(s, errmsg)) == 0)
+				rc = par_submit(s->par, &it, par_relation, s, &taken,
+				    errmsg);
+			if (rc == 0 && taken) {
+				prev = it.h;
+				memcpy(prev_sha, it.sha, 32);
+				s->segs++;
+				close(it.fd);
+				free(it.errmsg);
+				if (!prefetch_ready(pf))	/* caught up */
+					rc = par_settle(s, errmsg);
+				continue;
+			}
+			if (rc == 0)	/* a barrier: all before it, then it */
+				rc = par_settle(s, errmsg);
+			if (rc != 0) {
+				if (it.fd >= 0)
+					close(it.fd);
+				free(it.errmsg);
+				break;
+			}
+		}
 		if (rc != 0) {
 			/* nothing of this segment was applied: keep the rest */
-			int crc = commit_batch(s, NULL);
+			int crc = par_settle(s, NULL);
+			if (crc == 0)
+				crc = commit_batch(s, NULL);
 			s->generation_end = rc == LS_ERR_END;
 			if (crc != 0)
 				rc = crc;
@@ -743,6 +870,17 @@ replay_segments(struct stream *s, char **errmsg)
 		}
 	}
 	prefetch_stop(pf);
+	if (s->par != NULL) {
+		int crc = par_settle(s, rc == 0 ? errmsg : NULL);
+		if (crc != 0 && rc == 0)
+			rc = crc;
+		s->rows_total += par_rows(s->par);
+		s->folded_total += par_folded(s->par);
+		s->par_chunks += par_chunks(s->par);
+		s->par_early += par_early(s->par);
+		par_free(s->par);
+		s->par = NULL;
+	}
 	if ((rc == 0 || rc == LS_ERR_END) && !s->generation_end) {
 		int crc = commit_batch(s, errmsg);
 		if (crc != 0)

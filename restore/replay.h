@@ -23,6 +23,7 @@ struct replay_opts {
 	int64_t		 until_time;
 	int		 jobs;
 	int		 batch_txns;
+	int		 apply_workers;	/* --apply-workers: parallel.h */
 	int		 verbose;
 	const struct store_opts *store_opts;
 	bool		 remap;		/* --id-mode remap */

@@ -69,7 +69,7 @@ t0=$(date +%s)
 "$RESTORE" --store "$S" --target "$(dst whole)" --state-dir "$T/st-whole" > "$T/restore.log" 2>&1
 is "$?" 0 "restore exits 0"
 diag "restore took $(( $(date +%s) - t0 )) s; $(grep -o 'summary:.*' "$T/restore.log")"
-like "$(cat "$T/restore.log")" "summary: segments=[0-9]+ transactions=[0-9]+ rows=[0-9]+ folded=[0-9]+ seconds=" "a final summary line"
+like "$(cat "$T/restore.log")" "summary: segments=[0-9]+ transactions=[0-9]+ rows=[0-9]+ folded=[0-9]+ parallel=[0-9]+ early=[0-9]+ seconds=" "a final summary line"
 table_sums "$P" > "$T/a"; table_sums_db "$Q" whole > "$T/b"
 check "every table of the target equals the source" sh -c "diff '$T/a' '$T/b'"
 check "sequences are not behind" sequences_not_behind_db "$P" "$Q" whole
