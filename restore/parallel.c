@@ -80,7 +80,7 @@ struct par {
 	int		 crash_after, commits;	/* tests */
 	uint64_t	 fail_segno;	/* tests: this chunk fails once */
 	void		(*committed)(void *, const struct state_marker *,
-			    uint64_t);
+			    uint64_t, uint64_t);
 	void		*arg;
 };
 
@@ -532,7 +532,7 @@ run_chunk(struct worker *w, struct chunk *ch, char **errmsg)
 	struct par *p = w->p;
 	struct run *r = p->r;
 	struct state_marker mk;
-	uint64_t end_lsn = 0, txns = 0;
+	uint64_t end_lsn = 0, txns = 0, rows0 = applier_rows(w->ap);
 	int64_t commit_time = 0;
 	char sql[512];
 	bool aborted;
@@ -576,7 +576,7 @@ run_chunk(struct worker *w, struct chunk *ch, char **errmsg)
 	p->committed_seq = ch->seq;
 	ch->state = CH_COMMITTED;
 	p->chunks++;
-	p->committed(p->arg, &mk, txns);
+	p->committed(p->arg, &mk, txns, applier_rows(w->ap) - rows0);
 	pthread_cond_broadcast(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	return rc;
@@ -656,8 +656,8 @@ worker_start(struct par *p, struct worker *w, char **errmsg)
 
 int
 par_new(struct run *r, struct applier *main, int n,
-    void (*committed)(void *, const struct state_marker *, uint64_t),
-    void *arg, struct par **out, char **errmsg)
+    void (*committed)(void *, const struct state_marker *, uint64_t,
+    uint64_t), void *arg, struct par **out, char **errmsg)
 {
 	struct par *p = calloc(1, sizeof(*p));
 	const char *crash = getenv("LOGSHIP_TEST_CRASH_AFTER_TARGET_COMMIT");
@@ -868,13 +868,13 @@ par_folded(const struct par *p)
 }
 
 uint64_t
-par_rows(const struct par *p)
+par_missing(const struct par *p)
 {
-	uint64_t rows = 0;
+	uint64_t n = 0;
 	int k;
 
 	for (k = 0; k < p->nw; k++)
 		if (p->w[k].ap != NULL)
-			rows += applier_rows(p->w[k].ap);
-	return rows;
+			n += applier_missing(p->w[k].ap);
+	return n;
 }

@@ -43,12 +43,12 @@ struct state_marker;
 /*
  * Start n worker connections and threads for r's session.  The caller's
  * applier (main) answers catalog questions while the workers run.
- * committed(arg, marker, txns) is called after each chunk's commit, from
+ * committed(arg, marker, txns, rows) is called after each chunk's commit, from
  * its worker, one at a time, in order.
  */
 int par_new(struct run *r, struct applier *main, int n,
-    void (*committed)(void *, const struct state_marker *, uint64_t),
-    void *arg, struct par **out, char **errmsg);
+    void (*committed)(void *, const struct state_marker *, uint64_t,
+    uint64_t), void *arg, struct par **out, char **errmsg);
 /* Stops the workers (rolling back whatever is not committed). */
 void par_free(struct par *);
 
@@ -73,9 +73,9 @@ int par_submit(struct par *, const struct prefetch_item *it,
 int par_drain(struct par *, struct prefetch_item **redo, size_t *n,
     char **errmsg);
 
-/* Rows the workers applied and folded, changes sent early, chunks
- * committed. */
-uint64_t par_rows(const struct par *);
+/* Updates and deletes that found no row, updates folded, changes sent
+ * early, chunks committed: the workers' account. */
+uint64_t par_missing(const struct par *);
 uint64_t par_folded(const struct par *);
 uint64_t par_early(const struct par *);
 uint64_t par_chunks(const struct par *);

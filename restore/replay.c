@@ -72,6 +72,7 @@ struct stream {
 	int64_t		 start_us, progress_us;
 	struct par	*par;		/* parallel apply, or NULL */
 	uint64_t	 par_chunks, par_early;	/* its account */
+	bool		 origin_behind;	/* workers moved the marker, not it */
 	/* tests: SIGKILL after the nth commit of the target / of the ID map */
 	int		 commits, crash_after;
 	int		 map_commits, crash_map;
@@ -691,13 +692,17 @@ setup_origin(struct stream *s)
 
 /* A worker committed a chunk (called in order, under parallel's lock). */
 static void
-par_committed(void *arg, const struct state_marker *mk, uint64_t txns)
+par_committed(void *arg, const struct state_marker *mk, uint64_t txns,
+    uint64_t rows)
 {
 	struct stream *s = arg;
 
 	s->txns += txns;
+	s->rows_total += rows;
 	s->progressed = true;
-	robs_applied(s->r->obs, mk, s->txns, s->rows_total);
+	s->origin_behind = true;
+	robs_applied(s->r->obs, mk, s->txns, s->rows_total +
+	    applier_rows(s->ap));
 }
 
 /* The dispatcher met a segment's relation. */
@@ -750,13 +755,16 @@ par_maybe_start(struct stream *s)
 
 /*
  * Wait for every chunk in flight; apply failed ones (and those after
- * them) in order, alone, as serial apply would.
+ * them) in order, alone, as serial apply would.  Not to commit (the
+ * session is failing: serial apply may have moved r->mk past what the
+ * target has), only wait.
  */
 static int apply_segment(struct stream *, const struct prefetch_item *,
     char **);
+static int par_settle(struct stream *, bool, char **);
 
 static int
-par_settle(struct stream *s, char **errmsg)
+par_settle(struct stream *s, bool commit, char **errmsg)
 {
 	struct prefetch_item *redo = NULL;
 	size_t n = 0, i;
@@ -766,9 +774,9 @@ par_settle(struct stream *s, char **errmsg)
 		return 0;
 	rc = par_drain(s->par, &redo, &n, errmsg);
 	for (i = 0; i < n; i++) {
-		if (rc == 0)
+		if (rc == 0 && commit)
 			rc = apply_segment(s, &redo[i], errmsg);
-		if (rc == 0 || rc == LS_ERR_END) {
+		if (commit && (rc == 0 || rc == LS_ERR_END)) {
 			int crc = commit_batch(s, errmsg);
 			if (crc != 0)
 				rc = crc;
@@ -777,8 +785,16 @@ par_settle(struct stream *s, char **errmsg)
 			close(redo[i].fd);
 	}
 	free(redo);
-	if (rc == 0)
-		robs_applied(s->r->obs, &s->r->mk, s->txns, s->rows_total);
+	/* the replication origin is the main connection's: bring it along */
+	if (rc == 0 && commit && s->origin && s->origin_behind &&
+	    !applier_in_batch(s->ap) && (rc = applier_begin(s->ap,
+	    errmsg)) == 0)
+		rc = commit_batch(s, errmsg);
+	if (rc == 0) {
+		s->origin_behind = false;
+		robs_applied(s->r->obs, &s->r->mk, s->txns, s->rows_total +
+		    applier_rows(s->ap));
+	}
 	return rc;
 }
 
@@ -825,11 +841,11 @@ replay_segments(struct stream *s, char **errmsg)
 				close(it.fd);
 				free(it.errmsg);
 				if (!prefetch_ready(pf))	/* caught up */
-					rc = par_settle(s, errmsg);
+					rc = par_settle(s, true, errmsg);
 				continue;
 			}
 			if (rc == 0)	/* a barrier: all before it, then it */
-				rc = par_settle(s, errmsg);
+				rc = par_settle(s, true, errmsg);
 			if (rc != 0) {
 				if (it.fd >= 0)
 					close(it.fd);
@@ -839,7 +855,7 @@ replay_segments(struct stream *s, char **errmsg)
 		}
 		if (rc != 0) {
 			/* nothing of this segment was applied: keep the rest */
-			int crc = par_settle(s, NULL);
+			int crc = par_settle(s, true, NULL);
 			if (crc == 0)
 				crc = commit_batch(s, NULL);
 			s->generation_end = rc == LS_ERR_END;
@@ -871,11 +887,12 @@ replay_segments(struct stream *s, char **errmsg)
 	}
 	prefetch_stop(pf);
 	if (s->par != NULL) {
-		int crc = par_settle(s, rc == 0 ? errmsg : NULL);
+		int crc = par_settle(s, rc == 0 || rc == LS_ERR_END, rc == 0 ?
+		    errmsg : NULL);
 		if (crc != 0 && rc == 0)
 			rc = crc;
-		s->rows_total += par_rows(s->par);
 		s->folded_total += par_folded(s->par);
+		s->missing_total += par_missing(s->par);
 		s->par_chunks += par_chunks(s->par);
 		s->par_early += par_early(s->par);
 		par_free(s->par);

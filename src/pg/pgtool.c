@@ -518,8 +518,10 @@ failed(const struct pgtool *p, const char *what, int status, char **errmsg)
 		snprintf(how, sizeof(how), "exit %d", WEXITSTATUS(status));
 	else
 		snprintf(how, sizeof(how), "signal %d", WTERMSIG(status));
-	return ls_errf(errmsg, LS_ERR_PG, "%s failed (%s): %s",
-	    what != NULL ? what : p->program, how,
+	/* psql exits 2 when the connection to the server went bad */
+	return ls_errf(errmsg, WIFEXITED(status) && WEXITSTATUS(status) == 2 &&
+	    strcmp(p->program, "psql") == 0 ? LS_ERR_TRANSIENT : LS_ERR_PG,
+	    "%s failed (%s): %s", what != NULL ? what : p->program, how,
 	    *line != '\0' ? line : "no message on stderr");
 }
 
