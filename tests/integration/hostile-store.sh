@@ -6,8 +6,8 @@
 # swapped with 4, deleted, truncated; it is forged and re-sealed with a
 # valid checksum (tests/tools/forgeseg.py) to carry an absurd body length,
 # frame length, string length or column count, a relation whose column
-# count disagrees with its tuples, or a relation named to inject SQL; the
-# identity file is garbage.  Each restore must exit non-zero with a
+# count disagrees with its tuples, or a relation named to inject SQL or to
+# forge a log line; the base manifest or the identity file is garbage.  Each restore must exit non-zero with a
 # message naming the object, apply nothing from it (the target's marker
 # stays at segment 2, the rows are those of segments 1 and 2), and leave
 # the table "victim" intact.
@@ -134,6 +134,12 @@ is "$(psql_at_db "$Q" h_inject -c "select count(*) from pg_tables where tablenam
 mk newline; python3 "$FORGE" "$(seg "$T/s-newline" 3)" relname t \
     "$(printf 'x\n2026-01-01T00:00:00.000000Z error restore: forged line\r')"
 attack newline "segment $S3"; applied_upto newline 2
+
+# A garbage base manifest: nothing at all is done.
+mk manifest; head -c 300 /dev/urandom > "$T/s-manifest/0000000000000001/base/manifest"
+attack manifest "0000000000000001/base/manifest"
+is "$(psql_at_db "$Q" h_manifest -c "select count(*) from pg_tables where schemaname not in ('pg_catalog','information_schema')")" "0" \
+    "manifest: nothing was created in the target"
 
 # A garbage identity file: nothing at all is done.
 mk ident; head -c 300 /dev/urandom > "$T/s-ident/logship.json"
