@@ -7,7 +7,8 @@
 # valid checksum (tests/tools/forgeseg.py) to carry an absurd body length,
 # frame length, string length or column count, a relation whose column
 # count disagrees with its tuples, or a relation named to inject SQL or to
-# forge a log line; the base manifest or the identity file is garbage.  Each restore must exit non-zero with a
+# forge a log line; the base manifest names a table to inject SQL, or it
+# or the identity file is garbage.  Each restore must exit non-zero with a
 # message naming the object, apply nothing from it (the target's marker
 # stays at segment 2, the rows are those of segments 1 and 2), and leave
 # the table "victim" intact.
@@ -26,6 +27,7 @@ psql_at "$P" >/dev/null <<'EOF'
 CREATE TABLE victim (id int PRIMARY KEY, v text);
 INSERT INTO victim VALUES (1, 'a'), (2, 'b'), (3, 'c');
 CREATE TABLE t (id int PRIMARY KEY, v text);
+INSERT INTO t VALUES (0, 'in the base');
 CREATE SCHEMA "s'ch;ema";
 CREATE TABLE "s'ch;ema"."q""uo'te; DROP TABLE victim; --" (id int PRIMARY KEY, "c""ol;" text);
 CREATE TABLE "ünï ☃ 表" ("ключ" int PRIMARY KEY, "värde" text);
@@ -134,6 +136,15 @@ is "$(psql_at_db "$Q" h_inject -c "select count(*) from pg_tables where tablenam
 mk newline; python3 "$FORGE" "$(seg "$T/s-newline" 3)" relname t \
     "$(printf 'x\n2026-01-01T00:00:00.000000Z error restore: forged line\r')"
 attack newline "segment $S3"; applied_upto newline 2
+
+# A manifest naming its table the way an injection would: the base load
+# takes the name as one identifier, finds no such table and stops; victim,
+# created by the schema section, stays.
+mk mtable; python3 "$FORGE" "$T/s-mtable/0000000000000001/base/manifest" table t \
+    't FROM STDIN; DROP TABLE victim; --'
+attack mtable 'base chunk .*relation "public.t FROM STDIN; DROP TABLE victim; --" does not exist'
+is "$(psql_at_db "$Q" h_mtable -c "select count(*) from pg_tables where tablename = 'victim'")" "1" \
+    "mtable: victim is still there"
 
 # A garbage base manifest: nothing at all is done.
 mk manifest; head -c 300 /dev/urandom > "$T/s-manifest/0000000000000001/base/manifest"

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""forgeseg.py: rewrite a plain (unencrypted) logship segment in place with
+"""forgeseg.py: rewrite a plain (unencrypted) logship segment (or base
+manifest) in place with
 one hostile change, then seal it again (body_len, SHA-256 trailer), so that
 the checksum passes and what is tested is the reader's own checks.  It
 implements schema/segment-format.md by itself (its own msgpack codec), not
@@ -14,6 +15,8 @@ through liblogship, so it does not share the writer's assumptions.
                                           claims 65535 columns
     forgeseg.py SEGMENT framelen          first frame claims 0x7ffffff0 bytes
     forgeseg.py SEGMENT bodylen           header body_len 2^47 - 1
+    forgeseg.py MANIFEST table OLD NEW    a base manifest (a plain blob)
+                                          naming table OLD as NEW
 
 The header (and so prev_sha256, the link to the segment before) is kept;
 the segment after it no longer chains, which a restore stops at anyway.
@@ -158,12 +161,36 @@ def write(path, prefix8, header, frames, first_len=None):
     open(path, 'wb').write(obj + hashlib.sha256(obj).digest())
 
 
+def forge_manifest(path, old, new):
+    """Rename table OLD of the manifest blob at path; seal it again."""
+    import json
+    b = open(path, 'rb').read()
+    if b[:4] != b'LSBL' or struct.unpack_from('>H', b, 6)[0] & 1:
+        sys.exit('forgeseg: %s: not a plain blob' % path)
+    hlen = struct.unpack_from('>I', b, 8)[0]
+    header, _ = unpack(b, 12)
+    m = json.loads(zlib.decompress(b[12 + hlen:12 + hlen + header['body_len']]))
+    hits = [t for t in m['tables'] if t['name'] == old]
+    if not hits:
+        sys.exit('forgeseg: %s: no table %s' % (path, old))
+    for t in hits:
+        t['name'] = new
+    raw = json.dumps(m).encode()
+    body = zlib.compress(raw, 6)
+    header['raw_len'], header['body_len'] = len(raw), len(body)
+    h = pack(header)
+    obj = b[:8] + struct.pack('>I', len(h)) + h + body
+    open(path, 'wb').write(obj + hashlib.sha256(obj).digest())
+
+
 def relations(frames, name=None):
     return [f for f in frames if f[0] == 'R' and (name is None or f[3] == name)]
 
 
 def main(argv):
     path, what = argv[1], argv[2]
+    if what == 'table':
+        return forge_manifest(path, argv[3], argv[4])
     prefix8, header, frames = read(path)
     first_len = None
     if what == 'relname':
