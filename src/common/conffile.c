@@ -36,6 +36,12 @@ conffile_read(const char *path,
 	while (r == 0 && fgets(line, sizeof(line), fp) != NULL) {
 		lineno++;
 		snprintf(where, sizeof(where), "%s:%d", path, lineno);
+		if ((n = strlen(line)) == sizeof(line) - 1 &&
+		    line[n - 1] != '\n' && !feof(fp)) {
+			r = ls_errf(errmsg, LS_ERR_INVALID, "%s: line longer "
+			    "than %zu bytes", where, sizeof(line) - 1);
+			break;
+		}
 		if (*(k = trim(line)) == '#' || *k == '\0')
 			continue;
 		if ((eq = strchr(k, '=')) == NULL) {

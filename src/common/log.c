@@ -67,11 +67,38 @@ emit_json(FILE *fp, const char *when, enum log_level level, const char *sub,
 	json_decref(o);
 }
 
+/*
+ * msg with control characters escaped (\n, \r, \xNN; tabs kept), so that
+ * text a store or a server supplied (a relation name, an error body) cannot
+ * end the line and forge another event.  NULL when out of memory.
+ */
+static char *
+one_line(const char *msg)
+{
+	const unsigned char *p;
+	char *out, *o;
+
+	if ((out = malloc(4 * strlen(msg) + 1)) == NULL)
+		return NULL;
+	for (p = (const unsigned char *)msg, o = out; *p != '\0'; p++) {
+		if (*p == '\n' && p[1] == '\0')
+			break;		/* a final newline: the line's own */
+		if (*p == '\n' || *p == '\r')
+			o += sprintf(o, "\\%c", *p == '\n' ? 'n' : 'r');
+		else if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+			o += sprintf(o, "\\x%02x", *p);
+		else
+			*o++ = (char)*p;
+	}
+	*o = '\0';
+	return out;
+}
+
 void
 log_msg(enum log_level level, const char *sub, const char *fmt, ...)
 {
 	FILE *fp = lg.fp != NULL ? lg.fp : stderr;
-	char when[40], *msg = NULL;
+	char when[40], *msg = NULL, *line = NULL;
 	va_list ap;
 
 	if ((int)level > (int)LOG_INFO + lg.verbose)
@@ -85,8 +112,10 @@ log_msg(enum log_level level, const char *sub, const char *fmt, ...)
 	ls_format_time(ls_now_us(), when, sizeof(when));
 	if (lg.json)
 		emit_json(fp, when, level, sub, msg);
-	else
-		fprintf(fp, "%s %-5s %s: %s\n", when, level_names[level], sub, msg);
+	else if ((line = one_line(msg)) != NULL)
+		fprintf(fp, "%s %-5s %s: %s\n", when, level_names[level], sub,
+		    line);
 	fflush(fp);
+	free(line);
 	free(msg);
 }

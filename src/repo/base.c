@@ -18,6 +18,8 @@
 
 #define MANIFEST_MAX	(256u << 20)
 
+static int chunk_from_json(json_t *, struct base_chunk *);
+
 struct base_manifest {
 	json_t	*j;
 	char	 generation[17];
@@ -288,37 +290,104 @@ base_manifest_read(struct store *st, const char *generation, const uint8_t *key,
 	    errmsg);
 }
 
+/* What is wrong with table t of a manifest, or NULL. */
+static const char *
+table_problem(json_t *t)
+{
+	struct base_chunk c;
+	json_t *chunks = json_object_get(t, "chunks"), *cols, *col;
+	const char *name;
+	json_int_t type;
+	size_t k;
+
+	if (json_string_value(json_object_get(t, "schema")) == NULL ||
+	    json_string_value(json_object_get(t, "name")) == NULL)
+		return "a table without schema or name";
+	if (chunks != NULL && !json_is_array(chunks))
+		return "a table's chunks are not a list";
+	for (k = 0; k < json_array_size(chunks); k++)
+		if (chunk_from_json(json_array_get(chunks, k), &c) != 0)
+			return "a chunk without key, sha256, bytes or rows";
+	cols = json_object_get(t, "columns");
+	if (cols != NULL && !json_is_array(cols))
+		return "a table's columns are not a list";
+	json_array_foreach(cols, k, col)
+		if (json_unpack(col, "{s:s,s:I}", "name", &name, "type",
+		    &type) != 0 || type < 0 || type > (json_int_t)UINT32_MAX)
+			return "a column without name or type";
+	return NULL;
+}
+
+/* What is wrong with a manifest, or NULL. */
+static const char *
+manifest_problem(json_t *j)
+{
+	static const char *const sections[] = { "pre_data", "post_data",
+	    "large_objects" };
+	struct base_chunk c;
+	json_t *tables = json_object_get(j, "tables"), *t;
+	const char *lsn = json_string_value(json_object_get(j,
+	    "consistent_lsn")), *why;
+	uint64_t v;
+	size_t i;
+
+	if (!json_is_object(j) || !json_is_array(tables) || lsn == NULL)
+		return "not a manifest";
+	if (ls_lsn_parse(lsn, &v) != 0)
+		return "consistent_lsn is not an LSN";
+	json_array_foreach(tables, i, t)
+		if ((why = table_problem(t)) != NULL)
+			return why;
+	for (i = 0; i < sizeof(sections) / sizeof(sections[0]); i++)
+		if (json_object_get(j, sections[i]) != NULL &&
+		    chunk_from_json(json_object_get(j, sections[i]), &c) != 0)
+			return "a section without key, sha256, bytes or rows";
+	return NULL;
+}
+
+int
+base_manifest_parse(const char *text, size_t len, const char *what,
+    const char *generation, const char *base, struct base_manifest **out,
+    char **errmsg)
+{
+	struct base_manifest *m;
+	json_error_t je;
+	const char *why;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	if ((m->j = json_loadb(text != NULL ? text : "", len, 0, &je)) == NULL) {
+		base_manifest_free(m);
+		return ls_errf(errmsg, LS_ERR_CORRUPT, "%s: not a valid "
+		    "manifest: %s", what, je.text);
+	}
+	if ((why = manifest_problem(m->j)) != NULL) {
+		base_manifest_free(m);
+		return ls_errf(errmsg, LS_ERR_CORRUPT, "%s: not a valid "
+		    "manifest: %s", what, why);
+	}
+	snprintf(m->generation, sizeof(m->generation), "%s", generation);
+	snprintf(m->name, sizeof(m->name), "%s", base);
+	*out = m;
+	return 0;
+}
+
 int
 base_manifest_read_named(struct store *st, const char *generation,
     const char *base, const uint8_t *key, struct base_manifest **out,
     char **errmsg)
 {
-	struct base_manifest *m = NULL;
 	struct membuf mb = { NULL, 0 };
 	char okey[64];
-	json_error_t je;
 	int fd = -1, r;
 
 	base_manifest_key(generation, base, okey, sizeof(okey));
 	if ((r = catalog_fetch(st, okey, &fd, errmsg)) != 0)
 		return r;
 	if ((r = blob_read_fd(fd, okey, key, "manifest", collect, &mb, NULL,
-	    errmsg)) != 0)
-		goto out;
-	if ((m = calloc(1, sizeof(*m))) == NULL ||
-	    (m->j = json_loadb(mb.p, mb.len, 0, &je)) == NULL ||
-	    !json_is_array(json_object_get(m->j, "tables")) ||
-	    json_string_value(json_object_get(m->j, "consistent_lsn")) == NULL) {
-		r = ls_errf(errmsg, LS_ERR_CORRUPT, "%s: not a valid manifest",
-		    okey);
-		goto out;
-	}
-	snprintf(m->generation, sizeof(m->generation), "%s", generation);
-	snprintf(m->name, sizeof(m->name), "%s", base);
-	*out = m;
-	m = NULL;
- out:
-	base_manifest_free(m);
+	    errmsg)) == 0)
+		r = base_manifest_parse(mb.p, mb.len, okey, generation, base,
+		    out, errmsg);
 	free(mb.p);
 	close(fd);
 	return r;

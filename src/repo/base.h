@@ -98,6 +98,17 @@ size_t base_manifest_ncolumns(const struct base_manifest *, size_t table);
 int base_manifest_write(struct store *, const struct base_manifest *,
     const uint8_t *key, char **errmsg);
 /*
+ * Parse the JSON text of a manifest (len bytes; what names it in
+ * messages) and check every entry the accessors below hand out: tables
+ * with schema and name, chunks and sections with key, sha256, bytes and
+ * rows, columns with name and type, the consistent LSN.  So the accessors
+ * cannot fail on a manifest this returned.  0 or LS_ERR_CORRUPT (or
+ * LS_ERR_NOMEM) with *errmsg.  Free with base_manifest_free.
+ */
+int base_manifest_parse(const char *text, size_t len, const char *what,
+    const char *generation, const char *base, struct base_manifest **out,
+    char **errmsg);
+/*
  * Fetch, verify and parse <gen>/<base>/manifest (base_manifest_read: the
  * first base); LS_ERR_NOTFOUND when the base is incomplete or absent.
  */

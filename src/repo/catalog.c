@@ -390,15 +390,28 @@ catalog_read_trailer(struct store *st, const char *gen, uint64_t segno,
 	return r;
 }
 
+/* Decimal digits only, as catalog_identity_write prints a system id. */
 static int
-identity_parse(const char *text, struct catalog_identity *id, char **errmsg)
+is_decimal_u64(const char *s, uint64_t *out)
+{
+	char *end;
+
+	if (*s < '0' || *s > '9' || strlen(s) > 20)
+		return 0;
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	return errno == 0 && *end == '\0';
+}
+
+int
+catalog_identity_parse(const char *text, struct catalog_identity *id, char **errmsg)
 {
 	json_error_t je;
 	json_t *o = json_loads(text, 0, &je);
 	const char *sysid = NULL, *db = NULL, *gen = NULL, *slot = "";
 	const char *slot_lsn = NULL;
 	json_int_t format = 0, created = 0;
-	uint64_t lsn = 0;
+	uint64_t lsn = 0, sysid_v = 0;
 	int r = 0;
 
 	if (o == NULL || json_unpack_ex(o, &je, 0, "{s:I,s:s,s:s,s:s,s?I,s?s,s?s}",
@@ -415,12 +428,15 @@ identity_parse(const char *text, struct catalog_identity *id, char **errmsg)
 	    strlen(slot) >= 64)
 		r = ls_errf(errmsg, LS_ERR_CORRUPT, "%s: bad generation or "
 		    "database", CATALOG_IDENTITY);
+	else if (!is_decimal_u64(sysid, &sysid_v))
+		r = ls_errf(errmsg, LS_ERR_CORRUPT, "%s: system_id is not a "
+		    "decimal number", CATALOG_IDENTITY);
 	else if (slot_lsn != NULL && ls_lsn_parse(slot_lsn, &lsn) != 0)
 		r = ls_errf(errmsg, LS_ERR_CORRUPT, "%s: slot_lsn %s is not an "
 		    "LSN", CATALOG_IDENTITY, slot_lsn);
 	else {
 		id->format = (int)format;
-		id->system_id = strtoull(sysid, NULL, 10);
+		id->system_id = sysid_v;
 		snprintf(id->database, sizeof(id->database), "%s", db);
 		memcpy(id->generation, gen, 17);
 		snprintf(id->slot, sizeof(id->slot), "%s", slot);
@@ -442,7 +458,7 @@ catalog_identity_read(struct store *st, struct catalog_identity *id,
 	if ((r = store_get_buf(st, CATALOG_IDENTITY, 65536, &text, &len,
 	    errmsg)) != 0)
 		return r;
-	r = identity_parse(text, id, errmsg);
+	r = catalog_identity_parse(text, id, errmsg);
 	free(text);
 	return r;
 }

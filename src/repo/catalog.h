@@ -96,6 +96,13 @@ int catalog_read_trailer(struct store *, const char *gen, uint64_t segno,
     uint64_t size, uint8_t sha[32], char **errmsg);
 
 /* logship.json: read (LS_ERR_NOTFOUND if absent) and create-if-absent. */
+/*
+ * Parse the text of logship.json (NUL-terminated) into *id; 0,
+ * LS_ERR_CORRUPT (not an identity, or a field out of range) or
+ * LS_ERR_VERSION (another store format), with *errmsg.
+ */
+int catalog_identity_parse(const char *text, struct catalog_identity *id,
+    char **errmsg);
 int catalog_identity_read(struct store *, struct catalog_identity *,
     char **errmsg);
 int catalog_identity_write(struct store *, const struct catalog_identity *,

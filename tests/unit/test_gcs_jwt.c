@@ -310,6 +310,32 @@ test_urls_and_errors(void)
 	free(d);
 }
 
+/* The token endpoint's answer; a huge expires_in is capped, not overflowed. */
+static void
+test_token_parse(void)
+{
+	static const char good[] = "{\"access_token\":\"ya29.x\","
+	    "\"expires_in\":3599,\"token_type\":\"Bearer\"}";
+	static const char huge[] = "{\"access_token\":\"ya29.x\","
+	    "\"expires_in\":9223372036854775807}";
+	static const char mac[] = "{\"access_token\":\"ya29.x\","
+	    "\"expires_in\":60,\"token_type\":\"mac\"}";
+	char *tok = NULL;
+	int64_t life = 0;
+
+	ok(gcs_token_parse(good, strlen(good), &tok, &life) == 0 &&
+	    tok != NULL && strcmp(tok, "ya29.x") == 0 && life == 3599,
+	    "token answer: access_token and expires_in");
+	free(tok);
+	ok(gcs_token_parse(huge, strlen(huge), &tok, &life) == 0 &&
+	    life == GCS_TOKEN_LIFE_MAX, "token answer: expires_in capped");
+	free(tok);
+	ok(gcs_token_parse(mac, strlen(mac), &tok, &life) == LS_ERR_AUTH &&
+	    tok == NULL, "token answer: not a bearer token refused");
+	ok(gcs_token_parse("{}", 2, &tok, &life) == LS_ERR_AUTH && tok == NULL,
+	    "token answer: no access_token refused");
+}
+
 int
 main(void)
 {
@@ -329,6 +355,7 @@ main(void)
 		test_jwt(pkey, other, path);
 	test_bad_keys(pem);
 	test_urls_and_errors();
+	test_token_parse();
 	if (asprintf(&cmd, "rm -rf '%s'", dir) != -1 && system(cmd) != 0)
 		diag("could not remove %s", dir);
 	free(cmd);

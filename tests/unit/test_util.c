@@ -1,11 +1,12 @@
 /* test_util.c: LSN and timestamp parsing/formatting, hex, key files, sizes
- * and durations. */
+ * and durations, config files. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/conffile.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "tap.h"
@@ -168,6 +169,43 @@ test_duration(void)
 	    "or an unknown unit refused");
 }
 
+static int
+count_setting(void *arg, const char *key, const char *value, const char *where)
+{
+	(void)key;
+	(void)where;
+	if (strcmp(value, "v") == 0)
+		(*(int *)arg)++;
+	return 0;
+}
+
+/* A line longer than the reader's 4095 bytes is refused, not split. */
+static void
+test_conffile(void)
+{
+	char path[] = "/tmp/test_util_conf.XXXXXX", *err = NULL;
+	int fd = mkstemp(path), n = 0, r;
+	FILE *fp = fd >= 0 ? fdopen(fd, "w") : NULL;
+
+	if (fp == NULL) {
+		ok(0, "config file: temp file");
+		return;
+	}
+	fprintf(fp, "# comment\na = 'v'\nb = ");
+	for (r = 0; r < 4090; r++)
+		fputc('x', fp);
+	fprintf(fp, "key = v\n");
+	fclose(fp);
+	r = conffile_read(path, count_setting, &n, &err);
+	ok(r == LS_ERR_INVALID && n == 1 && err != NULL &&
+	    strstr(err, ":3: line longer than 4095 bytes") != NULL,
+	    "config file: a line over 4095 bytes is refused, naming it");
+	if (err != NULL)
+		diag("%s", err);
+	free(err);
+	unlink(path);
+}
+
 int
 main(void)
 {
@@ -176,5 +214,6 @@ main(void)
 	test_key();
 	test_size();
 	test_duration();
+	test_conffile();
 	return tap_done();
 }

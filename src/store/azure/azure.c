@@ -61,6 +61,7 @@
 
 #include "common/error.h"
 #include "common/util.h"
+#include "store/azure/azure.h"
 #include "store/azure/sign.h"
 #include "store/http.h"
 #include "store/store_int.h"
@@ -892,6 +893,8 @@ marks_add(struct store_azure *az, const char *prefix, const char *after,
 
 /* Listing ------------------------------------------------------------------ */
 
+static int page_parse(const char *, size_t, struct az_page *);
+
 /* Decode a name the service percent-encoded (<Name Encoded="true">). */
 static void
 decode_name(xmlNode *n, char *s)
@@ -948,11 +951,23 @@ page_add(struct az_page *pg, xmlNode *blob, size_t *cap)
 	return 0;
 }
 
+int
+azure_list_parse(const char *body, size_t len, struct store_list *list,
+    char **next)
+{
+	struct az_page pg = { { NULL, 0, 0 }, NULL };
+	int r = page_parse(body, len, &pg);
+
+	*list = pg.list;
+	*next = pg.next;
+	return r;
+}
+
 /* Read a List Blobs answer into pg; 0 or -1 if it does not parse. */
 static int
-page_parse(const struct http_resp *resp, struct az_page *pg)
+page_parse(const char *body, size_t len, struct az_page *pg)
 {
-	xmlDoc *doc = xml_parse(resp->body, resp->body_len);
+	xmlDoc *doc = xml_parse(body, len);
 	xmlNode *root = doc != NULL ? xmlDocGetRootElement(doc) : NULL, *b;
 	size_t cap = 0;
 	int r = -1;
@@ -1000,7 +1015,7 @@ list_page(struct store_azure *az, const char *label, const char *prefix,
 	q.query = query;
 	q.resp_max = LIST_BODY_MAX;
 	if ((r = req_expect(az, &q, 200, 200, &resp, errmsg)) == 0 &&
-	    page_parse(&resp, pg) != 0)
+	    page_parse(resp.body, resp.body_len, pg) != 0)
 		r = ls_errf(errmsg, LS_ERR_CORRUPT, "store %s: list %s: the "
 		    "answer is not a blob listing", az->base.url, label);
  out:

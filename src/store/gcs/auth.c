@@ -362,32 +362,48 @@ gcs_error_detail(const char *body, size_t len)
 	return one_line(body, len, DETAIL_MAX);
 }
 
-/* Store the token of a 200 response; LS_ERR_AUTH if it has none. */
-static int
-take_token(struct gcs_auth *a, const struct http_resp *resp, char **errmsg)
+int
+gcs_token_parse(const char *body, size_t len, char **tokenp,
+    int64_t *lifetime_s)
 {
-	json_t *doc = json_loadb(resp->body ? resp->body : "", resp->body_len,
-	    0, NULL);
+	json_t *doc = json_loadb(body ? body : "", len, 0, NULL);
 	const char *tok = member(doc, "access_token"), *type;
 	json_int_t life = json_integer_value(json_object_get(doc,
 	    "expires_in"));
 	int r = 0;
 
 	type = member(doc, "token_type");
+	*tokenp = NULL;
 	if (tok == NULL || life <= 0 || (type != NULL &&
 	    strcasecmp(type, "Bearer") != 0))
-		r = ls_errf(errmsg, LS_ERR_AUTH, "token endpoint %s answered "
-		    "without a bearer access_token and expires_in",
-		    a->token_uri);
-	else if ((a->token = strdup(tok)) == NULL)
-		r = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+		r = LS_ERR_AUTH;
+	else if ((*tokenp = strdup(tok)) == NULL)
+		r = LS_ERR_NOMEM;
 	else
-		a->refresh_at = ls_now_us() + (life > 2 * REFRESH_EARLY ?
-		    life - REFRESH_EARLY : life / 2) * 1000000;
+		*lifetime_s = life < GCS_TOKEN_LIFE_MAX ? life :
+		    GCS_TOKEN_LIFE_MAX;
 	if (doc != NULL)
 		wipe_member(doc, "access_token");
 	json_decref(doc);
 	return r;
+}
+
+/* Store the token of a 200 response; LS_ERR_AUTH if it has none. */
+static int
+take_token(struct gcs_auth *a, const struct http_resp *resp, char **errmsg)
+{
+	int64_t life = 0;
+	int r = gcs_token_parse(resp->body, resp->body_len, &a->token, &life);
+
+	if (r == LS_ERR_AUTH)
+		return ls_errf(errmsg, LS_ERR_AUTH, "token endpoint %s answered "
+		    "without a bearer access_token and expires_in",
+		    a->token_uri);
+	if (r != 0)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	a->refresh_at = ls_now_us() + (life > 2 * REFRESH_EARLY ?
+	    life - REFRESH_EARLY : life / 2) * 1000000;
+	return 0;
 }
 
 /* The message for a refused token request (body never holds a secret). */

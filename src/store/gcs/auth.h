@@ -64,6 +64,17 @@ void gcs_auth_invalidate(struct gcs_auth *, const char *token);
 int gcs_auth_url_ok(const char *url);
 
 /*
+ * Parse a token endpoint's 200 answer (len bytes): *tokenp (malloc'd, a
+ * credential: the caller frees) and *lifetime_s, its expires_in capped at
+ * GCS_TOKEN_LIFE_MAX (a token is only fetched again earlier).  0,
+ * LS_ERR_AUTH when it lacks a bearer access_token or a positive
+ * expires_in, LS_ERR_NOMEM.
+ */
+#define GCS_TOKEN_LIFE_MAX	86400
+int gcs_token_parse(const char *body, size_t len, char **tokenp,
+    int64_t *lifetime_s);
+
+/*
  * One line describing a Google error response body: "reason: message"
  * from the JSON API's {"error":{"errors":[{"reason"}],"message"}} or
  * OAuth's {"error","error_description"}, else the start of the body with

@@ -41,6 +41,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "store/gcs/auth.h"
+#include "store/gcs/gcs.h"
 #include "store/http.h"
 #include "store/store_int.h"
 
@@ -930,26 +931,22 @@ gcs_del(struct store *st, const char *key, char **errmsg)
 /* State of one list_after call. */
 struct lister {
 	struct gcall		*c;
-	char			*prefix;	/* full name prefix */
-	char			*after;		/* full name, or NULL */
-	size_t			 max;
-	size_t			 cap;
-	struct store_list	*out;
-	char			*token;		/* next page, or NULL */
+	struct gcs_listing	 page;
 };
 
 /* The URL of the next page. */
 static char *
 list_url(const struct lister *l)
 {
-	char *p = http_uri_encode(l->prefix, false);
-	char *a = l->after ? http_uri_encode(l->after, false) : NULL;
-	char *t = l->token ? http_uri_encode(l->token, false) : NULL;
-	size_t want = l->max - l->out->n + 1;	/* one more: is there more? */
+	const struct gcs_listing *pg = &l->page;
+	char *p = http_uri_encode(pg->prefix, false);
+	char *a = pg->after ? http_uri_encode(pg->after, false) : NULL;
+	char *t = pg->token ? http_uri_encode(pg->token, false) : NULL;
+	size_t want = pg->max - pg->out->n + 1;	/* one more: is there more? */
 	char *url = NULL;
 
-	if (p != NULL && (l->after == NULL || a != NULL) &&
-	    (l->token == NULL || t != NULL))
+	if (p != NULL && (pg->after == NULL || a != NULL) &&
+	    (pg->token == NULL || t != NULL))
 		url = mkstr("%s/storage/v1/b/%s/o?%s%s%smaxResults=%zu%s%s"
 		    "%s%s&fields=items(name,size),nextPageToken",
 		    l->c->g->endpoint, l->c->g->bucket, *p ? "prefix=" : "", p,
@@ -964,17 +961,19 @@ list_url(const struct lister *l)
 
 /* Append one listed object; 1 if the page is full and it was left out. */
 static int
-list_add(struct lister *l, json_t *item, char **errmsg)
+list_add(struct gcs_listing *l, json_t *item, const char **why)
 {
 	const char *name = json_string_value(json_object_get(item, "name"));
-	size_t plen = strlen(l->c->g->prefix);
+	size_t plen = strlen(l->strip);
 	struct store_entry *e;
 	uint64_t size;
 
-	if (name == NULL || json_u64(json_object_get(item, "size"), &size) != 0)
-		return cerr(l->c, errmsg, LS_ERR_CORRUPT, "a listed object "
-		    "without a name or size");
+	if (name == NULL || json_u64(json_object_get(item, "size"), &size) != 0) {
+		*why = "a listed object without a name or size";
+		return LS_ERR_CORRUPT;
+	}
 	if (strncmp(name, l->prefix, strlen(l->prefix)) != 0 ||
+	    strncmp(name, l->strip, plen) != 0 ||
 	    (l->after != NULL && strcmp(name, l->after) <= 0))
 		return 0;	/* startOffset is inclusive (or ignored) */
 	if (l->out->n == l->max)
@@ -982,45 +981,60 @@ list_add(struct lister *l, json_t *item, char **errmsg)
 	if (l->out->n == l->cap) {
 		l->cap = l->cap ? 2 * l->cap : 64;
 		if ((e = realloc(l->out->entries, l->cap * sizeof(*e))) == NULL)
-			return cerr(l->c, errmsg, LS_ERR_NOMEM,
-			    "out of memory");
+			goto nomem;
 		l->out->entries = e;
 	}
 	e = &l->out->entries[l->out->n];
 	if ((e->key = strdup(name + plen)) == NULL)
-		return cerr(l->c, errmsg, LS_ERR_NOMEM, "out of memory");
+		goto nomem;
 	e->size = size;
 	l->out->n++;
 	return 0;
+ nomem:
+	*why = "out of memory";
+	return LS_ERR_NOMEM;
 }
 
-/* Take a page's items and its nextPageToken. */
-static int
-list_take(struct lister *l, json_t *doc, char **errmsg)
+int
+gcs_list_parse(struct gcs_listing *l, const char *body, size_t len,
+    const char **why)
 {
-	json_t *items = json_object_get(doc, "items");
-	const char *next = json_string_value(json_object_get(doc,
-	    "nextPageToken"));
+	json_t *doc = json_loadb(body ? body : "", len, 0, NULL), *items;
+	const char *next;
 	size_t i;
 	int r = 0;
 
+	if (doc == NULL || !json_is_object(doc)) {
+		json_decref(doc);
+		*why = "the listing is not a JSON object";
+		return LS_ERR_CORRUPT;
+	}
+	items = json_object_get(doc, "items");
+	next = json_string_value(json_object_get(doc, "nextPageToken"));
 	for (i = 0; r == 0 && i < json_array_size(items); i++)
-		r = list_add(l, json_array_get(items, i), errmsg);
+		r = list_add(l, json_array_get(items, i), why);
 	if (r == 1 || (r == 0 && next != NULL && *next != '\0' &&
 	    l->out->n == l->max)) {
 		l->out->truncated = 1;
 		next = NULL;
+		r = 0;
 	} else if (r != 0)
-		return r;
+		goto out;
 	if (next != NULL && *next != '\0' && l->token != NULL &&
-	    strcmp(next, l->token) == 0)
-		return cerr(l->c, errmsg, LS_ERR_IO, "the listing did not "
-		    "advance (same pageToken twice)");
+	    strcmp(next, l->token) == 0) {
+		*why = "the listing did not advance (same pageToken twice)";
+		r = LS_ERR_IO;
+		goto out;
+	}
 	free(l->token);
 	l->token = next != NULL && *next != '\0' ? strdup(next) : NULL;
-	if (next != NULL && *next != '\0' && l->token == NULL)
-		return cerr(l->c, errmsg, LS_ERR_NOMEM, "out of memory");
-	return 0;
+	if (next != NULL && *next != '\0' && l->token == NULL) {
+		*why = "out of memory";
+		r = LS_ERR_NOMEM;
+	}
+ out:
+	json_decref(doc);
+	return r;
 }
 
 /* Fetch and take one page. */
@@ -1030,7 +1044,7 @@ list_page(struct lister *l, char **errmsg)
 	struct http_req q = { .method = "GET", .body_fd = -1, .resp_fd = -1,
 	    .resp_max = LIST_RESP_MAX };
 	struct http_resp resp;
-	json_t *doc = NULL;
+	const char *why = NULL;
 	int r;
 
 	memset(&resp, 0, sizeof(resp));
@@ -1040,14 +1054,11 @@ list_page(struct lister *l, char **errmsg)
 		r = exchange_failed(l->c, r, errmsg);
 	else if (resp.status != 200)
 		r = status_error(l->c, &resp, errmsg);
-	else if ((doc = json_loadb(resp.body ? resp.body : "", resp.body_len,
-	    0, NULL)) == NULL || !json_is_object(doc))
-		r = cerr(l->c, errmsg, LS_ERR_CORRUPT, "the listing is not "
-		    "a JSON object%s", resp.body_len >= LIST_RESP_MAX ?
+	else if ((r = gcs_list_parse(&l->page, resp.body, resp.body_len,
+	    &why)) != 0)
+		r = cerr(l->c, errmsg, r, "%s%s", why,
+		    r == LS_ERR_CORRUPT && resp.body_len >= LIST_RESP_MAX ?
 		    " (larger than 32 MiB)" : "");
-	else
-		r = list_take(l, doc, errmsg);
-	json_decref(doc);
 	http_resp_free(&resp);
 	free((char *)q.url);
 	return r;
@@ -1058,24 +1069,27 @@ gcs_list_after(struct store *st, const char *prefix, const char *start_after,
     size_t max, struct store_list *out, char **errmsg)
 {
 	struct store_gcs *g = (struct store_gcs *)st;
-	struct lister l = { .max = max, .out = out };
+	struct lister l = { .page = { .strip = g->prefix, .max = max,
+	    .out = out } };
 	struct gcall c;
+	char *full_prefix, *full_after = NULL;
 	int r = 0;
 
 	gcall_init(&c, g, "list", *prefix != '\0' ? prefix : "(all)");
 	l.c = &c;
-	l.prefix = mkstr("%s%s", g->prefix, prefix);
+	l.page.prefix = full_prefix = mkstr("%s%s", g->prefix, prefix);
 	if (*start_after != '\0')
-		l.after = mkstr("%s%s", g->prefix, start_after);
-	if (l.prefix == NULL || (*start_after != '\0' && l.after == NULL))
+		l.page.after = full_after = mkstr("%s%s", g->prefix,
+		    start_after);
+	if (full_prefix == NULL || (*start_after != '\0' && full_after == NULL))
 		r = cerr(&c, errmsg, LS_ERR_NOMEM, "out of memory");
 	while (r == 0 && max > 0) {
-		if ((r = list_page(&l, errmsg)) != 0 || l.token == NULL)
+		if ((r = list_page(&l, errmsg)) != 0 || l.page.token == NULL)
 			break;
 	}
-	free(l.prefix);
-	free(l.after);
-	free(l.token);
+	free(full_prefix);
+	free(full_after);
+	free(l.page.token);
 	gcall_done(&c);
 	return r;
 }

@@ -48,6 +48,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "store/http.h"
+#include "store/s3/s3.h"
 #include "store/s3/sigv4.h"
 #include "store/store_int.h"
 #include "store/xml.h"
@@ -628,28 +629,22 @@ s3_del(struct store *st, const char *key, char **errmsg)
 struct lister {
 	struct store_s3		*s;
 	struct s3_req		 q;
-	size_t			 skip;		/* length of "<prefix>/" */
-	size_t			 max;
-	size_t			 cap;
-	const char		*after;		/* drop keys up to this one */
-	struct store_list	*out;
-	char			*token;		/* continuation */
-	int			 more;		/* the service has more */
+	struct s3_listing	 page;
 };
 
 /* Add one <Contents> entry to the listing, if it is under the prefix. */
 static int
-list_add(struct lister *l, xmlNodePtr c)
+list_add(struct s3_listing *l, size_t skip, xmlNodePtr c)
 {
 	struct store_entry *e;
 	char *key = xml_child_text(c, "Key"), *size = xml_child_text(c, "Size");
 	int r = 0;
 
-	if (key == NULL || strlen(key) <= l->skip || (l->skip > 0 &&
-	    (strncmp(key, l->s->prefix, l->skip - 1) != 0 ||
-	    key[l->skip - 1] != '/')))
+	if (key == NULL || strlen(key) <= skip || (skip > 0 &&
+	    (strncmp(key, l->prefix, skip - 1) != 0 ||
+	    key[skip - 1] != '/')))
 		goto out;		/* not under the prefix: ignored */
-	if (l->after != NULL && strcmp(key + l->skip, l->after) <= 0)
+	if (l->after != NULL && strcmp(key + skip, l->after) <= 0)
 		goto out;		/* see sendable_after */
 	if (l->out->n == l->cap) {
 		l->cap = l->cap ? l->cap * 2 : 64;
@@ -661,7 +656,7 @@ list_add(struct lister *l, xmlNodePtr c)
 		l->out->entries = e;
 	}
 	e = &l->out->entries[l->out->n];
-	if ((e->key = strdup(key + l->skip)) == NULL) {
+	if ((e->key = strdup(key + skip)) == NULL) {
 		r = LS_ERR_NOMEM;
 		goto out;
 	}
@@ -673,19 +668,18 @@ list_add(struct lister *l, xmlNodePtr c)
 	return r;
 }
 
-/* Take one ListObjectsV2 page: its keys, IsTruncated, the next token. */
-static int
-list_parse(struct lister *l, const struct http_resp *resp, char **errmsg)
+int
+s3_list_parse(struct s3_listing *l, const char *body, size_t len)
 {
-	xmlDocPtr doc = xml_parse(resp->body, resp->body_len);
+	xmlDocPtr doc = xml_parse(body, len);
 	xmlNodePtr root = xml_root(doc, "ListBucketResult"), c;
+	size_t skip = *l->prefix != '\0' ? strlen(l->prefix) + 1 : 0;
 	char *trunc;
 	int r = 0;
 
 	if (root == NULL) {
 		xmlFreeDoc(doc);
-		return s3_err(l->s, &l->q, errmsg, LS_ERR_IO, "the answer is "
-		    "not a ListBucketResult (%zu bytes)", resp->body_len);
+		return LS_ERR_IO;
 	}
 	for (c = root->children; r == 0 && c != NULL; c = c->next) {
 		if (c->type != XML_ELEMENT_NODE ||
@@ -695,7 +689,7 @@ list_parse(struct lister *l, const struct http_resp *resp, char **errmsg)
 			l->out->truncated = 1;
 			break;
 		}
-		r = list_add(l, c);
+		r = list_add(l, skip, c);
 	}
 	trunc = xml_child_text(root, "IsTruncated");
 	l->more = trunc != NULL && strcmp(trunc, "true") == 0;
@@ -703,6 +697,18 @@ list_parse(struct lister *l, const struct http_resp *resp, char **errmsg)
 	free(l->token);
 	l->token = l->more ? xml_child_text(root, "NextContinuationToken") : NULL;
 	xmlFreeDoc(doc);
+	return r;
+}
+
+/* Take one ListObjectsV2 page: its keys, IsTruncated, the next token. */
+static int
+list_parse(struct lister *l, const struct http_resp *resp, char **errmsg)
+{
+	int r = s3_list_parse(&l->page, resp->body, resp->body_len);
+
+	if (r == LS_ERR_IO)
+		return s3_err(l->s, &l->q, errmsg, LS_ERR_IO, "the answer is "
+		    "not a ListBucketResult (%zu bytes)", resp->body_len);
 	if (r != 0)
 		return s3_err(l->s, &l->q, errmsg, r, "out of memory");
 	return 0;
@@ -714,7 +720,7 @@ list_page(struct lister *l, const char *full_prefix, const char *full_after,
     char **errmsg)
 {
 	struct http_resp resp = { 0 };
-	size_t want = l->max - l->out->n;
+	size_t want = l->page.max - l->page.out->n;
 	char maxkeys[24];
 	int r;
 
@@ -726,8 +732,8 @@ list_page(struct lister *l, const char *full_prefix, const char *full_after,
 	req_query(&l->q, "max-keys", maxkeys);
 	if (*full_prefix != '\0')
 		req_query(&l->q, "prefix", full_prefix);
-	if (l->token != NULL)
-		req_query(&l->q, "continuation-token", l->token);
+	if (l->page.token != NULL)
+		req_query(&l->q, "continuation-token", l->page.token);
 	else if (full_after != NULL)
 		req_query(&l->q, "start-after", full_after);
 	if ((r = s3_call(l->s, &l->q, &resp, errmsg)) == 0)
@@ -789,28 +795,28 @@ s3_list_after(struct store *st, const char *prefix, const char *start_after,
     size_t max, struct store_list *out, char **errmsg)
 {
 	struct store_s3 *s = (struct store_s3 *)st;
-	struct lister l = { .s = s, .max = max, .out = out };
+	struct lister l = { .s = s, .page = { .prefix = s->prefix, .max = max,
+	    .out = out } };
 	char *full_prefix = objkey_of(s, prefix), *full_after = NULL;
 	int r = 0;
 
 	l.q.key = prefix;
-	l.skip = *s->prefix != '\0' ? strlen(s->prefix) + 1 : 0;
 	if (*start_after != '\0')
-		full_after = sendable_after(s, start_after, &l.after);
+		full_after = sendable_after(s, start_after, &l.page.after);
 	if (full_prefix == NULL || (*start_after != '\0' && full_after == NULL))
 		r = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	while (r == 0) {
 		if ((r = list_page(&l, full_prefix, full_after, errmsg)) != 0 ||
 		    out->truncated)
 			break;
-		if (!l.more)
+		if (!l.page.more)
 			break;
-		if (out->n >= max || l.token == NULL) {
+		if (out->n >= max || l.page.token == NULL) {
 			out->truncated = 1;
 			break;
 		}
 	}
-	free(l.token);
+	free(l.page.token);
 	free(full_prefix);
 	free(full_after);
 	return r;
@@ -999,13 +1005,27 @@ part_hash_wait(struct part_hash *h)
 	h->running = 0;
 }
 
+char *
+s3_upload_id(const char *body, size_t len)
+{
+	xmlDocPtr doc = xml_parse(body, len);
+	char *id = xml_child_text(xml_root(doc, "InitiateMultipartUploadResult"),
+	    "UploadId");
+
+	xmlFreeDoc(doc);
+	if (id != NULL && (*id == '\0' || strpbrk(id, "\r\n") != NULL)) {
+		free(id);
+		id = NULL;
+	}
+	return id;
+}
+
 /* CreateMultipartUpload: m->upload_id. */
 static int
 mpu_create(struct mpu *m, char **errmsg)
 {
 	struct http_resp resp = { 0 };
 	struct s3_req q;
-	xmlDocPtr doc = NULL;
 	int r;
 
 	req_init(&q, m->op, m->key, "POST", m->obj);
@@ -1016,14 +1036,11 @@ mpu_create(struct mpu *m, char **errmsg)
 		r = s3_fail(m->s, &q, &resp, errmsg);
 		goto out;
 	}
-	doc = xml_parse(resp.body, resp.body_len);
-	m->upload_id = xml_child_text(xml_root(doc,
-	    "InitiateMultipartUploadResult"), "UploadId");
-	if (m->upload_id == NULL || *m->upload_id == '\0')
+	m->upload_id = s3_upload_id(resp.body, resp.body_len);
+	if (m->upload_id == NULL)
 		r = s3_err(m->s, &q, errmsg, LS_ERR_IO, "starting a multipart "
 		    "upload: no UploadId in the answer");
  out:
-	xmlFreeDoc(doc);
 	http_resp_free(&resp);
 	return r;
 }
