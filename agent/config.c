@@ -10,8 +10,10 @@
 
 #include "common/conffile.h"
 #include "common/error.h"
+#include "common/secfile.h"
 #include "common/util.h"
 #include "config.h"
+#include "pg/pgtool.h"
 #include "store/store_opts.h"
 
 
@@ -253,6 +255,11 @@ read_file(struct agent_config *c, const char *path, const bool *set)
 
 	if (conffile_read(path, file_setting, &x, &err) != 0)
 		usage_error("%s", err);
+	if (!set[find_key("source") - keys] &&
+	    pgtool_conninfo_has_secret(c->source) &&
+	    secfile_check(path, "config file (it holds the source's password)",
+	    &err) != 0)
+		usage_error("%s", err);
 }
 
 static void
@@ -310,6 +317,7 @@ config_parse(int argc, char **argv, struct agent_config *c)
 {
 	struct option opts[NKEYS + 3];
 	bool set[NKEYS] = { false };
+	char *source_arg = NULL;
 	size_t i;
 	int ch, idx;
 
@@ -346,9 +354,14 @@ config_parse(int argc, char **argv, struct agent_config *c)
 		else
 			set_value(c, &keys[idx], optarg, "command line");
 		set[idx] = true;
-		if (strcmp(keys[idx].name, "source") == 0)
+		if (strcmp(keys[idx].name, "source") == 0) {
 			c->source_on_argv = true;
+			source_arg = optarg;
+		}
 	}
+	/* ps shows argv: the copy in c->source is all we need */
+	if (source_arg != NULL)
+		c->source_scrubbed = pgtool_conninfo_scrub(source_arg);
 	if (optind < argc)
 		usage_error("unexpected argument \"%s\"", argv[optind]);
 	if (c->config_file != NULL)

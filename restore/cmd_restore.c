@@ -10,7 +10,10 @@
 
 #include "cmd.h"
 #include "common/conffile.h"
+#include "common/error.h"
+#include "common/secfile.h"
 #include "common/util.h"
+#include "pg/pgtool.h"
 #include "replay.h"
 #include "store/store.h"
 #include "store/store_opts.h"
@@ -205,6 +208,10 @@ read_config(struct parse *p)
 	char *err = NULL;
 	int rc = conffile_read(p->config, file_setting, p, &err);
 
+	if (rc == 0 && !p->set['t'] && pgtool_conninfo_has_secret(p->o.target) &&
+	    secfile_check(p->config, "config file (it holds the target's "
+	    "password)", &err) != 0)
+		rc = LS_ERR_INVALID;
 	if (err != NULL) {
 		rc = cmd_usage_error("%s", err);
 		free(err);

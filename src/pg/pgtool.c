@@ -589,3 +589,29 @@ pgtool_run(const char *program, const char *given_path,
 		return r;
 	return pgtool_wait(p, what, note, errmsg);
 }
+
+bool
+pgtool_conninfo_has_secret(const char *conninfo)
+{
+	PQconninfoOption *opts, *op;
+	bool secret = false;
+
+	if (conninfo == NULL || (opts = PQconninfoParse(conninfo, NULL)) == NULL)
+		return false;
+	for (op = opts; op->keyword != NULL; op++)
+		if (op->val != NULL && *op->val != '\0' &&
+		    (strcmp(op->keyword, "password") == 0 ||
+		    strcmp(op->keyword, "sslpassword") == 0))
+			secret = true;
+	PQconninfoFree(opts);
+	return secret;
+}
+
+bool
+pgtool_conninfo_scrub(char *arg)
+{
+	if (!pgtool_conninfo_has_secret(arg))
+		return false;
+	memset(arg, 'x', strlen(arg));
+	return true;
+}

@@ -13,6 +13,8 @@
 #ifndef LS_PGTOOL_H
 #define LS_PGTOOL_H
 
+#include <stdbool.h>
+
 /* A running child. */
 struct pgtool;
 
@@ -69,5 +71,15 @@ void pgtool_kill(struct pgtool *p);
 int pgtool_run(const char *program, const char *given_path,
     const char *conninfo, const char *const *args, int stdin_fd,
     int stdout_fd, const char *what, char **note, char **errmsg);
+
+/* Does conninfo set password or sslpassword?  NULL or unparsable: false. */
+bool pgtool_conninfo_has_secret(const char *conninfo);
+
+/*
+ * If arg, a conninfo in our own argv, holds a secret, overwrite it in place
+ * with 'x's so that ps and /proc/PID/cmdline no longer show it (keep a copy
+ * first), and return true.
+ */
+bool pgtool_conninfo_scrub(char *arg);
 
 #endif
