@@ -17,7 +17,9 @@ static int
 file_verdict(const struct stat *sb, const char *path, const char *what,
     char **errmsg)
 {
-	if ((sb->st_mode & OTHERS) == 0)
+	mode_t bad = sb->st_uid == 0 ? S_IWGRP | S_IXGRP | S_IRWXO : OTHERS;
+
+	if ((sb->st_mode & bad) == 0)
 		return 0;
 	return ls_errf(errmsg, LS_ERR_INVALID, "%s %s: mode %04o lets other "
 	    "users read it; run: chmod 600 %s", what, path,

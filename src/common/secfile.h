@@ -1,16 +1,18 @@
 /*
  * secfile.h: files that hold secrets, and directories that hold private
  * state, are refused when other users may read them, as ssh refuses a
- * private key that is not 0600.  "Others" is the group and the world: any
- * of the mode's 077 bits.  The owner is not checked (root may run a
- * service with a file it owns).
+ * private key that is not 0600.  A file may give its group and the world
+ * nothing (0600 or less), except that a file owned by root may also be
+ * read by its group (0640 or less: root:logship 0640 is how a service's
+ * secrets are often handed over), as libpq allows for its sslkey.  A
+ * directory must be 0700 or less.
  */
 #ifndef LS_SECFILE_H
 #define LS_SECFILE_H
 
 /*
  * The file open on fd (named path, what says what it is: "key file",
- * "GCS key file") must not be readable or writable by group or others.
+ * "GCS key file") must give others no access (see above).
  * Returns 0, or LS_ERR_INVALID with *errmsg
  *	"key file /k: mode 0644 lets other users read it; run: chmod 600 /k"
  * or LS_ERR_IO if fstat failed.
