@@ -352,8 +352,8 @@ ls_key_load(const char *path, uint8_t key[32], char **errmsg)
 	if ((n == 64 || (n == 65 && buf[64] == '\n')) && ls_unhex(buf, key, 32) == 0)
 		return 0;
 	return ls_errf(errmsg, LS_ERR_INVALID, "key file %s: expected 32 raw "
-	    "bytes or 64 hex digits; create one with: openssl rand -hex 32 > %s",
-	    path, path);
+	    "bytes or 64 hex digits; create one with: (umask 077; openssl rand "
+	    "-hex 32 > %s)", path, path);
 }
 
 int64_t
