@@ -82,4 +82,21 @@ bool pgtool_conninfo_has_secret(const char *conninfo);
  */
 bool pgtool_conninfo_scrub(char *arg);
 
+/*
+ * Is a connection to host (as PQhost gives it: a name, an address, or a
+ * socket directory; NULL or "": the default socket) with sslmode (NULL:
+ * libpq's default, prefer) open to a machine on the path posing as the
+ * server?  True for a TCP host that is not a loopback address when
+ * sslmode is neither verify-ca nor verify-full.
+ */
+bool pgtool_tls_unverified(const char *host, const char *sslmode);
+
+/*
+ * For an open connection c: NULL if it is verified or local, else a
+ * warning (caller frees) naming the host, the sslmode and the fix, with
+ * option ("--source") as the place to put sslmode=verify-full.
+ */
+struct pg_conn;
+char *pgtool_tls_warning(struct pg_conn *c, const char *option);
+
 #endif
