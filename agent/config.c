@@ -230,6 +230,7 @@ find_key(const char *name)
 struct file_ctx {
 	struct agent_config	*c;
 	const bool		*set;	/* keys given on argv: they win */
+	bool			 secret;	/* the file holds a password */
 };
 
 static int
@@ -241,6 +242,8 @@ file_setting(void *arg, const char *k, const char *v, const char *where)
 	if ((key = find_key(k)) == NULL || strcmp(k, "config") == 0 ||
 	    strcmp(k, "ddl-uninstall") == 0 || strcmp(k, "drop-slot") == 0)
 		usage_error("%s: unknown setting \"%s\"", where, k);
+	if (strcmp(k, "source") == 0 && pgtool_conninfo_has_secret(v))
+		x->secret = true;
 	if (!x->set[key - keys])
 		set_value(x->c, key, v, where);
 	return 0;
@@ -250,15 +253,13 @@ file_setting(void *arg, const char *k, const char *v, const char *where)
 static void
 read_file(struct agent_config *c, const char *path, const bool *set)
 {
-	struct file_ctx x = { c, set };
+	struct file_ctx x = { c, set, false };
 	char *err = NULL;
 
 	if (conffile_read(path, file_setting, &x, &err) != 0)
 		usage_error("%s", err);
-	if (!set[find_key("source") - keys] &&
-	    pgtool_conninfo_has_secret(c->source) &&
-	    secfile_check(path, "config file (it holds the source's password)",
-	    &err) != 0)
+	if (x.secret && secfile_check(path, "config file (it holds the "
+	    "source's password)", &err) != 0)
 		usage_error("%s", err);
 }
 

@@ -109,15 +109,19 @@ long_index(const struct option *opts, int ch)
 /*
  * A conninfo given on our command line: if it holds a password, a copy is
  * kept for the run and the original is overwritten, so that ps and
- * /proc/PID/cmdline stop showing it.
+ * /proc/PID/cmdline stop showing it.  The last --target wins, so only the
+ * last copy is kept.
  */
 static char *
 scrub_conninfo(char *arg)
 {
+	static char *kept;
 	char *copy;
 
 	if (!pgtool_conninfo_has_secret(arg) || (copy = strdup(arg)) == NULL)
 		return arg;
+	free(kept);
+	kept = copy;
 	pgtool_conninfo_scrub(arg);
 	fprintf(stderr, "logship-restore: warning: --target holds a password, "
 	    "which other users could see in ps until it was overwritten; put "
