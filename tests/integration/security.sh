@@ -96,6 +96,8 @@ chmod 644 "$T/agent.conf"
 out=$("$AGENT" --config "$T/agent.conf" --endpos 0/1 2>&1); rc=$?
 is "$rc" 2 "a config file holding the source's password, readable by others: refused"
 like "$out" "config file .*$T/agent.conf: mode 0644 .*chmod 600 $T/agent.conf" "with the chmod that fixes it"
+out=$("$AGENT" --config "$T/agent.conf" --source "$SRC" --endpos 0/1 2>&1); rc=$?
+is "$rc" 2 "also when --source on the command line overrides the file's"
 printf 'store = %s\n' "$T/p" > "$T/nopw.conf"; chmod 644 "$T/nopw.conf"
 out=$("$AGENT" status --config "$T/nopw.conf" --source "host=127.0.0.1 port=$P user=postgres" 2>&1)
 unlike "$out" "chmod" "a config file without a secret may be 0644"
