@@ -125,7 +125,7 @@ test_secfile(void)
 	    0644, 0660 };
 	char *err = NULL;
 	size_t i;
-	int fd, bad = 0;
+	int fd, r, bad = 0;
 
 	if (mkdtemp(dir) == NULL)
 		abort();
@@ -148,9 +148,10 @@ test_secfile(void)
 	    "a 0400 file passes");
 	close(fd);
 	ok(secfile_check_dir(dir, "state dir", &err) == 0, "a 0700 dir passes");
-	ok(chmod(dir, 0750) == 0 && secfile_check_dir(dir, "state dir", &err) ==
+	r = chmod(dir, 0750) == 0 && secfile_check_dir(dir, "state dir", &err) ==
 	    LS_ERR_INVALID && strstr(err, "mode 0750 lets other users in; run: "
-	    "chmod 700 ") != NULL, "a 0750 dir is refused with the fix: %s", err);
+	    "chmod 700 ") != NULL;
+	ok(r, "a 0750 dir is refused with the fix: %s", err);
 	ok(secfile_check_dir(file, "state dir", &err) == LS_ERR_INVALID &&
 	    strstr(err, "not a directory") != NULL, "a file is not a dir");
 	unlink(file);
