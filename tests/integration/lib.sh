@@ -22,7 +22,7 @@ _pseed=0
 cleanup() {
 	for p in $_pids; do kill -9 "$p" 2>/dev/null || true; done
 	for d in $_clusters; do pg_as "$PG_BINDIR/pg_ctl" -D "$d" -m immediate stop >/dev/null 2>&1 || true; done
-	[ -n "${KEEP_T:-}" ] || rm -rf "$T"
+	rm -rf "$T"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP PIPE
