@@ -144,7 +144,6 @@ psql_at "$P" -c "INSERT INTO tbl_zebra_secret (col_okapi_secret) VALUES ('STREAM
 	-c "CREATE TABLE tbl_ddl_narwhal (id int PRIMARY KEY, v text)" \
 	-c "INSERT INTO tbl_ddl_narwhal VALUES (1, 'DDLROWVAL-$r')" >/dev/null
 END=$(psql_at "$P" -c "select pg_current_wal_lsn()")
-sleep 1.5
 kill -TERM $APID; wait $APID; rc=$?
 is "$rc" 0 "the agent stops on SIGTERM"
 (umask 000; "$AGENT" --config "$T/agent.conf" --key-file "$T/key" -v -v --endpos "$END" \
@@ -218,7 +217,8 @@ XPID=$!; track_pid $XPID
 "$RESTORE" --target "host=127.0.0.1 port=$MUTE user=loader password=$TPW" --store "$T/p" \
 	--key-file "$T/key" --state-dir "$T/st-argv" --follow -v -v > "$OUT/argv-restore.out" 2>&1 &
 YPID=$!; track_pid $YPID
-sleep 1
+i=0; until grep -qs "could see in ps" "$OUT/argv-agent.out" && grep -qs "could see in ps" "$OUT/argv-restore.out" ||
+	[ $i -gt 100 ]; do sleep 0.1; i=$((i+1)); done
 tr '\0' ' ' < /proc/$XPID/cmdline > "$OUT/cmdline-argv-agent"
 tr '\0' ' ' < /proc/$YPID/cmdline > "$OUT/cmdline-argv-restore"
 kill -TERM $XPID $YPID 2>/dev/null; wait $XPID $YPID 2>/dev/null
