@@ -51,6 +51,7 @@ struct bc_chunk {
 };
 
 struct bc_table {
+	unsigned	 no;		/* its index in bc.tables: names chunks */
 	char		*schema;
 	char		*name;
 	char		*qname;		/* "schema"."name", quoted */
@@ -455,6 +456,8 @@ load_tables(struct bc *bc, PGconn *c, const struct oids *ids, char **errmsg)
 		    PQgetvalue(res, row - 1, 0)) != 0) &&
 		    table_init(c, res, row, &bc->tables[bc->ntables++]) != 0)
 			r = nomem(errmsg);
+		if (r == 0)
+			bc->tables[bc->ntables - 1].no = (unsigned)bc->ntables - 1;
 		if (r == 0 && !PQgetisnull(res, row, 5) && (append_ident(c,
 		    &bc->tables[bc->ntables - 1].cols, ",",
 		    PQgetvalue(res, row, 5)) != 0 || add_column(
@@ -792,8 +795,7 @@ copy_chunk(const struct basecopy_opts *o, PGconn *c, struct bc_chunk *k,
 	char key[KEYLEN], *sql;
 	int r;
 
-	base_chunk_key(o->generation, o->base, k->t->schema, k->t->name, k->n, key,
-	    sizeof(key));
+	base_chunk_key(o->generation, o->base, k->t->no, k->n, key, sizeof(key));
 	if ((sql = chunk_sql(k)) == NULL)
 		r = nomem(errmsg);
 	else if ((r = blob_writer_new("copy", o->key, o->spool_dir, &b,
@@ -904,8 +906,8 @@ fill_manifest(const struct bc *bc, struct base_manifest *m, char **errmsg)
 		    (const char *const *)t->colnames, t->coltypes, t->ncols) != 0)
 			return nomem(errmsg);
 		for (k = 0; k < t->nchunks; k++) {
-			base_chunk_key(bc->o->generation, bc->o->base, t->schema, t->name, k,
-			    key, sizeof(key));
+			base_chunk_key(bc->o->generation, bc->o->base, t->no, k, key,
+			    sizeof(key));
 			c = (struct base_chunk){ key, { 0 }, t->chunks[k].bytes,
 			    t->chunks[k].rows };
 			memcpy(c.sha256, t->chunks[k].sha, 32);

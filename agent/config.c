@@ -10,8 +10,10 @@
 
 #include "common/conffile.h"
 #include "common/error.h"
+#include "common/secfile.h"
 #include "common/util.h"
 #include "config.h"
+#include "pg/pgtool.h"
 #include "store/store_opts.h"
 
 
@@ -228,6 +230,7 @@ find_key(const char *name)
 struct file_ctx {
 	struct agent_config	*c;
 	const bool		*set;	/* keys given on argv: they win */
+	bool			 secret;	/* the file holds a password */
 };
 
 static int
@@ -239,6 +242,8 @@ file_setting(void *arg, const char *k, const char *v, const char *where)
 	if ((key = find_key(k)) == NULL || strcmp(k, "config") == 0 ||
 	    strcmp(k, "ddl-uninstall") == 0 || strcmp(k, "drop-slot") == 0)
 		usage_error("%s: unknown setting \"%s\"", where, k);
+	if (strcmp(k, "source") == 0 && pgtool_conninfo_has_secret(v))
+		x->secret = true;
 	if (!x->set[key - keys])
 		set_value(x->c, key, v, where);
 	return 0;
@@ -248,10 +253,13 @@ file_setting(void *arg, const char *k, const char *v, const char *where)
 static void
 read_file(struct agent_config *c, const char *path, const bool *set)
 {
-	struct file_ctx x = { c, set };
+	struct file_ctx x = { c, set, false };
 	char *err = NULL;
 
 	if (conffile_read(path, file_setting, &x, &err) != 0)
+		usage_error("%s", err);
+	if (x.secret && secfile_check(path, "config file (it holds the "
+	    "source's password)", &err) != 0)
 		usage_error("%s", err);
 }
 
@@ -310,6 +318,7 @@ config_parse(int argc, char **argv, struct agent_config *c)
 {
 	struct option opts[NKEYS + 3];
 	bool set[NKEYS] = { false };
+	char *source_arg = NULL;
 	size_t i;
 	int ch, idx;
 
@@ -346,9 +355,14 @@ config_parse(int argc, char **argv, struct agent_config *c)
 		else
 			set_value(c, &keys[idx], optarg, "command line");
 		set[idx] = true;
-		if (strcmp(keys[idx].name, "source") == 0)
+		if (strcmp(keys[idx].name, "source") == 0) {
 			c->source_on_argv = true;
+			source_arg = optarg;
+		}
 	}
+	/* ps shows argv: the copy in c->source is all we need */
+	if (source_arg != NULL)
+		c->source_scrubbed = pgtool_conninfo_scrub(source_arg);
 	if (optind < argc)
 		usage_error("unexpected argument \"%s\"", argv[optind]);
 	if (c->config_file != NULL)

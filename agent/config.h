@@ -42,7 +42,8 @@ struct agent_config {
 	char		*config_file;
 	struct store_opts store_opts;		/* strings malloc'd */
 	int64_t		 verbose;
-	bool		 source_on_argv;	/* warn: a password there shows in ps */
+	bool		 source_on_argv;
+	bool		 source_scrubbed;	/* its password was in argv: warn */
 };
 
 /*

@@ -22,6 +22,7 @@
 #include "agent.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "common/secfile.h"
 #include "common/service.h"
 #include "common/util.h"
 #include "ddl.h"
@@ -129,7 +130,9 @@ setup(struct agent *a, const struct agent_config *c, uint8_t key[32])
 	store_global_init();	/* before any thread (base copy workers) */
 
 	if (log_init(c->log_format, c->log_file, (int)c->verbose, &err) != 0 ||
-	    (c->key_file != NULL && ls_key_load(c->key_file, key, &err) != 0)) {
+	    (c->key_file != NULL && ls_key_load(c->key_file, key, &err) != 0) ||
+	    (c->spool_dir != NULL && secfile_check_dir(c->spool_dir,
+	    "spool dir", &err) != 0)) {
 		fprintf(stderr, "logship-agent: %s\n", err);
 		free(err);
 		return 2;
@@ -145,10 +148,10 @@ setup(struct agent *a, const struct agent_config *c, uint8_t key[32])
 		free(err);
 		return 1;
 	}
-	if (c->source_on_argv && strstr(c->source, "password") != NULL)
+	if (c->source_scrubbed)
 		log_warn("agent", "--source holds a password, which other users "
-		    "can see in ps; put it in a .pgpass file (PGPASSFILE) or the "
-		    "--config file instead");
+		    "could see in ps until it was overwritten; put it in a .pgpass "
+		    "file (PGPASSFILE) or the --config file instead");
 	a->key = c->key_file != NULL ? key : NULL;
 	a->cfg = c;
 	if (observe_start(a, &err) != 0) {

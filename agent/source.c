@@ -5,8 +5,24 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "common/util.h"
+#include "pg/pgtool.h"
 #include "source.h"
+
+/* Say once per run when the source's connection is not verified. */
+static void
+tls_note(PGconn *c)
+{
+	static int told;
+	char *w;
+
+	if (__atomic_exchange_n(&told, 1, __ATOMIC_RELAXED))
+		return;
+	if ((w = pgtool_tls_warning(c, "--source")) != NULL)
+		log_warn("agent", "%s", w);
+	free(w);
+}
 
 /* The server's message without its trailing newline. */
 static const char *
@@ -44,6 +60,7 @@ source_connect(const char *conninfo, bool replication, PGconn **out,
 	}
 	c = PQconnectdbParams(kw, val, 1);
 	if (PQstatus(c) == CONNECTION_OK) {
+		tls_note(c);
 		*out = c;
 		return 0;
 	}

@@ -10,7 +10,10 @@
 
 #include "cmd.h"
 #include "common/conffile.h"
+#include "common/error.h"
+#include "common/secfile.h"
 #include "common/util.h"
+#include "pg/pgtool.h"
 #include "replay.h"
 #include "store/store.h"
 #include "store/store_opts.h"
@@ -110,6 +113,7 @@ struct parse {
 	char			 set[128];	/* option chars given on argv */
 	char			**kept;		/* config file values */
 	size_t			 nkept;
+	bool			 secret;	/* the file holds a password */
 };
 
 /* One option (ch, its value v, which must outlive the restore). */
@@ -181,6 +185,9 @@ file_setting(void *arg, const char *k, const char *v, const char *where)
 			break;
 	if (opt->name == NULL && i == STORE_OPTS_N)
 		return cmd_usage_error("%s: unknown setting \"%s\"", where, k);
+	if (opt->name != NULL && opt->val == 't' &&
+	    pgtool_conninfo_has_secret(v))
+		p->secret = true;
 	if (opt->name != NULL && p->set[opt->val & 127])
 		return 0;		/* the command line wins */
 	if ((copy = keep(p, v)) == NULL)
@@ -208,6 +215,9 @@ read_config(struct parse *p)
 	char *err = NULL;
 	int rc = conffile_read(p->config, file_setting, p, &err);
 
+	if (rc == 0 && p->secret && secfile_check(p->config, "config file (it holds the target's "
+	    "password)", &err) != 0)
+		rc = LS_ERR_INVALID;
 	if (err != NULL) {
 		rc = cmd_usage_error("%s", err);
 		free(err);

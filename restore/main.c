@@ -16,6 +16,7 @@
 #include "cmd.h"
 #include "common/error.h"
 #include "common/util.h"
+#include "pg/pgtool.h"
 #include "store/store.h"
 #include "store/store_opts.h"
 
@@ -93,6 +94,41 @@ cmd_int_arg(const char *opt, const char *v, int lo, int hi, int *out)
 	return 0;
 }
 
+/* The index in opts of the long option whose value is ch, or -1. */
+static int
+long_index(const struct option *opts, int ch)
+{
+	int i;
+
+	for (i = 0; opts[i].name != NULL; i++)
+		if (opts[i].flag == NULL && opts[i].val == ch)
+			return i;
+	return -1;
+}
+
+/*
+ * A conninfo given on our command line: if it holds a password, a copy is
+ * kept for the run and the original is overwritten, so that ps and
+ * /proc/PID/cmdline stop showing it.  The last --target wins, so only the
+ * last copy is kept.
+ */
+static char *
+scrub_conninfo(char *arg)
+{
+	static char *kept;
+	char *copy;
+
+	if (!pgtool_conninfo_has_secret(arg) || (copy = strdup(arg)) == NULL)
+		return arg;
+	free(kept);
+	kept = copy;
+	pgtool_conninfo_scrub(arg);
+	fprintf(stderr, "logship-restore: warning: --target holds a password, "
+	    "which other users could see in ps until it was overwritten; put "
+	    "it in a password file (PGPASSFILE) or the --config file\n");
+	return copy;
+}
+
 int
 cmd_getopt(int argc, char **argv, const char *shortopts,
     const struct option *longopts, struct store_opts *so)
@@ -113,6 +149,9 @@ cmd_getopt(int argc, char **argv, const char *shortopts,
 	while ((ch = getopt_long(argc, argv, shortopts, all, &idx)) ==
 	    STORE_OPT)
 		store_opts_set(so, &store_opts_keys[idx - (int)n], optarg);
+	if (ch > 0 && ch != '?' && optarg != NULL && (idx = long_index(all,
+	    ch)) >= 0 && strcmp(all[idx].name, "target") == 0)
+		optarg = scrub_conninfo(optarg);
 	return ch;
 }
 

@@ -12,6 +12,7 @@
 #include <lmdb.h>
 
 #include "common/error.h"
+#include "common/secfile.h"
 #include "state.h"
 
 struct state {
@@ -104,6 +105,10 @@ open_state(const char *dir, bool lock, struct state **out, char **errmsg)
 		    "writable --state-dir", dir, strerror(errno));
 		state_close(st);
 		return rc;
+	}
+	if ((rc = secfile_check_dir(dir, "state dir", errmsg)) != 0) {
+		state_close(st);
+		return LS_ERR_INVALID;
 	}
 	if (lock && (rc = lock_dir(st, errmsg)) != 0) {
 		state_close(st);

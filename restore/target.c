@@ -5,8 +5,24 @@
 #include <string.h>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "common/util.h"
+#include "pg/pgtool.h"
 #include "target.h"
+
+/* Say once per run when the target's connection is not verified. */
+static void
+tls_note(PGconn *c)
+{
+	static int told;
+	char *w;
+
+	if (__atomic_exchange_n(&told, 1, __ATOMIC_RELAXED))
+		return;
+	if ((w = pgtool_tls_warning(c, "--target")) != NULL)
+		log_warn("restore", "%s", w);
+	free(w);
+}
 
 int
 target_classify(PGconn *c, const PGresult *res)
@@ -46,6 +62,7 @@ target_connect(const char *conninfo, PGconn **out, char **errmsg)
 	int r;
 
 	if (PQstatus(c) == CONNECTION_OK) {
+		tls_note(c);
 		*out = c;
 		return 0;
 	}

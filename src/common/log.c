@@ -1,9 +1,11 @@
 /* log.c: line-oriented text or JSON logging (see log.h). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -20,6 +22,20 @@ static struct {
 
 static const char *const level_names[] = { "error", "warn", "info", "debug" };
 
+/* The log file for appending, created 0600 whatever the umask. */
+static FILE *
+open_log(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	FILE *fp;
+
+	if (fd < 0)
+		return NULL;
+	if ((fp = fdopen(fd, "a")) == NULL)
+		close(fd);
+	return fp;
+}
+
 int
 log_init(const char *format, const char *path, int verbose, char **errmsg)
 {
@@ -32,7 +48,7 @@ log_init(const char *format, const char *path, int verbose, char **errmsg)
 	free(lg.path);
 	lg.path = path != NULL ? strdup(path) : NULL;
 	lg.fp = NULL;
-	if (path != NULL && (lg.fp = fopen(path, "a")) == NULL)
+	if (path != NULL && (lg.fp = open_log(path)) == NULL)
 		return ls_errf(errmsg, LS_ERR_INVALID, "log file %s: %s", path,
 		    strerror(errno));
 	if (lg.fp != NULL)
@@ -45,7 +61,7 @@ log_reopen(void)
 {
 	FILE *fp;
 
-	if (lg.path == NULL || (fp = fopen(lg.path, "a")) == NULL)
+	if (lg.path == NULL || (fp = open_log(lg.path)) == NULL)
 		return;
 	setvbuf(fp, NULL, _IOLBF, 0);
 	if (lg.fp != NULL)

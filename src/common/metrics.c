@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -435,6 +436,23 @@ metrics_serve(struct metrics *m, const char *addr, char **errmsg)
 
 /* ---- textfile ---- */
 
+/*
+ * The textfile's temp file, 0644 whatever the umask: node_exporter reads
+ * it as another user, and it holds no secret.
+ */
+static FILE *
+open_textfile(const char *tmp)
+{
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	FILE *f;
+
+	if (fd < 0)
+		return NULL;
+	if ((f = fdopen(fd, "w")) == NULL)
+		close(fd);
+	return f;
+}
+
 int
 metrics_write_file(struct metrics *m, const char *path, char **errmsg)
 {
@@ -449,7 +467,7 @@ metrics_write_file(struct metrics *m, const char *path, char **errmsg)
 		r = ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 		goto out;
 	}
-	if ((f = fopen(tmp, "w")) == NULL ||
+	if ((f = open_textfile(tmp)) == NULL ||
 	    fputs(text, f) == EOF || fflush(f) != 0 || fsync(fileno(f)) != 0) {
 		r = ls_errf(errmsg, LS_ERR_IO, "writing %s: %s; check "
 		    "--metrics-file", tmp, strerror(errno));

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/secfile.h"
 #include "common/util.h"
 
 int
@@ -335,6 +336,10 @@ ls_key_load(const char *path, uint8_t key[32], char **errmsg)
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return ls_errf(errmsg, LS_ERR_INVALID, "key file %s: %s",
 		    path, strerror(errno));
+	if (secfile_check_fd(fd, path, "key file", errmsg) != 0) {
+		close(fd);
+		return LS_ERR_INVALID;
+	}
 	n = ls_pread_all(fd, buf, sizeof(buf), 0);
 	close(fd);
 	if (n < 0)
@@ -347,8 +352,8 @@ ls_key_load(const char *path, uint8_t key[32], char **errmsg)
 	if ((n == 64 || (n == 65 && buf[64] == '\n')) && ls_unhex(buf, key, 32) == 0)
 		return 0;
 	return ls_errf(errmsg, LS_ERR_INVALID, "key file %s: expected 32 raw "
-	    "bytes or 64 hex digits; create one with: openssl rand -hex 32 > %s",
-	    path, path);
+	    "bytes or 64 hex digits; create one with: (umask 077; openssl rand "
+	    "-hex 32 > %s)", path, path);
 }
 
 int64_t

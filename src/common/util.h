@@ -67,7 +67,10 @@ int64_t ls_backoff_us(int attempt);
  */
 int ls_temp_fd(const char *dir, char **errmsg);
 
-/* Read a 32-byte key file: 32 raw bytes or 64 hex digits (newline allowed). */
+/*
+ * Read a 32-byte key file: 32 raw bytes or 64 hex digits (newline allowed).
+ * A file that group or others may read is refused (secfile.h).
+ */
 int ls_key_load(const char *path, uint8_t key[32], char **errmsg);
 
 #endif

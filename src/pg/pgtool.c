@@ -591,3 +591,60 @@ pgtool_run(const char *program, const char *given_path,
 		return r;
 	return pgtool_wait(p, what, note, errmsg);
 }
+
+bool
+pgtool_conninfo_has_secret(const char *conninfo)
+{
+	PQconninfoOption *opts, *op;
+	bool secret = false;
+
+	if (conninfo == NULL || (opts = PQconninfoParse(conninfo, NULL)) == NULL)
+		return false;
+	for (op = opts; op->keyword != NULL; op++)
+		if (op->val != NULL && *op->val != '\0' &&
+		    (strcmp(op->keyword, "password") == 0 ||
+		    strcmp(op->keyword, "sslpassword") == 0))
+			secret = true;
+	PQconninfoFree(opts);
+	return secret;
+}
+
+bool
+pgtool_conninfo_scrub(char *arg)
+{
+	if (!pgtool_conninfo_has_secret(arg))
+		return false;
+	memset(arg, 'x', strlen(arg));
+	return true;
+}
+
+bool
+pgtool_tls_unverified(const char *host, const char *sslmode)
+{
+	if (host == NULL || *host == '\0' || *host == '/' || *host == '@' ||
+	    strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
+	    strcmp(host, "::1") == 0)
+		return false;
+	return sslmode == NULL || (strcmp(sslmode, "verify-ca") != 0 &&
+	    strcmp(sslmode, "verify-full") != 0);
+}
+
+char *
+pgtool_tls_warning(PGconn *c, const char *option)
+{
+	PQconninfoOption *opts = PQconninfo(c), *op;
+	const char *mode = NULL, *host = PQhost(c);
+	char *msg = NULL;
+
+	for (op = opts; op != NULL && op->keyword != NULL; op++)
+		if (strcmp(op->keyword, "sslmode") == 0)
+			mode = op->val;
+	if (pgtool_tls_unverified(host, mode) && asprintf(&msg, "the "
+	    "connection to %s does not verify the server (sslmode=%s): a "
+	    "machine on the path could pose as it; put sslmode=verify-full "
+	    "(and sslrootcert) in %s", host, mode ? mode : "prefer",
+	    option) < 0)
+		msg = NULL;
+	PQconninfoFree(opts);
+	return msg;
+}

@@ -13,6 +13,8 @@
 #ifndef LS_PGTOOL_H
 #define LS_PGTOOL_H
 
+#include <stdbool.h>
+
 /* A running child. */
 struct pgtool;
 
@@ -69,5 +71,32 @@ void pgtool_kill(struct pgtool *p);
 int pgtool_run(const char *program, const char *given_path,
     const char *conninfo, const char *const *args, int stdin_fd,
     int stdout_fd, const char *what, char **note, char **errmsg);
+
+/* Does conninfo set password or sslpassword?  NULL or unparsable: false. */
+bool pgtool_conninfo_has_secret(const char *conninfo);
+
+/*
+ * If arg, a conninfo in our own argv, holds a secret, overwrite it in place
+ * with 'x's so that ps and /proc/PID/cmdline no longer show it (keep a copy
+ * first), and return true.
+ */
+bool pgtool_conninfo_scrub(char *arg);
+
+/*
+ * Is a connection to host (as PQhost gives it: a name, an address, or a
+ * socket directory; NULL or "": the default socket) with sslmode (NULL:
+ * libpq's default, prefer) open to a machine on the path posing as the
+ * server?  True for a TCP host that is not a loopback address when
+ * sslmode is neither verify-ca nor verify-full.
+ */
+bool pgtool_tls_unverified(const char *host, const char *sslmode);
+
+/*
+ * For an open connection c: NULL if it is verified or local, else a
+ * warning (caller frees) naming the host, the sslmode and the fix, with
+ * option ("--source") as the place to put sslmode=verify-full.
+ */
+struct pg_conn;
+char *pgtool_tls_warning(struct pg_conn *c, const char *option);
 
 #endif

@@ -210,17 +210,11 @@ base_name_for_lsn(uint64_t lsn, char out[BASE_NAME_MAX])
 }
 
 void
-base_chunk_key(const char *generation, const char *base, const char *schema,
-    const char *name, unsigned n, char *out, size_t outlen)
+base_chunk_key(const char *generation, const char *base, unsigned table,
+    unsigned n, char *out, size_t outlen)
 {
-	char hexname[2 * 130 + 2];
-	char tmp[260];
-
-	/* names may hold any character: hex-encode them for the object key */
-	snprintf(tmp, sizeof(tmp), "%s.%s", schema, name);
-	ls_hex((const uint8_t *)tmp, strlen(tmp) > 130 ? 130 : strlen(tmp), hexname);
-	snprintf(out, outlen, "%s/%s/t-%s-%08x", generation,
-	    base != NULL ? base : BASE_FIRST, hexname, n);
+	snprintf(out, outlen, "%s/%s/t-%08x-%08x", generation,
+	    base != NULL ? base : BASE_FIRST, table, n);
 }
 
 void

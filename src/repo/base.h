@@ -138,12 +138,13 @@ int base_manifest_section(const struct base_manifest *, const char *section,
     struct base_chunk *);
 
 /*
- * Object key of chunk n of a table in base (NULL: BASE_FIRST):
- * "<gen>/<base>/t-<hex of schema.name>-<n:08x>".
+ * Object key of chunk n of table number table (its place in the base's
+ * table list) in base (NULL: BASE_FIRST): "<gen>/<base>/t-<table:08x>-<n:08x>".
+ * Numbers only: an object's name reveals no table name, even to one who
+ * may list an encrypted store.
  */
 void base_chunk_key(const char *generation, const char *base,
-    const char *schema, const char *name, unsigned n, char *out,
-    size_t outlen);
+    unsigned table, unsigned n, char *out, size_t outlen);
 
 /*
  * Check a base (base_verify: the generation's first): manifest, then every

@@ -48,8 +48,8 @@
 #define TMP_PREFIX	".tmp."
 #define TMP_NAME_KEEP	160		/* bytes of name kept in a temp name */
 #define COPY_BUF	(256 * 1024)
-#define FILE_MODE	0640
-#define DIR_MODE	0750
+#define FILE_MODE	0600		/* the store holds a whole database */
+#define DIR_MODE	0700
 #define DIRCACHE_MIN	1024		/* entries worth keeping for later */
 #define DIRCACHE_SECS	30
 

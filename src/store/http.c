@@ -206,6 +206,12 @@ http_do(const struct http_req *q, struct http_resp *resp, char **errmsg)
 	    rc == CURLE_SSL_CACERT_BADFILE)
 		r = ls_errf(errmsg, LS_ERR_INVALID, "%s", *errbuf ? errbuf :
 		    curl_easy_strerror(rc));
+	else if (rc == CURLE_PEER_FAILED_VERIFICATION)	/* no retry mends it */
+		r = ls_errf(errmsg, LS_ERR_INVALID, "%s: the server's TLS "
+		    "certificate is not trusted; if a private CA signed it, give "
+		    "that CA with --s3-ca-file, --azure-ca-file or --gcs-ca-file "
+		    "(the store's kind)", *errbuf ? errbuf :
+		    curl_easy_strerror(rc));
 	else
 		r = ls_errf(errmsg, LS_ERR_TRANSIENT, "%s", *errbuf ? errbuf :
 		    curl_easy_strerror(rc));

@@ -25,7 +25,7 @@ is "$rc" 2 "unknown store scheme exits 2"
 out=$("$AGENT" --source "$SRC" --store "$S" --init --tables foo 2>&1); rc=$?
 is "$rc" 2 "--tables without a schema is a usage error"
 like "$out" "write each table as schema.table" "saying how to write it"
-printf 'short' > "$T/badkey"
+printf 'short' > "$T/badkey"; chmod 600 "$T/badkey"
 out=$("$AGENT" --source "$SRC" --store "$S" --init --key-file "$T/badkey" 2>&1); rc=$?
 is "$rc" 2 "a malformed key file exits 2"
 like "$out" "key file .*expected 32 raw bytes" "naming the key file and the format"
@@ -94,6 +94,7 @@ check "its store verifies" "$RESTORE" verify --store "$S"
 # store options, on the command line and in --config ------------------------
 NOSRC="host=127.0.0.1 port=1 user=postgres dbname=postgres"
 printf '[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = s\n' > "$T/s3creds"
+chmod 600 "$T/s3creds"
 unset STORAGE_EMULATOR_HOST GOOGLE_APPLICATION_CREDENTIALS AWS_ACCESS_KEY_ID \
     AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AZURE_STORAGE_SAS_TOKEN
 export LOGSHIP_GCS_ANONYMOUS=1 AZURE_STORAGE_ACCOUNT=acct \

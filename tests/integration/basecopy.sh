@@ -220,6 +220,7 @@ EOF
 chmod +x "$T/pg_dump"
 od -An -tx1 /dev/urandom | tr -d ' \n' | head -c 64 > "$T/key"
 head -c 32 /dev/urandom > "$T/key2"
+chmod 600 "$T/key" "$T/key2"	# key files others may read are refused
 expect "$T/exp3"
 S3="$T/store3"
 GEN3=00000001000000a3

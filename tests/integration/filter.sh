@@ -26,7 +26,7 @@ INSERT INTO customers (country, email, phone, notes, ssn, active)
 INSERT INTO orders (customer_id, amount) SELECT g, g * 1.5 FROM generate_series(1, 30) g;
 INSERT INTO audit_log (msg) VALUES ('base');
 SQL
-head -c 32 /dev/urandom > "$T/pii.key"
+head -c 32 /dev/urandom > "$T/pii.key"; chmod 600 "$T/pii.key"
 cat > "$T/filter" <<EOF2
 # keep customers in Europe, without PII
 exclude public.audit_*

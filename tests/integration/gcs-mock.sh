@@ -48,6 +48,7 @@ mkkey() {	# mkkey PEM FILE: a service-account key file for the mock
 	    '{type:"service_account", project_id:"demo", private_key_id:"k1",
 	      private_key:$k, client_email:"sa@demo.iam.gserviceaccount.com",
 	      token_uri:$u}' > "$2"
+	chmod 600 "$2"	# key files others may read are refused
 }
 mkkey "$T/key.pem" "$T/sa.json"
 mkkey "$T/other.pem" "$T/wrong.json"

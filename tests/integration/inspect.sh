@@ -61,6 +61,7 @@ like "$out" "segment 0000000000000004: hash chain broken.*segment 00000000000000
 # encryption
 head -c 32 /dev/urandom > "$T/key"
 od -An -tx1 /dev/urandom | head -n 2 | tr -d ' \n' | head -c 64 > "$T/key2"
+chmod 600 "$T/key" "$T/key2"	# key files others may read are refused
 "$MKSTORE" "$T/enc" 2 "$T/key" >/dev/null 2>&1
 out=$("$RESTORE" verify --store "$T/enc" --key-file "$T/key" 2>&1); rc=$?
 is "$rc" 0 "encrypted store verifies with its key"
@@ -80,7 +81,7 @@ like "$out" "ftp" "naming the scheme"
 out=$("$RESTORE" verify --store "$S" --key-file "$T/nonexistent" 2>&1); rc=$?
 is "$rc" 2 "unreadable key file exits 2"
 like "$out" "key file .*nonexistent" "naming the key file"
-printf 'short' > "$T/shortkey"
+printf 'short' > "$T/shortkey"; chmod 600 "$T/shortkey"
 out=$("$RESTORE" verify --store "$S" --key-file "$T/shortkey" 2>&1); rc=$?
 is "$rc" 2 "malformed key file exits 2"
 out=$("$RESTORE" verify 2>&1); rc=$?
@@ -116,6 +117,7 @@ like "$out" "holds no generation 00000001000000ff" "naming it"
 # Every command that opens a store takes every store option; on a
 # directory store they change nothing.
 printf '[default]\naws_access_key_id = AKIDEXAMPLE\naws_secret_access_key = s\n' > "$T/s3creds"
+chmod 600 "$T/s3creds"
 ALLOPTS="--s3-endpoint http://127.0.0.1:1 --s3-region eu-west-1 --s3-uri-style path
 	--s3-ca-file $T/ca.pem --s3-credentials-file $T/s3creds
 	--azure-endpoint http://127.0.0.1:1/acct --azure-ca-file $T/ca.pem

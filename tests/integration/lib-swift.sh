@@ -8,7 +8,8 @@
 #    object and proxy servers on free loopback ports (each tracked for
 #    lib.sh's cleanup trap); sets S3_ENDPOINT (path-style, region
 #    us-east-1) and exports the test credentials (tempauth test:tester /
-#    testing).  Returns 1 if the servers do not come up.
+#    testing, or $SWIFT_SECRET if set).  Returns 1 if the servers do not
+#    come up.
 #  swift_stop: stop them (SIGTERM, then SIGKILL after 5 s).
 #  swift_mb BUCKET: create a bucket with a signed PUT (tests/tools/s3bucket).
 #  swift_skip_unless_installed: skip_all when Swift is not installed.
@@ -117,7 +118,8 @@ use = egg:swift#dlo
 [filter:versioned_writes]
 use = egg:swift#versioned_writes
 EOF
-	} > "$_sw_etc/proxy-server.conf"
+	} | sed "s/^user_test_tester = testing /user_test_tester = ${SWIFT_SECRET:-testing} /" \
+		> "$_sw_etc/proxy-server.conf"
 }
 
 # _swift_up: 0 once the four servers accept connections and the proxy is
@@ -155,7 +157,7 @@ swift_start() {
 		sleep 0.1
 	done
 	S3_ENDPOINT="http://127.0.0.1:$_sw_proxy"
-	AWS_ACCESS_KEY_ID=test:tester; AWS_SECRET_ACCESS_KEY=testing
+	AWS_ACCESS_KEY_ID=test:tester; AWS_SECRET_ACCESS_KEY=${SWIFT_SECRET:-testing}
 	AWS_REGION=us-east-1
 	export S3_ENDPOINT AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
 	unset AWS_SESSION_TOKEN

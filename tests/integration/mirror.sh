@@ -93,7 +93,7 @@ is "$rc" 0 "the next run completes"
 check "and the copy equals the source" same_objects "$S" "$T/mstop"
 
 # 3. an encrypted store (a second agent, its own slot and store)
-head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$T/key"
+head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > "$T/key"; chmod 600 "$T/key"
 "$AGENT" --source "$SRC" --store "$T/enc" --init --slot enc --key-file "$T/key" \
 	--endpos "$(psql_at "$P" -c "select pg_current_wal_lsn()")" >> "$T/agent.log" 2>&1
 ok $? "an agent wrote an encrypted store"

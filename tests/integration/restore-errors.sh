@@ -14,6 +14,7 @@ dst() { echo "host=127.0.0.1 port=$Q user=postgres dbname=$1"; }
 for db in corrupt gap chain enc1 enc2 enc3 busy other; do psql_at "$Q" -c "create database $db" >/dev/null; done
 psql_at "$P" -c "CREATE TABLE t (id int PRIMARY KEY, v text)" >/dev/null
 head -c 32 /dev/urandom > "$T/key"; head -c 32 /dev/urandom > "$T/key2"
+chmod 600 "$T/key" "$T/key2"	# key files others may read are refused
 
 # make_store DIR [agent args]: 6 transactions a segment apart, then --endpos
 make_store() {

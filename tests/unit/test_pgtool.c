@@ -486,6 +486,39 @@ test_lookup(void)
 	free(cfgdir);
 }
 
+/* Which connections deserve the "not verified" warning. */
+static void
+test_tls(void)
+{
+	ok(!pgtool_tls_unverified(NULL, NULL) &&
+	    !pgtool_tls_unverified("/var/run/postgresql", "prefer") &&
+	    !pgtool_tls_unverified("localhost", "disable") &&
+	    !pgtool_tls_unverified("127.0.0.1", "prefer") &&
+	    !pgtool_tls_unverified("::1", NULL),
+	    "sockets and loopback addresses need no TLS");
+	ok(pgtool_tls_unverified("db1.example.com", NULL) &&
+	    pgtool_tls_unverified("10.0.0.5", "prefer") &&
+	    pgtool_tls_unverified("db1", "require"),
+	    "a network host without verification is flagged (require too)");
+	ok(!pgtool_tls_unverified("db1", "verify-full") &&
+	    !pgtool_tls_unverified("db1", "verify-ca"),
+	    "verify-full and verify-ca are not");
+	ok(pgtool_conninfo_has_secret(CONNINFO) &&
+	    pgtool_conninfo_has_secret("postgresql://u:pw@h/d") &&
+	    !pgtool_conninfo_has_secret("host=h user=u") &&
+	    !pgtool_conninfo_has_secret("password=") &&
+	    !pgtool_conninfo_has_secret("x=y z") &&
+	    !pgtool_conninfo_has_secret(NULL),
+	    "conninfo secrets: password= and a URI's user:pw, not an empty one");
+	{
+		char arg[] = "host=h password=pw", plain[] = "host=h";
+
+		ok(pgtool_conninfo_scrub(arg) && strspn(arg, "x") == strlen(arg) &&
+		    !pgtool_conninfo_scrub(plain) && strcmp(plain, "host=h") == 0,
+		    "scrub overwrites only a conninfo that holds a secret");
+	}
+}
+
 int
 main(void)
 {
@@ -510,6 +543,7 @@ main(void)
 	unsetenv("LOGSHIP_PG_DUMP");
 
 	test_secrets();
+	test_tls();
 	test_conninfo_options();
 	test_failures();
 	test_stdio();

@@ -1,5 +1,7 @@
 /* test_util.c: LSN and timestamp parsing/formatting, hex, key files, sizes
- * and durations, config files. */
+ * and durations, config files, file permissions. */
+#include <sys/stat.h>
+
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +10,7 @@
 
 #include "common/conffile.h"
 #include "common/error.h"
+#include "common/secfile.h"
 #include "common/util.h"
 #include "tap.h"
 
@@ -100,9 +103,63 @@ test_key(void)
 	r = ls_key_load(path, key, &err);
 	ok(r == LS_ERR_INVALID && strstr(err, "openssl rand -hex 32"), "short key "
 	    "file rejected with the fix: %s", err);
+	if (chmod(path, 0644) != 0)
+		abort();
+	free(err);
+	err = NULL;
+	r = ls_key_load(path, key, &err);
+	ok(r == LS_ERR_INVALID && err != NULL && strstr(err, "mode 0644") &&
+	    strstr(err, "chmod 600") && strstr(err, path),
+	    "a key file others may read is refused first: %s", err);
 	unlink(path);
 	r = ls_key_load(path, key, &err);
 	ok(r == LS_ERR_INVALID && strstr(err, path), "missing key file named");
+	free(err);
+}
+
+/* secfile.h: every group/other bit refuses a file or a directory. */
+static void
+test_secfile(void)
+{
+	char dir[] = "/tmp/logship-sec.XXXXXX", file[64];
+	static const mode_t open_modes[] = { 0604, 0620, 0602, 0610, 0601,
+	    0644, 0660 };
+	char *err = NULL;
+	size_t i;
+	int fd, r, bad = 0;
+
+	if (mkdtemp(dir) == NULL)
+		abort();
+	snprintf(file, sizeof(file), "%s/f", dir);
+	if ((fd = open(file, O_CREAT | O_WRONLY, 0600)) < 0)
+		abort();
+	ok(secfile_check_fd(fd, file, "key file", &err) == 0 &&
+	    secfile_check(file, "key file", &err) == 0, "a 0600 file passes");
+	for (i = 0; i < sizeof(open_modes) / sizeof(open_modes[0]); i++)
+		if (fchmod(fd, open_modes[i]) != 0 ||
+		    secfile_check_fd(fd, file, "key file", &err) !=
+		    LS_ERR_INVALID)
+			bad++;
+	ok(bad == 0, "each of the group and other bits is refused (but group "
+	    "read for root)");
+	ok(fchmod(fd, 0640) == 0 && (secfile_check_fd(fd, file, "key file",
+	    &err) == 0) == (geteuid() == 0), "0640 passes only when root owns "
+	    "the file (uid %d)", (int)geteuid());
+	ok(fchmod(fd, 0400) == 0 && secfile_check(file, "key file", &err) == 0,
+	    "a 0400 file passes");
+	close(fd);
+	ok(secfile_check_dir(dir, "state dir", &err) == 0, "a 0700 dir passes");
+	r = chmod(dir, 0750) == 0 && secfile_check_dir(dir, "state dir", &err) ==
+	    LS_ERR_INVALID && strstr(err, "mode 0750 lets other users in; run: "
+	    "chmod 700 ") != NULL;
+	ok(r, "a 0750 dir is refused with the fix: %s", err);
+	ok(secfile_check_dir(file, "state dir", &err) == LS_ERR_INVALID &&
+	    strstr(err, "not a directory") != NULL, "a file is not a dir");
+	unlink(file);
+	ok(secfile_check(file, "key file", &err) == LS_ERR_NOTFOUND &&
+	    secfile_check_dir(file, "state dir", &err) == LS_ERR_NOTFOUND,
+	    "a missing path is LS_ERR_NOTFOUND");
+	rmdir(dir);
 	free(err);
 }
 
@@ -212,6 +269,7 @@ main(void)
 	test_lsn();
 	test_time();
 	test_key();
+	test_secfile();
 	test_size();
 	test_duration();
 	test_conffile();

@@ -26,6 +26,7 @@
 #include <openssl/pem.h>
 
 #include "common/error.h"
+#include "common/secfile.h"
 #include "common/util.h"
 #include "store/gcs/auth.h"
 #include "store/http.h"
@@ -58,6 +59,10 @@ read_small_file(const char *path, char **bufp, size_t *lenp, char **errmsg)
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return ls_errf(errmsg, errno == ENOENT ? LS_ERR_NOTFOUND :
 		    LS_ERR_IO, "GCS key file %s: %s", path, strerror(errno));
+	if ((r = secfile_check_fd(fd, path, "GCS key file", errmsg)) != 0) {
+		close(fd);
+		return r;
+	}
 	if ((buf = malloc(KEYFILE_MAX + 1)) == NULL) {
 		close(fd);
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");

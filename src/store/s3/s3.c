@@ -46,6 +46,7 @@
 
 #include "common/error.h"
 #include "common/log.h"
+#include "common/secfile.h"
 #include "common/util.h"
 #include "store/http.h"
 #include "store/s3/s3.h"
@@ -1390,6 +1391,11 @@ creds_file(struct store_s3 *s, const char *path, char **errmsg)
 		return ls_errf(errmsg, LS_ERR_INVALID, "store %s: S3 "
 		    "credentials file %s: %s", s->base.url, path,
 		    strerror(errno));
+	if ((r = secfile_check_fd(fileno(f), path, "S3 credentials file",
+	    errmsg)) != 0) {
+		fclose(f);
+		return ls_errprefix(errmsg, r, "store %s", s->base.url);
+	}
 	while (r == 0 && getline(&line, &cap, f) != -1) {
 		p = trim(line);
 		if (*p == '[')
