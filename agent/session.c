@@ -133,6 +133,7 @@ copy_base(struct agent *a, const char *snapshot, uint64_t lsn, char **errmsg)
 	o.jobs = (int)a->cfg->jobs;
 	o.store = a->store;
 	o.key = a->key;
+	o.comp = &a->cfg->comp;
 	o.generation = a->generation;
 	o.spool_dir = a->cfg->spool_dir;
 	o.stop = &agent_stop;

@@ -130,6 +130,7 @@ open_segment(struct agent *a, char **errmsg)
 	o.database = a->database;
 	o.prev_sha256 = a->have_prev ? a->prev_sha : NULL;
 	o.key = a->key;
+	o.comp = a->cfg->comp;
 	o.spool_dir = a->cfg->spool_dir;
 	a->seg_first_us = ls_now_us();
 	return segment_writer_new(&o, &a->seg, errmsg);
