@@ -45,6 +45,7 @@ struct decompressor {
 	z_stream		 z;
 	ZSTD_DCtx		*zd;
 	bool			 ready;
+	bool			 started;	/* zstd: the magic was checked */
 	bool			 ended;
 };
 
@@ -171,10 +172,18 @@ static int
 zstd_d_run(struct decompressor *d, const uint8_t **in, size_t *inlen,
     void *out, size_t cap, size_t *outlen, bool *ended, const char **why)
 {
+	static const uint8_t magic[4] = { 0x28, 0xb5, 0x2f, 0xfd };
 	ZSTD_inBuffer ib = { *in, *inlen, 0 };
 	ZSTD_outBuffer ob = { out, cap, 0 };
 	size_t rc;
 
+	if (!d->started && *inlen > 0) {	/* a Zstandard frame, not a skippable one */
+		if (*inlen < sizeof(magic) || memcmp(*in, magic, sizeof(magic)) != 0) {
+			*why = "not a zstd frame";
+			return LS_ERR_CORRUPT;
+		}
+		d->started = true;
+	}
 	rc = ZSTD_decompressStream(d->zd, &ob, &ib);
 	if (ZSTD_isError(rc)) {
 		*why = ZSTD_getErrorName(rc);

@@ -562,6 +562,12 @@ test_codec_header(void)
 	ok(r == LS_ERR_CORRUPT && strstr(err, "does not end") != NULL,
 	    "a second zstd frame after the first is refused: %s", err);
 	free(buf);
+	buf = forge_raw((const uint8_t *)"\x50\x2a\x4d\x18\0\0\0\0", 8, "zstd", 0,
+	    1, &len);
+	r = verify_buf(buf, len, NULL, &err);
+	ok(r == LS_ERR_CORRUPT && strstr(err, "not a zstd frame") != NULL,
+	    "a skippable frame instead of a zstd frame is refused: %s", err);
+	free(buf);
 	buf = forge_raw(one, n1 - 1, "zstd", 0, 1, &len);
 	r = verify_buf(buf, len, NULL, &err);
 	ok(r == LS_ERR_CORRUPT, "a truncated zstd frame is refused: %s", err);
