@@ -43,6 +43,10 @@ END2=$(psql_at "$P" -c "select pg_current_wal_lsn()")
 "$AGENT" --source "$SRC" --store "$S" --key-file "$T/key" --compression zstd:5 \
     --endpos "$END2" >> "$T/agent.log" 2>&1
 ok $? "the zstd half is stored"
+like "$(grep 'streaming generation' "$T/agent.log" | head -n 1)" 'compression zlib:3$' \
+    "the agent's log names its codec and level (zlib:3)"
+like "$(grep 'streaming generation' "$T/agent.log" | tail -n 1)" 'compression zstd:5$' \
+    "and after the restart zstd:5"
 
 "$RESTORE" cat --store "$S" --key-file "$T/key" > "$T/all.json" 2> "$T/cat.err"
 ok $? "cat decodes the mixed store"
