@@ -658,7 +658,7 @@ dump_section(const struct basecopy_opts *o, const char *name,
 	    o->base != NULL ? o->base : BASE_FIRST, name);
 	snprintf(what, sizeof(what), "pg_dump %s", count > 0 ? "--blobs" :
 	    args[1] != NULL ? args[1] : args[0]);
-	if ((r = blob_writer_new("schema", o->key, o->spool_dir, &b,
+	if ((r = blob_writer_new("schema", o->key, o->spool_dir, o->comp, &b,
 	    errmsg)) == 0 && (r = run_dump(o, what, args, b, errmsg)) == 0 &&
 	    (r = put_blob(o, b, key, sha, errmsg)) == 0 &&
 	    base_manifest_set_section(m, msection, key, sha,
@@ -798,7 +798,7 @@ copy_chunk(const struct basecopy_opts *o, PGconn *c, struct bc_chunk *k,
 	base_chunk_key(o->generation, o->base, k->t->no, k->n, key, sizeof(key));
 	if ((sql = chunk_sql(k)) == NULL)
 		r = nomem(errmsg);
-	else if ((r = blob_writer_new("copy", o->key, o->spool_dir, &b,
+	else if ((r = blob_writer_new("copy", o->key, o->spool_dir, o->comp, &b,
 	    errmsg)) == 0 && (r = copy_out(c, sql, b, &k->rows, errmsg)) == 0 &&
 	    (r = put_blob(o, b, key, k->sha, errmsg)) == 0)
 		k->bytes = blob_writer_raw_len(b);

@@ -42,6 +42,7 @@ struct basecopy_opts {
 	uint64_t		 chunk_bytes;	/* 0: BASECOPY_CHUNK_BYTES */
 	struct store		*store;
 	const uint8_t		*key;		/* 32 bytes or NULL */
+	const struct compression *comp;		/* NULL: zlib */
 	const char		*generation;
 	/* The base's directory under <gen>/: NULL for BASE_FIRST (base.h). */
 	const char		*base;

@@ -65,6 +65,9 @@ static const struct ckey agent_keys[] = {
 	{ "metrics-file", C_STR, F(metrics_file), NULL,
 	    "write the metrics to FILE atomically every 5 s (node_exporter textfile)" },
 	{ "jobs", C_INT, F(jobs), "2", "parallel workers for the base snapshot" },
+	{ "compression", C_STR, F(compression_text), "zstd",
+	    "segment and base compression: zlib or zstd, optionally :LEVEL "
+	    "(zlib:1..9, zstd:1..19; default level 3)" },
 	{ "key-file", C_STR, F(key_file), NULL,
 	    "32-byte key (raw or 64 hex digits): encrypt segments and base" },
 	{ "log-format", C_STR, F(log_format), "text", "text or json" },
@@ -293,8 +296,10 @@ check_tables(const char *tables)
 }
 
 static void
-check_required(const struct agent_config *c)
+check_required(struct agent_config *c)
 {
+	char *err = NULL;
+
 	if (c->source == NULL)
 		usage_error("--source CONNINFO is required");
 	if (c->ddl_uninstall)
@@ -311,6 +316,12 @@ check_required(const struct agent_config *c)
 		usage_error("--log-format %s: use text or json", c->log_format);
 	if (c->tables != NULL)
 		check_tables(c->tables);
+	if (compression_parse(c->compression_text, &c->comp, &err) != 0) {
+		fprintf(stderr, "logship-agent: %s\n", err);
+		free(err);
+		fprintf(stderr, "Try \"logship-agent --help\".\n");
+		exit(LS_EXIT_USAGE);
+	}
 }
 
 void

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "format/compression.h"
 #include "store/store.h"
 
 struct agent_config {
@@ -36,6 +37,8 @@ struct agent_config {
 	char		*metrics_file;		/* textfile or NULL */
 	int64_t		 jobs;
 	char		*key_file;
+	char		*compression_text;	/* zlib|zstd[:level] */
+	struct compression comp;		/* parsed from it */
 	char		*log_format;
 	char		*log_file;
 	char		*spool_dir;

@@ -195,6 +195,8 @@ static int
 run(struct agent *a)
 {
 	struct rusage ru;
+	struct store_requests req;
+	char reqs[160];
 	char *err = NULL;
 	int attempt = 0, r;
 
@@ -228,9 +230,11 @@ run(struct agent *a)
 			return 0;
 	}
 	getrusage(RUSAGE_SELF, &ru);
+	store_requests(&req);
+	store_requests_format(&req, reqs, sizeof(reqs));
 	log_info("agent", "stopped: %" PRIu64 " transactions in %" PRIu64
-	    " segments this run, peak_rss_kb=%ld", a->txns_total,
-	    a->segs_total, ru.ru_maxrss);
+	    " segments this run, peak_rss_kb=%ld, store requests: %s",
+	    a->txns_total, a->segs_total, ru.ru_maxrss, reqs);
 	free(err);
 	return 0;
 }

@@ -149,6 +149,7 @@ copy(const struct agent_config *cfg, struct store *st, const uint8_t *key,
 	o.jobs = (int)cfg->jobs;
 	o.store = st;
 	o.key = key;
+	o.comp = &cfg->comp;
 	o.generation = gen;
 	o.base = name;
 	o.spool_dir = cfg->spool_dir;

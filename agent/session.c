@@ -133,6 +133,7 @@ copy_base(struct agent *a, const char *snapshot, uint64_t lsn, char **errmsg)
 	o.jobs = (int)a->cfg->jobs;
 	o.store = a->store;
 	o.key = a->key;
+	o.comp = &a->cfg->comp;
 	o.generation = a->generation;
 	o.spool_dir = a->cfg->spool_dir;
 	o.stop = &agent_stop;
@@ -525,6 +526,7 @@ static int
 session_body(struct agent *a, char **errmsg)
 {
 	bool need_base = false, fresh = false;
+	char comp[16];
 	int r;
 
 	if ((r = source_connect(a->cfg->source, false, &a->sql, errmsg)) != 0 ||
@@ -545,8 +547,10 @@ session_body(struct agent *a, char **errmsg)
 	if ((r = start_replication(a, errmsg)) != 0)
 		return r;
 	a->in_copy = true;
+	compression_format(&a->cfg->comp, comp);
 	log_info("agent", "streaming generation %s from slot %s, next segment "
-	    "%016" PRIx64, a->generation, a->cfg->slot, a->segno);
+	    "%016" PRIx64 ", compression %s", a->generation, a->cfg->slot,
+	    a->segno, comp);
 	service_busy(false);	/* the stream loop feeds the watchdog now */
 	service_ready("streaming generation %s from slot %s, next segment "
 	    "%016" PRIx64, a->generation, a->cfg->slot, a->segno);

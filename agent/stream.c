@@ -130,6 +130,7 @@ open_segment(struct agent *a, char **errmsg)
 	o.database = a->database;
 	o.prev_sha256 = a->have_prev ? a->prev_sha : NULL;
 	o.key = a->key;
+	o.comp = a->cfg->comp;
 	o.spool_dir = a->cfg->spool_dir;
 	a->seg_first_us = ls_now_us();
 	return segment_writer_new(&o, &a->seg, errmsg);
@@ -418,6 +419,7 @@ replay_change(struct agent *a, const struct ls_change *c, char **errmsg)
 	return segment_writer_add(a->seg, &rec, errmsg);
 }
 
+/* One buffered message, decoded here for the first and only time. */
 static int
 replay_one(void *arg, const uint8_t *buf, size_t len, bool in_stream)
 {
@@ -427,6 +429,8 @@ replay_one(void *arg, const uint8_t *buf, size_t len, bool in_stream)
 	struct pgo_msg m;
 	int r;
 
+	if (rp->skip && len > 0 && buf[0] != PGO_RELATION)
+		return 0;	/* already stored: only relations matter */
 	if ((r = pgo_decode(a->dec, buf, len, in_stream, &m, rp->errmsg)) != 0)
 		return r;
 	switch (m.type) {
@@ -580,26 +584,57 @@ stream_reset_inflight(struct agent *a)
 
 /* ---- dispatch ---- */
 
-/* A message inside a transaction or stream block: buffer it. */
+/* Append a message, still raw, to the open transaction or stream. */
 static int
-buffer_msg(struct agent *a, const struct pgo_msg *m, const uint8_t *buf,
-    size_t len, char **errmsg)
+append_raw(struct agent *a, uint32_t xid, const uint8_t *buf, size_t len,
+    char **errmsg)
 {
 	struct txnbuf *tb;
+
+	if (a->in_stream_block) {
+		if ((tb = find_stream(a, a->stream_xid, NULL)) == NULL)
+			return ls_errf(errmsg, LS_ERR_CORRUPT, "pgoutput: no "
+			    "stream open for xid %u", a->stream_xid);
+		return txnbuf_append(tb, xid, true, buf, len, errmsg);
+	}
+	return txnbuf_append(a->cur, 0, false, buf, len, errmsg);
+}
+
+/*
+ * A message buffered until commit (replay_one decodes it then): the
+ * content of a transaction or stream block.  A non-transactional Message
+ * is not part of any, whatever block it arrives in.
+ */
+static bool
+deferred(const struct agent *a, const struct pgo_peek *pk)
+{
+	if (a->cur == NULL && !a->in_stream_block)
+		return false;
+	switch (pk->type) {
+	case PGO_RELATION:
+	case PGO_TYPE:
+	case PGO_INSERT:
+	case PGO_UPDATE:
+	case PGO_DELETE:
+	case PGO_TRUNCATE:
+		return true;
+	case PGO_MESSAGE:
+		return pk->transactional;
+	default:
+		return false;
+	}
+}
+
+/* A message that is not deferred and not a transaction's edge. */
+static int
+other_msg(struct agent *a, const struct pgo_msg *m, char **errmsg)
+{
 	struct ls_record rec = { .kind = LS_REC_MESSAGE };
 
 	if (m->type == PGO_MESSAGE && !m->u.message.transactional) {
 		rec.u.msg = m->u.message;	/* not part of any transaction */
 		return add_rec(a, &rec, errmsg);
 	}
-	if (a->in_stream_block) {
-		if ((tb = find_stream(a, a->stream_xid, NULL)) == NULL)
-			return ls_errf(errmsg, LS_ERR_CORRUPT, "pgoutput: no "
-			    "stream open for xid %u", a->stream_xid);
-		return txnbuf_append(tb, m->xid, true, buf, len, errmsg);
-	}
-	if (a->cur != NULL)
-		return txnbuf_append(a->cur, 0, false, buf, len, errmsg);
 	if (m->type == PGO_RELATION)	/* outside a transaction: just learn it */
 		return relcache_put(a->rels, &m->u.rel);
 	if (m->type == PGO_TYPE)
@@ -639,12 +674,21 @@ on_commit(struct agent *a, const struct pgo_msg *m, char **errmsg)
 	return r;
 }
 
+/*
+ * One pgoutput message.  The content of a transaction is only peeked at
+ * and buffered raw: it is decoded once, at commit (replay_one).
+ */
 static int
 on_pgoutput(struct agent *a, const uint8_t *buf, size_t len, char **errmsg)
 {
+	struct pgo_peek pk;
 	struct pgo_msg m;
 	int r;
 
+	if ((r = pgo_peek(buf, len, a->in_stream_block, &pk, errmsg)) != 0)
+		return r;
+	if (deferred(a, &pk))
+		return append_raw(a, pk.xid, buf, len, errmsg);
 	if ((r = pgo_decode(a->dec, buf, len, a->in_stream_block, &m, errmsg)) != 0)
 		return r;
 	switch (m.type) {
@@ -660,7 +704,7 @@ on_pgoutput(struct agent *a, const uint8_t *buf, size_t len, char **errmsg)
 		return 0;
 	case PGO_STREAM_COMMIT:	return stream_commit(a, &m, errmsg);
 	case PGO_STREAM_ABORT:	return stream_abort(a, &m, errmsg);
-	default:		return buffer_msg(a, &m, buf, len, errmsg);
+	default:		return other_msg(a, &m, errmsg);
 	}
 }
 

@@ -659,6 +659,9 @@ j_header(const struct segment_header *h)
 	    j_time(h->created), "txns", (json_int_t)h->txns, "changes",
 	    (json_int_t)h->changes, "records", (json_int_t)h->records,
 	    "prev_sha256", h->has_prev ? prev : NULL, "encrypted", h->encrypted);
+	if (j != NULL)
+		json_object_set_new(j, "compression",
+		    json_string(compression_name(h->codec)));
 	if (j != NULL && h->has_heartbeat) {
 		json_object_set_new(j, "heartbeat_lsn", j_lsn(h->heartbeat_lsn));
 		json_object_set_new(j, "heartbeat_time", j_time(h->heartbeat_time));

@@ -17,7 +17,7 @@ struct blob_writer {
 
 int
 blob_writer_new(const char *kind, const uint8_t *key, const char *spool_dir,
-    struct blob_writer **out, char **errmsg)
+    const struct compression *comp, struct blob_writer **out, char **errmsg)
 {
 	struct blob_writer *b;
 	int r;
@@ -27,7 +27,8 @@ blob_writer_new(const char *kind, const uint8_t *key, const char *spool_dir,
 	if ((b = calloc(1, sizeof(*b))) == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	strcpy(b->kind, kind);
-	if ((r = container_writer_init(&b->cw, spool_dir, 0, key, errmsg)) != 0) {
+	if ((r = container_writer_init(&b->cw, spool_dir, comp, key,
+	    errmsg)) != 0) {
 		blob_writer_free(b);
 		return r;
 	}
@@ -76,7 +77,8 @@ blob_writer_finish(struct blob_writer *b, int out_fd, uint8_t sha_out[32],
 	msgpack_pack_str_with_body(&pk, b->kind, strlen(b->kind));
 	msgpack_pack_str_with_body(&pk, "raw_len", 7);
 	msgpack_pack_uint64(&pk, b->raw_len);
-	container_pack_common(&pk, container_writer_bytes(&b->cw), &cc);
+	container_pack_common(&pk, b->cw.codec, container_writer_bytes(&b->cw),
+	    &cc);
 	r = container_writer_emit(&b->cw, out_fd, MAGIC, &cc, sb.data, sb.size,
 	    sha_out, errmsg);
 	msgpack_sbuffer_destroy(&sb);
@@ -87,6 +89,7 @@ struct blob_header {
 	char			 kind[32];
 	uint64_t		 raw_len;
 	uint64_t		 body_len;
+	enum compression_codec	 codec;
 	struct container_crypto	 cc;
 };
 
@@ -104,8 +107,8 @@ parse_header(const uint8_t *buf, size_t len, struct blob_header *h)
 	for (i = 0; i < n; i++) {
 		if (mp_str(&c, &k, &klen) != 0)
 			return -1;
-		r = container_parse_common(&c, k, klen, &h->body_len, &h->cc,
-		    &common);
+		r = container_parse_common(&c, k, klen, &h->codec, &h->body_len,
+		    &h->cc, &common);
 		if (r < 0)
 			return -1;
 		if (r > 0)
@@ -164,8 +167,8 @@ blob_read_fd(int fd, const char *name, const uint8_t *key, const char *kind,
 		r = container_fail(&cr, errmsg, LS_ERR_CORRUPT, "holds %s, "
 		    "expected %s", h.kind, kind);
 	if (r == 0)
-		r = container_reader_start(&cr, h.body_len, &h.cc, hbuf, hlen,
-		    errmsg);
+		r = container_reader_start(&cr, h.codec, h.body_len, &h.cc, hbuf,
+		    hlen, errmsg);
 	if (r == 0)
 		r = stream_body(&cr, &h, fn, arg, errmsg);
 	if (r == 0)

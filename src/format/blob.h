@@ -9,11 +9,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "format/compression.h"
+
 struct blob_writer;
 
-/* kind names what the blob holds ("copy", "schema", "manifest"). */
+/*
+ * kind names what the blob holds ("copy", "schema", "manifest"); comp NULL
+ * means zlib at its default level.
+ */
 int blob_writer_new(const char *kind, const uint8_t *key, const char *spool_dir,
-    struct blob_writer **out, char **errmsg);
+    const struct compression *comp, struct blob_writer **out, char **errmsg);
 int blob_writer_write(struct blob_writer *, const void *buf, size_t len,
     char **errmsg);
 uint64_t blob_writer_raw_len(const struct blob_writer *);

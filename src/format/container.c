@@ -1,7 +1,7 @@
 /*
- * container.c: the common object framing (see container.h): spool, deflate,
- * encrypt and hash on the way out; pread, hash, decrypt and inflate on the
- * way in, checking tag and trailer at the end.
+ * container.c: the common object framing (see container.h): spool,
+ * compress, encrypt and hash on the way out; pread, hash, decrypt and
+ * decompress on the way in, checking tag and trailer at the end.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -49,10 +49,11 @@ container_total_len(size_t hlen, uint64_t body_len, bool encrypted)
 
 int
 container_writer_init(struct container_writer *w, const char *spool_dir,
-    int level, const uint8_t *key, char **errmsg)
+    const struct compression *comp, const uint8_t *key, char **errmsg)
 {
 	memset(w, 0, sizeof(*w));
 	w->spool = -1;
+	w->codec = comp != NULL ? comp->codec : COMPRESSION_ZLIB;
 	if ((w->has_key = key != NULL))
 		memcpy(w->key, key, CONTAINER_KEY_LEN);
 	if ((w->spool = ls_temp_fd(spool_dir, errmsg)) < 0) {
@@ -60,45 +61,30 @@ container_writer_init(struct container_writer *w, const char *spool_dir,
 		w->spool = -1;
 		return r;
 	}
-	if (deflateInit(&w->z, level > 0 ? level : 3) != Z_OK)
-		return ls_errf(errmsg, LS_ERR_NOMEM, "zlib init failed");
-	w->z_init = true;
-	return 0;
+	return compressor_new(comp, &w->comp, errmsg);
 }
 
 void
 container_writer_cleanup(struct container_writer *w)
 {
-	if (w->z_init)
-		deflateEnd(&w->z);
-	w->z_init = false;
+	compressor_free(w->comp);
+	w->comp = NULL;
 	if (w->spool >= 0)
 		close(w->spool);
 	w->spool = -1;
 	OPENSSL_cleanse(w->key, sizeof(w->key));
 }
 
+/* The compressor's output goes to the spool. */
 static int
-spool_deflate(struct container_writer *w, const void *buf, size_t len,
-    int flush, char **errmsg)
+spool_sink(void *arg, const void *buf, size_t len, char **errmsg)
 {
-	size_t have;
-	int rc;
+	struct container_writer *w = arg;
 
-	w->z.next_in = (Bytef *)(uintptr_t)buf;
-	w->z.avail_in = (uInt)len;
-	do {
-		w->z.next_out = w->zout;
-		w->z.avail_out = sizeof(w->zout);
-		rc = deflate(&w->z, flush);
-		if (rc == Z_STREAM_ERROR)
-			return ls_errf(errmsg, LS_ERR_INTERNAL, "deflate failed");
-		have = sizeof(w->zout) - w->z.avail_out;
-		if (have > 0 && ls_write_all(w->spool, w->zout, have) != 0)
-			return ls_errf(errmsg, LS_ERR_IO, "spool write: %s",
-			    strerror(errno));
-		w->body_len += have;
-	} while (w->z.avail_out == 0 || (flush == Z_FINISH && rc != Z_STREAM_END));
+	if (ls_write_all(w->spool, buf, len) != 0)
+		return ls_errf(errmsg, LS_ERR_IO, "spool write: %s",
+		    strerror(errno));
+	w->body_len += len;
 	return 0;
 }
 
@@ -106,18 +92,7 @@ int
 container_writer_write(struct container_writer *w, const void *buf, size_t len,
     char **errmsg)
 {
-	const char *p = buf;
-	size_t step;
-	int r;
-
-	while (len > 0) {		/* avail_in is 32 bits */
-		step = len > (1u << 30) ? (1u << 30) : len;
-		if ((r = spool_deflate(w, p, step, Z_NO_FLUSH, errmsg)) != 0)
-			return r;
-		p += step;
-		len -= step;
-	}
-	return 0;
+	return compressor_write(w->comp, buf, len, false, spool_sink, w, errmsg);
 }
 
 uint64_t
@@ -132,7 +107,8 @@ container_writer_seal(struct container_writer *w, struct container_crypto *cc,
 {
 	int r;
 
-	if ((r = spool_deflate(w, NULL, 0, Z_FINISH, errmsg)) != 0)
+	if ((r = compressor_write(w->comp, NULL, 0, true, spool_sink, w,
+	    errmsg)) != 0)
 		return r;
 	memset(cc, 0, sizeof(*cc));
 	if (!(cc->encrypted = w->has_key))
@@ -261,11 +237,11 @@ pack_key(msgpack_packer *pk, const char *k)
 }
 
 void
-container_pack_common(msgpack_packer *pk, uint64_t body_len,
-    const struct container_crypto *cc)
+container_pack_common(msgpack_packer *pk, enum compression_codec codec,
+    uint64_t body_len, const struct container_crypto *cc)
 {
 	pack_key(pk, "compression");
-	pack_key(pk, "zlib");
+	pack_key(pk, compression_name(codec));
 	pack_key(pk, "body_len");
 	msgpack_pack_uint64(pk, body_len);
 	pack_key(pk, "encryption");
@@ -377,15 +353,21 @@ parse_encryption(struct mp_cur *c, struct container_crypto *cc)
 
 int
 container_parse_common(struct mp_cur *c, const char *k, uint32_t klen,
-    uint64_t *body_len, struct container_crypto *cc, uint32_t *seen)
+    enum compression_codec *codec, uint64_t *body_len,
+    struct container_crypto *cc, uint32_t *seen)
 {
 	const char *s;
 	uint32_t len;
-	int bit, r;
+	int bit, r, found;
 
 	if (is_str(k, klen, "compression")) {
 		bit = 1;
-		r = mp_str(c, &s, &len) == 0 && is_str(s, len, "zlib") ? 0 : -1;
+		r = -1;
+		if (mp_str(c, &s, &len) == 0 &&
+		    (found = compression_lookup(s, len)) >= 0) {
+			*codec = (enum compression_codec)found;
+			r = 0;
+		}
 	} else if (is_str(k, klen, "body_len")) {
 		bit = 2;
 		r = mp_uint(c, body_len) == 0 && *body_len < ((uint64_t)1 << 48) ?
@@ -449,10 +431,8 @@ container_reader_init(struct container_reader *r, int fd, const char *name,
 	memset(r, 0, sizeof(*r));
 	r->fd = fd;
 	if ((r->name = strdup(name)) == NULL || (r->sha = EVP_MD_CTX_new()) == NULL ||
-	    EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL) != 1 ||
-	    inflateInit(&r->z) != Z_OK)
+	    EVP_DigestInit_ex(r->sha, EVP_sha256(), NULL) != 1)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "%s: out of memory", name);
-	r->z_init = true;
 	if ((r->has_key = key != NULL))
 		memcpy(r->key, key, CONTAINER_KEY_LEN);
 	if ((rc = raw_read(r, prefix, sizeof(prefix), errmsg)) != 0)
@@ -506,9 +486,9 @@ setup_gcm(struct container_reader *r, const struct container_crypto *cc,
 }
 
 int
-container_reader_start(struct container_reader *r, uint64_t body_len,
-    const struct container_crypto *cc, const uint8_t *header, size_t hlen,
-    char **errmsg)
+container_reader_start(struct container_reader *r, enum compression_codec codec,
+    uint64_t body_len, const struct container_crypto *cc,
+    const uint8_t *header, size_t hlen, char **errmsg)
 {
 	uint64_t total = container_total_len(hlen, body_len, cc->encrypted);
 	uint8_t prefix[CONTAINER_PREFIX_LEN];
@@ -526,6 +506,10 @@ container_reader_start(struct container_reader *r, uint64_t body_len,
 		return container_fail(r, errmsg, LS_ERR_CORRUPT, "encryption "
 		    "flag and header disagree");
 	r->body_left = body_len;
+	r->codec = codec;
+	if (decompressor_new(codec, &r->dec, NULL) != 0)
+		return container_fail(r, errmsg, LS_ERR_NOMEM, "cannot set up "
+		    "the %s decompressor", compression_name(codec));
 	if (cc->encrypted)
 		return setup_gcm(r, cc, header, hlen, errmsg);
 	if (r->has_key)
@@ -534,7 +518,7 @@ container_reader_start(struct container_reader *r, uint64_t body_len,
 	return 0;
 }
 
-/* Feed the inflater the next chunk of stored body. */
+/* Feed the decompressor the next chunk of stored body. */
 static int
 refill(struct container_reader *r, char **errmsg)
 {
@@ -545,14 +529,14 @@ refill(struct container_reader *r, char **errmsg)
 	if ((rc = raw_read(r, r->raw, n, errmsg)) != 0)
 		return rc;
 	r->body_left -= n;
-	r->z.next_in = r->raw;
+	r->in = r->raw;
 	if (r->gcm != NULL) {
 		if (EVP_DecryptUpdate(r->gcm, r->plain, &outl, r->raw, (int)n) != 1)
 			return container_fail(r, errmsg, LS_ERR_AUTH,
 			    "decryption failed");
-		r->z.next_in = r->plain;
+		r->in = r->plain;
 	}
-	r->z.avail_in = (uInt)n;
+	r->in_left = n;
 	return 0;
 }
 
@@ -560,23 +544,35 @@ int
 container_read(struct container_reader *r, void *dst, size_t len, size_t *got,
     bool exact, char **errmsg)
 {
-	int zr = Z_OK, rc;
+	const char *why = NULL;
+	bool ended = false;
+	size_t n, before;
+	int rc;
 
 	if (r->failed)
 		return container_fail(r, errmsg, r->failed, "read after failure");
-	r->z.next_out = dst;
-	r->z.avail_out = (uInt)len;
-	while (r->z.avail_out > 0 && zr != Z_STREAM_END) {
-		if (r->z.avail_in == 0 && r->body_left == 0)
-			break;
-		if (r->z.avail_in == 0 && (rc = refill(r, errmsg)) != 0)
+	if (r->dec == NULL)
+		return container_fail(r, errmsg, LS_ERR_INTERNAL, "read before "
+		    "start");
+	*got = 0;
+	while (*got < len && !ended) {
+		if (r->in_left == 0 && r->body_left > 0 &&
+		    (rc = refill(r, errmsg)) != 0)
 			return rc;
-		zr = inflate(&r->z, Z_NO_FLUSH);
-		if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR)
-			return container_fail(r, errmsg, LS_ERR_CORRUPT, "zlib: %s",
-			    r->z.msg != NULL ? r->z.msg : "bad data");
+		before = r->in_left;
+		if (decompressor_run(r->dec, &r->in, &r->in_left,
+		    (uint8_t *)dst + *got, len - *got, &n, &ended, &why) != 0)
+			return container_fail(r, errmsg, LS_ERR_CORRUPT, "%s: %s",
+			    compression_name(r->codec), why);
+		*got += n;
+		if (n == 0 && r->in_left == before && !ended) {
+			if (r->in_left == 0 && r->body_left == 0)
+				break;	/* input exhausted, nothing pending */
+			if (r->in_left != 0)
+				return container_fail(r, errmsg, LS_ERR_CORRUPT,
+				    "%s: no progress", compression_name(r->codec));
+		}
 	}
-	*got = len - r->z.avail_out;
 	if (exact && *got != len)
 		return container_fail(r, errmsg, LS_ERR_CORRUPT, "body ends "
 		    "early (%zu of %zu bytes)", *got, len);
@@ -588,13 +584,16 @@ container_reader_finish(struct container_reader *r, uint8_t sha_out[32],
     char **errmsg)
 {
 	uint8_t extra, tag[CONTAINER_TAG_LEN], want[32], got[32];
+	const char *why;
+	bool ended;
 	size_t n;
 	int outl, rc;
 
 	if ((rc = container_read(r, &extra, 1, &n, false, errmsg)) != 0)
 		return rc;
-	if (n != 0 || r->z.avail_in != 0 || r->body_left != 0 ||
-	    inflate(&r->z, Z_FINISH) != Z_STREAM_END)
+	if (n != 0 || r->in_left != 0 || r->body_left != 0 ||
+	    decompressor_run(r->dec, &r->in, &r->in_left, &extra, 1, &n,
+	    &ended, &why) != 0 || !ended)
 		return container_fail(r, errmsg, LS_ERR_CORRUPT, "body does not "
 		    "end where its content does");
 	if (r->gcm != NULL && (rc = raw_read(r, tag, sizeof(tag), errmsg)) != 0)
@@ -617,9 +616,8 @@ container_reader_finish(struct container_reader *r, uint8_t sha_out[32],
 void
 container_reader_cleanup(struct container_reader *r)
 {
-	if (r->z_init)
-		inflateEnd(&r->z);
-	r->z_init = false;
+	decompressor_free(r->dec);
+	r->dec = NULL;
 	EVP_MD_CTX_free(r->sha);
 	EVP_CIPHER_CTX_free(r->gcm);
 	r->sha = NULL;

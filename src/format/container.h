@@ -4,7 +4,8 @@
  *
  *	magic[4] version(u16 BE) flags(u16 BE) header_len(u32 BE)
  *	header (msgpack map, written by the object type)
- *	body: zlib stream, AES-256-GCM encrypted when a key is set
+ *	body: a zlib stream or a zstd frame (compression.h), AES-256-GCM
+ *	      encrypted when a key is set
  *	GCM tag (16 bytes, encrypted objects only)
  *	SHA-256 of every preceding byte (32 bytes)
  *
@@ -22,8 +23,8 @@
 
 #include <msgpack.h>
 #include <openssl/evp.h>
-#include <zlib.h>
 
+#include "format/compression.h"
 #include "format/mp.h"
 
 #define CONTAINER_VERSION	1
@@ -50,24 +51,23 @@ void container_key_id(const uint8_t key[CONTAINER_KEY_LEN],
 /* ---- writing ---- */
 
 struct container_writer {
-	int		spool;
-	z_stream	z;
-	bool		z_init;
-	uint64_t	body_len;
-	uint8_t		key[CONTAINER_KEY_LEN];
-	bool		has_key;
-	uint8_t		zout[CONTAINER_IOBUF];
+	int			 spool;
+	struct compressor	*comp;
+	enum compression_codec	 codec;
+	uint64_t		 body_len;
+	uint8_t			 key[CONTAINER_KEY_LEN];
+	bool			 has_key;
 };
 
-/* key: 32 bytes or NULL; level 0 means the default (3). */
+/* key: 32 bytes or NULL; comp NULL means zlib at its default level. */
 int container_writer_init(struct container_writer *, const char *spool_dir,
-    int level, const uint8_t *key, char **errmsg);
+    const struct compression *comp, const uint8_t *key, char **errmsg);
 void container_writer_cleanup(struct container_writer *);
 int container_writer_write(struct container_writer *, const void *buf,
     size_t len, char **errmsg);
 /* Compressed bytes so far. */
 uint64_t container_writer_bytes(const struct container_writer *);
-/* End the zlib stream; fill *cc (random nonce when encrypting). */
+/* End the compressed stream; fill *cc (random nonce when encrypting). */
 int container_writer_seal(struct container_writer *, struct container_crypto *cc,
     char **errmsg);
 /* Write prefix, header, body, tag, trailer to out_fd; sha_out = trailer. */
@@ -76,8 +76,8 @@ int container_writer_emit(struct container_writer *, int out_fd,
     const void *header, size_t header_len, uint8_t sha_out[32], char **errmsg);
 
 /* Pack the three common header entries (key/value pairs, no map header). */
-void container_pack_common(msgpack_packer *, uint64_t body_len,
-    const struct container_crypto *);
+void container_pack_common(msgpack_packer *, enum compression_codec,
+    uint64_t body_len, const struct container_crypto *);
 
 /* ---- reading ---- */
 
@@ -91,10 +91,11 @@ int container_parse_prefix(const uint8_t *buf, size_t len, const char magic[4],
 
 /*
  * One of the common header keys?  Returns 1 and parses the value, 0 if the
- * key is not common, -1 on a bad value.
+ * key is not common, -1 on a bad value (an unknown codec included).
  */
 int container_parse_common(struct mp_cur *, const char *k, uint32_t klen,
-    uint64_t *body_len, struct container_crypto *cc, uint32_t *seen);
+    enum compression_codec *codec, uint64_t *body_len,
+    struct container_crypto *cc, uint32_t *seen);
 #define CONTAINER_COMMON_ALL	7	/* all three common keys seen */
 
 struct container_reader {
@@ -104,8 +105,10 @@ struct container_reader {
 	bool		 has_key;
 	EVP_MD_CTX	*sha;
 	EVP_CIPHER_CTX	*gcm;
-	z_stream	 z;
-	bool		 z_init;
+	enum compression_codec codec;
+	struct decompressor *dec;
+	const uint8_t	*in;		/* stored body not yet decompressed */
+	size_t		 in_left;
 	uint64_t	 off;
 	uint64_t	 body_left;
 	bool		 flag_encrypted;	/* from the prefix */
@@ -122,12 +125,16 @@ struct container_reader {
 int container_reader_init(struct container_reader *, int fd, const char *name,
     const uint8_t *key, const char magic[4], uint8_t **header,
     size_t *header_len, char **errmsg);
-/* Check the object length against the header; set up decryption. */
-int container_reader_start(struct container_reader *, uint64_t body_len,
+/*
+ * Check the object length against the header; set up decryption and the
+ * decompressor for codec.
+ */
+int container_reader_start(struct container_reader *,
+    enum compression_codec codec, uint64_t body_len,
     const struct container_crypto *cc, const uint8_t *header,
     size_t header_len, char **errmsg);
 /*
- * Inflate up to len bytes into dst; *got is what arrived (less than len only
+ * Decompress up to len bytes into dst; *got is what arrived (less than len only
  * at the end of the stream).  With exact, a short read is an error.
  */
 int container_read(struct container_reader *, void *dst, size_t len,

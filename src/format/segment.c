@@ -117,7 +117,7 @@ segment_writer_new(const struct segment_writer_opts *o,
 		memcpy(w->prev, o->prev_sha256, 32);
 	msgpack_sbuffer_init(&w->sb);
 	msgpack_packer_init(&w->pk, &w->sb, msgpack_sbuffer_write);
-	if ((r = container_writer_init(&w->cw, o->spool_dir, o->level, o->key,
+	if ((r = container_writer_init(&w->cw, o->spool_dir, &o->comp, o->key,
 	    errmsg)) != 0) {
 		segment_writer_free(w);
 		return r;
@@ -520,7 +520,7 @@ pack_header(struct segment_writer *w, const struct segment_header *h,
 		pack_kv_uint(pk, "heartbeat_lsn", h->heartbeat_lsn);
 		pack_kv_int(pk, "heartbeat_time", h->heartbeat_time);
 	}
-	container_pack_common(pk, h->body_len, cc);
+	container_pack_common(pk, h->codec, h->body_len, cc);
 }
 
 static void
@@ -548,6 +548,7 @@ fill_header(const struct segment_writer *w, const struct container_crypto *cc,
 	if ((h->has_prev = w->has_prev))
 		memcpy(h->prev_sha256, w->prev, 32);
 	h->body_len = container_writer_bytes(&w->cw);
+	h->codec = w->cw.codec;
 	h->encrypted = cc->encrypted;
 	memcpy(h->nonce, cc->nonce, sizeof(h->nonce));
 	memcpy(h->key_id, cc->key_id, sizeof(h->key_id));
@@ -664,7 +665,11 @@ parse_header_map(const uint8_t *buf, size_t len, struct segment_header *h,
 		*why = "malformed header entry";
 		if (mp_str(&c, &k, &klen) != 0)
 			return -1;
-		r = container_parse_common(&c, k, klen, &h->body_len, &cc, &common);
+		if (klen == 11 && memcmp(k, "compression", 11) == 0)
+			*why = "compression is neither zlib nor zstd (a newer "
+			    "logship wrote it? upgrade logship)";
+		r = container_parse_common(&c, k, klen, &h->codec, &h->body_len,
+		    &cc, &common);
 		if (r < 0)
 			return -1;
 		if (r > 0)
@@ -798,8 +803,8 @@ segment_reader_open(int fd, const char *name, const uint8_t *key,
 		cc.encrypted = r->h.encrypted;
 		memcpy(cc.nonce, r->h.nonce, sizeof(cc.nonce));
 		memcpy(cc.key_id, r->h.key_id, sizeof(cc.key_id));
-		rc = container_reader_start(&r->c, r->h.body_len, &cc, hbuf, hlen,
-		    errmsg);
+		rc = container_reader_start(&r->c, r->h.codec, r->h.body_len, &cc,
+		    hbuf, hlen, errmsg);
 	}
 	free(hbuf);
 	if (rc != 0) {

@@ -1,8 +1,9 @@
 /*
  * segment.h: segment format v1 (spec: schema/segment-format.md).
  *
- * A segment is magic + version, a msgpack header map, a zlib body of
- * length-framed msgpack records (optionally AES-256-GCM encrypted with the
+ * A segment is magic + version, a msgpack header map, a compressed body (a
+ * zlib stream or a zstd frame, the header's "compression") of length-framed
+ * msgpack records (optionally AES-256-GCM encrypted with the
  * prefix and header as additional authenticated data) and a SHA-256 trailer
  * over everything before it.  Writer and reader both stream: neither holds a
  * whole body in memory (one record at a time).
@@ -14,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "format/compression.h"
 #include "format/record.h"
 
 #define SEGMENT_VERSION		1
@@ -26,6 +28,7 @@
 struct segment_header {
 	uint16_t	version;
 	bool		encrypted;
+	enum compression_codec codec;		/* "compression" */
 	uint64_t	segno;
 	char		generation[17];		/* 16 lowercase hex + NUL */
 	uint64_t	system_id;
@@ -63,7 +66,7 @@ struct segment_writer_opts {
 	const uint8_t	*prev_sha256;		/* 32 bytes; NULL only for segno 1 */
 	const uint8_t	*key;			/* 32 bytes, or NULL: no encryption */
 	const char	*spool_dir;		/* temp body; NULL: $TMPDIR or /tmp */
-	int		 level;			/* zlib level; 0 means the default (3) */
+	struct compression comp;		/* zeroed: zlib, its default level */
 };
 
 /*

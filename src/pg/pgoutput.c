@@ -722,6 +722,36 @@ pgo_decode(struct pgo_decoder *d, const uint8_t *buf, size_t len,
 	return 0;
 }
 
+int
+pgo_peek(const uint8_t *buf, size_t len, bool in_stream, struct pgo_peek *out,
+    char **errmsg)
+{
+	struct rd r = { NULL, buf, len, 1, "pgoutput", errmsg };
+	const struct msgdef *def;
+	uint8_t flags;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	if (len == 0)
+		return ls_errf(errmsg, LS_ERR_CORRUPT, "pgoutput: empty "
+		    "message (need 1 byte for the type, have 0)");
+	if ((def = find_msgdef((char)buf[0])) == NULL)
+		return unknown_type(buf[0], errmsg);
+	out->type = def->type;
+	r.what = def->name;
+	if (in_stream && def->stream_xid) {
+		if ((rc = rd_u32(&r, &out->xid)) != 0)
+			return rc;
+		out->has_xid = true;
+	}
+	if (def->type == PGO_MESSAGE) {
+		if ((rc = rd_u8(&r, &flags)) != 0)
+			return rc;
+		out->transactional = (flags & MESSAGE_TRANSACTIONAL) != 0;
+	}
+	return 0;
+}
+
 /* The replication protocol envelope. */
 
 #define XLOGDATA_HDR	(1 + 8 + 8 + 8)

@@ -135,6 +135,28 @@ void pgo_decoder_free(struct pgo_decoder *);
 int pgo_decode(struct pgo_decoder *d, const uint8_t *buf, size_t len,
     bool in_stream, struct pgo_msg *out, char **errmsg);
 
+/*
+ * What a message is, without decoding it: the agent buffers a
+ * transaction's messages raw and decodes each once, at commit.
+ */
+struct pgo_peek {
+	char		 type;		/* enum pgo_msg_type */
+	bool		 has_xid;	/* as pgo_msg: the streamed xid */
+	uint32_t	 xid;
+	bool		 transactional;	/* Message only: its flag bit */
+};
+
+/*
+ * Read the type byte, the streamed xid (in_stream, for the kinds that carry
+ * one) and a Message's flags byte; nothing else is checked, so a message
+ * that peeks may still fail pgo_decode.  Whatever pgo_decode accepts peeks
+ * to the same type, transactional flag and (where the peek has one) xid.
+ * Returns 0 or
+ * LS_ERR_CORRUPT (empty, unknown type, shorter than those fields).
+ */
+int pgo_peek(const uint8_t *buf, size_t len, bool in_stream,
+    struct pgo_peek *out, char **errmsg);
+
 /* Name of a message type ("Insert"), or NULL for an unknown byte. */
 const char *pgo_type_name(char type);
 

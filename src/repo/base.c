@@ -237,7 +237,7 @@ base_manifest_write(struct store *st, const struct base_manifest *m,
 	if (text == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	base_manifest_key(m->generation, m->name, okey, sizeof(okey));
-	if ((r = blob_writer_new("manifest", key, NULL, &b, errmsg)) != 0 ||
+	if ((r = blob_writer_new("manifest", key, NULL, NULL, &b, errmsg)) != 0 ||
 	    (r = blob_writer_write(b, text, strlen(text), errmsg)) != 0)
 		goto out;
 	if ((fd = memfd_create("manifest", MFD_CLOEXEC)) < 0) {

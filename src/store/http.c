@@ -274,6 +274,13 @@ http_retry_start(struct http_retry *rt, int64_t lease_us, int64_t deadline_us)
 }
 
 static uint64_t retries;	/* atomic builtins: any thread */
+static uint64_t requests;
+
+uint64_t
+http_requests(void)
+{
+	return __atomic_load_n(&requests, __ATOMIC_RELAXED);
+}
 
 uint64_t
 http_retries(void)
@@ -315,6 +322,7 @@ http_exchange(const struct http_policy *p, void *arg,
 		*why = NULL;
 		http_resp_free(resp);
 		rt->tries++;
+		__atomic_add_fetch(&requests, 1, __ATOMIC_RELAXED);
 		r = attempt(arg, resp, why);
 	} while (http_retry_again(p, arg, rt, r, resp));
 	return r;

@@ -153,6 +153,8 @@ char *http_one_line(char *s);
 
 /* Tries http_retry_again allowed, process-wide (metrics). */
 uint64_t http_retries(void);
+/* HTTP requests sent (every try), by every store (process). */
+uint64_t http_requests(void);
 
 /* Global libcurl init; call once, single-threaded, before any thread. */
 void http_global_init(void);

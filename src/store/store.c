@@ -12,6 +12,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,6 +240,36 @@ store_retries(void)
 	return http_retries();
 }
 
+static struct store_requests counts;	/* atomic builtins: any thread */
+
+static void
+count(uint64_t *n)
+{
+	__atomic_add_fetch(n, 1, __ATOMIC_RELAXED);
+}
+
+void
+store_requests(struct store_requests *out)
+{
+	out->put = __atomic_load_n(&counts.put, __ATOMIC_RELAXED);
+	out->put_if_absent = __atomic_load_n(&counts.put_if_absent,
+	    __ATOMIC_RELAXED);
+	out->get = __atomic_load_n(&counts.get, __ATOMIC_RELAXED);
+	out->head = __atomic_load_n(&counts.head, __ATOMIC_RELAXED);
+	out->list = __atomic_load_n(&counts.list, __ATOMIC_RELAXED);
+	out->del = __atomic_load_n(&counts.del, __ATOMIC_RELAXED);
+	out->http = http_requests();
+}
+
+void
+store_requests_format(const struct store_requests *q, char *buf, size_t len)
+{
+	snprintf(buf, len, "put_if_absent=%" PRIu64 " put=%" PRIu64 " get=%"
+	    PRIu64 " head=%" PRIu64 " list=%" PRIu64 " delete=%" PRIu64
+	    " http=%" PRIu64, q->put_if_absent, q->put, q->get, q->head,
+	    q->list, q->del, q->http);
+}
+
 int
 store_put(struct store *s, const char *key, int fd, char **errmsg)
 {
@@ -246,6 +277,7 @@ store_put(struct store *s, const char *key, int fd, char **errmsg)
 	char *msg = NULL;
 	int r;
 
+	count(&counts.put);
 	r = s->ops->put(s, key, fd, &msg);
 	if (s->observe != NULL)
 		s->observe(s->observe_arg, key, ls_now_us() - start, r);
@@ -259,6 +291,7 @@ store_put_if_absent(struct store *s, const char *key, int fd, char **errmsg)
 	char *msg = NULL;
 	int r;
 
+	count(&counts.put_if_absent);
 	r = s->ops->put_if_absent(s, key, fd, &msg);
 	if (s->observe != NULL)
 		s->observe(s->observe_arg, key, ls_now_us() - start, r);
@@ -271,6 +304,7 @@ store_get(struct store *s, const char *key, int fd, char **errmsg)
 	char *msg = NULL;
 	int r;
 
+	count(&counts.get);
 	r = s->ops->get(s, key, fd, &msg);
 	return finish(s, r, "get", key, msg, errmsg);
 }
@@ -283,6 +317,7 @@ store_get_range(struct store *s, const char *key, uint64_t off, size_t len,
 	int r;
 
 	*got = 0;
+	count(&counts.get);
 	r = s->ops->get_range(s, key, off, len, buf, got, &msg);
 	return finish(s, r, "get", key, msg, errmsg);
 }
@@ -293,6 +328,7 @@ store_head(struct store *s, const char *key, uint64_t *size, char **errmsg)
 	char *msg = NULL;
 	int r;
 
+	count(&counts.head);
 	r = s->ops->head(s, key, size, &msg);
 	return finish(s, r, "head", key, msg, errmsg);
 }
@@ -309,6 +345,7 @@ store_list_after(struct store *s, const char *prefix, const char *start_after,
 		prefix = "";
 	if (start_after == NULL)
 		start_after = "";
+	count(&counts.list);
 	r = s->ops->list_after(s, prefix, start_after, max, out, &msg);
 	if (r < 0)
 		store_list_clear(out);
@@ -322,6 +359,7 @@ store_delete(struct store *s, const char *key, char **errmsg)
 	char *msg = NULL;
 	int r;
 
+	count(&counts.del);
 	r = s->ops->del(s, key, &msg);
 	return finish(s, r, "delete", key, msg, errmsg);
 }

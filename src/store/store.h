@@ -78,6 +78,16 @@ void store_set_observer(struct store *, void (*fn)(void *arg, const char *key,
 /* HTTP tries repeated after a transient failure, by every store (process). */
 uint64_t store_retries(void);
 
+/* Calls of each operation, by every store of the process, and HTTP requests. */
+struct store_requests {
+	uint64_t	put, put_if_absent, get, head, list, del;
+	uint64_t	http;		/* every HTTP request sent, retries too */
+};
+void store_requests(struct store_requests *out);
+/* "put_if_absent=3 put=1 get=2 head=0 list=4 delete=0 http=12" */
+void store_requests_format(const struct store_requests *, char *buf,
+    size_t len);
+
 int store_put(struct store *, const char *key, int fd, char **errmsg);
 int store_put_if_absent(struct store *, const char *key, int fd, char **errmsg);
 int store_get(struct store *, const char *key, int fd, char **errmsg);

@@ -1,6 +1,6 @@
 /*
  * fuzz_pgoutput.c: libFuzzer target for the pgoutput decoder and the
- * replication envelope parsers.
+ * replication envelope parsers, and pgo_peek against pgo_decode.
  *
  * Input: one byte whose low bit is in_stream, then the message.  The same
  * bytes are also tried as an XLogData message (whose payload is decoded in
@@ -109,18 +109,31 @@ walk(const struct pgo_msg *m)
 	}
 }
 
-/* Decode one message; the error message must be set exactly on failure. */
+/*
+ * Decode one message; the error message must be set exactly on failure.
+ * Whatever decodes peeks (pgo_peek) to the same classification.
+ */
 static void
 decode(struct pgo_decoder *d, const uint8_t *buf, size_t len, bool in_stream)
 {
+	struct pgo_peek pk;
 	struct pgo_msg m;
 	char *err = NULL;
-	int rc;
+	int rc, prc;
 
+	prc = pgo_peek(buf, len, in_stream, &pk, &err);
+	check(prc == 0 ? err == NULL : prc < 0 && err != NULL);
+	free(err);
+	err = NULL;
 	rc = pgo_decode(d, buf, len, in_stream, &m, &err);
 	check(rc == 0 ? err == NULL : rc < 0 && err != NULL);
-	if (rc == 0)
+	if (rc == 0) {
 		walk(&m);
+		check(prc == 0 && pk.type == m.type &&
+		    (!pk.has_xid || (m.has_xid && pk.xid == m.xid)) &&
+		    (m.type != PGO_MESSAGE ||
+		    pk.transactional == m.u.message.transactional));
+	}
 	free(err);
 }
 

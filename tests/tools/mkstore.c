@@ -77,7 +77,7 @@ write_segment(struct store *st, uint64_t segno, uint8_t prev[32],
     const uint8_t *key)
 {
 	struct segment_writer_opts o = { segno, GEN, 7301234567890123456ULL,
-	    "app", segno > 1 ? prev : NULL, key, NULL, 0 };
+	    "app", segno > 1 ? prev : NULL, key, NULL, { COMPRESSION_ZLIB, 0 } };
 	struct segment_writer *w = NULL;
 	struct ls_record r = { .kind = LS_REC_RELATION };
 	char okey[64], *err = NULL;

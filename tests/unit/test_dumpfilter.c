@@ -72,7 +72,7 @@ filter(size_t n, struct buf *out)
 
 	out->len = 0;
 	out->p[0] = '\0';
-	if (fd < 0 || blob_writer_new("schema", NULL, NULL, &b, NULL) != 0)
+	if (fd < 0 || blob_writer_new("schema", NULL, NULL, NULL, &b, NULL) != 0)
 		return -1;
 	dumpfilter_init(&f, b);
 	for (i = 0, r = 0; r == 0 && i < len; i += n)

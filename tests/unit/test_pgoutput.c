@@ -135,6 +135,24 @@ decode_n(const struct bb *b, size_t len, bool stream, struct pgo_msg *m)
 	return rc;
 }
 
+static int peek_mismatches;
+
+/* pgo_peek must agree with what pgo_decode made of the same bytes. */
+static void
+check_peek(const struct bb *b, bool stream, const struct pgo_msg *m)
+{
+	struct pgo_peek pk;
+
+	if (pgo_peek(b->buf, b->len, stream, &pk, NULL) != 0 ||
+	    pk.type != m->type || (pk.has_xid && (!m->has_xid ||
+	    pk.xid != m->xid)) || (m->type == PGO_MESSAGE &&
+	    pk.transactional != m->u.message.transactional)) {
+		diag("pgo_peek disagrees with pgo_decode on a %s message",
+		    pgo_type_name(m->type));
+		peek_mismatches++;
+	}
+}
+
 static int
 decode(const struct bb *b, bool stream, struct pgo_msg *m)
 {
@@ -142,6 +160,8 @@ decode(const struct bb *b, bool stream, struct pgo_msg *m)
 
 	if (rc != 0)
 		diag("unexpected error: %s", err != NULL ? err : "(none)");
+	else
+		check_peek(b, stream, m);
 	return rc;
 }
 
@@ -861,6 +881,37 @@ test_names(void)
 	    pgo_type_name('x') == NULL, "message type names");
 }
 
+/* pgo_peek: the fields the agent classifies by, and its refusals. */
+static void
+test_peek(struct bb *b)
+{
+	struct pgo_peek pk;
+	char *e = NULL;
+	int r;
+
+	ok(peek_mismatches == 0, "pgo_peek agrees with pgo_decode on every "
+	    "message decoded above (%d mismatches)", peek_mismatches);
+	build_insert(b, true);
+	ok(pgo_peek(b->buf, 5, true, &pk, NULL) == 0 && pk.type == PGO_INSERT &&
+	    pk.has_xid, "peek needs only the type and the streamed xid");
+	r = pgo_peek(b->buf, 4, true, &pk, &e);
+	ok(r == LS_ERR_CORRUPT && e != NULL && strstr(e, "truncated Insert") !=
+	    NULL, "peek refuses a short streamed xid: %s", e ? e : "(none)");
+	free(e);
+	e = NULL;
+	r = pgo_peek((const uint8_t *)"Z", 1, false, &pk, &e);
+	ok(r == LS_ERR_CORRUPT && e != NULL &&
+	    strstr(e, "unknown message type") != NULL,
+	    "peek refuses an unknown type: %s", e ? e : "(none)");
+	free(e);
+	e = NULL;
+	ok(pgo_peek((const uint8_t *)"M", 1, false, &pk, &e) == LS_ERR_CORRUPT,
+	    "peek refuses a Message without its flags byte");
+	free(e);
+	ok(pgo_peek((const uint8_t *)"", 0, false, &pk, NULL) == LS_ERR_CORRUPT,
+	    "peek refuses an empty message");
+}
+
 int
 main(void)
 {
@@ -895,6 +946,7 @@ main(void)
 	test_status();
 	test_lsn();
 	test_names();
+	test_peek(&b);
 	pgo_decoder_free(dec);
 	pgo_decoder_free(NULL);
 	free(err);

@@ -1,7 +1,8 @@
 /*
  * test_segment.c: segment format v1 — round trips of every record and value
  * kind, big transactions, corruption, chain breaks, encryption, hostile
- * length fields.
+ * length fields; each with zlib and with zstd bodies, and the codec named in
+ * the header.
  */
 #include <fcntl.h>
 #include <inttypes.h>
@@ -14,9 +15,12 @@
 #include <msgpack.h>
 #include <openssl/evp.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "common/error.h"
 #include "common/util.h"
+#include "format/blob.h"
+#include "format/compression.h"
 #include "format/segment.h"
 #include "tap.h"
 
@@ -30,6 +34,9 @@ static struct ls_column cols[4] = {
 	{ "blob", 17, -1, 0 }, { "big", 25, -1, 0 },
 };
 static struct ls_relation rel = { 16384, "public", "t", 'd', 4, cols };
+
+/* The codec every writer() uses; main() runs the suite once per codec. */
+static struct compression comp;
 
 static int
 memfd(void)
@@ -50,6 +57,7 @@ writer(uint64_t segno, const uint8_t *prev, const uint8_t *key)
 	o.database = "app";
 	o.prev_sha256 = prev;
 	o.key = key;
+	o.comp = comp;
 	if (segment_writer_new(&o, &w, &err) != 0) {
 		diag("writer: %s", err);
 		exit(1);
@@ -185,9 +193,14 @@ test_round_trip(const uint8_t *key)
 	fd = finish(w, sha, &h);
 	ok(h.txns == 2 && h.changes == 4 && h.records == 12 &&
 	    h.first_lsn == 0x1000 && h.last_lsn == 0x2000 && h.end_lsn == 0x2008,
-	    "%s: header counts and LSN range", key ? "encrypted" : "plain");
+	    "%s %s: header counts and LSN range", compression_name(comp.codec),
+	    key ? "encrypted" : "plain");
+	ok(h.codec == comp.codec, "written header names %s",
+	    compression_name(comp.codec));
 	n = segment_reader_open(fd, "segment 1", key, &r, &err);
 	ok(n == 0, "reader opens (%s)", err ? err : "ok");
+	ok(r != NULL && segment_reader_header(r)->codec == comp.codec,
+	    "read header names %s", compression_name(comp.codec));
 	n = 0;
 	while (r != NULL && segment_reader_next(r, &rec, &err) == 1) {
 		n++;
@@ -283,7 +296,8 @@ test_big_txn(void)
 		add_insert(w, i, v);
 	add_txn_edges(w, LS_REC_COMMIT, 0x5000);
 	fd = finish(w, sha, &h);
-	ok(h.changes == 100000 && h.txns == 1, "100,000-change transaction written");
+	ok(h.changes == 100000 && h.txns == 1, "%s: 100,000-change transaction "
+	    "written (%" PRIu64 " bytes)", compression_name(comp.codec), h.total_len);
 	i = segment_verify_fd(fd, "big", NULL, &h, NULL, &err);
 	ok(i == 0, "100,000-change transaction verifies (%s)", err ? err : "ok");
 	close(fd);
@@ -461,21 +475,22 @@ test_chain(void)
 	free(err);
 }
 
-/* Build an object by hand: header fields from a real one, body given. */
+/*
+ * Build an object by hand: a header naming codec, the stored body z as
+ * given (zlen bytes, already compressed).
+ */
 static uint8_t *
-forge(const uint8_t *body_plain, size_t plen, uint64_t records, uint16_t version,
-    size_t *outlen)
+forge_raw(const uint8_t *z, size_t zlen, const char *codec, uint64_t records,
+    uint16_t version, size_t *outlen)
 {
 	msgpack_sbuffer sb;
 	msgpack_packer pk;
-	uLongf zlen = compressBound(plen);
-	uint8_t *z = malloc(zlen), *out;
+	uint8_t *out;
 	size_t n;
 	const char *names[] = { "segno", "system_id", "first_lsn", "last_lsn",
 	    "end_lsn", "first_time", "last_time", "created", "txns", "changes" };
 	int i;
 
-	compress(z, &zlen, body_plain, plen);
 	msgpack_sbuffer_init(&sb);
 	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
 	msgpack_pack_map(&pk, 17);
@@ -492,7 +507,7 @@ forge(const uint8_t *body_plain, size_t plen, uint64_t records, uint16_t version
 	msgpack_pack_str_with_body(&pk, "prev_sha256", 11);
 	msgpack_pack_nil(&pk);
 	msgpack_pack_str_with_body(&pk, "compression", 11);
-	msgpack_pack_str_with_body(&pk, "zlib", 4);
+	msgpack_pack_str_with_body(&pk, codec, strlen(codec));
 	msgpack_pack_str_with_body(&pk, "body_len", 8);
 	msgpack_pack_uint64(&pk, zlen);
 	msgpack_pack_str_with_body(&pk, "encryption", 10);
@@ -508,9 +523,162 @@ forge(const uint8_t *body_plain, size_t plen, uint64_t records, uint16_t version
 	memcpy(out + 12 + sb.size, z, zlen);
 	reseal(out, n);
 	msgpack_sbuffer_destroy(&sb);
-	free(z);
 	*outlen = n;
 	return out;
+}
+
+/* forge_raw with body_plain compressed by zlib. */
+static uint8_t *
+forge(const uint8_t *body_plain, size_t plen, uint64_t records, uint16_t version,
+    size_t *outlen)
+{
+	uLongf zlen = compressBound(plen);
+	uint8_t *z = malloc(zlen), *out;
+
+	compress(z, &zlen, body_plain, plen);
+	out = forge_raw(z, zlen, "zlib", records, version, outlen);
+	free(z);
+	return out;
+}
+
+/* The header names the codec; a zstd body must be exactly one frame. */
+static void
+test_codec_header(void)
+{
+	uint8_t one[64], two[128], *buf, *p;
+	size_t n1, len;
+	char *err = NULL;
+	int r;
+
+	n1 = ZSTD_compress(one, sizeof(one), "", 0, 3);
+	memcpy(two, one, n1);
+	memcpy(two + n1, one, n1);
+	buf = forge_raw(one, n1, "zstd", 0, 1, &len);
+	ok(verify_buf(buf, len, NULL, &err) == 0, "a one-frame zstd body "
+	    "(another encoder's) verifies");
+	free(buf);
+	buf = forge_raw(two, 2 * n1, "zstd", 0, 1, &len);
+	r = verify_buf(buf, len, NULL, &err);
+	ok(r == LS_ERR_CORRUPT && strstr(err, "does not end") != NULL,
+	    "a second zstd frame after the first is refused: %s", err);
+	free(buf);
+	buf = forge_raw((const uint8_t *)"\x50\x2a\x4d\x18\0\0\0\0", 8, "zstd", 0,
+	    1, &len);
+	r = verify_buf(buf, len, NULL, &err);
+	ok(r == LS_ERR_CORRUPT && strstr(err, "not a zstd frame") != NULL,
+	    "a skippable frame instead of a zstd frame is refused: %s", err);
+	free(buf);
+	buf = forge_raw(one, n1 - 1, "zstd", 0, 1, &len);
+	r = verify_buf(buf, len, NULL, &err);
+	ok(r == LS_ERR_CORRUPT, "a truncated zstd frame is refused: %s", err);
+	free(buf);
+	buf = forge_raw(one, n1, "zlib", 0, 1, &len);
+	r = verify_buf(buf, len, NULL, &err);
+	ok(r == LS_ERR_CORRUPT && strstr(err, "zlib") != NULL,
+	    "a zstd body under \"zlib\" is refused: %s", err);
+	free(buf);
+	buf = forge(one, 0, 0, 1, &len);
+	p = memmem(buf, len, "zlib", 4);
+	memcpy(p, "zstd", 4);
+	reseal(buf, len);
+	r = verify_buf(buf, len, NULL, &err);
+	ok(r == LS_ERR_CORRUPT && strstr(err, "zstd") != NULL,
+	    "a zlib body under \"zstd\" is refused: %s", err);
+	memcpy(p, "lz4x", 4);
+	reseal(buf, len);
+	r = verify_buf(buf, len, NULL, &err);
+	ok(r == LS_ERR_CORRUPT && strstr(err, "neither zlib nor zstd") != NULL,
+	    "an unknown codec is refused: %s", err);
+	free(buf);
+	free(err);
+}
+
+/* --compression values. */
+static void
+test_compression_parse(void)
+{
+	static const struct {
+		const char	*text;
+		int		 ok, codec, level;
+	} cases[] = {
+		{ "zlib", 1, COMPRESSION_ZLIB, 0 },
+		{ "zstd", 1, COMPRESSION_ZSTD, 0 },
+		{ "zstd:1", 1, COMPRESSION_ZSTD, 1 },
+		{ "zstd:19", 1, COMPRESSION_ZSTD, 19 },
+		{ "zlib:9", 1, COMPRESSION_ZLIB, 9 },
+		{ "zlib:10", 0, 0, 0 }, { "zstd:20", 0, 0, 0 },
+		{ "zstd:0", 0, 0, 0 }, { "zstd:", 0, 0, 0 },
+		{ "zstd:-1", 0, 0, 0 }, { "zstd:3x", 0, 0, 0 },
+		{ "zstd: 3", 0, 0, 0 }, { "lz4", 0, 0, 0 }, { "", 0, 0, 0 },
+		{ "ZSTD", 0, 0, 0 }, { "zstdx", 0, 0, 0 },
+	};
+	struct compression c;
+	char *err = NULL, fmt[16];
+	size_t i;
+	int bad = 0;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		c.codec = COMPRESSION_ZLIB;
+		c.level = -1;
+		int r = compression_parse(cases[i].text, &c, &err);
+		if (cases[i].ok ? r != 0 || (int)c.codec != cases[i].codec ||
+		    c.level != cases[i].level : r != LS_ERR_INVALID ||
+		    (strstr(err, "zlib or zstd") == NULL &&
+		    strstr(err, "whole number") == NULL)) {
+			diag("compression \"%s\": r=%d codec=%d level=%d (%s)",
+			    cases[i].text, r, (int)c.codec, c.level,
+			    err ? err : "");
+			bad++;
+		}
+	}
+	ok(bad == 0, "compression_parse: %zu good and bad values", i);
+	c = (struct compression){ COMPRESSION_ZSTD, 0 };
+	compression_format(&c, fmt);
+	ok(strcmp(fmt, "zstd:3") == 0, "default zstd level shown as %s", fmt);
+	free(err);
+}
+
+static int
+collect(void *arg, const void *buf, size_t len)
+{
+	*(uint64_t *)arg += len;
+	return 0;
+}
+
+/* Base chunks (blobs) carry the codec too; zstd with a key works. */
+static void
+test_blob_codecs(void)
+{
+	static char text[200000];
+	struct compression zs = { COMPRESSION_ZSTD, 0 };
+	struct blob_writer *b = NULL;
+	uint8_t sha[32], *buf;
+	uint64_t got = 0;
+	char *err = NULL;
+	size_t i, len;
+	int fd, r;
+
+	for (i = 0; i < sizeof(text); i++)
+		text[i] = "abc\tdef\n0123"[i % 12];
+	fd = memfd();
+	r = blob_writer_new("copy", key1, NULL, &zs, &b, &err);
+	if (r == 0)
+		r = blob_writer_write(b, text, sizeof(text), &err);
+	if (r == 0)
+		r = blob_writer_finish(b, fd, sha, &err);
+	blob_writer_free(b);
+	ok(r == 0, "zstd blob with a key written (%s)", err ? err : "ok");
+	buf = slurp(fd, &len);
+	ok(memmem(buf, len, "zstd", 4) != NULL && len < sizeof(text) / 10,
+	    "blob header names zstd; %zu bytes for %zu", len, sizeof(text));
+	r = blob_read_fd(fd, "chunk", key1, "copy", collect, &got, NULL, &err);
+	ok(r == 0 && got == sizeof(text), "zstd blob with a key reads back "
+	    "(%" PRIu64 " bytes: %s)", got, err ? err : "ok");
+	r = blob_read_fd(fd, "chunk", key2, "copy", NULL, NULL, NULL, &err);
+	ok(r == LS_ERR_AUTH, "zstd blob with another key refused: %s", err);
+	close(fd);
+	free(buf);
+	free(err);
 }
 
 static void
@@ -621,15 +789,28 @@ test_heartbeat(void)
 int
 main(void)
 {
-	test_round_trip(NULL);
+	static const enum compression_codec codecs[] = { COMPRESSION_ZLIB,
+	    COMPRESSION_ZSTD };
+	size_t i;
+
+	for (i = 0; i < sizeof(codecs) / sizeof(codecs[0]); i++) {
+		comp = (struct compression){ codecs[i], 0 };
+		test_round_trip(NULL);
+		test_round_trip(key1);
+		test_big_txn();
+		test_every_byte();
+		test_encryption();
+		test_unencrypted_with_key();
+		test_chain();
+	}
+	comp = (struct compression){ COMPRESSION_ZSTD, 19 };
 	test_round_trip(key1);
-	test_big_txn();
-	test_every_byte();
-	test_encryption();
-	test_unencrypted_with_key();
-	test_chain();
+	comp = (struct compression){ COMPRESSION_ZLIB, 0 };
 	test_hostile();
 	test_writer_rules();
 	test_heartbeat();
+	test_codec_header();
+	test_compression_parse();
+	test_blob_codecs();
 	return tap_done();
 }
