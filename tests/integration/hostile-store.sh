@@ -34,7 +34,8 @@ CREATE TABLE "ünï ☃ 表" ("ключ" int PRIMARY KEY, "värde" text);
 EOF
 
 # Six transactions a segment apart, each touching every table.
-"$AGENT" --source "$SRC" --store "$T/store" --init --flush-interval 0.1 > "$T/agent.log" 2>&1 &
+# zlib: tests/tools/forgeseg.py re-seals what it forges with zlib
+"$AGENT" --source "$SRC" --store "$T/store" --init --flush-interval 0.1 --compression zlib > "$T/agent.log" 2>&1 &
 a=$!; track_pid $a
 i=0; until grep -q "streaming generation" "$T/agent.log" 2>/dev/null || [ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
 for n in 1 2 3 4 5 6; do
@@ -49,7 +50,7 @@ EOF
 	sleep 0.4
 done
 kill -TERM $a; wait $a
-"$AGENT" --source "$SRC" --store "$T/store" --init --endpos "$(psql_at "$P" -c "select pg_current_wal_lsn()")" >> "$T/agent.log" 2>&1
+"$AGENT" --source "$SRC" --store "$T/store" --init --compression zlib --endpos "$(psql_at "$P" -c "select pg_current_wal_lsn()")" >> "$T/agent.log" 2>&1
 S="$T/store"
 nseg=$(ls "$S/0000000000000001/seg" | wc -l | tr -d ' ')
 [ "$nseg" -ge 5 ]; ok $? "the store has several segments ($nseg)"

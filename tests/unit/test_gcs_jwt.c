@@ -7,6 +7,8 @@
  * refuse (without quoting the key), which URLs may carry credentials,
  * and how Google error bodies become one line.
  */
+#include <sys/stat.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -64,7 +66,8 @@ write_key(const char *name, json_t *doc)
 	char *path = NULL;
 
 	if (asprintf(&path, "%s/%s", dir, name) == -1 || doc == NULL ||
-	    json_dump_file(doc, path, JSON_INDENT(2)) != 0) {
+	    json_dump_file(doc, path, JSON_INDENT(2)) != 0 ||
+	    chmod(path, 0600) != 0) {	/* key files must not be readable */
 		free(path);
 		path = NULL;
 	}

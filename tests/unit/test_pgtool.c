@@ -36,7 +36,8 @@ static const char script[] =
     "	echo 'LINE 1: CREATE TABLE t ();' >&2\n"
     "	echo '                     ^' >&2\n"
     "	exit 3 ;;\n"
-    "lastline) echo one >&2; printf 'two\\n\\n' >&2; exit 2 ;;\n"
+    "lastline) echo one >&2; printf 'two\\n\\n' >&2; exit 1 ;;\n"
+    "lost) echo 'psql: error: connection to server was lost' >&2; exit 2 ;;\n"
     "silent) exit 1 ;;\n"
     "signal) kill -TERM $$ ;;\n"
     "warn) echo 'WARNING:  no privileges were granted' >&2 ;;\n"
@@ -238,8 +239,14 @@ test_failures(void)
 
 	r = run_psql("lastline", CONNINFO, NULL, &err);
 	ok(r == LS_ERR_PG && err && strcmp(err, "restore pre-data failed "
-	    "(exit 2): two") == 0, "without an error line, the last line (%s)",
+	    "(exit 1): two") == 0, "without an error line, the last line (%s)",
 	    err ? err : "");
+	free(err);
+	err = NULL;
+
+	r = run_psql("lost", CONNINFO, NULL, &err);
+	ok(r == LS_ERR_TRANSIENT, "psql's exit 2 (the connection went bad) is "
+	    "worth a retry (%s)", err ? err : "");
 	free(err);
 	err = NULL;
 
