@@ -11,7 +11,7 @@ P=$src_PORT; Q=$dst_PORT
 SRC="host=127.0.0.1 port=$P user=postgres dbname=postgres"
 DST="host=127.0.0.1 port=$Q user=postgres dbname=postgres"
 S="$T/store"
-openssl rand -hex 32 > "$T/key"
+(umask 077; openssl rand -hex 32 > "$T/key")
 
 out=$("$AGENT" --source "$SRC" --store "$S" --compression lz4 2>&1); rc=$?
 is "$rc" 2 "--compression lz4 is a usage error"
