@@ -22,8 +22,11 @@
 #include "state.h"
 #include "target.h"
 
-/* A segment of more changes than this is applied serially. */
-#define PAR_MAX_CHANGES	(4u << 20)
+/*
+ * A segment of more changes than this is applied serially: its scan holds
+ * 32 bytes a change, its keys 16 or more.
+ */
+#define PAR_MAX_CHANGES	(1u << 20)
 
 /* A relation's class for this run of chunks (apply.h, APPLY_PAR_*). */
 struct relclass {
@@ -745,7 +748,10 @@ par_submit(struct par *p, const struct prefetch_item *it,
 	int rc, k;
 
 	*taken = false;
-	if (it->h.txns == 0 || p->abort)
+	pthread_mutex_lock(&p->mu);
+	k = p->abort;
+	pthread_mutex_unlock(&p->mu);
+	if (it->h.txns == 0 || k)
 		return 0;
 	if ((rels = relcache_new()) == NULL)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
