@@ -19,6 +19,7 @@
 
 #include "agent.h"
 #include "newbase.h"
+#include "common/crashpoint.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -346,6 +347,7 @@ stream_flush(struct agent *a, char **errmsg)
 	close(fd);
 	if (r != 0)
 		return r;
+	crashpoint("agent-after-upload");
 	segment_writer_free(a->seg);
 	a->seg = NULL;
 	memcpy(a->prev_sha, sha, 32);
