@@ -733,13 +733,23 @@ wait_input(struct agent *a, char **errmsg)
 	struct pollfd pfd = { PQsocket(a->repl), POLLIN, 0 };
 	int64_t flush_us = (int64_t)(a->cfg->flush_interval * 1e6);
 	int timeout_ms = (int)(flush_us / 4000);
+	int64_t t0 = ls_now_us();
+	int n;
 
 	if (timeout_ms < 10)
 		timeout_ms = 10;
 	if (timeout_ms > 1000)
 		timeout_ms = 1000;
-	if (poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR)
+	if ((n = poll(&pfd, 1, timeout_ms)) < 0 && errno != EINTR)
 		return ls_errf(errmsg, LS_ERR_TRANSIENT, "poll: %s", strerror(errno));
+	if (n == 0)
+		a->silent_us += ls_now_us() - t0;
+	if (a->silent_us > AGENT_RECV_TIMEOUT_US)
+		return ls_errf(errmsg, LS_ERR_TRANSIENT, "no message from the "
+		    "source in %d s of waiting although the agent asked for one "
+		    "every %d s: the replication connection is dead (a network "
+		    "or server gone silent)", AGENT_RECV_TIMEOUT_US / 1000000,
+		    AGENT_STATUS_INTERVAL_US / 1000000);
 	if (PQconsumeInput(a->repl) != 1)
 		return ls_errf(errmsg, LS_ERR_TRANSIENT, "lost the replication "
 		    "connection: %s", PQerrorMessage(a->repl));
@@ -766,6 +776,7 @@ stream_run(struct agent *a, char **errmsg)
 	int n, r, burst = 0;
 
 	a->last_status_us = ls_now_us();
+	a->silent_us = 0;
 	if (a->last_stored_us == 0)
 		a->last_stored_us = a->last_status_us;
 	for (;;) {
@@ -780,6 +791,7 @@ stream_run(struct agent *a, char **errmsg)
 		n = PQgetCopyData(a->repl, &buf, 1);
 		if (n > 0) {
 			a->got_data = true;
+			a->silent_us = 0;
 			r = on_copydata(a, (const uint8_t *)buf, (size_t)n, errmsg);
 			PQfreemem(buf);
 			if (r == 0 && ++burst % 512 == 0)
