@@ -203,16 +203,18 @@ sample_tables(struct agent *a)
 	if (a->tables_pending != NULL || a->sql == NULL ||
 	    PQstatus(a->sql) != CONNECTION_OK)
 		return;
-	res = PQexecParams(a->sql, tables_sql, 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+	res = source_query_within(a->sql, tables_sql, 1, params,
+	    AGENT_RECV_TIMEOUT_US / 1000, &err);
+	if (res == NULL || PQntuples(res) != 1)
 		log_warn("agent", "sampling the published tables failed: %s",
-		    PQresultErrorMessage(res));
+		    err != NULL ? err : "no row");
 	else if ((a->tables_written == NULL || strcmp(a->tables_written,
 	    PQgetvalue(res, 0, 0)) != 0) &&
 	    ls_lsn_parse(PQgetvalue(res, 0, 1), &lsn) == 0 &&
 	    (a->tables_pending = strdup(PQgetvalue(res, 0, 0))) != NULL)
 		a->tables_lsn = lsn;
 	PQclear(res);
+	free(err);
 }
 
 void
@@ -334,7 +336,8 @@ stream_flush(struct agent *a, char **errmsg)
 		return 0;
 	}
 	if (a->sql != NULL && PQstatus(a->sql) == CONNECTION_OK &&
-	    source_sample_sequences(a->sql, add_sequence, a, NULL) != 0)
+	    source_sample_sequences(a->sql, AGENT_RECV_TIMEOUT_US / 1000,
+	    add_sequence, a, NULL) != 0)
 		log_warn("agent", "sequence sampling failed: %s",
 		    PQerrorMessage(a->sql));
 	sample_tables(a);
