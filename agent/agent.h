@@ -43,6 +43,14 @@ struct agent_metrics {
 
 #define AGENT_TXN_MEMLIMIT	(4u << 20)	/* per transaction, then spill */
 #define AGENT_STATUS_INTERVAL_US 10000000	/* confirm at least every 10 s */
+/*
+ * Waiting this long on the replication socket with nothing arriving, while
+ * the idle agent asks the server for a reply every status interval, means
+ * the connection is dead without a reset (a network gone silent): the
+ * agent reconnects, as PostgreSQL's walreceiver does after
+ * wal_receiver_timeout (also 60 s by default).
+ */
+#define AGENT_RECV_TIMEOUT_US	60000000
 
 extern volatile sig_atomic_t agent_stop;	/* SIGTERM/SIGINT */
 extern volatile sig_atomic_t agent_hup;
@@ -98,6 +106,7 @@ struct agent {
 	uint64_t	 slot_confirmed; /* the slot's confirmed_flush_lsn at start */
 	bool		 caveats_logged;
 	int64_t		 last_status_us;
+	int64_t		 silent_us;	/* waited since the last message */
 	bool		 endpos_reached;
 	uint64_t	 txns_total, segs_total;
 	struct newbase	*newbase;	/* --base-interval's thread */

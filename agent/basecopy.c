@@ -25,6 +25,7 @@
 #include <libpq-fe.h>
 
 #include "basecopy.h"
+#include "common/crashpoint.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/pool.h"
@@ -847,6 +848,7 @@ chunk_done(struct bc *bc, struct bc_chunk *k)
 		bc->o->progress(bc->o->progress_arg, bc->tables_done, bc->ntables,
 		    bc->bytes, bc->size);
 	pthread_mutex_unlock(&bc->lock);
+	crashpoint("agent-base-chunk");
 	log_info(SUB, "copied %s.%s chunk %u/%u rows=%" PRIu64 " bytes=%"
 	    PRIu64 " (%zu/%zu chunks)", t->schema, t->name, k->n + 1,
 	    t->nchunks, k->rows, k->bytes, done, bc->nqueue);

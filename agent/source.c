@@ -1,5 +1,9 @@
 /* source.c: SQL-level dealings with the source (see source.h). */
+#include <sys/socket.h>
+
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +96,54 @@ source_query(PGconn *c, const char *sql, int nparams,
 	ls_errf(errmsg, PQstatus(c) == CONNECTION_OK ? LS_ERR_PG : LS_ERR_TRANSIENT,
 	    "source: %s", pgmsg(c, res));
 	PQclear(res);
+	return NULL;
+}
+
+/* Wait until c has its result, at most until deadline (us); 0 or -1. */
+static int
+wait_result(PGconn *c, int64_t deadline)
+{
+	struct pollfd p = { .fd = PQsocket(c), .events = POLLIN };
+	int64_t left;
+
+	while (PQisBusy(c)) {
+		if ((left = deadline - ls_now_us()) <= 0)
+			return -1;
+		if (poll(&p, 1, (int)(left / 1000) + 1) < 0 && errno != EINTR)
+			return 0;	/* PQconsumeInput reports it */
+		if (PQconsumeInput(c) != 1)
+			return 0;
+	}
+	return 0;
+}
+
+PGresult *
+source_query_within(PGconn *c, const char *sql, int nparams,
+    const char *const *params, int timeout_ms, char **errmsg)
+{
+	PGresult *res, *last = NULL;
+	int sent = nparams == 0 ? PQsendQuery(c, sql) :
+	    PQsendQueryParams(c, sql, nparams, NULL, params, NULL, NULL, 0);
+
+	if (sent && wait_result(c, ls_now_us() + (int64_t)timeout_ms * 1000) != 0) {
+		shutdown(PQsocket(c), SHUT_RDWR);
+		while ((res = PQgetResult(c)) != NULL)
+			PQclear(res);
+		ls_errf(errmsg, LS_ERR_TRANSIENT, "source: no answer in %d s: "
+		    "the connection is dead (a network or server gone silent); "
+		    "closed it", timeout_ms / 1000);
+		return NULL;
+	}
+	while (sent && (res = PQgetResult(c)) != NULL) {
+		PQclear(last);
+		last = res;
+	}
+	if (last != NULL && (PQresultStatus(last) == PGRES_TUPLES_OK ||
+	    PQresultStatus(last) == PGRES_COMMAND_OK))
+		return last;
+	ls_errf(errmsg, PQstatus(c) == CONNECTION_OK ? LS_ERR_PG : LS_ERR_TRANSIENT,
+	    "source: %s", pgmsg(c, last));
+	PQclear(last);
 	return NULL;
 }
 
@@ -331,14 +383,14 @@ source_drop_slot(PGconn *c, const char *slot, char **errmsg)
 }
 
 int
-source_sample_sequences(PGconn *c,
+source_sample_sequences(PGconn *c, int timeout_ms,
     int (*fn)(void *arg, const struct ls_sequence *), void *arg, char **errmsg)
 {
-	PGresult *res = source_query(c, "SELECT schemaname, sequencename, "
+	PGresult *res = source_query_within(c, "SELECT schemaname, sequencename, "
 	    "coalesce(last_value, start_value), last_value IS NOT NULL, "
 	    "pg_current_wal_lsn()::text FROM pg_sequences WHERE schemaname NOT "
 	    "IN ('pg_catalog', 'information_schema') ORDER BY 1, 2", 0, NULL,
-	    errmsg);
+	    timeout_ms, errmsg);
 	struct ls_sequence s;
 	int i, r = 0;
 

@@ -28,6 +28,15 @@ int source_connect(const char *conninfo, bool replication, PGconn **out,
 PGresult *source_query(PGconn *, const char *sql, int nparams,
     const char *const *params, char **errmsg);
 
+/*
+ * source_query for the streaming loop's own queries, which must not hang it:
+ * with no answer in timeout_ms (a network gone silent) the connection is
+ * shut down -- PQstatus says CONNECTION_BAD from then on -- and NULL comes
+ * back with LS_ERR_TRANSIENT in *errmsg.
+ */
+PGresult *source_query_within(PGconn *, const char *sql, int nparams,
+    const char *const *params, int timeout_ms, char **errmsg);
+
 /* wal_level, REPLICATION and CREATE privileges. */
 int source_preflight(PGconn *, char **errmsg);
 
@@ -68,7 +77,7 @@ struct source_caveats {
 int source_caveats(PGconn *, struct source_caveats *, char **errmsg);
 
 /* Sample every sequence: fn(arg, seq) per sequence; lsn = current WAL. */
-int source_sample_sequences(PGconn *,
+int source_sample_sequences(PGconn *, int timeout_ms,
     int (*fn)(void *arg, const struct ls_sequence *), void *arg,
     char **errmsg);
 

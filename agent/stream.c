@@ -19,6 +19,7 @@
 
 #include "agent.h"
 #include "newbase.h"
+#include "common/crashpoint.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/metrics.h"
@@ -203,16 +204,18 @@ sample_tables(struct agent *a)
 	if (a->tables_pending != NULL || a->sql == NULL ||
 	    PQstatus(a->sql) != CONNECTION_OK)
 		return;
-	res = PQexecParams(a->sql, tables_sql, 1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
+	res = source_query_within(a->sql, tables_sql, 1, params,
+	    AGENT_RECV_TIMEOUT_US / 1000, &err);
+	if (res == NULL || PQntuples(res) != 1)
 		log_warn("agent", "sampling the published tables failed: %s",
-		    PQresultErrorMessage(res));
+		    err != NULL ? err : "no row");
 	else if ((a->tables_written == NULL || strcmp(a->tables_written,
 	    PQgetvalue(res, 0, 0)) != 0) &&
 	    ls_lsn_parse(PQgetvalue(res, 0, 1), &lsn) == 0 &&
 	    (a->tables_pending = strdup(PQgetvalue(res, 0, 0))) != NULL)
 		a->tables_lsn = lsn;
 	PQclear(res);
+	free(err);
 }
 
 void
@@ -334,7 +337,8 @@ stream_flush(struct agent *a, char **errmsg)
 		return 0;
 	}
 	if (a->sql != NULL && PQstatus(a->sql) == CONNECTION_OK &&
-	    source_sample_sequences(a->sql, add_sequence, a, NULL) != 0)
+	    source_sample_sequences(a->sql, AGENT_RECV_TIMEOUT_US / 1000,
+	    add_sequence, a, NULL) != 0)
 		log_warn("agent", "sequence sampling failed: %s",
 		    PQerrorMessage(a->sql));
 	sample_tables(a);
@@ -347,6 +351,7 @@ stream_flush(struct agent *a, char **errmsg)
 	close(fd);
 	if (r != 0)
 		return r;
+	crashpoint("agent-after-upload");
 	segment_writer_free(a->seg);
 	a->seg = NULL;
 	memcpy(a->prev_sha, sha, 32);
@@ -775,13 +780,23 @@ wait_input(struct agent *a, char **errmsg)
 	struct pollfd pfd = { PQsocket(a->repl), POLLIN, 0 };
 	int64_t flush_us = (int64_t)(a->cfg->flush_interval * 1e6);
 	int timeout_ms = (int)(flush_us / 4000);
+	int64_t t0 = ls_now_us();
+	int n;
 
 	if (timeout_ms < 10)
 		timeout_ms = 10;
 	if (timeout_ms > 1000)
 		timeout_ms = 1000;
-	if (poll(&pfd, 1, timeout_ms) < 0 && errno != EINTR)
+	if ((n = poll(&pfd, 1, timeout_ms)) < 0 && errno != EINTR)
 		return ls_errf(errmsg, LS_ERR_TRANSIENT, "poll: %s", strerror(errno));
+	if (n == 0)
+		a->silent_us += ls_now_us() - t0;
+	if (a->silent_us > AGENT_RECV_TIMEOUT_US)
+		return ls_errf(errmsg, LS_ERR_TRANSIENT, "no message from the "
+		    "source in %d s of waiting although the agent asked for one "
+		    "every %d s: the replication connection is dead (a network "
+		    "or server gone silent)", AGENT_RECV_TIMEOUT_US / 1000000,
+		    AGENT_STATUS_INTERVAL_US / 1000000);
 	if (PQconsumeInput(a->repl) != 1)
 		return ls_errf(errmsg, LS_ERR_TRANSIENT, "lost the replication "
 		    "connection: %s", PQerrorMessage(a->repl));
@@ -808,6 +823,7 @@ stream_run(struct agent *a, char **errmsg)
 	int n, r, burst = 0;
 
 	a->last_status_us = ls_now_us();
+	a->silent_us = 0;
 	if (a->last_stored_us == 0)
 		a->last_stored_us = a->last_status_us;
 	for (;;) {
@@ -822,6 +838,7 @@ stream_run(struct agent *a, char **errmsg)
 		n = PQgetCopyData(a->repl, &buf, 1);
 		if (n > 0) {
 			a->got_data = true;
+			a->silent_us = 0;
 			r = on_copydata(a, (const uint8_t *)buf, (size_t)n, errmsg);
 			PQfreemem(buf);
 			if (r == 0 && ++burst % 512 == 0)

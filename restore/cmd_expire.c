@@ -20,7 +20,6 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +28,7 @@
 #include <unistd.h>
 
 #include "cmd.h"
+#include "common/crashpoint.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "repo/base.h"
@@ -69,7 +69,6 @@ struct expire {
 	uint64_t	 low;		/* first segment kept */
 	uint64_t	 held;		/* the lowest a --state-dir needs */
 	size_t		 oldest;	/* index in b of the oldest kept base */
-	long		 deletions, abort_after;	/* tests: kill -9 after n */
 };
 
 static int
@@ -268,16 +267,13 @@ low_water(struct expire *x, char **errmsg)
 	return 0;
 }
 
-/* Tests: LOGSHIP_TEST_EXPIRE_KILL_AFTER=n dies (SIGKILL) after n deletions. */
 static int
 delete_one(struct expire *x, const char *key, char **errmsg)
 {
 	int r = store_delete(x->st, key, errmsg);
 
-	if (r == 0 && x->abort_after > 0 && ++x->deletions >= x->abort_after) {
-		fflush(stdout);
-		raise(SIGKILL);
-	}
+	if (r == 0)
+		crashpoint("expire-after-delete");
 	return r;
 }
 
@@ -408,7 +404,6 @@ expire_exec(int argc, char **argv)
 	struct expire_opts o = { 0 };
 	struct store_opts so = { 0 };
 	struct expire x = { 0 };
-	const char *abort_after = getenv("LOGSHIP_TEST_EXPIRE_KILL_AFTER");
 	uint8_t key[32];
 	char *err = NULL;
 	int rc;
@@ -419,7 +414,6 @@ expire_exec(int argc, char **argv)
 		return rc;
 	x.o = &o;
 	x.key = o.key_file != NULL ? key : NULL;
-	x.abort_after = abort_after != NULL ? atol(abort_after) : 0;
 	if ((rc = run(&x, &err)) != 0) {
 		fprintf(stderr, "logship-restore: expire: %s\n", err ? err :
 		    ls_strerror(rc));

@@ -39,6 +39,7 @@
 
 #include <jansson.h>
 
+#include "common/crashpoint.h"
 #include "common/error.h"
 #include "common/pool.h"
 #include "common/util.h"
@@ -1007,6 +1008,8 @@ copy_one(struct mirror *m, size_t i)
 		s = failed(m, r, &err);
 	else if ((s = put(m, o, fd, &err)) == S_FAILED)
 		failed(m, LS_ERR_IO, &err);
+	else
+		crashpoint("mirror-after-copy");
 	if (fd >= 0)
 		close(fd);
 	free(err);

@@ -1,7 +1,6 @@
 /* parallel.c: parallel apply that keeps commit order (see parallel.h). */
 #include <inttypes.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 
 #include "apply.h"
 #include "baseload.h"
+#include "common/crashpoint.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "format/relcache.h"
@@ -80,7 +80,6 @@ struct par {
 	struct relclass	*cls;
 	size_t		 ncls;
 	uint64_t	 early, chunks;
-	int		 crash_after, commits;	/* tests */
 	uint64_t	 fail_segno;	/* tests: this chunk fails once */
 	void		(*committed)(void *, const struct state_marker *,
 			    uint64_t, uint64_t);
@@ -572,8 +571,7 @@ run_chunk(struct worker *w, struct chunk *ch, char **errmsg)
 	if ((rc = applier_commit(w->ap, sql, NULL, errmsg)) != 0)
 		return rc;
 	pthread_mutex_lock(&p->mu);
-	if (p->crash_after > 0 && ++p->commits == p->crash_after)
-		raise(SIGKILL);	/* tests: between target and LMDB */
+	crashpoint("restore-after-target-commit");	/* before LMDB's */
 	r->mk = mk;
 	rc = state_put_marker(r->state, &mk, errmsg);
 	p->committed_seq = ch->seq;
@@ -663,7 +661,7 @@ par_new(struct run *r, struct applier *main, int n,
     uint64_t), void *arg, struct par **out, char **errmsg)
 {
 	struct par *p = calloc(1, sizeof(*p));
-	const char *crash = getenv("LOGSHIP_TEST_CRASH_AFTER_TARGET_COMMIT");
+	const char *crash;
 	int i, rc = 0;
 
 	*out = NULL;
@@ -684,7 +682,6 @@ par_new(struct run *r, struct applier *main, int n,
 	p->main = main;
 	p->committed = committed;
 	p->arg = arg;
-	p->crash_after = crash != NULL ? atoi(crash) : 0;
 	if ((crash = getenv("LOGSHIP_TEST_PARALLEL_FAIL")) != NULL)
 		p->fail_segno = strtoull(crash, NULL, 16);
 	pthread_mutex_init(&p->mu, NULL);

@@ -28,6 +28,7 @@
 #include "apply.h"
 #include "baseload.h"
 #include "ddl.h"
+#include "common/crashpoint.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/service.h"
@@ -73,9 +74,6 @@ struct stream {
 	struct par	*par;		/* parallel apply, or NULL */
 	uint64_t	 par_chunks, par_early;	/* its account */
 	bool		 origin_behind;	/* workers moved the marker, not it */
-	/* tests: SIGKILL after the nth commit of the target / of the ID map */
-	int		 commits, crash_after;
-	int		 map_commits, crash_map;
 };
 
 /* ---- setup ---- */
@@ -135,16 +133,10 @@ setup(struct run *r, uint8_t key[32], char **errmsg)
 
 /* ---- segments ---- */
 
-/* Tests may ask for a SIGKILL after the nth commit of target or map. */
 static void
 stream_init(struct stream *s, struct run *r)
 {
-	const char *crash = getenv("LOGSHIP_TEST_CRASH_AFTER_TARGET_COMMIT");
-
 	s->r = r;
-	s->crash_after = crash != NULL ? atoi(crash) : 0;
-	crash = getenv("LOGSHIP_TEST_CRASH_AFTER_MAP_COMMIT");
-	s->crash_map = crash != NULL ? atoi(crash) : 0;
 	s->start_us = ls_now_us();
 }
 
@@ -191,8 +183,8 @@ commit_batch(struct stream *s, char **errmsg)
 		applier_rollback(s->ap);
 		return rc;
 	}
-	if (wrote && s->crash_map > 0 && ++s->map_commits == s->crash_map)
-		raise(SIGKILL);		/* tests: between LMDB and target */
+	if (wrote)
+		crashpoint("restore-after-map-commit");	/* before the target's */
 	ls_lsn_format(r->mk.end_lsn, lsn);
 	snprintf(origin, sizeof(origin), "SELECT pg_replication_origin_xact_setup("
 	    "'%s', 'epoch'::timestamptz + %" PRId64 " * interval '1 microsecond')",
@@ -201,11 +193,10 @@ commit_batch(struct stream *s, char **errmsg)
 	    (rc = applier_commit(s->ap, sql, s->origin ? origin : NULL,
 	    errmsg)) != 0)
 		return rc;
-	/* tests: between target and LMDB, counting batches that held source
-	 * transactions (not one of heartbeats alone) */
-	if (s->crash_after > 0 && s->batch_txns > 0 &&
-	    ++s->commits == s->crash_after)
-		raise(SIGKILL);
+	/* before LMDB's; counting batches that held source transactions,
+	 * not one of heartbeats alone */
+	if (s->batch_txns > 0)
+		crashpoint("restore-after-target-commit");
 	s->batch_txns = 0;
 	s->commit_txn = false;
 	s->progressed = true;

@@ -128,7 +128,7 @@ check_db one "$T/st-one"
 # killed between the ID map commit and the target commit, at every batch
 runs=0; rc=137
 while [ $rc -eq 137 ] && [ $runs -lt 80 ]; do
-	LOGSHIP_TEST_CRASH_AFTER_MAP_COMMIT=2 "$RESTORE" --store "$S" --target "$(dst two)" \
+	LOGSHIP_CRASHPOINT=restore-after-map-commit:2 "$RESTORE" --store "$S" --target "$(dst two)" \
 	    --state-dir "$T/st-two" --id-mode remap --batch-txns 1 >> "$T/two.log" 2>&1
 	rc=$?; runs=$((runs + 1))
 done

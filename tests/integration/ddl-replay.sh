@@ -214,7 +214,7 @@ txn_end() {	# txn_end N: the end LSN of the Nth transaction of the stream
 for n in 1 12; do
 	at=$(nth_ddl_txn $n)
 	[ -n "$at" ]; ok $? "DDL transaction $n is transaction $at of the stream"
-	LOGSHIP_TEST_CRASH_AFTER_TARGET_COMMIT=$at restore "kill$n" --batch-txns 1 > "$T/kill$n.log" 2>&1
+	LOGSHIP_CRASHPOINT=restore-after-target-commit:$at restore "kill$n" --batch-txns 1 > "$T/kill$n.log" 2>&1
 	is "$?" 137 "the restore was killed right after committing it"
 	is "$(psql_at_db "$Q" "kill$n" -c "select end_lsn from logship.applied")" "$(txn_end "$at")" \
 		"the target's marker is that transaction's"

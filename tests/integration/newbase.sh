@@ -163,7 +163,7 @@ is "$?" 2 "a restore to a point before the oldest kept base fails as bad input"
 like "$(cat "$T/old.log")" "expire removed the bases before $B1" "naming what expire removed"
 
 # kill -9 in the middle of an expire: the store still verifies and restores
-LOGSHIP_TEST_EXPIRE_KILL_AFTER=3 "$RESTORE" expire --store "$S" --keep-bases 1 > "$T/x3.log" 2>&1
+LOGSHIP_CRASHPOINT=expire-after-delete:3 "$RESTORE" expire --store "$S" --keep-bases 1 > "$T/x3.log" 2>&1
 is "$?" 137 "expire killed (-9) after 3 deletions"
 ok "$([ ! -f "$S/$GEN/$B1/manifest" ] && [ -n "$(ls "$S/$GEN/$B1")" ]; echo $?)" "it died half way through: $B1 has lost its manifest, not all its objects"
 "$RESTORE" verify --store "$S" > "$T/v2.log" 2>&1

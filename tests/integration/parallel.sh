@@ -132,7 +132,7 @@ like "$(cat "$T/w4.log")" "applied in order: TRUNCATE" "the segment with the TRU
 # killed after the nth commit (of a chunk, between target and LMDB)
 for n in 1 4 9; do
 	psql_at "$Q" -c "create database k$n" >/dev/null
-	LOGSHIP_TEST_CRASH_AFTER_TARGET_COMMIT=$n restore k$n "$T/k$n.log" --apply-workers 3
+	LOGSHIP_CRASHPOINT=restore-after-target-commit:$n restore k$n "$T/k$n.log" --apply-workers 3
 	st=$?
 	[ $st -ne 0 ]; ok $? "killed after commit $n (exit $st)"
 	restore k$n "$T/k$n.log" --apply-workers 3

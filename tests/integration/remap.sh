@@ -117,8 +117,8 @@ rbg() {	# rbg DB STATE [ENV=VALUE]
 	    --id-mode remap --batch-txns 1 >> "$T/r2.log" 2>&1 ) &
 	RP=$!; track_pid $RP
 }
-rbg two "$T/st2" LOGSHIP_TEST_CRASH_AFTER_MAP_COMMIT=2; wait $RP; c1=$?
-rbg two "$T/st2" LOGSHIP_TEST_CRASH_AFTER_MAP_COMMIT=3; wait $RP; c2=$?
+rbg two "$T/st2" LOGSHIP_CRASHPOINT=restore-after-map-commit:2; wait $RP; c1=$?
+rbg two "$T/st2" LOGSHIP_CRASHPOINT=restore-after-map-commit:3; wait $RP; c2=$?
 is "$c1 $c2" "137 137" "two runs died between the ID map commit and the target commit"
 kills=0
 for n in 1 2 3 4 5 6 7 8; do

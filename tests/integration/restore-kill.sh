@@ -34,8 +34,8 @@ restore_bg() {	# the same in the background; RP is the restore's own pid
 }
 
 # two runs killed by injection between the target and the LMDB commits
-restore LOGSHIP_TEST_CRASH_AFTER_TARGET_COMMIT=3; rc1=$?
-restore LOGSHIP_TEST_CRASH_AFTER_TARGET_COMMIT=7; rc2=$?
+restore LOGSHIP_CRASHPOINT=restore-after-target-commit:3; rc1=$?
+restore LOGSHIP_CRASHPOINT=restore-after-target-commit:7; rc2=$?
 is "$rc1 $rc2" "137 137" "two runs died right after a target commit, before LMDB's"
 t_end=$(psql_at "$Q" -c "select end_lsn from logship.applied")
 [ -n "$t_end" ]; ok $? "the target's marker moved ($t_end)"

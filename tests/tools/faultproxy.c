@@ -17,6 +17,11 @@
  *		(SO_LINGER 0)
  *	stall	forward nothing for --stall-seconds (default 3), then close
  * One line per connection on stderr: "faultproxy: conn=N action=A".
+ * The pass action relays bytes, any protocol (PostgreSQL's too); two
+ * signals act on the connections open at that moment, new ones pass:
+ *	SIGUSR1	cut: reset both sides of each (a network that drops them)
+ *	SIGUSR2	black hole: forward nothing more either way and swallow
+ *		what arrives, never closing (a network that went silent)
  * SIGTERM or SIGINT: stop and exit 0.
  */
 #include <sys/socket.h>
@@ -29,6 +34,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +46,7 @@
 #define HEAD_MAX	65536
 #define IO_BUF		65536
 #define IDLE_MS		30000		/* a silent client (not in pass) */
+#define TICK_MS		100		/* how soon a relay sees a signal */
 
 enum action { A_PASS, A_500, A_503, A_RESET, A_STALL };
 
@@ -54,6 +62,7 @@ struct config {
 
 struct conn {
 	const struct config	*cfg;
+	unsigned		 cut, hole;	/* the counts when it began */
 	int			 fd;		/* the client */
 	int			 up;		/* upstream, or -1 */
 	enum action		 action;
@@ -61,15 +70,22 @@ struct conn {
 
 /* One direction of a relay. */
 struct pipe_half {
-	int	from, to;
+	int		 from, to;
+	const struct conn *c;
 };
 
-static volatile sig_atomic_t stop;
+static volatile sig_atomic_t stop, got_cut, got_hole;
+static atomic_uint cuts, holes;		/* SIGUSR1s and SIGUSR2s so far */
 
 static void
 on_signal(int sig)
 {
-	stop = 1;
+	if (sig == SIGUSR1)
+		got_cut = 1;
+	else if (sig == SIGUSR2)
+		got_hole = 1;
+	else
+		stop = 1;
 }
 
 /* splitmix64 of (seed, n): a uniform double in [0, 1). */
@@ -152,19 +168,50 @@ connect_upstream(const struct config *cfg)
 	return fd;
 }
 
-/* Copy one direction until EOF, then pass the EOF on. */
+/* Wait up to TICK_MS for data on fd: 1 readable, 0 not yet, -1 error. */
+static int
+readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+	int r = poll(&p, 1, TICK_MS);
+
+	return r < 0 ? (errno == EINTR ? 0 : -1) : r;
+}
+
+/*
+ * Copy one direction until EOF, then pass the EOF on; after a cut, reset
+ * both sides; in a black hole, swallow until the sender closes.
+ */
 static void *
 relay_half(void *arg)
 {
 	struct pipe_half *h = arg;
 	char *buf = malloc(IO_BUF);
-	ssize_t n;
+	bool hole = false;
+	ssize_t n = 1;
+	int r;
 
-	while (buf != NULL && (n = read_wait(h->from, buf, IO_BUF, -1)) > 0)
-		if (write_all(h->to, buf, (size_t)n) != 0)
+	while (buf != NULL && n > 0) {
+		if (atomic_load(&cuts) != h->c->cut) {
+			struct linger l = { .l_onoff = 1, .l_linger = 0 };
+
+			setsockopt(h->from, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+			setsockopt(h->to, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+			free(buf);	/* closed by conn_main: a reset */
+			return NULL;
+		}
+		hole = hole || atomic_load(&holes) != h->c->hole;
+		if ((r = readable(h->from)) < 0)
 			break;
+		if (r == 0)
+			continue;
+		if ((n = read(h->from, buf, IO_BUF)) > 0 && !hole &&
+		    write_all(h->to, buf, (size_t)n) != 0)
+			break;
+	}
 	free(buf);
-	shutdown(h->to, SHUT_WR);
+	if (!hole)
+		shutdown(h->to, SHUT_WR);
 	shutdown(h->from, SHUT_RD);
 	return NULL;
 }
@@ -173,7 +220,7 @@ relay_half(void *arg)
 static void
 do_pass(struct conn *c)
 {
-	struct pipe_half up = { c->fd, c->up }, down = { c->up, c->fd };
+	struct pipe_half up = { c->fd, c->up, c }, down = { c->up, c->fd, c };
 	pthread_t t;
 
 	if (pthread_create(&t, NULL, relay_half, &down) != 0) {
@@ -301,7 +348,8 @@ serve(const struct config *cfg, int fd, uint64_t n)
 		return;
 	}
 	*c = (struct conn){ .cfg = cfg, .fd = fd, .up = -1,
-	    .action = choose(cfg, n) };
+	    .action = choose(cfg, n), .cut = atomic_load(&cuts),
+	    .hole = atomic_load(&holes) };
 	fprintf(stderr, "faultproxy: conn=%llu action=%s\n",
 	    (unsigned long long)n, action_names[c->action]);
 	pthread_attr_init(&attr);
@@ -322,6 +370,16 @@ accept_loop(const struct config *cfg, int lfd, const sigset_t *waitmask)
 	int fd;
 
 	while (!stop) {
+		if (got_cut) {
+			got_cut = 0;
+			atomic_fetch_add(&cuts, 1);
+			fprintf(stderr, "faultproxy: cut\n");
+		}
+		if (got_hole) {
+			got_hole = 0;
+			atomic_fetch_add(&holes, 1);
+			fprintf(stderr, "faultproxy: black hole\n");
+		}
 		if (ppoll(&p, 1, NULL, waitmask) <= 0)
 			continue;
 		if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
@@ -454,9 +512,13 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &block, &waitmask);	/* threads inherit it */
 	lfd = listen_on(port);
 	accept_loop(&cfg, lfd, &waitmask);

@@ -59,6 +59,7 @@
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 
+#include "common/crashpoint.h"
 #include "common/error.h"
 #include "common/util.h"
 #include "store/azure/azure.h"
@@ -583,6 +584,8 @@ put_blocks(struct store_azure *az, const char *key, const char *name,
 		if ((r = put_block(az, op, key, name, fd, i * part, len, id,
 		    errmsg)) != 0)
 			return r;
+		if (i + 1 < n)
+			crashpoint("store-between-parts");
 	}
 	return put_block_list(az, op, key, name, tag, n, if_absent, meta,
 	    tries, errmsg);

@@ -37,6 +37,7 @@
 #include <jansson.h>
 #include <openssl/evp.h>
 
+#include "common/crashpoint.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/util.h"
@@ -686,7 +687,7 @@ resumable_put(struct gcall *c, int fd, uint64_t size, bool excl,
 	int r;
 
 	while ((r = session_step(c, &s, fd, excl, errmsg)) == 1)
-		;
+		crashpoint("store-between-parts");
 	free(s.url);
 	return r;
 }

@@ -44,6 +44,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "common/crashpoint.h"
 #include "common/error.h"
 #include "common/log.h"
 #include "common/secfile.h"
@@ -1101,6 +1102,8 @@ mpu_parts(struct mpu *m, char **errmsg)
 		if (n < m->nparts)
 			part_hash_start(next, m, n + 1);
 		r = mpu_part(m, n, cur, errmsg);
+		if (r == 0 && n < m->nparts)
+			crashpoint("store-between-parts");
 		if (r != 0 && n < m->nparts) {
 			part_hash_wait(next);
 			free(next->err);
