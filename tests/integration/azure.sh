@@ -41,7 +41,8 @@ INSERT INTO docs (body, raw) SELECT repeat(md5(g::text), 50), decode(md5(g::text
     FROM generate_series(1, 2000) g;
 SQL
 # big objects (base chunks) go up in blocks, small ones with Put Blob
-export LOGSHIP_AZURE_MULTIPART_THRESHOLD=262144 LOGSHIP_AZURE_PART_SIZE=65536
+# small: zstd makes the base chunks small (the raw column is random bytes)
+export LOGSHIP_AZURE_MULTIPART_THRESHOLD=16384 LOGSHIP_AZURE_PART_SIZE=8192
 "$AGENT" --source "$SRC" --store "$URL" --init $EP --flush-interval 0.2 > "$T/agent.log" 2>&1 &
 APID=$!; track_pid $APID
 i=0; until grep -qs "streaming generation" "$T/agent.log" || [ $i -gt 600 ]; do sleep 0.1; i=$((i+1)); done

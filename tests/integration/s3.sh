@@ -119,6 +119,7 @@ like "$out" "store s3://no-such-bucket/p: list .*: HTTP 404 NoSuchBucket: " "a m
 out=$(env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$RESTORE" ls --store "$URL" $S3OPTS 2>&1)
 like "$out" "no S3 credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY" "missing credentials name the variables"
 printf '[other]\naws_access_key_id = nobody\n\n[default]\naws_access_key_id = test:tester\naws_secret_access_key = testing\n' > "$T/creds"
+chmod 600 "$T/creds"	# a credentials file readable by others is refused
 env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY "$RESTORE" ls --store "$URL" $S3OPTS --s3-credentials-file "$T/creds" > "$T/ls2.out" 2>&1
 ok $? "credentials from a file ([default] section)" || sed 's/^/# /' "$T/ls2.out"
 dead=$(free_port)
