@@ -102,7 +102,7 @@ src_bounce() {	# src_bounce MODE
 }
 stored_txns() { "$RESTORE" cat --store "$S" 2>/dev/null | jq -r 'select(.type=="insert" and .relation=="public.hist") | .new.txn' | sort -n; }
 
-SPOOL="$T/spool"; STATE="$T/state"; mkdir -p "$SPOOL"
+SPOOL="$T/spool"; STATE="$T/state"; mkdir -m 700 -p "$SPOOL"	# 0700: a spool dir others can read is refused
 : > "$T/agent.log"; : > "$T/restore.log"
 
 # ---- mid-base: the source restarted under the base snapshot -----------------
