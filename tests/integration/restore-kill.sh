@@ -27,8 +27,12 @@ restore() {	# restore [ENV=VALUE]: one run into the target, logging
 	    --batch-txns 1 --jobs 2 >> "$T/restore.log" 2>&1
 }
 restore_bg() {	# the same in the background; RP is the restore's own pid
+	# one connection: a commit per source transaction keeps the restore
+	# slow enough for the random kills to land (parallel apply commits a
+	# segment at a time and finished the backlog between two kills;
+	# parallel.sh and torture.sh kill it at random)
 	( exec "$RESTORE" --store "$S" --target "$DST" --state-dir "$T/state" \
-	    --batch-txns 1 --jobs 2 >> "$T/restore.log" 2>&1 ) &
+	    --batch-txns 1 --jobs 2 --apply-workers 1 >> "$T/restore.log" 2>&1 ) &
 	RP=$!
 	track_pid $RP
 }
