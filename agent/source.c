@@ -14,20 +14,6 @@
 #include "pg/pgtool.h"
 #include "source.h"
 
-/* Say once per run when the source's connection is not verified. */
-static void
-tls_note(PGconn *c)
-{
-	static int told;
-	char *w;
-
-	if (__atomic_exchange_n(&told, 1, __ATOMIC_RELAXED))
-		return;
-	if ((w = pgtool_tls_warning(c, "--source")) != NULL)
-		log_warn("agent", "%s", w);
-	free(w);
-}
-
 /* The server's message without its trailing newline. */
 static const char *
 pgmsg(const PGconn *c, const PGresult *res)
@@ -64,7 +50,7 @@ source_connect(const char *conninfo, bool replication, PGconn **out,
 	}
 	c = PQconnectdbParams(kw, val, 1);
 	if (PQstatus(c) == CONNECTION_OK) {
-		tls_note(c);
+		pgtool_tls_note(c, "--source", "agent");
 		*out = c;
 		return 0;
 	}

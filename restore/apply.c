@@ -574,10 +574,10 @@ applier_rollback(struct applier *a)
 /* ---- SQL for each change shape ---- */
 
 
+/* Append n bytes (the buffer stays NUL-terminated). */
 static void
-sb_add(struct sqlbuf *b, const char *s)
+sb_addn(struct sqlbuf *b, const char *s, size_t n)
 {
-	size_t n = strlen(s);
 	char *bigger;
 
 	if (b->oom)
@@ -590,8 +590,15 @@ sb_add(struct sqlbuf *b, const char *s)
 		}
 		b->p = bigger;
 	}
-	memcpy(b->p + b->len, s, n + 1);
+	memcpy(b->p + b->len, s, n);
 	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static void
+sb_add(struct sqlbuf *b, const char *s)
+{
+	sb_addn(b, s, strlen(s));
 }
 
 static void
@@ -1734,26 +1741,6 @@ set_free(struct setrun *sr)
 	memset(sr, 0, sizeof(*sr));
 }
 
-/* Append n bytes (the buffer stays NUL-terminated). */
-static void
-sb_addn(struct sqlbuf *b, const char *s, size_t n)
-{
-	char *bigger;
-
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		if ((bigger = realloc(b->p, b->cap)) == NULL) {
-			b->oom = 1;
-			return;
-		}
-		b->p = bigger;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
 
 /* One element of a text array literal: NULL, or quoted and escaped. */
 static void

@@ -10,20 +10,6 @@
 #include "pg/pgtool.h"
 #include "target.h"
 
-/* Say once per run when the target's connection is not verified. */
-static void
-tls_note(PGconn *c)
-{
-	static int told;
-	char *w;
-
-	if (__atomic_exchange_n(&told, 1, __ATOMIC_RELAXED))
-		return;
-	if ((w = pgtool_tls_warning(c, "--target")) != NULL)
-		log_warn("restore", "%s", w);
-	free(w);
-}
-
 int
 target_classify(PGconn *c, const PGresult *res)
 {
@@ -62,7 +48,7 @@ target_connect(const char *conninfo, PGconn **out, char **errmsg)
 	int r;
 
 	if (PQstatus(c) == CONNECTION_OK) {
-		tls_note(c);
+		pgtool_tls_note(c, "--target", "restore");
 		*out = c;
 		return 0;
 	}

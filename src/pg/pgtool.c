@@ -25,6 +25,7 @@
 #include <libpq-fe.h>
 
 #include "common/error.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "pg/pgtool.h"
 
@@ -647,4 +648,17 @@ pgtool_tls_warning(PGconn *c, const char *option)
 		msg = NULL;
 	PQconninfoFree(opts);
 	return msg;
+}
+
+void
+pgtool_tls_note(PGconn *c, const char *option, const char *component)
+{
+	static int told;
+	char *w;
+
+	if (__atomic_exchange_n(&told, 1, __ATOMIC_RELAXED))
+		return;
+	if ((w = pgtool_tls_warning(c, option)) != NULL)
+		log_warn(component, "%s", w);
+	free(w);
 }

@@ -98,5 +98,8 @@ bool pgtool_tls_unverified(const char *host, const char *sslmode);
  */
 struct pg_conn;
 char *pgtool_tls_warning(struct pg_conn *c, const char *option);
+/* Log that warning as component, once per process. */
+void pgtool_tls_note(struct pg_conn *c, const char *option,
+    const char *component);
 
 #endif
