@@ -45,12 +45,22 @@ static const char remove_sql[] =
  * or a table's part (sql_drop) marks that table in logship.ddl_stale for
  * the ddl_command_end of the same command to refresh.  Objects in schema
  * logship and temporary ones are ignored.
+ *
+ * The install refreshes the shadow from the catalogs, and it runs at every
+ * start of the agent, maybe while another session's ALTER TABLE is not yet
+ * committed.  Its definitions must not be read before that session's
+ * commit: an upsert that then waits for the row that session updated would
+ * put back the definition from before that command, and the next command's
+ * "before" would lack its change.  So the install first locks the shadow
+ * against every writer: it waits for the sessions whose capture has run,
+ * and sessions that capture later wait for it.
  */
 static const char create_sql[] =
     "CREATE SCHEMA IF NOT EXISTS logship;\n"
     "GRANT USAGE ON SCHEMA logship TO PUBLIC;\n"
     "CREATE TABLE IF NOT EXISTS logship.ddl_shadow (\n"
     "  relid oid PRIMARY KEY, def jsonb NOT NULL);\n"
+    "LOCK TABLE logship.ddl_shadow IN SHARE ROW EXCLUSIVE MODE;\n"
     "CREATE FUNCTION logship.ddl_tracked(rel oid) RETURNS boolean\n"
     "LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $f$\n"
     "SELECT EXISTS (SELECT 1 FROM pg_class c\n"

@@ -2,7 +2,8 @@
 # DDL capture (logship-agent --ddl), the capture half of issue 11:
 #  - without a superuser: one line naming the privilege and the fix, exit 1,
 #    nothing installed, nothing in the store
-#  - the install is idempotent and replaces an older version
+#  - the install is idempotent and replaces an older version; run while
+#    another session's ALTER TABLE is uncommitted, it keeps that change
 #  - DDL on a live stream arrives as logship.ddl messages inside its own
 #    transaction, in order with that transaction's rows, with the
 #    definitions before and after (renames by attnum, retypes), for every
@@ -74,6 +75,22 @@ is "$(evtriggers)" 2 "still two event triggers"
 is "$(functions)" "$nfun" "the same $nfun functions: an older version's are gone"
 like "$(psql_at "$P" -c "select prosrc from pg_proc where proname = 'ddl_emit'")" "pg_logical_emit_message" \
 	"and the replaced function is the current one"
+
+# 2b. the install (at every start) while another session's ALTER TABLE is
+# not yet committed: the shadow must not go back to the table's definition
+# before it, or the next command's "before" misses that column
+kill -TERM $A; wait $A
+psql_at "$P" -c "BEGIN" -c "ALTER TABLE doomed ADD COLUMN racing int" -c "SELECT pg_sleep(3)" \
+	-c "COMMIT" > "$T/racing.out" 2>&1 &
+R=$!; track_pid $R
+i=0; until [ "$(psql_at "$P" -c "select count(*) from pg_locks where relation = 'doomed'::regclass
+	and mode = 'AccessExclusiveLock' and granted")" = 1 ] || [ $i -gt 100 ]; do sleep 0.1; i=$((i+1)); done
+"$AGENT" --source "$SRC" --store "$S" --ddl --flush-interval 0.2 >> "$T/agent.log" 2>&1 &
+A=$!; track_pid $A
+wait $R; ok $? "an ALTER TABLE was uncommitted while the agent started" || sed 's/^/# /' "$T/racing.out"
+wait_streaming "$T/agent.log" 3; ok $? "that --ddl run streams"
+is "$(psql_at "$P" -c "select def->'columns' @> '[{\"name\": \"racing\"}]' from logship.ddl_shadow
+	where relid = 'doomed'::regclass")" t "the shadow keeps the column that ALTER TABLE added"
 
 # 3. DDL while streaming
 psql_at "$P" -f - > "$T/workload.out" 2>&1 <<'SQL'

@@ -19,9 +19,7 @@
 #                     "preserve:none remap:filter")
 #   TORTURE_FAULTS    1: source and target restarts among the events (default 1)
 #   TORTURE_DDL_CONCURRENT  1: both writers run DDL, on the same table at
-#                     times (default 0: one writer; make check-torture: 1,
-#                     which fails until the capture's stale "before" of
-#                     concurrent ALTER TABLEs is fixed, tests/RELIABILITY.md)
+#                     times (default 0: one writer; make check-torture: 1)
 #   TORTURE_SUMMARY   a file to append one summary line per run to
 . "$(dirname "$0")/lib.sh"
 
