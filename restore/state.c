@@ -25,9 +25,21 @@ struct state {
 	char	*dir;
 };
 
+/*
+ * An LMDB failure.  A full filesystem (LMDB returns errno values) leaves
+ * the environment as its last commit left it, and the target's marker is
+ * authoritative: the rerun resumes exactly once there is room.
+ */
 static int
 lmdb_err(char **errmsg, const struct state *st, const char *what, int rc)
 {
+	if (ls_errno_code(rc) == LS_ERR_NOSPACE)
+		return ls_errf(errmsg, LS_ERR_NOSPACE, "LOCAL DISK FULL: state "
+		    "dir %s: %s: %s; the target holds what its marker says was "
+		    "applied, nothing more: free space on that filesystem, or stop the "
+		    "restore and move the whole state dir to a larger one "
+		    "(--state-dir), then run the restore again: it resumes at "
+		    "the target's marker", st->dir, what, mdb_strerror(rc));
 	return ls_errf(errmsg, LS_ERR_IO, "state dir %s: %s: %s", st->dir, what,
 	    mdb_strerror(rc));
 }
