@@ -195,7 +195,7 @@ if [ $can_mount = 1 ]; then
 		-c "SELECT pg_current_wal_insert_lsn()" -c "COMMIT")
 	i=0; while [ "$(lines "$T/agent.log" "LOCAL DISK FULL")" -le "$nfull" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
 	line=$(grep "LOCAL DISK FULL" "$T/agent.log" | tail -n 1 | cut -c 29-)
-	like "$line" "spool dir $SMALL: .*No space left on device.*point --spool-dir at a larger filesystem" \
+	like "$line" "LOCAL DISK FULL: .*No space left on device.* spool dir $SMALL .*point --spool-dir at a larger filesystem" \
 		"spool dir full: the agent names the directory, the cause and the fix on one line"
 	printf '%s\n' "$line" | cut -c 1-400 | sed 's/^/#   /'
 	sleep 2		# more tries and status updates: still nothing confirmed past the store
@@ -246,9 +246,9 @@ if [ $can_mount = 1 ]; then
 	RDST="host=127.0.0.1 port=$Q user=postgres dbname=remapdb"
 	RST="$T/state-small"; private_fs "$RST" 1m
 	out=$("$RESTORE" --store "$S" --target "$RDST" --state-dir "$RST" --id-mode remap --batch-txns 10 2>&1); rc=$?
-	line=$(printf '%s\n' "$out" | grep "LOCAL DISK FULL" | tail -n 1 | cut -c 29-)
+	line=$(printf '%s\n' "$out" | grep -E " error " | tail -n 1 | cut -c 29-)
 	is "$rc" 1 "state dir full (a 1 MB tmpfs, --id-mode remap): the restore exits 1"
-	like "$line" "state dir $RST: .*No space left on device.*larger one \(--state-dir\)" \
+	like "$line" "LOCAL DISK FULL: state dir $RST: .*No space left on device.*larger one \(--state-dir\)" \
 		"state dir full: the restore names the directory, the cause and the fix on one line"
 	printf '%s\n' "$line" | cut -c 1-400 | sed 's/^/#   /'
 	# the target holds exactly the stored transactions up to its marker,
