@@ -5,14 +5,21 @@
 #    SIGUSR1) and silenced by it (SIGUSR2, a black hole); PostgreSQL
 #    restarted with -m fast and -m immediate mid-base and mid-stream; the
 #    slot dropped by an operator; the slot invalidated by
-#    max_slot_wal_keep_size;
+#    max_slot_wal_keep_size (1MB) while the agent is stalled (SIGSTOP):
+#    the agent says so on one line and starts a new generation, a restore
+#    of the old one stops at its end saying what to do;
 #  - target: a lock held past the target's lock_timeout (the restore waits
 #    it out, its session's timeouts being 0); the target's disk
 #    full (a tablespace on a small tmpfs), then space given back;
-#  - local disk full: the agent's spool dir and the restore's state dir on
-#    a small tmpfs;
+#  - local disk full: the agent's spool dir on a 2 MB tmpfs under a 5 MB
+#    streamed transaction (one clear line, the slot confirms nothing the
+#    store lacks, all stored once the tmpfs is remounted larger); a remap
+#    restore's state dir on a 1 MB tmpfs (one clear line, the target holds
+#    exactly what its marker says, an exact resume from a copy of the state
+#    dir on a larger filesystem);
 # each time: a clear error or a reconnection, and in the end the target
-# equals the source with every transaction applied exactly once.
+# equals the source with every transaction applied exactly once.  The
+# tmpfs checks need root (mount); without it they are skipped.
 # Sized by TORTURE_FAULT_ROUNDS (default 1: each fault once; make
 # check-torture: 3); the silent network (the agent notices after 60 s) only
 # with TORTURE_FAULT_SILENT=1 (make check-torture).
@@ -186,6 +193,7 @@ if [ $can_mount = 1 ]; then
 	# a 2 MB spool dir and a 20,000-row transaction (about 5 MB of changes,
 	# streamed in chunks: logical_decoding_work_mem is 64kB) that the agent
 	# spills past 4 MiB: it cannot be stored until the spool has room
+	t0=$(date +%s)
 	stop_sup agent $ASUP
 	SMALL="$T/spool-small"; private_fs "$SMALL" 2m; SPOOL=$SMALL
 	b=$(streaming); agent_bg; back_streaming "$b" 60
@@ -207,6 +215,7 @@ if [ $can_mount = 1 ]; then
 	mount -o remount,size=64m "$SMALL"
 	wait_sql "$Q" postgres "select count(*) = 1 from hist where txn = -10" 90
 	ok $? "spool dir given room (remounted at 64 MB): the agent stores the big transaction by itself and the restore applies it ($WAITED s; $(($(lines "$T/agent.log" "LOCAL DISK FULL") - nfull)) failed tries)"
+	diag "spool dir full: $(($(date +%s) - t0)) s"
 else
 	ok 0 "# SKIP target disk full: cannot mount a tmpfs here (needs root and mount rights)"
 	ok 0 "# SKIP spool dir full: cannot mount a tmpfs here (needs root and mount rights)"
@@ -242,6 +251,7 @@ diag "restore exits: $(cat "$T/restore.exits" 2>/dev/null | tr '\n' '|')"
 # A remap restore of the whole store into a new database, its state dir on
 # a 1 MB tmpfs: the ID map of ids (15,000 rows) does not fit.
 if [ $can_mount = 1 ]; then
+	t0=$(date +%s)
 	psql_at "$Q" -c "CREATE DATABASE remapdb" >/dev/null
 	RDST="host=127.0.0.1 port=$Q user=postgres dbname=remapdb"
 	RST="$T/state-small"; private_fs "$RST" 1m
@@ -274,6 +284,7 @@ SQL
 	ids_sum="select count(*) || ' ' || md5(string_agg(txn || ':' || v, ',' order by txn, v)) from ids"
 	is "$(psql_at_db "$Q" remapdb -c "$ids_sum")" "$(psql_at "$P" -c "$ids_sum")" \
 		"state dir full, then resumed: ids (new keys) holds the source's rows, with every update applied through the ID map"
+	diag "state dir full: $(($(date +%s) - t0)) s"
 else
 	ok 0 "# SKIP state dir full: cannot mount a tmpfs here (needs root and mount rights)"
 fi
@@ -298,6 +309,7 @@ printf '%s\n' "$out" | grep -E "error|warn" | cut -c 29- | cut -c 1-400 | sed 's
 like "$out" "generation" "and a restore of the old target names the generation change"
 
 # ---- the slot invalidated by max_slot_wal_keep_size -------------------------
+t0=$(date +%s)
 # Generation 2 restored into a new database; then the agent stalls
 # (SIGSTOP) while the source writes past max_slot_wal_keep_size (1MB: less
 # than one WAL segment) and checkpoints, until the slot's WAL is removed.
@@ -333,6 +345,7 @@ g2=$("$RESTORE" cat --store "$S" --generation 0000000000000002 2>/dev/null |
 	jq -r 'select(.type == "insert" and .relation == "public.hist") | .new.txn | tonumber | select(. == -3 or . == -4)' | sort -n | tr '\n' ' ')
 is "$(psql_at_db "$Q" gen2db -c "select generation from logship.applied") $(psql_at_db "$Q" gen2db -c "select txn from hist where txn in (-3, -4) order by 1" | tr '\n' ' ')" \
 	"0000000000000002 $g2" "slot invalidated: that target stays in generation 2 and holds what it stored of the stall, nothing more"
+diag "slot invalidated: $(($(date +%s) - t0)) s"
 psql_at "$P" -c "ALTER SYSTEM RESET max_slot_wal_keep_size" -c "SELECT pg_reload_conf()" >/dev/null
 stop_sup agent $ASUP
 [ -n "${TORTURE_LOGDIR:-}" ] && mkdir -p "$TORTURE_LOGDIR" && cp "$T"/*.log "$T"/*.exits "$TORTURE_LOGDIR/" 2>/dev/null
