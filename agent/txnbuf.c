@@ -121,7 +121,8 @@ put(struct txnbuf *t, const void *buf, size_t len, char **errmsg)
 	    (r = spill(t, errmsg)) != 0)
 		return r;
 	if (t->fd >= 0) {
-		if ((n = pwrite(t->fd, buf, len, (off_t)t->size)) != (ssize_t)len)
+		n = pwrite(t->fd, buf, len, (off_t)t->size);
+		if (n != (ssize_t)len)	/* a short write: the disk is full */
 			return spill_error(t, n < 0 ? errno : ENOSPC, errmsg);
 		t->size += len;
 		return 0;

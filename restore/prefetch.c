@@ -111,8 +111,8 @@ absent(struct prefetch *p, uint64_t segno, struct prefetch_item *it)
 	    strcmp(id.generation, p->generation) > 0) {
 		it->rc = ls_errf(&it->errmsg, LS_ERR_END, "GENERATION CHANGE: "
 		    "the store moved on to generation %s (a new base snapshot: "
-		    "the source's slot was dropped or invalidated, or the source "
-		    "was replaced); generation %s ends at %s and changes the "
+		    "the source's slot was dropped or invalidated, or the "
+		    "source was replaced); generation %s ends at %s and changes the "
 		    "source committed after it are not in it, so this target "
 		    "stops there. To continue, restore the store into a new, "
 		    "empty database with a new --state-dir (the new "
