@@ -191,6 +191,28 @@ save_and_reset(struct agent *a)
 	a->endpos_reached = false;
 }
 
+/*
+ * The spool dir is full (LS_ERR_NOSPACE): say which directory and what to
+ * do, on the one line of err.
+ */
+static void
+spool_full(const struct agent *a, char **err)
+{
+	const char *dir = a->cfg->spool_dir;
+	char *msg = NULL;
+
+	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
+		dir = "/tmp";
+	if (asprintf(&msg, "LOCAL DISK FULL: %s; the spool dir %s "
+	    "(--spool-dir: large transactions and closing segments) has no "
+	    "space left: free space there or point --spool-dir at a larger "
+	    "filesystem; nothing the store does not hold is confirmed to the "
+	    "source", *err, dir) < 0)
+		return;
+	free(*err);
+	*err = msg;
+}
+
 static int
 run(struct agent *a)
 {
@@ -210,17 +232,26 @@ run(struct agent *a)
 			free(err);
 			return 0;
 		}
+		if (r == LS_ERR_NOSPACE)
+			spool_full(a, &err);
 		if (!a->ever_streamed || (r != LS_ERR_TRANSIENT && r != LS_ERR_PG &&
-		    r != LS_ERR_IO)) {
+		    r != LS_ERR_IO && r != LS_ERR_NOSPACE)) {
 			log_error("agent", "%s", err);
 			save_and_reset(a);
 			free(err);
 			return 1;
 		}
 		save_and_reset(a);
-		if (a->got_data)	/* the last session worked: start over */
+		/* the last session worked: start over; a full disk does not
+		 * empty itself by reconnecting */
+		if (a->got_data && r != LS_ERR_NOSPACE)
 			attempt = 0;
-		log_warn("agent", "%s; reconnecting (try %d)", err, attempt + 1);
+		if (r == LS_ERR_NOSPACE)
+			log_error("agent", "%s; retrying (try %d)", err,
+			    attempt + 1);
+		else
+			log_warn("agent", "%s; reconnecting (try %d)", err,
+			    attempt + 1);
 		service_status("reconnecting (try %d): %.200s", attempt + 1, err);
 		free(err);
 		err = NULL;

@@ -380,6 +380,42 @@ drop_stale_slot(struct agent *a, const struct catalog_identity *id,
 	    reason, slot);
 }
 
+/*
+ * The slot of a generation with a base is gone: dropped, or invalidated
+ * by the source (wal_status 'lost': the WAL it needed was removed, as
+ * max_slot_wal_keep_size allows).  Moves a->generation to the next one and
+ * says, on one line, what was lost and what to do.
+ */
+static void
+slot_gone(struct agent *a, const struct slot_state *st)
+{
+	char old[17], lsn[32], why[256];
+
+	memcpy(old, a->generation, sizeof(old));
+	next_generation(a->generation);
+	if (!st->exists)
+		snprintf(why, sizeof(why), "was dropped");
+	else
+		snprintf(why, sizeof(why), "was invalidated by the source "
+		    "(wal_status lost: the WAL it still needed was removed; "
+		    "max_slot_wal_keep_size = %s%s)", st->keep_size,
+		    strcmp(st->keep_size, "-1") == 0 ? "" : ", the agent was "
+		    "stopped or fell that far behind");
+	if (st->exists && st->confirmed_flush != 0)
+		ls_lsn_format(st->confirmed_flush, lsn);
+	else
+		snprintf(lsn, sizeof(lsn), "the last segment");
+	log_warn("agent", "GENERATION CHANGE: replication slot %s %s; the "
+	    "changes the source committed after %s are missing from generation "
+	    "%s; starting generation %s with a new base snapshot (which holds "
+	    "their result); restores of generation %s stop at its end: restore "
+	    "generation %s into a new, empty database with a new --state-dir%s",
+	    a->cfg->slot, why, lsn, old, a->generation, old, a->generation,
+	    st->exists ? ", and raise "
+	    "max_slot_wal_keep_size (or keep the agent running) so that it "
+	    "does not happen again" : "");
+}
+
 /* Decide the generation and whether it needs a base; check the slot. */
 static int
 plan(struct agent *a, bool *need_base, bool *fresh, char **errmsg)
@@ -443,12 +479,7 @@ plan(struct agent *a, bool *need_base, bool *fresh, char **errmsg)
 		    a->generation);
 		*need_base = other_system = true;
 	} else if (!*need_base && (!st.exists || st.lost)) {
-		next_generation(a->generation);
-		log_warn("agent", "GENERATION CHANGE: replication slot %s was %s; "
-		    "changes since the last segment may be lost to this store; "
-		    "starting generation %s with a new base snapshot",
-		    a->cfg->slot, st.exists ? "invalidated" : "dropped",
-		    a->generation);
+		slot_gone(a, &st);
 		*need_base = true;
 	}
 	if (*need_base && st.exists)

@@ -314,7 +314,8 @@ source_slot_state(PGconn *c, const char *slot, struct slot_state *st,
 	const char *params[1] = { slot };
 	PGresult *res = source_query(c, "SELECT coalesce(active_pid, 0), "
 	    "coalesce(wal_status = 'lost', false), slot_type = 'logical' AND "
-	    "plugin = 'pgoutput', coalesce(confirmed_flush_lsn::text, '') "
+	    "plugin = 'pgoutput', coalesce(confirmed_flush_lsn::text, ''), "
+	    "current_setting('max_slot_wal_keep_size') "
 	    "FROM pg_replication_slots WHERE slot_name = $1", 1, params, errmsg);
 
 	if (res == NULL)
@@ -326,6 +327,8 @@ source_slot_state(PGconn *c, const char *slot, struct slot_state *st,
 		st->logical_pgoutput = strcmp(PQgetvalue(res, 0, 2), "t") == 0;
 		if (ls_lsn_parse(PQgetvalue(res, 0, 3), &st->confirmed_flush) != 0)
 			st->confirmed_flush = 0;
+		snprintf(st->keep_size, sizeof(st->keep_size), "%s",
+		    PQgetvalue(res, 0, 4));
 	}
 	PQclear(res);
 	return 0;

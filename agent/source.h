@@ -58,6 +58,7 @@ struct slot_state {
 	int	active_pid;	/* 0 if not in use */
 	bool	logical_pgoutput;
 	uint64_t confirmed_flush; /* confirmed_flush_lsn; 0 if unknown */
+	char	keep_size[32];	/* max_slot_wal_keep_size */
 };
 
 int source_slot_state(PGconn *, const char *slot, struct slot_state *,

@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,19 @@ txnbuf_spilled(const struct txnbuf *t)
 	return t->fd >= 0;
 }
 
+/* A failed write to the spool file, errno e: the directory and the cause. */
+static int
+spill_error(const struct txnbuf *t, int e, char **errmsg)
+{
+	const char *dir = t->spool_dir;
+
+	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
+		dir = "/tmp";
+	return ls_errf(errmsg, ls_errno_code(e), "spool dir %s: spilling "
+	    "transaction %u (%" PRIu64 " bytes so far): %s", dir, t->xid,
+	    t->size, strerror(e));
+}
+
 /* Move what is in memory to a spool file. */
 static int
 spill(struct txnbuf *t, char **errmsg)
@@ -88,7 +102,7 @@ spill(struct txnbuf *t, char **errmsg)
 		return r;
 	}
 	if (ls_write_all(t->fd, t->mem, (size_t)t->size) != 0)
-		return ls_errf(errmsg, LS_ERR_IO, "spill write: %s", strerror(errno));
+		return spill_error(t, errno, errmsg);
 	free(t->mem);
 	t->mem = NULL;
 	t->cap = 0;
@@ -100,13 +114,16 @@ put(struct txnbuf *t, const void *buf, size_t len, char **errmsg)
 {
 	size_t want;
 	uint8_t *bigger;
+	ssize_t n;
+	int r;
 
-	if (t->fd < 0 && t->size + len > t->memlimit && spill(t, errmsg) != 0)
-		return LS_ERR_IO;
+	if (t->fd < 0 && t->size + len > t->memlimit &&
+	    (r = spill(t, errmsg)) != 0)
+		return r;
 	if (t->fd >= 0) {
-		if (pwrite(t->fd, buf, len, (off_t)t->size) != (ssize_t)len)
-			return ls_errf(errmsg, LS_ERR_IO, "spill write: %s",
-			    strerror(errno));
+		n = pwrite(t->fd, buf, len, (off_t)t->size);
+		if (n != (ssize_t)len)	/* a short write: the disk is full */
+			return spill_error(t, n < 0 ? errno : ENOSPC, errmsg);
 		t->size += len;
 		return 0;
 	}
@@ -150,6 +167,7 @@ txnbuf_append(struct txnbuf *t, uint32_t subxid, bool in_stream,
     const uint8_t *msg, size_t len, char **errmsg)
 {
 	uint8_t hdr[5];
+	int r;
 
 	if (len > 0x7fffffff)
 		return ls_errf(errmsg, LS_ERR_TOOBIG, "message of %zu bytes", len);
@@ -160,9 +178,9 @@ txnbuf_append(struct txnbuf *t, uint32_t subxid, bool in_stream,
 	hdr[2] = (uint8_t)(len >> 8);
 	hdr[3] = (uint8_t)len;
 	hdr[4] = in_stream ? 1 : 0;
-	if (put(t, hdr, sizeof(hdr), errmsg) != 0 || put(t, msg, len, errmsg) != 0)
-		return LS_ERR_IO;
-	return 0;
+	if ((r = put(t, hdr, sizeof(hdr), errmsg)) != 0)
+		return r;
+	return put(t, msg, len, errmsg);
 }
 
 int

@@ -87,8 +87,12 @@ absent(struct prefetch *p, uint64_t segno, struct prefetch_item *it)
 	struct catalog_seg *segs = NULL;
 	struct catalog_identity id;
 	size_t n = 0;
-	char *err = NULL;
+	char *err = NULL, last[64];
 
+	if (segno > 1)
+		snprintf(last, sizeof(last), "segment %016" PRIx64, segno - 1);
+	else
+		snprintf(last, sizeof(last), "its base");
 	memset(it, 0, sizeof(*it));
 	it->segno = segno;
 	it->fd = -1;
@@ -105,12 +109,15 @@ absent(struct prefetch *p, uint64_t segno, struct prefetch_item *it)
 	err = NULL;
 	if (catalog_identity_read(p->store, &id, &err) == 0 &&
 	    strcmp(id.generation, p->generation) > 0) {
-		it->rc = ls_errf(&it->errmsg, LS_ERR_END, "the store moved on to "
-		    "generation %s (a new base snapshot: the source's slot was "
-		    "lost or the source was replaced); generation %s is complete. "
-		    "To continue, restore the store into a new, empty database "
-		    "with a new --state-dir (the new generation's base replaces "
-		    "this one)", id.generation, p->generation);
+		it->rc = ls_errf(&it->errmsg, LS_ERR_END, "GENERATION CHANGE: "
+		    "the store moved on to generation %s (a new base snapshot: "
+		    "the source's slot was dropped or invalidated, or the "
+		    "source was replaced); generation %s ends at %s and changes the "
+		    "source committed after it are not in it, so this target "
+		    "stops there. To continue, restore the store into a new, "
+		    "empty database with a new --state-dir (the new "
+		    "generation's base replaces this one)", id.generation,
+		    p->generation, last);
 		free(err);
 		return 1;
 	}

@@ -1,5 +1,7 @@
 /* state.c: LMDB-backed restore state (see state.h). */
 #include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -7,6 +9,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <lmdb.h>
@@ -14,6 +17,9 @@
 #include "common/error.h"
 #include "common/secfile.h"
 #include "state.h"
+
+/* Less than this free after a short write: the filesystem is full. */
+#define STATE_FULL_BYTES	(64u << 10)
 
 struct state {
 	int	 lockfd;	/* flock: one logship-restore per state dir */
@@ -25,9 +31,44 @@ struct state {
 	char	*dir;
 };
 
+/*
+ * Did the write that failed with rc run out of space?  LMDB returns errno
+ * values, and EIO for a short write (a filesystem that took part of it):
+ * that is a full one when almost nothing is left.
+ */
+static bool
+out_of_space(const struct state *st, int rc, char *why, size_t len)
+{
+	struct statvfs vfs;
+
+	snprintf(why, len, "%s", mdb_strerror(rc));
+	if (ls_errno_code(rc) == LS_ERR_NOSPACE)
+		return true;
+	if (rc != EIO || statvfs(st->dir, &vfs) != 0 ||
+	    (uint64_t)vfs.f_bavail * vfs.f_frsize >= STATE_FULL_BYTES)
+		return false;
+	snprintf(why, len, "%s (a short write: %" PRIu64 " bytes free there)",
+	    strerror(ENOSPC), (uint64_t)vfs.f_bavail * vfs.f_frsize);
+	return true;
+}
+
+/*
+ * An LMDB failure.  A full filesystem leaves the environment as its last
+ * commit left it, and the target's marker is authoritative: the rerun
+ * resumes exactly once there is room.
+ */
 static int
 lmdb_err(char **errmsg, const struct state *st, const char *what, int rc)
 {
+	char why[160];
+
+	if (out_of_space(st, rc, why, sizeof(why)))
+		return ls_errf(errmsg, LS_ERR_NOSPACE, "LOCAL DISK FULL: state "
+		    "dir %s: %s: %s; the target holds what its marker says was "
+		    "applied, nothing more: free space on that filesystem, or "
+		    "stop the restore and move the whole state dir to a larger "
+		    "one (--state-dir), then run the restore again: it resumes "
+		    "at the target's marker", st->dir, what, why);
 	return ls_errf(errmsg, LS_ERR_IO, "state dir %s: %s: %s", st->dir, what,
 	    mdb_strerror(rc));
 }

@@ -1,4 +1,5 @@
 /* error.c: error codes and message helpers (see error.h). */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,15 @@ ls_strerror(int code)
 	case LS_ERR_TRANSIENT:	return "transient error";
 	case LS_ERR_END:	return "end";
 	case LS_ERR_SCHEMA:	return "schema mismatch";
+	case LS_ERR_NOSPACE:	return "no space left on device";
 	default:		return "internal error";
 	}
+}
+
+int
+ls_errno_code(int e)
+{
+	return e == ENOSPC || e == EDQUOT ? LS_ERR_NOSPACE : LS_ERR_IO;
 }
 
 static int

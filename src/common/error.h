@@ -27,6 +27,7 @@
 #define LS_ERR_TRANSIENT	-13	/* worth retrying: network, 5xx */
 #define LS_ERR_END		-14	/* end of stream/list, not an error for callers that expect it */
 #define LS_ERR_SCHEMA		-15	/* source and target table definitions differ */
+#define LS_ERR_NOSPACE		-16	/* a local filesystem is full (ENOSPC, EDQUOT) */
 
 /* Exit statuses of the programs (src/ itself never exits). */
 #define LS_EXIT_FAILURE		1	/* the work failed: see the log */
@@ -42,6 +43,10 @@ const char *ls_strerror(int code);
  */
 int ls_errf(char **errmsg, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* LS_ERR_NOSPACE for ENOSPC and EDQUOT, else LS_ERR_IO: the code of a
+ * failed local write whose errno is e. */
+int ls_errno_code(int e);
 
 /* Prefix an existing *errmsg with "prefix: "; return code. */
 int ls_errprefix(char **errmsg, int code, const char *fmt, ...)

@@ -378,8 +378,8 @@ ls_temp_fd(const char *dir, char **errmsg)
 		return fd;
 	snprintf(path, sizeof(path), "%s/logship.XXXXXX", dir);
 	if ((fd = mkostemp(path, O_CLOEXEC)) < 0)
-		return ls_errf(errmsg, LS_ERR_IO, "temp file in %s: %s", dir,
-		    strerror(errno));
+		return ls_errf(errmsg, ls_errno_code(errno), "temp file in %s: %s",
+		    dir, strerror(errno));
 	unlink(path);
 	return fd;
 }

@@ -82,7 +82,7 @@ spool_sink(void *arg, const void *buf, size_t len, char **errmsg)
 	struct container_writer *w = arg;
 
 	if (ls_write_all(w->spool, buf, len) != 0)
-		return ls_errf(errmsg, LS_ERR_IO, "spool write: %s",
+		return ls_errf(errmsg, ls_errno_code(errno), "spool write: %s",
 		    strerror(errno));
 	w->body_len += len;
 	return 0;
@@ -201,7 +201,7 @@ container_writer_emit(struct container_writer *w, int out_fd,
 {
 	struct sink s = { out_fd, NULL };
 	uint8_t prefix[CONTAINER_PREFIX_LEN];
-	int r = LS_ERR_IO;
+	int r = LS_ERR_IO, e;
 
 	if (hlen == 0 || hlen > CONTAINER_HEADER_MAX)
 		return ls_errf(errmsg, LS_ERR_INTERNAL, "header of %zu bytes", hlen);
@@ -223,10 +223,12 @@ container_writer_emit(struct container_writer *w, int out_fd,
 		goto out;
 	r = 0;
  out:
+	e = errno;
 	EVP_MD_CTX_free(s.sha);
-	if (r != 0)
-		ls_errf(errmsg, r, "write: %s", errno != 0 ? strerror(errno) :
-		    "encryption failed");
+	if (r != 0 && e != 0)
+		r = ls_errf(errmsg, ls_errno_code(e), "write: %s", strerror(e));
+	else if (r != 0)
+		ls_errf(errmsg, r, "write: encryption failed");
 	return r;
 }
 

@@ -406,6 +406,7 @@ segment_writer_add(struct segment_writer *w, const struct ls_record *rec,
 {
 	struct ls_record fixed;
 	uint8_t len[4];
+	int r;
 
 	if (w->failed)
 		return ls_errf(errmsg, LS_ERR_INVALID, "segment %016" PRIx64
@@ -431,9 +432,10 @@ segment_writer_add(struct segment_writer *w, const struct ls_record *rec,
 	len[2] = (uint8_t)(w->sb.size >> 8);
 	len[3] = (uint8_t)w->sb.size;
 	w->records++;
-	if (container_writer_write(&w->cw, len, 4, errmsg) != 0 ||
-	    container_writer_write(&w->cw, w->sb.data, w->sb.size, errmsg) != 0)
-		return LS_ERR_IO;
+	if ((r = container_writer_write(&w->cw, len, 4, errmsg)) != 0 ||
+	    (r = container_writer_write(&w->cw, w->sb.data, w->sb.size,
+	    errmsg)) != 0)
+		return r;
 	w->failed = false;
 	return 0;
 }

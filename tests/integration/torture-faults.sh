@@ -5,14 +5,21 @@
 #    SIGUSR1) and silenced by it (SIGUSR2, a black hole); PostgreSQL
 #    restarted with -m fast and -m immediate mid-base and mid-stream; the
 #    slot dropped by an operator; the slot invalidated by
-#    max_slot_wal_keep_size;
+#    max_slot_wal_keep_size (1MB) while the agent is stalled (SIGSTOP):
+#    the agent says so on one line and starts a new generation, a restore
+#    of the old one stops at its end saying what to do;
 #  - target: a lock held past the target's lock_timeout (the restore waits
 #    it out, its session's timeouts being 0); the target's disk
 #    full (a tablespace on a small tmpfs), then space given back;
-#  - local disk full: the agent's spool dir and the restore's state dir on
-#    a small tmpfs;
+#  - local disk full: the agent's spool dir on a 2 MB tmpfs under a 5 MB
+#    streamed transaction (one clear line, the slot confirms nothing the
+#    store lacks, all stored once the tmpfs is remounted larger); a remap
+#    restore's state dir on a 1 MB tmpfs (one clear line, the target holds
+#    exactly what its marker says, an exact resume from a copy of the state
+#    dir on a larger filesystem);
 # each time: a clear error or a reconnection, and in the end the target
-# equals the source with every transaction applied exactly once.
+# equals the source with every transaction applied exactly once.  The
+# tmpfs checks need root (mount); without it they are skipped.
 # Sized by TORTURE_FAULT_ROUNDS (default 1: each fault once; make
 # check-torture: 3); the silent network (the agent notices after 60 s) only
 # with TORTURE_FAULT_SILENT=1 (make check-torture).
@@ -33,17 +40,22 @@ small_fs() {	# small_fs DIR SIZE: a tmpfs of SIZE at DIR, owned by postgres
 	mkdir -p "$1" && mount -t tmpfs -o "size=$2,mode=0755" tmpfs "$1" && MOUNTS="$1 $MOUNTS" &&
 		chown postgres: "$1"
 }
+private_fs() {	# private_fs DIR SIZE: a tmpfs of SIZE at DIR, ours alone (0700)
+	mkdir -p "$1" && mount -t tmpfs -o "size=$2,mode=0700" tmpfs "$1" && MOUNTS="$1 $MOUNTS"
+}
 
 pg_start src || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
 pg_start dst || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
 P=$src_PORT; Q=$dst_PORT
 psql_at "$P" -c "ALTER SYSTEM SET max_prepared_transactions = 4" \
-	-c "ALTER SYSTEM SET wal_sender_timeout = '10s'" >/dev/null
+	-c "ALTER SYSTEM SET wal_sender_timeout = '10s'" \
+	-c "ALTER SYSTEM SET logical_decoding_work_mem = '64kB'" >/dev/null
 pg_as "$PG_BINDIR/pg_ctl" -D "$src_DIR/data" -l "$src_DIR/log" -w restart >/dev/null
 psql_at "$P" >/dev/null <<'SQL'
 CREATE TABLE acct (id int PRIMARY KEY, bal bigint NOT NULL, pad text);
 CREATE TABLE hist (txn bigint NOT NULL);
 ALTER TABLE hist REPLICA IDENTITY FULL;
+CREATE TABLE ids (id bigserial PRIMARY KEY, txn bigint NOT NULL, v text NOT NULL);
 INSERT INTO acct SELECT g, 0, repeat('p', 200) FROM generate_series(1, 100000) g;
 SQL
 
@@ -101,6 +113,24 @@ src_bounce() {	# src_bounce MODE
 	pg_as "$PG_BINDIR/pg_ctl" -D "$src_DIR/data" -l "$src_DIR/log" -m "$1" -w restart >/dev/null
 }
 stored_txns() { "$RESTORE" cat --store "$S" 2>/dev/null | jq -r 'select(.type=="insert" and .relation=="public.hist") | .new.txn' | sort -n; }
+# stored_end GEN: the end of what the store holds for generation GEN: its
+# last transaction's end LSN, or the idle position the agent recorded there
+stored_end() {
+	_t=$("$RESTORE" cat --store "$S" 2>/dev/null | jq -r 'select(.type=="commit") | .end_lsn' | tail -n 1)
+	_c=$(cat "$S/$1.confirmed" 2>/dev/null)
+	psql_at "$P" -c "select greatest('${_t:-0/0}'::pg_lsn, '${_c:-0/0}'::pg_lsn)"
+}
+# hist_lsns: "end-lsn<TAB>number" for each hist row the store holds, the
+# end LSN being its transaction's
+hist_lsns() {
+	"$RESTORE" cat --store "$S" 2>/dev/null | jq -r 'if .type == "begin" then "B \(.end_lsn)"
+		elif .type == "insert" and .relation == "public.hist" then "H \(.new.txn)" else empty end' |
+		awk '$1 == "B" { l = $2; next } { print l "\t" $2 }'
+}
+wait_sql() {	# wait_sql PORT DB SQL SECONDS: until SQL answers t
+	_i=0; until [ "$(psql_at_db "$1" "$2" -c "$3")" = t ] || [ $_i -ge $(($4 * 10)) ]; do sleep 0.1; _i=$((_i+1)); done
+	WAITED=$((_i / 10)); [ "$(psql_at_db "$1" "$2" -c "$3")" = t ]
+}
 
 SPOOL="$T/spool"; STATE="$T/state"; mkdir -m 700 -p "$SPOOL"	# 0700: a spool dir others can read is refused
 : > "$T/agent.log"; : > "$T/restore.log"
@@ -158,9 +188,47 @@ if [ $can_mount = 1 ]; then
 	ok $? "target disk full: the restore says so ($(how restore "$e"))"
 	grep -E "No space left|could not extend" "$T/restore.log" | tail -n 1 | cut -c 29- | cut -c 1-300 | sed 's/^/#   /'
 	rm -f "$T/ts/filler"
+
+	# ---- local disk full: the agent's spool dir --------------------------
+	# a 2 MB spool dir and a 20,000-row transaction (about 5 MB of changes,
+	# streamed in chunks: logical_decoding_work_mem is 64kB) that the agent
+	# spills past 4 MiB: it cannot be stored until the spool has room
+	t0=$(date +%s)
+	stop_sup agent $ASUP
+	SMALL="$T/spool-small"; private_fs "$SMALL" 2m; SPOOL=$SMALL
+	b=$(streaming); agent_bg; back_streaming "$b" 60
+	nfull=$(lines "$T/agent.log" "LOCAL DISK FULL")
+	BIGLSN=$(psql_at "$P" -c "BEGIN" -c "INSERT INTO hist VALUES (-10)" \
+		-c "UPDATE acct SET pad = repeat('s', 200) WHERE id <= 20000" \
+		-c "SELECT pg_current_wal_insert_lsn()" -c "COMMIT")
+	i=0; while [ "$(lines "$T/agent.log" "LOCAL DISK FULL")" -le "$nfull" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+	line=$(grep "LOCAL DISK FULL" "$T/agent.log" | tail -n 1 | cut -c 29-)
+	like "$line" "LOCAL DISK FULL: .*No space left on device.* spool dir $SMALL .*point --spool-dir at a larger filesystem" \
+		"spool dir full: the agent names the directory, the cause and the fix on one line"
+	printf '%s\n' "$line" | cut -c 1-400 | sed 's/^/#   /'
+	sleep 2		# more tries and status updates: still nothing confirmed past the store
+	conf=$(psql_at "$P" -c "select confirmed_flush_lsn from pg_replication_slots where slot_name = 'logship'")
+	held=$(stored_end 0000000000000001)
+	is "$(psql_at "$P" -c "select '$conf'::pg_lsn <= '$held'::pg_lsn and '$conf'::pg_lsn < '$BIGLSN'::pg_lsn")" t \
+		"spool dir full: the slot confirmed $conf, not past what the store holds ($held) nor the big transaction ($BIGLSN)"
+	is "$(stored_txns | grep -c -- '^-10$')" 0 "spool dir full: the big transaction is not in the store"
+	mount -o remount,size=64m "$SMALL"
+	wait_sql "$Q" postgres "select count(*) = 1 from hist where txn = -10" 90
+	ok $? "spool dir given room (remounted at 64 MB): the agent stores the big transaction by itself and the restore applies it ($WAITED s; $(($(lines "$T/agent.log" "LOCAL DISK FULL") - nfull)) failed tries)"
+	diag "spool dir full: $(($(date +%s) - t0)) s"
 else
 	ok 0 "# SKIP target disk full: cannot mount a tmpfs here (needs root and mount rights)"
+	ok 0 "# SKIP spool dir full: cannot mount a tmpfs here (needs root and mount rights)"
 fi
+
+# ---- 150 transactions for the state dir test below: 100 rows each into ids
+# (its key has a default: a remap restore maps each row in LMDB) and an
+# update of the previous transaction's rows (which needs their map entries)
+i=1; while [ $i -le 150 ]; do
+	echo "BEGIN; INSERT INTO ids (txn, v) SELECT $i, g::text FROM generate_series(1, 100) g;
+		UPDATE ids SET v = v || 'u' WHERE txn = $((i - 1)); INSERT INTO hist VALUES ($((-1000 - i))); COMMIT;"
+	i=$((i + 1))
+done | psql_at "$P" >/dev/null
 
 # ---- the end of the faults: everything there, once ------------------------
 touch "$T/stop"; wait $WPID
@@ -178,6 +246,48 @@ is "$(psql_at "$Q" -c "select count(*) || ' ' || count(distinct txn) from hist")
 echo "faults: rounds=$ROUNDS silent_network=$SILENT txns=$ntx agent_error_exits=$(nexits agent) restore_error_exits=$(nexits restore) failures=$_failed" >> "${TORTURE_SUMMARY:-/dev/null}"
 diag "agent exits: $(cat "$T/agent.exits" 2>/dev/null | tr '\n' '|')"
 diag "restore exits: $(cat "$T/restore.exits" 2>/dev/null | tr '\n' '|')"
+
+# ---- local disk full: the restore's state dir (LMDB) -----------------------
+# A remap restore of the whole store into a new database, its state dir on
+# a 1 MB tmpfs: the ID map of ids (15,000 rows) does not fit.
+if [ $can_mount = 1 ]; then
+	t0=$(date +%s)
+	psql_at "$Q" -c "CREATE DATABASE remapdb" >/dev/null
+	RDST="host=127.0.0.1 port=$Q user=postgres dbname=remapdb"
+	RST="$T/state-small"; private_fs "$RST" 1m
+	out=$("$RESTORE" --store "$S" --target "$RDST" --state-dir "$RST" --id-mode remap --batch-txns 10 2>&1); rc=$?
+	line=$(printf '%s\n' "$out" | grep -E " error " | tail -n 1 | cut -c 29-)
+	is "$rc" 1 "state dir full (a 1 MB tmpfs, --id-mode remap): the restore exits 1"
+	like "$line" "LOCAL DISK FULL: state dir $RST: .*No space left on device.*larger one \(--state-dir\)" \
+		"state dir full: the restore names the directory, the cause and the fix on one line"
+	printf '%s\n' "$line" | cut -c 1-400 | sed 's/^/#   /'
+	# the target holds exactly the stored transactions up to its marker,
+	# each once; LMDB's marker is not past the target's
+	hist_lsns > "$T/hist-lsn.tsv"
+	tm=$(psql_at_db "$Q" remapdb -c "select end_lsn from logship.applied")
+	lm=$("$RESTORE" status --store "$S" --state-dir "$RST" --format json 2>/dev/null | jq -r '.applied_lsn // "0/0"')
+	got=$(psql_at_db "$Q" remapdb <<SQL
+CREATE TEMP TABLE s (lsn pg_lsn, txn bigint);
+\copy s FROM '$T/hist-lsn.tsv'
+SELECT (SELECT count(*) || ' ' || md5(string_agg(txn::text, ',' ORDER BY txn)) FROM s WHERE lsn <= '$tm') =
+	(SELECT count(*) || ' ' || md5(string_agg(txn::text, ',' ORDER BY txn)) FROM hist)
+	AND (SELECT count(*) FROM s) > (SELECT count(*) FROM hist) AND '$lm'::pg_lsn <= '$tm';
+SQL
+)
+	is "$got" t "state dir full: the target holds exactly the $(psql_at_db "$Q" remapdb -c "select count(*) from hist") stored transactions up to its marker $tm, each once (LMDB's marker $lm)"
+	# space back: the state dir copied whole to a larger filesystem
+	cp -a "$RST" "$T/state-big"
+	"$RESTORE" --store "$S" --target "$RDST" --state-dir "$T/state-big" --id-mode remap --batch-txns 10 >> "$T/remap.log" 2>&1
+	is "$?" 0 "state dir copied to a larger filesystem: the rerun exits 0"
+	is "$(psql_at_db "$Q" remapdb -c "select count(*) || ' ' || count(distinct txn) from hist")" "$ntx $ntx" \
+		"state dir full, then resumed: each of the $ntx source transactions applied exactly once"
+	ids_sum="select count(*) || ' ' || md5(string_agg(txn || ':' || v, ',' order by txn, v)) from ids"
+	is "$(psql_at_db "$Q" remapdb -c "$ids_sum")" "$(psql_at "$P" -c "$ids_sum")" \
+		"state dir full, then resumed: ids (new keys) holds the source's rows, with every update applied through the ID map"
+	diag "state dir full: $(($(date +%s) - t0)) s"
+else
+	ok 0 "# SKIP state dir full: cannot mount a tmpfs here (needs root and mount rights)"
+fi
 
 # ---- the slot dropped by an operator ---------------------------------------
 : > "$T/agent.exits"
@@ -197,6 +307,46 @@ out=$("$RESTORE" --store "$S" --target "$DST" --state-dir "$STATE" 2>&1); rc=$?
 diag "a restore of the old target after the slot was dropped: exit $rc"
 printf '%s\n' "$out" | grep -E "error|warn" | cut -c 29- | cut -c 1-400 | sed 's/^/#   /'
 like "$out" "generation" "and a restore of the old target names the generation change"
+
+# ---- the slot invalidated by max_slot_wal_keep_size -------------------------
+t0=$(date +%s)
+# Generation 2 restored into a new database; then the agent stalls
+# (SIGSTOP) while the source writes past max_slot_wal_keep_size (1MB: less
+# than one WAL segment) and checkpoints, until the slot's WAL is removed.
+G2="host=127.0.0.1 port=$Q user=postgres dbname=gen2db"
+wait_log "$T/agent.log" "streaming generation 0000000000000002" 120
+psql_at "$Q" -c "CREATE DATABASE gen2db" >/dev/null
+"$RESTORE" --store "$S" --target "$G2" --state-dir "$T/state-g2" >> "$T/g2.log" 2>&1
+ok $? "generation 2 restored into a new database"
+psql_at "$P" -c "ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'" -c "SELECT pg_reload_conf()" >/dev/null
+kill -STOP "$(cat "$T/agent.pid")"
+psql_at "$P" -c "INSERT INTO hist VALUES (-3)" >/dev/null
+i=0; while [ "$(psql_at "$P" -c "select wal_status from pg_replication_slots where slot_name = 'logship'")" != lost ] && [ $i -lt 20 ]; do
+	psql_at "$P" -c "INSERT INTO hist VALUES (-4)" -c "SELECT pg_switch_wal()" -c "CHECKPOINT" >/dev/null
+	i=$((i + 1))
+done
+is "$(psql_at "$P" -c "select wal_status from pg_replication_slots where slot_name = 'logship'")" lost \
+	"the stalled agent's slot is invalidated by max_slot_wal_keep_size ($i WAL switches and checkpoints)"
+kill -CONT "$(cat "$T/agent.pid")"
+wait_log "$T/agent.log" "GENERATION CHANGE: .* invalidated" 60
+line=$(grep -E "GENERATION CHANGE: .* invalidated" "$T/agent.log" | tail -n 1 | cut -c 29-)
+like "$line" "max_slot_wal_keep_size = 1MB.*missing from generation 0000000000000002.*starting generation 0000000000000003.*new, empty database with a new --state-dir.*raise max_slot_wal_keep_size" \
+	"slot invalidated: the agent says on one line what happened, what is missing and what to do"
+printf '%s\n' "$line" | cut -c 1-500 | sed 's/^/#   /'
+wait_log "$T/agent.log" "streaming generation 0000000000000003" 120
+ok $? "slot invalidated: the agent streams generation 3 from a new base"
+out=$("$RESTORE" --store "$S" --target "$G2" --state-dir "$T/state-g2" 2>&1); rc=$?
+printf '%s\n' "$out" | grep -E " error " | cut -c 29- | cut -c 1-400 | sed 's/^/#   /'
+ok $([ $rc -ne 0 ] && printf '%s\n' "$out" | grep -Eq "generation 0000000000000002 ends at .*not in it.*new, empty database with a new --state-dir"; echo $?) \
+	"slot invalidated: a restore of generation 2 exits $rc, saying where it ends, that later changes are not in it and what to do"
+# of what was written while the agent stalled, the target holds exactly what
+# generation 2 stored (the walsender may have sent some before it was ended)
+g2=$("$RESTORE" cat --store "$S" --generation 0000000000000002 2>/dev/null |
+	jq -r 'select(.type == "insert" and .relation == "public.hist") | .new.txn | tonumber | select(. == -3 or . == -4)' | sort -n | tr '\n' ' ')
+is "$(psql_at_db "$Q" gen2db -c "select generation from logship.applied") $(psql_at_db "$Q" gen2db -c "select txn from hist where txn in (-3, -4) order by 1" | tr '\n' ' ')" \
+	"0000000000000002 $g2" "slot invalidated: that target stays in generation 2 and holds what it stored of the stall, nothing more"
+diag "slot invalidated: $(($(date +%s) - t0)) s"
+psql_at "$P" -c "ALTER SYSTEM RESET max_slot_wal_keep_size" -c "SELECT pg_reload_conf()" >/dev/null
 stop_sup agent $ASUP
 [ -n "${TORTURE_LOGDIR:-}" ] && mkdir -p "$TORTURE_LOGDIR" && cp "$T"/*.log "$T"/*.exits "$TORTURE_LOGDIR/" 2>/dev/null
 done_testing

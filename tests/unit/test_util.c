@@ -1,7 +1,8 @@
 /* test_util.c: LSN and timestamp parsing/formatting, hex, key files, sizes
- * and durations, config files, file permissions. */
+ * and durations, config files, file permissions, errno codes. */
 #include <sys/stat.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,6 +264,18 @@ test_conffile(void)
 	unlink(path);
 }
 
+/* A full filesystem is its own error code, with its own name. */
+static void
+test_errno_code(void)
+{
+	ok(ls_errno_code(ENOSPC) == LS_ERR_NOSPACE &&
+	    ls_errno_code(EDQUOT) == LS_ERR_NOSPACE, "ENOSPC, EDQUOT: nospace");
+	ok(ls_errno_code(EIO) == LS_ERR_IO && ls_errno_code(EBADF) == LS_ERR_IO,
+	    "other errno values: i/o");
+	ok(strcmp(ls_strerror(LS_ERR_NOSPACE), "no space left on device") == 0,
+	    "nospace has its name");
+}
+
 int
 main(void)
 {
@@ -273,5 +286,6 @@ main(void)
 	test_size();
 	test_duration();
 	test_conffile();
+	test_errno_code();
 	return tap_done();
 }
