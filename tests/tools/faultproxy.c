@@ -34,7 +34,8 @@
  *		is read (what a client sees of a dead port, nearly)
  *	slow	as normal, but each new connection that passes is throttled
  *		to --rate bytes a second each way (default 65536)
- * Each mode change is logged: "faultproxy: mode M".
+ * Each mode change is logged: "faultproxy: mode M"; an unknown word ends
+ * the proxy with exit 2.
  * SIGTERM or SIGINT: stop and exit 0.
  */
 #include <sys/socket.h>
