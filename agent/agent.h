@@ -44,6 +44,14 @@ struct agent_metrics {
 #define AGENT_TXN_MEMLIMIT	(4u << 20)	/* per transaction, then spill */
 #define AGENT_STATUS_INTERVAL_US 10000000	/* confirm at least every 10 s */
 /*
+ * While the loop is busy with one thing (writing a large transaction into
+ * the segment at its commit, waiting for an upload once stopping), a
+ * status goes out at least this often: a walsender that hears nothing for
+ * wal_sender_timeout (60 s by default, a few seconds on some servers)
+ * ends the connection, and a reconnection would only redo the same work.
+ */
+#define AGENT_BUSY_STATUS_US	1000000
+/*
  * Waiting this long on the replication socket with nothing arriving, while
  * the idle agent asks the server for a reply every status interval, means
  * the connection is dead without a reset (a network gone silent): the
@@ -82,6 +90,7 @@ struct agent {
 	uint8_t		 prev_sha[32];
 	bool		 have_prev;
 	int64_t		 seg_first_us;	/* when its first transaction came */
+	bool		 uploading;	/* a closed segment is going up */
 	uint64_t	 stored_end_lsn;	/* durable in the store */
 	uint64_t	 written_end_lsn;	/* in the store or the open segment */
 
@@ -107,6 +116,7 @@ struct agent {
 	bool		 caveats_logged;
 	int64_t		 last_status_us;
 	int64_t		 silent_us;	/* waited since the last message */
+	unsigned	 burst;		/* messages read without a pause */
 	bool		 endpos_reached;
 	uint64_t	 txns_total, segs_total;
 	struct newbase	*newbase;	/* --base-interval's thread */

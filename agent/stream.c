@@ -6,11 +6,18 @@
  * end LSN confirmed to the server.  Transactions the store (or the open
  * segment) already holds are skipped by end LSN, so a crash or reconnect
  * between upload and confirm duplicates nothing.
+ *
+ * A closed segment goes up in a thread of its own while this loop keeps
+ * reading the stream into the next segment, which closes only once the
+ * upload is done: a slow store, or one that is down and retried, never
+ * leaves the walsender without replies (it would end the connection after
+ * wal_sender_timeout), and nothing is confirmed past the stored segment.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +46,8 @@
 static bool
 idle(const struct agent *a)
 {
-	return a->seg == NULL && a->cur == NULL && a->nstreams == 0;
+	return a->seg == NULL && a->cur == NULL && a->nstreams == 0 &&
+	    !a->uploading;
 }
 
 /* The position safe to confirm: never past what the store holds. */
@@ -236,7 +244,8 @@ sleep_us(int64_t us)
 
 /*
  * Put the finished segment until it is stored.  Never confirms anything
- * meanwhile.  Gives up only when asked to stop twice.
+ * meanwhile.  Gives up only when asked to stop twice.  Runs in the upload
+ * thread (or, when no thread can be made, in the loop's).
  */
 static int
 upload(struct agent *a, const char *key, int fd, char **errmsg)
@@ -257,6 +266,8 @@ upload(struct agent *a, const char *key, int fd, char **errmsg)
 		}
 		log_warn("store", "writing %s failed (try %d): %s; retrying", key,
 		    attempt + 1, err);
+		free(err);
+		err = NULL;
 		metric_add(a->m.retries, 1);
 		sleep_us(ls_backoff_us(attempt));
 	}
@@ -266,6 +277,100 @@ upload(struct agent *a, const char *key, int fd, char **errmsg)
 		    "agent per store)", key);
 	free(err);
 	return r;
+}
+
+/* One segment upload in the background; done[1] is written when it ends. */
+struct upload_job {
+	struct agent	*a;
+	const char	*key;
+	int		 fd;
+	int		 done[2];	/* a pipe the loop polls */
+	int		 r;
+	char		*err;
+};
+
+static void *
+upload_main(void *arg)
+{
+	struct upload_job *j = arg;
+	ssize_t n;
+
+	j->r = upload(j->a, j->key, j->fd, &j->err);
+	while ((n = write(j->done[1], "u", 1)) < 0 && errno == EINTR)
+		;
+	return NULL;
+}
+
+static int step(struct agent *, int, char **);
+
+/* Has the upload thread finished (its pipe readable)? */
+static bool
+upload_done(const struct upload_job *j)
+{
+	struct pollfd p = { .fd = j->done[0], .events = POLLIN };
+
+	return poll(&p, 1, 0) > 0;
+}
+
+/*
+ * Keep the stream going until the upload thread is done: read and buffer
+ * as usual (the next segment does not close meanwhile), or, once the agent
+ * is stopping, read nothing more and only send a status every second.  The
+ * first error is returned once the upload is over.
+ */
+static int
+pump(struct agent *a, struct upload_job *j, char **errmsg)
+{
+	struct pollfd p = { .fd = j->done[0], .events = POLLIN };
+	bool reading = a->repl != NULL && a->in_copy;
+	int r = 0;
+
+	a->uploading = true;
+	while (!upload_done(j)) {
+		service_watchdog();
+		if (reading && r == 0 && !agent_stop && !a->endpos_reached) {
+			r = step(a, j->done[0], errmsg);
+			continue;
+		}
+		if (poll(&p, 1, AGENT_BUSY_STATUS_US / 1000) == 0 && r == 0 &&
+		    reading)
+			r = send_status(a, false, errmsg);
+	}
+	a->uploading = false;
+	return r;
+}
+
+/*
+ * Store the finished segment in fd under key: in a thread while the
+ * stream is read (pump), or here when no thread can be had.  0 once it
+ * is stored; *stream_err holds an error the stream met meanwhile.
+ */
+static int
+upload_streaming(struct agent *a, const char *key, int fd, int *stream_r,
+    char **stream_err, char **errmsg)
+{
+	struct upload_job j = { .a = a, .key = key, .fd = fd,
+	    .done = { -1, -1 } };
+	pthread_t t;
+
+	*stream_r = 0;
+	if (pipe2(j.done, O_CLOEXEC) != 0 ||
+	    pthread_create(&t, NULL, upload_main, &j) != 0) {
+		if (j.done[0] >= 0) {
+			close(j.done[0]);
+			close(j.done[1]);
+		}
+		return upload(a, key, fd, errmsg);
+	}
+	*stream_r = pump(a, &j, stream_err);
+	pthread_join(t, NULL);
+	close(j.done[0]);
+	close(j.done[1]);
+	if (j.r != 0)
+		*errmsg = j.err;
+	else
+		free(j.err);
+	return j.r;
 }
 
 /* A segment is in the store: what it holds. */
@@ -324,15 +429,35 @@ heartbeat(struct agent *a, int64_t now, char **errmsg)
 	return stream_flush(a, errmsg);
 }
 
+/*
+ * A segment that went up while the stream was read: the next one, open
+ * meanwhile, chains to it; if it could not be stored, that next one is
+ * dropped too (nothing in it was confirmed: the slot sends it again).
+ */
+static void
+drop_next(struct agent *a, const uint8_t prev_sha[32], bool had_prev)
+{
+	segment_writer_free(a->seg);
+	a->seg = NULL;
+	a->segno--;
+	memcpy(a->prev_sha, prev_sha, 32);
+	a->have_prev = had_prev;
+	a->written_end_lsn = a->stored_end_lsn;
+}
+
 int
 stream_flush(struct agent *a, char **errmsg)
 {
+	struct segment_writer *w = a->seg;
 	struct segment_header h;
-	char key[64], l1[32], l2[32];
-	uint8_t sha[32];
-	int fd, r;
+	char key[64], l1[32], l2[32], *stream_err = NULL;
+	uint8_t sha[32], old_sha[32];
+	bool had_prev = a->have_prev;
+	int fd, r, stream_r = 0;
 
-	if (a->seg == NULL) {
+	if (a->uploading)
+		return 0;	/* closes once the upload in flight is stored */
+	if (w == NULL) {
 		(void)send_status(a, false, NULL);	/* best effort */
 		return 0;
 	}
@@ -344,21 +469,29 @@ stream_flush(struct agent *a, char **errmsg)
 	sample_tables(a);
 	if ((fd = ls_temp_fd(a->cfg->spool_dir, errmsg)) < 0)
 		return fd;
-	r = segment_writer_finish(a->seg, fd, &h, sha, errmsg);
-	segment_object_key(a->generation, a->segno, key);
-	if (r == 0)
-		r = upload(a, key, fd, errmsg);
-	close(fd);
-	if (r != 0)
+	if ((r = segment_writer_finish(w, fd, &h, sha, errmsg)) != 0) {
+		close(fd);
 		return r;
-	crashpoint("agent-after-upload");
-	segment_writer_free(a->seg);
-	a->seg = NULL;
+	}
+	segment_object_key(a->generation, a->segno, key);
+	/* what arrives during the upload opens the next segment, chained */
+	memcpy(old_sha, a->prev_sha, 32);
 	memcpy(a->prev_sha, sha, 32);
 	a->have_prev = true;
+	a->seg = NULL;
+	a->segno++;
+	r = upload_streaming(a, key, fd, &stream_r, &stream_err, errmsg);
+	close(fd);
+	if (r != 0) {
+		drop_next(a, old_sha, had_prev);
+		a->seg = w;	/* finished: only freeing it is left */
+		free(stream_err);
+		return r;
+	}
+	crashpoint("agent-after-upload");
+	segment_writer_free(w);
 	if (h.txns > 0)
 		a->stored_end_lsn = h.end_lsn;
-	a->segno++;
 	a->segs_total++;
 	a->last_stored_us = ls_now_us();
 	stored_metrics(a, &h);
@@ -369,6 +502,10 @@ stream_flush(struct agent *a, char **errmsg)
 	    l1, l2);
 	service_status("streaming generation %s: segment %016" PRIx64 " stored "
 	    "(lsn %s)", a->generation, a->segno - 1, l2);
+	if (stream_r != 0) {	/* the stream broke during the upload */
+		*errmsg = stream_err;
+		return stream_r;
+	}
 	if (send_status(a, false, errmsg) != 0)
 		log_warn("agent", "confirm after upload: %s", *errmsg);
 	return 0;
@@ -424,6 +561,19 @@ replay_change(struct agent *a, const struct ls_change *c, char **errmsg)
 	return segment_writer_add(a->seg, &rec, errmsg);
 }
 
+/*
+ * Long work between two reads of the stream: keep the walsender hearing
+ * from the agent (a status repeating the confirmed position; best effort,
+ * the loop notices a broken connection).
+ */
+static void
+busy_status(struct agent *a)
+{
+	if (++a->burst % 256 == 0 &&
+	    ls_now_us() - a->last_status_us >= AGENT_BUSY_STATUS_US)
+		(void)send_status(a, false, NULL);
+}
+
 /* One buffered message, decoded here for the first and only time. */
 static int
 replay_one(void *arg, const uint8_t *buf, size_t len, bool in_stream)
@@ -433,6 +583,8 @@ replay_one(void *arg, const uint8_t *buf, size_t len, bool in_stream)
 	struct ls_record rec;
 	struct pgo_msg m;
 	int r;
+
+	busy_status(a);
 
 	if (rp->skip && len > 0 && buf[0] != PGO_RELATION)
 		return 0;	/* already stored: only relations matter */
@@ -774,10 +926,12 @@ tick(struct agent *a, char **errmsg)
 	return 0;
 }
 
+/* Wait for the replication socket, or extra_fd (-1: none). */
 static int
-wait_input(struct agent *a, char **errmsg)
+wait_input(struct agent *a, int extra_fd, char **errmsg)
 {
-	struct pollfd pfd = { PQsocket(a->repl), POLLIN, 0 };
+	struct pollfd pfd[2] = { { PQsocket(a->repl), POLLIN, 0 },
+	    { extra_fd, POLLIN, 0 } };
 	int64_t flush_us = (int64_t)(a->cfg->flush_interval * 1e6);
 	int timeout_ms = (int)(flush_us / 4000);
 	int64_t t0 = ls_now_us();
@@ -787,7 +941,8 @@ wait_input(struct agent *a, char **errmsg)
 		timeout_ms = 10;
 	if (timeout_ms > 1000)
 		timeout_ms = 1000;
-	if ((n = poll(&pfd, 1, timeout_ms)) < 0 && errno != EINTR)
+	if ((n = poll(pfd, extra_fd >= 0 ? 2 : 1, timeout_ms)) < 0 &&
+	    errno != EINTR)
 		return ls_errf(errmsg, LS_ERR_TRANSIENT, "poll: %s", strerror(errno));
 	if (n == 0)
 		a->silent_us += ls_now_us() - t0;
@@ -816,11 +971,42 @@ stream_ended(struct agent *a, char **errmsg)
 	return r;
 }
 
+/*
+ * One turn of the loop: handle a message, or run the timers and wait for
+ * input (or for extra_fd, when not -1).
+ */
+static int
+step(struct agent *a, int extra_fd, char **errmsg)
+{
+	char *buf = NULL;
+	int n, r;
+
+	n = PQgetCopyData(a->repl, &buf, 1);
+	if (n > 0) {
+		a->got_data = true;
+		a->silent_us = 0;
+		r = on_copydata(a, (const uint8_t *)buf, (size_t)n, errmsg);
+		PQfreemem(buf);
+		if (r == 0 && ++a->burst % 512 == 0)
+			r = tick(a, errmsg);
+		return r;
+	}
+	if (n == 0) {
+		if (!a->uploading)
+			newbase_tick(a);
+		if ((r = tick(a, errmsg)) == 0)
+			r = wait_input(a, extra_fd, errmsg);
+		return r;
+	}
+	return n == -1 ? stream_ended(a, errmsg) : ls_errf(errmsg,
+	    LS_ERR_TRANSIENT, "lost the replication connection: %s",
+	    PQerrorMessage(a->repl));
+}
+
 int
 stream_run(struct agent *a, char **errmsg)
 {
-	char *buf;
-	int n, r, burst = 0;
+	int r;
 
 	a->last_status_us = ls_now_us();
 	a->silent_us = 0;
@@ -832,26 +1018,13 @@ stream_run(struct agent *a, char **errmsg)
 			agent_hup = 0;
 			log_reopen();
 		}
-		if (agent_stop || a->endpos_reached)
-			return stream_flush(a, errmsg);
-		buf = NULL;
-		n = PQgetCopyData(a->repl, &buf, 1);
-		if (n > 0) {
-			a->got_data = true;
-			a->silent_us = 0;
-			r = on_copydata(a, (const uint8_t *)buf, (size_t)n, errmsg);
-			PQfreemem(buf);
-			if (r == 0 && ++burst % 512 == 0)
-				r = tick(a, errmsg);
-		} else if (n == 0) {
-			newbase_tick(a);
-			if ((r = tick(a, errmsg)) == 0)
-				r = wait_input(a, errmsg);
-		} else
-			r = n == -1 ? stream_ended(a, errmsg) :
-			    ls_errf(errmsg, LS_ERR_TRANSIENT, "lost the "
-			    "replication connection: %s", PQerrorMessage(a->repl));
-		if (r != 0)
+		if (agent_stop || a->endpos_reached) {
+			/* what arrived while the last one went up, too */
+			while ((r = stream_flush(a, errmsg)) == 0 && a->seg != NULL)
+				;
+			return r;
+		}
+		if ((r = step(a, -1, errmsg)) != 0)
 			return r;
 	}
 }

@@ -4,7 +4,10 @@
 #    the proxy's log names, at about its configured rate
 #  - pass-through responses are intact both ways (a 1 MiB GET, a 1 MiB PUT)
 #  - the same seed draws the same actions; a 503 drains an unread body;
-#    SIGTERM stops the proxy with exit 0
+#  - --mode-file, reread on SIGHUP: down answers 503, refuse resets,
+#    slow throttles to --rate (a 1 MiB PUT at 256 KiB/s takes 4 s), an
+#    unknown mode ends the proxy with exit 2
+#  - SIGTERM stops the proxy with exit 0
 . "$(dirname "$0")/lib.sh"
 
 FAULTPROXY="$top_builddir/tests/tools/faultproxy"
@@ -100,6 +103,32 @@ is "$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 -H 'Expect:' -T "$T/w
 	"503 with the body drained"
 like "$(curl -s -D - -o /dev/null --max-time 10 "http://127.0.0.1:$PORT/x")" "Connection: close" "the 503 says Connection: close"
 
+# modes from --mode-file, reread on SIGHUP
+: > "$T/mode"
+proxy_start p5 --seed 1 --mode-file "$T/mode" --rate 262144
+mode() { echo "$1" > "$T/mode"; kill -HUP $PROXY_PID; wait_mode "$1"; }
+wait_mode() { i=0; until grep -q "mode $1\$" "$T/p5.log" || [ $i -gt 50 ]; do sleep 0.1; i=$((i+1)); done; }
+is "$(outcome "http://127.0.0.1:$PORT/blob")" "pass" "mode normal (an empty file): connections pass"
+mode down
+is "$(outcome "http://127.0.0.1:$PORT/blob")" "503" "mode down: a new connection is answered 503"
+mode refuse
+like "$(outcome "http://127.0.0.1:$PORT/blob")" "^(reset|other)" "mode refuse: a new connection is reset unanswered"
+grep -q "action=refused" "$T/p5.log"; ok $? "mode refuse: logged as refused"
+mode slow
+t0=$(date +%s.%N)
+got=$(curl -s --max-time 20 -T "$T/www/blob" "http://127.0.0.1:$PORT/up")
+took=$(awk -v a="$(date +%s.%N)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }')
+is "$got" "$WANT" "mode slow: a 1 MiB body arrives intact"
+awk -v t="$took" 'BEGIN { exit !(t >= 3.5) }'; ok $? "mode slow: at 256 KiB/s it took ${took} s (>= 3.5)"
+like "$(grep " done up=" "$T/p5.log" | tail -n 1)" "done up=1048[0-9]{3} down=[0-9]+ seconds=[4-9]" \
+	"the proxy logs the bytes and seconds of a passing connection"
+mode normal
+is "$(outcome "http://127.0.0.1:$PORT/blob")" "pass" "mode normal again: connections pass"
+echo sideways > "$T/mode"; kill -HUP $PROXY_PID; wait $PROXY_PID; rc=$?
+is "$rc" 2 "an unknown mode: faultproxy exits 2"
+grep -q 'says "sideways": expected normal, down, refuse or slow' "$T/p5.log"; ok $? "... naming the word and the modes"
+
+proxy_start p6 --seed 1
 kill -TERM $PROXY_PID; wait $PROXY_PID
 is "$?" 0 "SIGTERM: faultproxy exits 0"
 

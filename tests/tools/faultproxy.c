@@ -4,7 +4,7 @@
  *
  *	faultproxy --upstream HOST:PORT [--listen PORT] [--seed N]
  *	    [--p500 F] [--p503 F] [--preset F] [--pstall F]
- *	    [--stall-seconds N]
+ *	    [--stall-seconds N] [--mode-file FILE] [--rate BYTES]
  *
  * Listens on 127.0.0.1:PORT (0, the default: any free port) and prints the
  * port as the first line of stdout.  Our HTTP client opens a connection
@@ -16,12 +16,26 @@
  *	reset	forward part of the request, then reset both connections
  *		(SO_LINGER 0)
  *	stall	forward nothing for --stall-seconds (default 3), then close
- * One line per connection on stderr: "faultproxy: conn=N action=A".
+ * One line per connection on stderr: "faultproxy: conn=N action=A", and
+ * when a passing one ends, "faultproxy: conn=N done up=BYTES down=BYTES
+ * seconds=S" (up: from the client).
  * The pass action relays bytes, any protocol (PostgreSQL's too); two
  * signals act on the connections open at that moment, new ones pass:
  *	SIGUSR1	cut: reset both sides of each (a network that drops them)
  *	SIGUSR2	black hole: forward nothing more either way and swallow
  *		what arrives, never closing (a network that went silent)
+ * A mode, read from --mode-file at start and again on SIGHUP (its first
+ * word; no file or an empty one is "normal"), turns the whole store:
+ *	normal	the actions above
+ *	down	a store that is down: every new connection is answered
+ *		503 as above, and the connections open when it went down
+ *		are cut (SIGUSR1)
+ *	refuse	the same, but new connections are reset before anything
+ *		is read (what a client sees of a dead port, nearly)
+ *	slow	as normal, but each new connection that passes is throttled
+ *		to --rate bytes a second each way (default 65536)
+ * Each mode change is logged: "faultproxy: mode M"; an unknown word ends
+ * the proxy with exit 2.
  * SIGTERM or SIGINT: stop and exit 0.
  */
 #include <sys/socket.h>
@@ -52,12 +66,18 @@ enum action { A_PASS, A_500, A_503, A_RESET, A_STALL };
 
 static const char *action_names[] = { "pass", "500", "503", "reset", "stall" };
 
+enum mode { M_NORMAL, M_DOWN, M_REFUSE, M_SLOW };
+
+static const char *mode_names[] = { "normal", "down", "refuse", "slow" };
+
 struct config {
 	struct sockaddr_storage	upstream;
 	socklen_t		upstream_len;
 	double			p[A_STALL + 1];	/* probability of each action */
 	uint64_t		seed;
 	int			stall_s;
+	const char		*mode_file;	/* or NULL */
+	long			rate;		/* bytes/s in slow mode */
 };
 
 struct conn {
@@ -66,15 +86,18 @@ struct conn {
 	int			 fd;		/* the client */
 	int			 up;		/* upstream, or -1 */
 	enum action		 action;
+	long			 rate;		/* bytes/s each way, 0: any */
+	uint64_t		 n;		/* its number */
 };
 
 /* One direction of a relay. */
 struct pipe_half {
 	int		 from, to;
 	const struct conn *c;
+	uint64_t	 moved;		/* bytes relayed */
 };
 
-static volatile sig_atomic_t stop, got_cut, got_hole;
+static volatile sig_atomic_t stop, got_cut, got_hole, got_hup;
 static atomic_uint cuts, holes;		/* SIGUSR1s and SIGUSR2s so far */
 
 static void
@@ -84,6 +107,8 @@ on_signal(int sig)
 		got_cut = 1;
 	else if (sig == SIGUSR2)
 		got_hole = 1;
+	else if (sig == SIGHUP)
+		got_hup = 1;
 	else
 		stop = 1;
 }
@@ -182,14 +207,41 @@ readable(int fd)
  * Copy one direction until EOF, then pass the EOF on; after a cut, reset
  * both sides; in a black hole, swallow until the sender closes.
  */
+/* Sleep until moved bytes fit rate bytes/s since t0 (rate 0: no limit). */
+static void
+throttle(long rate, uint64_t moved, const struct timespec *t0)
+{
+	struct timespec now, ts;
+	int64_t due_us, spent_us;
+
+	if (rate <= 0)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	due_us = (int64_t)(moved * 1000000 / (uint64_t)rate);
+	spent_us = (now.tv_sec - t0->tv_sec) * 1000000LL +
+	    (now.tv_nsec - t0->tv_nsec) / 1000;
+	if (due_us <= spent_us)
+		return;
+	ts.tv_sec = (time_t)((due_us - spent_us) / 1000000);
+	ts.tv_nsec = (long)((due_us - spent_us) % 1000000) * 1000;
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
 static void *
 relay_half(void *arg)
 {
 	struct pipe_half *h = arg;
 	char *buf = malloc(IO_BUF);
+	size_t chunk = IO_BUF;
+	struct timespec t0;
 	bool hole = false;
 	ssize_t n = 1;
 	int r;
+
+	if (h->c->rate > 0 && (size_t)h->c->rate / 10 + 1 < chunk)
+		chunk = (size_t)h->c->rate / 10 + 1;	/* ten steps a second */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 
 	while (buf != NULL && n > 0) {
 		if (atomic_load(&cuts) != h->c->cut) {
@@ -205,9 +257,11 @@ relay_half(void *arg)
 			break;
 		if (r == 0)
 			continue;
-		if ((n = read(h->from, buf, IO_BUF)) > 0 && !hole &&
+		if ((n = read(h->from, buf, chunk)) > 0 && !hole &&
 		    write_all(h->to, buf, (size_t)n) != 0)
 			break;
+		if (n > 0)
+			throttle(h->c->rate, h->moved += (uint64_t)n, &t0);
 	}
 	free(buf);
 	if (!hole)
@@ -220,9 +274,11 @@ relay_half(void *arg)
 static void
 do_pass(struct conn *c)
 {
-	struct pipe_half up = { c->fd, c->up, c }, down = { c->up, c->fd, c };
+	struct pipe_half up = { c->fd, c->up, c, 0 }, down = { c->up, c->fd, c, 0 };
+	struct timespec t0, t1;
 	pthread_t t;
 
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (pthread_create(&t, NULL, relay_half, &down) != 0) {
 		close_reset(c->fd);
 		c->fd = -1;
@@ -230,6 +286,12 @@ do_pass(struct conn *c)
 	}
 	relay_half(&up);
 	pthread_join(t, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	fprintf(stderr, "faultproxy: conn=%llu done up=%llu down=%llu "
+	    "seconds=%.1f\n", (unsigned long long)c->n,
+	    (unsigned long long)up.moved, (unsigned long long)down.moved,
+	    (double)(t1.tv_sec - t0.tv_sec) +
+	    (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
 }
 
 /* Read the request head (up to the blank line); 0 or -1. */
@@ -335,10 +397,14 @@ conn_main(void *arg)
 	return NULL;
 }
 
+static _Atomic int mode;		/* enum mode, set by the accept loop */
+
 /* Hand a new connection to a detached thread of its own. */
 static void
 serve(const struct config *cfg, int fd, uint64_t n)
 {
+	enum mode m = (enum mode)atomic_load(&mode);
+
 	struct conn *c = calloc(1, sizeof(*c));
 	pthread_attr_t attr;
 	pthread_t t;
@@ -349,7 +415,17 @@ serve(const struct config *cfg, int fd, uint64_t n)
 	}
 	*c = (struct conn){ .cfg = cfg, .fd = fd, .up = -1,
 	    .action = choose(cfg, n), .cut = atomic_load(&cuts),
-	    .hole = atomic_load(&holes) };
+	    .hole = atomic_load(&holes), .n = n };
+	if (m == M_DOWN)
+		c->action = A_503;
+	else if (m == M_REFUSE) {
+		fprintf(stderr, "faultproxy: conn=%llu action=refused\n",
+		    (unsigned long long)n);
+		close_reset(fd);
+		free(c);
+		return;
+	} else if (m == M_SLOW && c->action == A_PASS)
+		c->rate = cfg->rate;
 	fprintf(stderr, "faultproxy: conn=%llu action=%s\n",
 	    (unsigned long long)n, action_names[c->action]);
 	pthread_attr_init(&attr);
@@ -359,6 +435,42 @@ serve(const struct config *cfg, int fd, uint64_t n)
 		free(c);
 	}
 	pthread_attr_destroy(&attr);
+}
+
+/* The mode --mode-file names now (normal without one); exits if unknown. */
+static enum mode
+read_mode(const struct config *cfg)
+{
+	char word[32] = "";
+	FILE *f;
+	int m;
+
+	if (cfg->mode_file == NULL ||
+	    (f = fopen(cfg->mode_file, "r")) == NULL)
+		return M_NORMAL;
+	if (fscanf(f, "%31s", word) != 1)
+		word[0] = '\0';
+	fclose(f);
+	if (word[0] == '\0')
+		return M_NORMAL;
+	for (m = M_NORMAL; m <= M_SLOW; m++)
+		if (strcmp(word, mode_names[m]) == 0)
+			return (enum mode)m;
+	fprintf(stderr, "faultproxy: %s says \"%s\": expected normal, down, "
+	    "refuse or slow\n", cfg->mode_file, word);
+	exit(2);
+}
+
+/* Take the mode from the file; going down cuts what is open. */
+static void
+set_mode(const struct config *cfg)
+{
+	enum mode m = read_mode(cfg);
+
+	if ((m == M_DOWN || m == M_REFUSE) && atomic_load(&mode) != (int)m)
+		atomic_fetch_add(&cuts, 1);
+	atomic_store(&mode, (int)m);
+	fprintf(stderr, "faultproxy: mode %s\n", mode_names[m]);
 }
 
 /* Accept until a signal; signals are let in only while waiting in ppoll. */
@@ -379,6 +491,10 @@ accept_loop(const struct config *cfg, int lfd, const sigset_t *waitmask)
 			got_hole = 0;
 			atomic_fetch_add(&holes, 1);
 			fprintf(stderr, "faultproxy: black hole\n");
+		}
+		if (got_hup) {
+			got_hup = 0;
+			set_mode(cfg);
 		}
 		if (ppoll(&p, 1, NULL, waitmask) <= 0)
 			continue;
@@ -440,7 +556,8 @@ usage(void)
 	fprintf(stderr, "usage: faultproxy --upstream HOST:PORT "
 	    "[--listen PORT] [--seed N]\n"
 	    "                  [--p500 F] [--p503 F] [--preset F] "
-	    "[--pstall F] [--stall-seconds N]\n");
+	    "[--pstall F] [--stall-seconds N]\n"
+	    "                  [--mode-file FILE] [--rate BYTES]\n");
 	exit(2);
 }
 
@@ -470,6 +587,8 @@ parse_args(int argc, char **argv, struct config *cfg)
 		{ "preset", required_argument, NULL, 'r' },
 		{ "pstall", required_argument, NULL, 't' },
 		{ "stall-seconds", required_argument, NULL, 'S' },
+		{ "mode-file", required_argument, NULL, 'm' },
+		{ "rate", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *upstream = NULL;
@@ -485,11 +604,13 @@ parse_args(int argc, char **argv, struct config *cfg)
 		case 'r': cfg->p[A_RESET] = prob("--preset", optarg); break;
 		case 't': cfg->p[A_STALL] = prob("--pstall", optarg); break;
 		case 'S': cfg->stall_s = atoi(optarg); break;
+		case 'm': cfg->mode_file = optarg; break;
+		case 'R': cfg->rate = atol(optarg); break;
 		default: usage();
 		}
 	}
 	if (upstream == NULL || optind < argc || port < 0 || port > 65535 ||
-	    cfg->stall_s < 0)
+	    cfg->stall_s < 0 || cfg->rate <= 0)
 		usage();
 	if (cfg->p[A_500] + cfg->p[A_503] + cfg->p[A_RESET] + cfg->p[A_STALL] >
 	    1.0 + 1e-9) {
@@ -504,7 +625,7 @@ parse_args(int argc, char **argv, struct config *cfg)
 int
 main(int argc, char **argv)
 {
-	struct config cfg = { .stall_s = 3 };
+	struct config cfg = { .stall_s = 3, .rate = 65536 };
 	struct sigaction sa = { .sa_handler = on_signal };
 	sigset_t block, waitmask;
 	int lfd, port = parse_args(argc, argv, &cfg);
@@ -514,12 +635,15 @@ main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	sigemptyset(&block);
+	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGUSR1);
 	sigaddset(&block, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &block, &waitmask);	/* threads inherit it */
+	set_mode(&cfg);
 	lfd = listen_on(port);
 	accept_loop(&cfg, lfd, &waitmask);
 	close(lfd);
