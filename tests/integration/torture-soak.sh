@@ -1,7 +1,7 @@
 #!/bin/sh
 # Soak (issue 14): logship-agent and a --follow restore under continuous
-# pgbench load for TORTURE_SOAK_SECONDS (default 60; make check-torture:
-# 1800).  The resident memory of both is sampled over time and must stay
+# pgbench load for TORTURE_SOAK_SECONDS (default 300, the 5 minutes
+# issue 14 asks of make check; make check-torture: 1800).  The resident memory of both is sampled over time and must stay
 # flat -- the largest sample of the second half at most the largest of the
 # first half * 1.2 + 8 MB (not asserted on ASan builds, whose quarantine
 # grows by design) -- the restore's lag behind the source's commits stays
@@ -9,7 +9,7 @@
 # the source.  The series goes to the TAP output (and TORTURE_SUMMARY).
 . "$(dirname "$0")/lib.sh"
 
-SECS=${TORTURE_SOAK_SECONDS:-60}
+SECS=${TORTURE_SOAK_SECONDS:-300}
 SUMMARY=${TORTURE_SUMMARY:-/dev/null}
 EVERY=$(( SECS / 40 )); [ $EVERY -lt 2 ] && EVERY=2
 pg_start src || { echo "Bail out! cannot start PostgreSQL"; exit 1; }
