@@ -1,9 +1,10 @@
 #!/bin/sh
 # Soak (issue 14): logship-agent and a --follow restore under continuous
 # pgbench load for TORTURE_SOAK_SECONDS (default 300, the 5 minutes
-# issue 14 asks of make check; make check-torture: 1800).  The resident memory of both is sampled over time and must stay
-# flat -- the largest sample of the second half at most the largest of the
-# first half * 1.2 + 8 MB (not asserted on ASan builds, whose quarantine
+# issue 14 asks of make check; make check-torture: 1800).  The resident
+# memory of both is sampled over time and must stay flat -- the largest
+# sample of the second half at most the largest of the first half * 1.2 +
+# 8 MB (not asserted on ASan builds, whose quarantine
 # grows by design) -- the restore's lag behind the source's commits stays
 # bounded (under 30 s at every sample), and in the end the target equals
 # the source.  The series goes to the TAP output (and TORTURE_SUMMARY).
