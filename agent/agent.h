@@ -91,6 +91,7 @@ struct agent {
 	bool		 have_prev;
 	int64_t		 seg_first_us;	/* when its first transaction came */
 	bool		 uploading;	/* a closed segment is going up */
+	bool		 flush_due;	/* the open segment is full: close it */
 	uint64_t	 stored_end_lsn;	/* durable in the store */
 	uint64_t	 written_end_lsn;	/* in the store or the open segment */
 

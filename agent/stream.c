@@ -303,6 +303,15 @@ upload_main(void *arg)
 
 static int step(struct agent *, int, char **);
 
+/* Has the open segment reached --segment-max-txns or --segment-max-bytes? */
+static bool
+segment_full(const struct agent *a)
+{
+	return a->seg != NULL &&
+	    ((int64_t)segment_writer_txns(a->seg) >= a->cfg->segment_max_txns ||
+	    (int64_t)segment_writer_bytes(a->seg) >= a->cfg->segment_max_bytes);
+}
+
 /* Has the upload thread finished (its pipe readable)? */
 static bool
 upload_done(const struct upload_job *j)
@@ -315,8 +324,10 @@ upload_done(const struct upload_job *j)
 /*
  * Keep the stream going until the upload thread is done: read and buffer
  * as usual (the next segment does not close meanwhile), or, once the agent
- * is stopping, read nothing more and only send a status every second.  The
- * first error is returned once the upload is over.
+ * is stopping or the next segment is full, read nothing more and only send
+ * a status every second (segments keep their size limits: a backlog read
+ * during an upload would otherwise pile into one segment).  The first
+ * error is returned once the upload is over.
  */
 static int
 pump(struct agent *a, struct upload_job *j, char **errmsg)
@@ -328,7 +339,8 @@ pump(struct agent *a, struct upload_job *j, char **errmsg)
 	a->uploading = true;
 	while (!upload_done(j)) {
 		service_watchdog();
-		if (reading && r == 0 && !agent_stop && !a->endpos_reached) {
+		if (reading && r == 0 && !agent_stop && !a->endpos_reached &&
+		    !segment_full(a)) {
 			r = step(a, j->done[0], errmsg);
 			continue;
 		}
@@ -457,6 +469,7 @@ stream_flush(struct agent *a, char **errmsg)
 
 	if (a->uploading)
 		return 0;	/* closes once the upload in flight is stored */
+	a->flush_due = false;
 	if (w == NULL) {
 		(void)send_status(a, false, NULL);	/* best effort */
 		return 0;
@@ -643,9 +656,8 @@ commit_txn(struct agent *a, struct txnbuf *tb, const struct ls_txn *t,
 	a->txns_total++;
 	seen_lsn(a, t->end_lsn);
 	metric_set(a->m.source_commit_time, (double)t->commit_time / 1e6);
-	if ((int64_t)segment_writer_txns(a->seg) >= a->cfg->segment_max_txns ||
-	    (int64_t)segment_writer_bytes(a->seg) >= a->cfg->segment_max_bytes)
-		return stream_flush(a, errmsg);
+	if (segment_full(a))
+		a->flush_due = true;	/* by step(), once this message is done */
 	return 0;
 }
 
@@ -981,6 +993,13 @@ step(struct agent *a, int extra_fd, char **errmsg)
 	char *buf = NULL;
 	int n, r;
 
+	/*
+	 * A full segment closes here, between two messages, never inside the
+	 * commit that filled it: its upload reads the stream (pump), and the
+	 * next Begin must not arrive while that commit is still being handled.
+	 */
+	if (a->flush_due && !a->uploading)
+		return stream_flush(a, errmsg);
 	n = PQgetCopyData(a->repl, &buf, 1);
 	if (n > 0) {
 		a->got_data = true;

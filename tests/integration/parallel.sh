@@ -98,8 +98,12 @@ st=$?; ok $st "the workload ran on the source"
 kill -TERM $A; wait $A
 "$AGENT" --source "$SRC" --store "$S" --endpos "$(psql_at "$P" -c "select pg_current_wal_lsn()")" >> "$T/agent.log" 2>&1
 ok $? "the agent stored everything"
+# a segment fills at a commit and goes up while the stream is read: the next
+# transaction must not arrive inside the commit that filled it
+is "$(grep -E ' (error|warn) ' "$T/agent.log" | head -n 3)" "" "the agent streamed without an error or a reconnection"
 nseg=$(ls "$S"/*/seg/ 2>/dev/null | grep -c '^[0-9a-f]\{16\}$')
 diag "segments: $nseg"
+[ "$nseg" -ge 25 ]; ok $? "segments kept their --segment-max-txns 40 ($nseg for 1200 transactions)"
 fingerprint "$P" postgres > "$T/fp.src"
 
 same() {	# same DB DESCRIPTION
