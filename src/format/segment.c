@@ -566,7 +566,15 @@ segment_writer_finish(struct segment_writer *w, int out_fd,
 
 	if (w->in_txn || w->failed)
 		return ls_errf(errmsg, LS_ERR_INVALID, "segment %016" PRIx64
-		    ": finish inside a transaction or after an error", w->segno);
+		    ": finish inside a transaction, after an error or a second "
+		    "time", w->segno);
+	/*
+	 * A writer finishes once, whether or not the emit succeeds: sealed, its
+	 * body is complete, and a second seal would append an empty zstd frame
+	 * that the reader rejects (the agent frees a writer whose upload
+	 * failed; it must never store it again).
+	 */
+	w->failed = true;
 	if ((r = container_writer_seal(&w->cw, &cc, errmsg)) != 0)
 		return r;
 	fill_header(w, &cc, &h);

@@ -734,7 +734,7 @@ test_writer_rules(void)
 	struct ls_record rec = { .kind = LS_REC_CHANGE };
 	struct ls_value v[4] = { { LS_VAL_NULL, 0, NULL } };
 	char *err = NULL;
-	int fd;
+	int fd, r;
 
 	rec.u.change.kind = LS_CHANGE_INSERT;
 	rec.u.change.relid = 99;
@@ -747,6 +747,28 @@ test_writer_rules(void)
 	ok(segment_writer_finish(w, (fd = memfd()), NULL, (uint8_t[32]){ 0 },
 	    &err) == LS_ERR_INVALID, "finish inside a transaction refused");
 	close(fd);
+	segment_writer_free(w);
+	free(err);
+	err = NULL;
+
+	/* finished once, a writer takes nothing more and no second finish */
+	w = writer(1, NULL, NULL);
+	add_txn_edges(w, LS_REC_BEGIN, 0x10);
+	add_txn_edges(w, LS_REC_COMMIT, 0x10);
+	ok(segment_writer_finish(w, (fd = memfd()), NULL, (uint8_t[32]){ 0 },
+	    &err) == 0, "%s: a whole segment finishes", compression_name(comp.codec));
+	close(fd);
+	r = segment_writer_finish(w, (fd = memfd()), NULL, (uint8_t[32]){ 0 },
+	    &err);
+	ok(r == LS_ERR_INVALID, "%s: a second finish is refused (%s)",
+	    compression_name(comp.codec), err != NULL ? err : "no error");
+	close(fd);
+	free(err);
+	err = NULL;
+	rec.kind = LS_REC_BEGIN;
+	rec.u.txn = (struct ls_txn){ 0 };
+	ok(segment_writer_add(w, &rec, &err) != 0,
+	    "%s: a record after the finish is refused", compression_name(comp.codec));
 	segment_writer_free(w);
 	free(err);
 }
