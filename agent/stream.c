@@ -928,7 +928,8 @@ tick(struct agent *a, char **errmsg)
 	int64_t flush_us = (int64_t)(a->cfg->flush_interval * 1e6);
 	int r;
 
-	if (a->seg != NULL && now - a->seg_first_us >= flush_us)
+	/* during an upload the next segment waits, and the statuses go on */
+	if (a->seg != NULL && !a->uploading && now - a->seg_first_us >= flush_us)
 		return stream_flush(a, errmsg);
 	if ((r = heartbeat(a, now, errmsg)) != 0)
 		return r;
