@@ -467,18 +467,30 @@ drain(struct applier *a, char **errmsg)
 {
 	PGresult *res;
 	size_t idx = 0;
+	bool ended = false;	/* the last PQgetResult ended a query's results */
 
 	if (PQpipelineSync(a->c) != 1)
 		return ls_errf(errmsg, LS_ERR_TRANSIENT, "target: %s",
 		    PQerrorMessage(a->c));
 	for (;;) {
 		res = PQgetResult(a->c);
+		/*
+		 * A NULL ends one query's results; the next call waits for the
+		 * next query's.  Two in a row mean libpq has nothing queued but
+		 * never gave the sync point: seen once after the target was
+		 * restarted -m immediate, when PQgetResult then returned NULL at
+		 * once, forever, on a connection it still called OK.  Reconnect.
+		 */
 		if (res == NULL) {
-			if (PQstatus(a->c) != CONNECTION_OK)
+			if (PQstatus(a->c) != CONNECTION_OK || ended)
 				return ls_errf(errmsg, LS_ERR_TRANSIENT, "target: "
-				    "connection lost: %s", PQerrorMessage(a->c));
+				    "connection lost: %s", PQstatus(a->c) !=
+				    CONNECTION_OK ? PQerrorMessage(a->c) :
+				    "the pipeline ended before its sync point");
+			ended = true;
 			continue;
 		}
+		ended = false;
 		if (PQresultStatus(res) == PGRES_PIPELINE_SYNC) {
 			PQclear(res);
 			break;
