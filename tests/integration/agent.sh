@@ -62,8 +62,6 @@ dups=$(jq -r 'select(.type=="begin") | .xid' "$T/all.json" | sort | uniq -d | wc
 is "$dups" "0" "no transaction appears twice"
 
 # commit LSNs strictly increase across the whole store
-lsn_int_awk='function h(s,  i,c,v){v=0;s=toupper(s);for(i=1;i<=length(s);i++){c=index("0123456789ABCDEF",substr(s,i,1))-1;v=v*16+c};return v}
-function lsn(x,  p){split(x,p,"/");return h(p[1])*4294967296+h(p[2])}'
 order=$(jq -r 'select(.type=="begin") | .commit_lsn' "$T/all.json" | awk "$lsn_int_awk"'
 	{ v=lsn($1); if (NR>1 && v<=prev) bad++; prev=v } END { print bad+0 }')
 is "$order" "0" "transactions are stored in commit order"
@@ -112,11 +110,7 @@ jq -r 'if .type=="header" then "H \(.segno)" elif .type=="commit" then "C \(.end
 ntxn=$(grep -c '^C' "$T/txnseg")
 [ "$ntxn" -gt 100 ]; ok $? "the store holds the workload's transactions ($ntxn)"
 nsamples=$(grep -c . "$T/samples")
-bad=$(awk "$lsn_int_awk"'
-	FNR==NR { if ($1=="H") seg=$2; else { n++; e[n]=lsn($2); s[n]=seg } ; next }
-	$1=="" || $2=="" { next }
-	{ c=lsn($1); last=h($2); for (i=1;i<=n;i++) if (e[i] <= c && s[i]+0 > last) { bad++; break } }
-	END { print bad+0 }' "$T/txnseg" "$T/samples")
+bad=$(confirmed_early "$T/txnseg" "$T/samples")
 diag "$nsamples confirmation samples"
 [ "$nsamples" -ge 20 ]; ok $? "enough samples of confirmed_flush_lsn ($nsamples)"
 is "$bad" "0" "the slot never confirmed a transaction before its segment was stored"

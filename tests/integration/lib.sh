@@ -204,3 +204,18 @@ wait_row() {	# wait_row PORT DB SQL-COUNT PID: until the count is 1, PID dies or
 	until [ "$(psql_at_db "$1" "$2" -c "$3" 2>/dev/null)" = 1 ] || ! kill -0 "$4" 2>/dev/null ||
 		[ $_i -gt 600 ]; do sleep 0.1; _i=$((_i + 1)); done
 }
+
+# awk functions: h(hex) and lsn("X/Y") as numbers
+lsn_int_awk='function h(s,  i,c,v){v=0;s=toupper(s);for(i=1;i<=length(s);i++){c=index("0123456789ABCDEF",substr(s,i,1))-1;v=v*16+c};return v}
+function lsn(x,  p){split(x,p,"/");return h(p[1])*4294967296+h(p[2])}'
+# confirmed_early TXNSEG SAMPLES: how many samples ("CONFIRMED_LSN LAST_SEGNO",
+# the slot's confirmed_flush_lsn and the newest stored segment) confirm a
+# transaction whose segment was not yet stored; TXNSEG lists "H segno" for
+# each segment header and "C end_lsn" for each commit, in store order
+confirmed_early() {
+	awk "$lsn_int_awk"'
+	FNR==NR { if ($1=="H") seg=$2; else { n++; e[n]=lsn($2); s[n]=seg } ; next }
+	$1=="" || $2=="" { next }
+	{ c=lsn($1); last=h($2); for (i=1;i<=n;i++) if (e[i] <= c && s[i]+0 > last) { bad++; break } }
+	END { print bad+0 }' "$1" "$2"
+}

@@ -89,8 +89,6 @@ st_hist=$(jq -r 'select(.type=="insert" and .relation=="public.pgbench_history")
 is "$st_hist" "$src_hist" "nothing lost: every history row is stored"
 dups=$(jq -r 'select(.type=="begin") | .xid' "$T/all.json" | sort | uniq -d | wc -l | tr -d ' ')
 is "$dups" "0" "nothing duplicated"
-lsn_int_awk='function h(s,  i,c,v){v=0;s=toupper(s);for(i=1;i<=length(s);i++){c=index("0123456789ABCDEF",substr(s,i,1))-1;v=v*16+c};return v}
-function lsn(x,  p){split(x,p,"/");return h(p[1])*4294967296+h(p[2])}'
 order=$(jq -r 'select(.type=="begin") | .commit_lsn' "$T/all.json" | awk "$lsn_int_awk"'
 	{ v=lsn($1); if (NR>1 && v<=prev) bad++; prev=v } END { print bad+0 }')
 is "$order" "0" "commit order kept"
@@ -101,11 +99,7 @@ check "verify passes, read through the faults" "$RESTORE" verify --store "$S" $F
 jq -r 'if .type=="header" then "H \(.segno)" elif .type=="commit" then "C \(.end_lsn)" else empty end' "$T/all.json" > "$T/txnseg"
 nsamples=$(awk 'NF == 2' "$T/samples" | wc -l | tr -d ' ')
 [ "$nsamples" -ge 10 ]; ok $? "enough samples of confirmed_flush_lsn ($nsamples)"
-bad=$(awk "$lsn_int_awk"'
-	FNR==NR { if ($1=="H") seg=$2; else { n++; e[n]=lsn($2); s[n]=seg } ; next }
-	$1=="" || $2=="" { next }
-	{ c=lsn($1); last=h($2); for (i=1;i<=n;i++) if (e[i] <= c && s[i]+0 > last) { bad++; break } }
-	END { print bad+0 }' "$T/txnseg" "$T/samples")
+bad=$(confirmed_early "$T/txnseg" "$T/samples")
 is "$bad" "0" "the slot never confirmed a transaction before its segment was stored"
 
 done_testing

@@ -230,13 +230,7 @@ is "$(psql_at "$Q" -c "select count(distinct txn) from hist")" "$ncommitted" "ev
 jq -r 'if .type=="header" then "H \(.segno)" elif .type=="commit" then "C \(.end_lsn)" else empty end' "$T/all.json" > "$T/txnseg"
 nsamples=$(awk 'NF >= 2' "$T/samples" | wc -l | tr -d ' ')
 [ "$nsamples" -ge 15 ]; ok $? "enough samples of confirmed_flush_lsn ($nsamples)"
-lsn_int_awk='function h(s,  i,c,v){v=0;s=toupper(s);for(i=1;i<=length(s);i++){c=index("0123456789ABCDEF",substr(s,i,1))-1;v=v*16+c};return v}
-function lsn(x,  p){split(x,p,"/");return h(p[1])*4294967296+h(p[2])}'
-bad=$(awk "$lsn_int_awk"'
-	FNR==NR { if ($1=="H") seg=$2; else { n++; e[n]=lsn($2); s[n]=seg } ; next }
-	$1=="" || $2=="" { next }
-	{ c=lsn($1); last=h($2); for (i=1;i<=n;i++) if (e[i] <= c && s[i]+0 > last) { bad++; break } }
-	END { print bad+0 }' "$T/txnseg" "$T/samples")
+bad=$(confirmed_early "$T/txnseg" "$T/samples")
 is "$bad" "0" "the slot never confirmed a transaction before its segment was stored"
 is "$(timeouts)" 0 "no walsender timeout in the whole run"
 lag_peak=$(awk '$3 ~ /^[0-9]+$/ && $3 > m { m = $3 } END { print m + 0 }' "$T/samples")
