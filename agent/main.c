@@ -198,11 +198,9 @@ save_and_reset(struct agent *a)
 static void
 spool_full(const struct agent *a, char **err)
 {
-	const char *dir = a->cfg->spool_dir;
+	const char *dir = ls_temp_dir(a->cfg->spool_dir);
 	char *msg = NULL;
 
-	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
-		dir = "/tmp";
 	if (asprintf(&msg, "LOCAL DISK FULL: %s; the spool dir %s "
 	    "(--spool-dir: large transactions and closing segments) has no "
 	    "space left: free space there or point --spool-dir at a larger "

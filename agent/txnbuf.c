@@ -83,12 +83,9 @@ txnbuf_spilled(const struct txnbuf *t)
 static int
 spill_error(const struct txnbuf *t, int e, char **errmsg)
 {
-	const char *dir = t->spool_dir;
-
-	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
-		dir = "/tmp";
 	return ls_errf(errmsg, ls_errno_code(e), "spool dir %s: spilling "
-	    "transaction %u (%" PRIu64 " bytes so far): %s", dir, t->xid,
+	    "transaction %u (%" PRIu64 " bytes so far): %s",
+	    ls_temp_dir(t->spool_dir), t->xid,
 	    t->size, strerror(e));
 }
 

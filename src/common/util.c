@@ -366,14 +366,21 @@ ls_backoff_us(int attempt)
 	return base * 3 / 4 + (int64_t)(random() % (base / 2 + 1));
 }
 
+const char *
+ls_temp_dir(const char *dir)
+{
+	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
+		dir = "/tmp";
+	return dir;
+}
+
 int
 ls_temp_fd(const char *dir, char **errmsg)
 {
 	char path[4096];
 	int fd;
 
-	if (dir == NULL && (dir = getenv("TMPDIR")) == NULL)
-		dir = "/tmp";
+	dir = ls_temp_dir(dir);
 	if ((fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600)) >= 0)
 		return fd;
 	snprintf(path, sizeof(path), "%s/logship.XXXXXX", dir);

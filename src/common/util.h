@@ -61,6 +61,9 @@ int ls_parse_duration_us(const char *s, int64_t *us);
 /* Retry delay for attempt n (0-based): 0.5 s doubling to 30 s, +-25% jitter. */
 int64_t ls_backoff_us(int attempt);
 
+/* dir, or where temp files go when it is NULL: $TMPDIR, else /tmp. */
+const char *ls_temp_dir(const char *dir);
+
 /*
  * An anonymous read-write file in dir (NULL: $TMPDIR, else /tmp): O_TMPFILE,
  * or a mkstemp name unlinked at once.  The fd, or LS_ERR_IO with *errmsg.
