@@ -3,8 +3,16 @@
  * shape — relation version, kind, which columns are set, which identify the
  * row — and kept in a small hash map; everything is sent in pipeline mode
  * and the results are drained at sync points.
+ *
+ * The connection is non-blocking: what is sent waits in libpq's buffer and
+ * goes to the socket as the target reads it, while the restore decodes
+ * what follows, so the two work at once; the restore waits only when more
+ * than UNSENT_MAX is queued.  A long run of inserts streams into one open
+ * COPY for the same reason.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +28,9 @@
 #define SYNC_EVERY	256
 #define MAX_PARAMS	(2 * 1664)
 #define RUN_COPY_MIN	64		/* inserts in a row before COPY pays */
-#define RUN_MAX_ROWS	10000
-#define RUN_MAX_BYTES	(8u << 20)
+#define COPY_CHUNK	(256u << 10)	/* COPY data handed to libpq at once */
+#define UNSENT_MAX	(16u << 20)	/* queued output before waiting */
+#define PUSH_EVERY	64		/* changes between two flushes */
 #define FOLD_MAX_ROWS	100000		/* updates held for their net change */
 #define FOLD_MAX_BYTES	(64u << 20)
 
@@ -111,7 +120,11 @@ struct applier {
 	uint32_t	 run_relid;
 	struct run_row	*run;
 	size_t		 nrun, runcap;
-	size_t		 run_bytes;
+	bool		 copying;	/* a COPY into run_relid is open */
+	struct sqlbuf	 copybuf;	/* its data not yet handed to libpq */
+	uint64_t	 copy_rows;
+	size_t		 unsent;	/* queued output, an upper bound */
+	unsigned	 tick;
 	const char	*values[MAX_PARAMS];
 	int		 lengths[MAX_PARAMS];
 	int		 formats[MAX_PARAMS];
@@ -140,7 +153,7 @@ applier_new(PGconn *c, struct applier **out, char **errmsg)
 		applier_free(a);
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	}
-	if (PQenterPipelineMode(c) != 1) {
+	if (PQsetnonblocking(c, 1) != 0 || PQenterPipelineMode(c) != 1) {
 		applier_free(a);
 		return ls_errf(errmsg, LS_ERR_PG, "target: cannot enter pipeline "
 		    "mode: %s", PQerrorMessage(c));
@@ -157,9 +170,11 @@ applier_free(struct applier *a)
 	if (a == NULL)
 		return;
 	discard_run(a);
+	(void)PQsetnonblocking(a->c, 0);	/* the caller's PQexec as before */
 	fold_free(a->fold);
 	set_free(&a->set);
 	free(a->run);
+	free(a->copybuf.p);
 	for (i = 0; i < a->cap; i++)
 		free(a->stmts[i].key);
 	free(a->stmts);
@@ -283,14 +298,17 @@ applier_relation(struct applier *a, const struct ls_relation *rel,
 {
 	const struct ls_relation *old = relcache_get(a->rels, rel->oid);
 	struct relinfo *ri = relinfo_get(a, rel->oid), *bigger;
+	int r;
 
-	if (a->nrun > 0 && a->run_relid == rel->oid && flush_run(a, errmsg) != 0)
-		return LS_ERR_PG;
 	/* every segment repeats its relations: keep what is known of one */
 	if (old != NULL && ri != NULL && same_relation(old, rel))
 		return 0;
-	if (fold_has(a->fold, rel->oid) && fold_send(a, rel->oid, errmsg) != 0)
-		return LS_ERR_PG;
+	if ((a->nrun > 0 || a->copying) && a->run_relid == rel->oid &&
+	    (r = flush_run(a, errmsg)) != 0)
+		return r;
+	if (fold_has(a->fold, rel->oid) && (r = fold_send(a, rel->oid,
+	    errmsg)) != 0)
+		return r;
 	if (relcache_put(a->rels, rel) != 0)
 		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
 	if (ri == NULL) {
@@ -374,6 +392,38 @@ stmt_grow(struct applier *a)
 
 /* ---- pipeline plumbing ---- */
 
+/*
+ * Hand what libpq has queued to the socket, as much as the target takes
+ * now; wait for it only while more than UNSENT_MAX may be queued.  Reading
+ * its results meanwhile keeps it from blocking on them.
+ */
+static int
+push(struct applier *a, char **errmsg)
+{
+	struct pollfd p;
+	int r;
+
+	while ((r = PQflush(a->c)) == 1 && a->unsent > UNSENT_MAX) {
+		p.fd = PQsocket(a->c);
+		p.events = POLLIN | POLLOUT;
+		p.revents = 0;
+		if (poll(&p, 1, 1000) < 0 && errno != EINTR)
+			return ls_errf(errmsg, LS_ERR_TRANSIENT, "target: poll: %s",
+			    strerror(errno));
+		if ((p.revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    PQconsumeInput(a->c) != 1) {
+			r = -1;
+			break;
+		}
+	}
+	if (r < 0)
+		return ls_errf(errmsg, LS_ERR_TRANSIENT, "target: connection "
+		    "lost: %s", PQerrorMessage(a->c));
+	if (r == 0)
+		a->unsent = 0;
+	return 0;
+}
+
 /* A command was sent (ok == 1) for relation relid (0: none). */
 static int
 sent(struct applier *a, int ok, uint32_t relid, char **errmsg)
@@ -395,7 +445,7 @@ sent(struct applier *a, int ok, uint32_t relid, char **errmsg)
 	a->sentctx[a->queued] = a->ctx;
 	a->sentctx[a->queued].relid = relid;
 	a->queued++;
-	return 0;
+	return a->unsent > UNSENT_MAX ? push(a, errmsg) : 0;
 }
 
 static int
@@ -499,6 +549,7 @@ drain(struct applier *a, char **errmsg)
 		PQclear(res);
 	}
 	a->queued = 0;
+	a->unsent = 0;	/* PQgetResult sent it all */
 	return a->failed == 2 ? LS_ERR_TRANSIENT : a->failed ? LS_ERR_PG : 0;
 }
 
@@ -992,7 +1043,8 @@ resolve(struct applier *a, const struct ls_relation *rel, char **errmsg)
 		    "relation %u", rel->oid);
 	if (ri->resolved)
 		return 0;
-	if (a->queued > 0 && (r = drain(a, errmsg)) != 0)
+	if ((a->copying && (r = flush_run(a, errmsg)) != 0) ||
+	    (a->queued > 0 && (r = drain(a, errmsg)) != 0))
 		return r;
 	if (PQexitPipelineMode(a->c) != 1)
 		return ls_errf(errmsg, LS_ERR_PG, "target: %s", PQerrorMessage(a->c));
@@ -1321,6 +1373,7 @@ bind(struct applier *a, int at, const struct ls_value *v)
 	a->values[at] = v->kind == LS_VAL_NULL ? NULL : v->data;
 	a->lengths[at] = (int)v->len;
 	a->formats[at] = v->kind == LS_VAL_BINARY ? 1 : 0;
+	a->unsent += v->len + 4;
 }
 
 /*
@@ -1498,8 +1551,11 @@ run_truncate(struct applier *a, const struct ls_change *ch, char **errmsg)
 
 /* ---- runs of inserts ---- */
 
+static int copy_end(struct applier *, const char *abort_msg, char **);
+
+/* Free the buffered rows of the run. */
 static void
-discard_run(struct applier *a)
+free_rows(struct applier *a)
 {
 	size_t i;
 
@@ -1510,7 +1566,18 @@ discard_run(struct applier *a)
 		free(a->run[i].vals);
 	}
 	a->nrun = 0;
-	a->run_bytes = 0;
+}
+
+/* Drop the run: its buffered rows, and its open COPY, aborted. */
+static void
+discard_run(struct applier *a)
+{
+	char *ignore = NULL;
+
+	free_rows(a);
+	if (a->copying)
+		(void)copy_end(a, "logship: the batch was rolled back", &ignore);
+	free(ignore);
 	a->run_relid = 0;
 }
 
@@ -1552,52 +1619,84 @@ buffer_insert(struct applier *a, const struct ls_change *ch)
 		    (row->vals[i].data = strndup(ch->new.vals[i].data,
 		    ch->new.vals[i].len)) == NULL)
 			return LS_ERR_NOMEM;
-		a->run_bytes += row->vals[i].len + 1;
 	}
 	a->run_relid = ch->relid;
 	return 0;
 }
 
-/* One COPY text line for a buffered row, appended to *buf. */
+/* One COPY text line for a row, appended to *buf: runs of plain bytes at once. */
 static int
-copy_line(struct sqlbuf *b, const struct run_row *row)
+copy_line(struct sqlbuf *b, uint16_t ncols, const struct ls_value *vals)
 {
-	char one[2] = { 0, 0 }, esc[3] = { '\\', 0, 0 };
-	const char *p;
+	const char *p, *run;
+	char esc[2] = { '\\', 0 };
 	uint16_t i;
 	uint32_t k;
 
-	for (i = 0; i < row->ncols; i++) {
-		sb_add(b, i ? "\t" : "");
-		if (row->vals[i].kind == LS_VAL_NULL) {
-			sb_add(b, "\\N");
+	for (i = 0; i < ncols; i++) {
+		if (i > 0)
+			sb_addn(b, "\t", 1);
+		if (vals[i].kind == LS_VAL_NULL) {
+			sb_addn(b, "\\N", 2);
 			continue;
 		}
-		for (p = row->vals[i].data, k = 0; k < row->vals[i].len; k++) {
+		p = vals[i].data;
+		for (run = p, k = 0; k < vals[i].len; k++) {
 			switch (p[k]) {
-			case '\\': esc[1] = '\\'; sb_add(b, esc); break;
-			case '\t': esc[1] = 't'; sb_add(b, esc); break;
-			case '\n': esc[1] = 'n'; sb_add(b, esc); break;
-			case '\r': esc[1] = 'r'; sb_add(b, esc); break;
-			default: one[0] = p[k]; sb_add(b, one);
+			case '\\': esc[1] = '\\'; break;
+			case '\t': esc[1] = 't'; break;
+			case '\n': esc[1] = 'n'; break;
+			case '\r': esc[1] = 'r'; break;
+			default: continue;
 			}
+			sb_addn(b, run, (size_t)(p + k - run));
+			sb_addn(b, esc, 2);
+			run = p + k + 1;
 		}
+		sb_addn(b, run, (size_t)(p + vals[i].len - run));
 	}
-	sb_add(b, "\n");
+	sb_addn(b, "\n", 1);
 	return b->oom ? LS_ERR_NOMEM : 0;
 }
 
-/* COPY the run: leave pipeline mode, stream the rows, come back. */
+/*
+ * Hand the gathered COPY data to libpq: at COPY_CHUNK, or all of it when
+ * the COPY ends.  A refusal means the target ended the COPY (an error in
+ * a row): copy_end reads why.
+ */
 static int
-copy_run(struct applier *a, const struct ls_relation *rel, char **errmsg)
+copy_put(struct applier *a, bool all, char **errmsg)
 {
-	struct sqlbuf sql = { 0 }, data = { 0 };
+	struct sqlbuf *b = &a->copybuf;
+
+	if (b->oom)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	if (b->len == 0 || (!all && b->len < COPY_CHUNK))
+		return 0;
+	if (PQputCopyData(a->c, b->p, (int)b->len) != 1)
+		return -1;
+	a->unsent += b->len;
+	b->len = 0;
+	return a->unsent > UNSENT_MAX ? push(a, errmsg) : 0;
+}
+
+/*
+ * Leave pipeline mode and open a COPY into the run's relation, with the
+ * buffered rows as its first lines; later inserts into it stream into the
+ * COPY while the target reads it, until something else needs the
+ * connection (flush_run).
+ */
+static int
+copy_start(struct applier *a, const struct ls_relation *rel, char **errmsg)
+{
+	struct sqlbuf sql = { 0 };
 	PGresult *res;
 	char from[512];
 	size_t i;
 	int r, col;
 
-	if ((r = resolve(a, rel, errmsg)) != 0 || (r = drain(a, errmsg)) != 0)
+	if ((r = resolve(a, rel, errmsg)) != 0 ||
+	    (a->queued > 0 && (r = drain(a, errmsg)) != 0))
 		return r;
 	sb_add(&sql, "COPY ");
 	sb_table(&sql, a->c, rel);
@@ -1606,47 +1705,103 @@ copy_run(struct applier *a, const struct ls_relation *rel, char **errmsg)
 		sb_ident(&sql, a->c, rel->cols[col].name);
 	}
 	sb_add(&sql, rel->ncols ? ") FROM STDIN" : " FROM STDIN");
-	a->ctx.relid = rel->oid;
-	where_from(a, &a->ctx, from, sizeof(from));
-	for (i = 0; i < a->nrun && r == 0; i++)
-		r = copy_line(&data, &a->run[i]);
-	if (r != 0 || sql.oom || PQexitPipelineMode(a->c) != 1) {
+	if (sql.oom) {
 		free(sql.p);
-		free(data.p);
-		return r != 0 ? r : ls_errf(errmsg, LS_ERR_PG, "target: %s",
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	}
+	if (PQexitPipelineMode(a->c) != 1) {
+		free(sql.p);
+		return ls_errf(errmsg, LS_ERR_PG, "target: %s",
 		    PQerrorMessage(a->c));
 	}
 	res = PQexec(a->c, sql.p);
-	if (PQresultStatus(res) != PGRES_COPY_IN)
+	free(sql.p);
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		a->ctx.relid = rel->oid;
+		where_from(a, &a->ctx, from, sizeof(from));
 		r = ls_errf(errmsg, target_classify(a->c, res), "target: COPY: "
 		    "%.*s%s", (int)strcspn(PQresultErrorMessage(res), "\n"),
 		    PQresultErrorMessage(res), from);
+		PQclear(res);
+		while ((res = PQgetResult(a->c)) != NULL)
+			PQclear(res);
+		(void)PQenterPipelineMode(a->c);
+		a->failed = 1;
+		return r;
+	}
 	PQclear(res);
-	if (r == 0 && (PQputCopyData(a->c, data.p, (int)data.len) != 1 ||
-	    PQputCopyEnd(a->c, NULL) != 1))
-		r = ls_errf(errmsg, LS_ERR_TRANSIENT, "target: %s",
-		    PQerrorMessage(a->c));
+	a->copying = true;
+	a->copy_rows = 0;
+	a->copybuf.len = 0;
+	for (i = 0; i < a->nrun && r == 0; i++, a->copy_rows++)
+		r = copy_line(&a->copybuf, a->run[i].ncols, a->run[i].vals);
+	free_rows(a);
+	if (r != 0) {
+		(void)copy_end(a, "logship: out of memory", errmsg);
+		a->failed = 1;
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	}
+	return copy_put(a, false, errmsg) != 0 ? copy_end(a, NULL, errmsg) : 0;
+}
+
+/*
+ * End the open COPY (abort_msg: abort it), read its result and go back to
+ * pipeline mode.  The target's error names the table and the source
+ * transaction being sent.
+ */
+static int
+copy_end(struct applier *a, const char *abort_msg, char **errmsg)
+{
+	PGresult *res;
+	char from[512];
+	bool lost = false;
+	int r = 0;
+
+	a->copying = false;
+	if (abort_msg == NULL && a->copybuf.oom)
+		abort_msg = "logship: out of memory";
+	if (abort_msg == NULL && copy_put(a, true, errmsg) != 0)
+		lost = true;
+	if (PQputCopyEnd(a->c, abort_msg) != 1)
+		lost = true;
+	a->copybuf.len = 0;
+	a->copybuf.oom = 0;
+	a->ctx.relid = a->run_relid;
+	where_from(a, &a->ctx, from, sizeof(from));
 	while ((res = PQgetResult(a->c)) != NULL) {
-		if (r == 0 && PQresultStatus(res) != PGRES_COMMAND_OK)
-			r = ls_errf(errmsg, target_classify(a->c, res),
-			    "target: COPY: %.*s%s",
+		ExecStatusType st = PQresultStatus(res);
+		if (r == 0 && abort_msg == NULL && st != PGRES_COMMAND_OK)
+			r = ls_errf(errmsg, st == PGRES_COPY_IN ? LS_ERR_TRANSIENT :
+			    target_classify(a->c, res), "target: COPY: %.*s%s",
 			    (int)strcspn(PQresultErrorMessage(res), "\n"),
+			    st == PGRES_COPY_IN ? "the COPY could not be ended" :
 			    PQresultErrorMessage(res), from);
 		PQclear(res);
+		if (st == PGRES_COPY_IN) {	/* never ended: drop the session */
+			lost = true;
+			r = r ? r : LS_ERR_TRANSIENT;
+			break;
+		}
 	}
-	free(sql.p);
-	free(data.p);
+	if (r == 0 && abort_msg == NULL && lost)
+		r = ls_errf(errmsg, LS_ERR_TRANSIENT, "target: %s",
+		    PQerrorMessage(a->c));
 	if (PQenterPipelineMode(a->c) != 1 && r == 0)
-		r = ls_errf(errmsg, LS_ERR_PG, "target: %s", PQerrorMessage(a->c));
-	if (r == 0)
-		a->rows += a->nrun;
-	else
+		r = ls_errf(errmsg, PQstatus(a->c) == CONNECTION_OK ? LS_ERR_PG :
+		    LS_ERR_TRANSIENT, "target: %s", PQerrorMessage(a->c));
+	if (r == 0 && abort_msg == NULL)
+		a->rows += a->copy_rows;
+	else if (abort_msg == NULL)
 		a->failed = 1;
+	a->copy_rows = 0;
+	a->run_relid = 0;
 	return r;
 }
 
-
-/* Send the buffered inserts: by COPY when the run is long, else one by one. */
+/*
+ * Send the run: end its open COPY, or send its few buffered rows one by
+ * one (a run long enough for COPY has one open already).
+ */
 static int
 flush_run(struct applier *a, char **errmsg)
 {
@@ -1655,13 +1810,13 @@ flush_run(struct applier *a, char **errmsg)
 	size_t i;
 	int r = 0;
 
+	if (a->copying)
+		return copy_end(a, NULL, errmsg);
 	if (a->nrun == 0)
 		return 0;
 	if ((rel = relcache_get(a->rels, a->run_relid)) == NULL)
 		r = ls_errf(errmsg, LS_ERR_CORRUPT, "insert run of unknown "
 		    "relation %u", a->run_relid);
-	else if (a->nrun >= RUN_COPY_MIN)
-		r = copy_run(a, rel, errmsg);
 	else
 		for (i = 0; i < a->nrun && r == 0; i++) {
 			ch.relid = a->run_relid;
@@ -1669,8 +1824,38 @@ flush_run(struct applier *a, char **errmsg)
 			if ((r = run_change(a, rel, &ch, errmsg)) == 0)
 				r = maybe_drain(a, errmsg);
 		}
-	discard_run(a);
+	free_rows(a);
+	a->run_relid = 0;
 	return r;
+}
+
+/*
+ * An insert that may join the run: buffered, or streamed into the open
+ * COPY; the run's RUN_COPY_MIN-th row opens the COPY.
+ */
+static int
+run_insert(struct applier *a, const struct ls_change *ch, char **errmsg)
+{
+	const struct ls_relation *rel;
+
+	if (a->copying) {
+		a->copy_rows++;
+		if (copy_line(&a->copybuf, ch->new.ncols, ch->new.vals) != 0) {
+			(void)copy_end(a, "logship: out of memory", errmsg);
+			a->failed = 1;
+			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+		}
+		return copy_put(a, false, errmsg) != 0 ? copy_end(a, NULL, errmsg) :
+		    0;
+	}
+	if (buffer_insert(a, ch) != 0)
+		return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
+	if (a->nrun < RUN_COPY_MIN)
+		return 0;
+	if ((rel = relcache_get(a->rels, a->run_relid)) == NULL)
+		return ls_errf(errmsg, LS_ERR_CORRUPT, "insert run of unknown "
+		    "relation %u", a->run_relid);
+	return copy_start(a, rel, errmsg);
 }
 
 /* ---- net change of updates (fold.h) ---- */
@@ -1856,6 +2041,7 @@ set_flush(struct applier *a, char **errmsg)
 		if (sr->arr[i].oom)
 			sql.oom = 1;
 		types[n] = TEXTARRAYOID;
+		a->unsent += sr->arr[i].len + 4;
 		a->values[n] = sr->arr[i].p;
 		a->lengths[n] = 0;
 		a->formats[n++] = 0;
@@ -2013,6 +2199,10 @@ applier_change(struct applier *a, const struct ls_change *ch, char **errmsg)
 	const struct ls_relation *rel;
 	int r;
 
+	/* keep the socket fed while the changes are decoded and gathered */
+	if (a->unsent > 0 && ++a->tick % PUSH_EVERY == 0 &&
+	    (r = push(a, errmsg)) != 0)
+		return r;
 	/* a definition the target lacks fails here, at the change needing it */
 	if (ch->kind != LS_CHANGE_TRUNCATE &&
 	    (rel = relcache_get(a->rels, ch->relid)) != NULL &&
@@ -2027,13 +2217,9 @@ applier_change(struct applier *a, const struct ls_change *ch, char **errmsg)
 		    ch->relid, errmsg)) != 0)
 			return r;
 	}
-	if (copyable(ch) && (a->nrun == 0 || a->run_relid == ch->relid)) {
-		if (buffer_insert(a, ch) != 0)
-			return ls_errf(errmsg, LS_ERR_NOMEM, "out of memory");
-		if (a->nrun < RUN_MAX_ROWS && a->run_bytes < RUN_MAX_BYTES)
-			return 0;
-		return flush_run(a, errmsg);
-	}
+	if (copyable(ch) && ((a->nrun == 0 && !a->copying) ||
+	    a->run_relid == ch->relid))
+		return run_insert(a, ch, errmsg);
 	if ((r = flush_run(a, errmsg)) != 0)
 		return r;
 	if (copyable(ch))
@@ -2053,9 +2239,10 @@ applier_sequence(struct applier *a, const struct ls_sequence *s,
     char **errmsg)
 {
 	char value[32];
+	int r;
 
-	if (flush_run(a, errmsg) != 0)
-		return LS_ERR_PG;
+	if ((r = flush_run(a, errmsg)) != 0)
+		return r;
 	const char *params[4] = { s->schema, s->name, value,
 	    s->is_called ? "t" : "f" };
 
