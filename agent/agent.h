@@ -37,6 +37,7 @@ struct agent_metrics {
 	struct metric	*txns, *changes, *segments, *bytes;
 	struct metric	*upload_errors, *retries, *upload_seconds;
 	struct metric	*heartbeats, *heartbeat_time;
+	struct metric	*batched_waits;
 	struct metric	*base_tables_done, *base_tables, *base_bytes_done;
 	struct metric	*base_bytes_estimate;
 };
@@ -59,6 +60,19 @@ struct agent_metrics {
  * wal_receiver_timeout (also 60 s by default).
  */
 #define AGENT_RECV_TIMEOUT_US	60000000
+/*
+ * Catching up, the walsender sends faster than it decodes only a message
+ * at a time, and waking the agent for each one costs both sides more than
+ * the message itself (a pgbench backlog: half the agent's time and a fifth
+ * of the walsender's, bench/results.md).  After AGENT_QUICK_POLLS waits in
+ * a row that each found data at once, a wait asks the kernel for
+ * AGENT_LOWAT_BYTES (SO_RCVLOWAT) but for at most AGENT_LOWAT_WAIT_MS; the
+ * first wait that times out goes back to waking for every byte.
+ */
+#define AGENT_QUICK_POLLS	8
+#define AGENT_QUICK_POLL_US	1000
+#define AGENT_LOWAT_BYTES	(32 << 10)
+#define AGENT_LOWAT_WAIT_MS	10
 
 extern volatile sig_atomic_t agent_stop;	/* SIGTERM/SIGINT */
 extern volatile sig_atomic_t agent_hup;
@@ -118,6 +132,7 @@ struct agent {
 	int64_t		 last_status_us;
 	int64_t		 silent_us;	/* waited since the last message */
 	unsigned	 burst;		/* messages read without a pause */
+	unsigned	 quick_polls;	/* waits in a row that found data at once */
 	bool		 endpos_reached;
 	uint64_t	 txns_total, segs_total;
 	struct newbase	*newbase;	/* --base-interval's thread */

@@ -101,6 +101,9 @@ make_metrics(struct agent_metrics *m)
 	    upload_bounds, sizeof(upload_bounds) / sizeof(upload_bounds[0]));
 	m->heartbeats = metrics_counter(r, "logship_agent_heartbeats_total",
 	    "Heartbeat segments stored while the source was idle.", NULL);
+	m->batched_waits = metrics_counter(r, "logship_agent_batched_waits_total",
+	    "Waits on the replication socket for a batch of messages while "
+	    "catching up (SO_RCVLOWAT).", NULL);
 	m->heartbeat_time = metrics_gauge(r,
 	    "logship_agent_heartbeat_time_seconds",
 	    "Source time of the last heartbeat stored (Unix seconds).", NULL);

@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -948,15 +949,34 @@ wait_input(struct agent *a, int extra_fd, char **errmsg)
 	int64_t flush_us = (int64_t)(a->cfg->flush_interval * 1e6);
 	int timeout_ms = (int)(flush_us / 4000);
 	int64_t t0 = ls_now_us();
-	int n;
+	int lowat = AGENT_LOWAT_BYTES, one = 1, n;
+	bool batch = false;
 
 	if (timeout_ms < 10)
 		timeout_ms = 10;
 	if (timeout_ms > 1000)
 		timeout_ms = 1000;
-	if ((n = poll(pfd, extra_fd >= 0 ? 2 : 1, timeout_ms)) < 0 &&
-	    errno != EINTR)
+	/* catching up: wait for a batch (AGENT_LOWAT_BYTES, agent.h) */
+	if (a->quick_polls >= AGENT_QUICK_POLLS && setsockopt(pfd[0].fd,
+	    SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof(lowat)) == 0) {
+		batch = true;
+		metric_add(a->m.batched_waits, 1);
+		if (timeout_ms > AGENT_LOWAT_WAIT_MS)
+			timeout_ms = AGENT_LOWAT_WAIT_MS;
+	}
+	n = poll(pfd, extra_fd >= 0 ? 2 : 1, timeout_ms);
+	/* every other wait on the socket (libpq's own) wakes for one byte */
+	if (batch && setsockopt(pfd[0].fd, SOL_SOCKET, SO_RCVLOWAT, &one,
+	    sizeof(one)) != 0)
+		return ls_errf(errmsg, LS_ERR_TRANSIENT, "replication socket: "
+		    "SO_RCVLOWAT: %s", strerror(errno));
+	if (n < 0 && errno != EINTR)
 		return ls_errf(errmsg, LS_ERR_TRANSIENT, "poll: %s", strerror(errno));
+	if (n > 0 && (pfd[0].revents & POLLIN) &&
+	    (batch || ls_now_us() - t0 < AGENT_QUICK_POLL_US))
+		a->quick_polls++;
+	else
+		a->quick_polls = 0;
 	if (n == 0)
 		a->silent_us += ls_now_us() - t0;
 	if (a->silent_us > AGENT_RECV_TIMEOUT_US)
