@@ -61,9 +61,14 @@ grep -q "streaming generation" "$T/agent.log"; ok $? "the base snapshot went thr
 
 "$PGBENCH" -h 127.0.0.1 -p "$P" -U postgres -n -c 2 -T 10 -R 100 postgres > "$T/bench.out" 2>&1 &
 BPID=$!; track_pid $BPID
-( while kill -0 $BPID 2>/dev/null; do
+# sample during the workload, and after it until there are 10 samples (a
+# loaded machine runs the sampler slowly; the agent still streams)
+( n=0; k=0; while kill -0 $BPID 2>/dev/null || { [ $n -lt 10 ] && [ $k -lt 100 ]; }; do
 	c=$(psql_at "$P" -c "select confirmed_flush_lsn from pg_replication_slots where slot_name='logship'")
-	echo "$c $(last_seg)"
+	g=$(last_seg)
+	echo "$c $g"
+	[ -n "$c" ] && [ -n "$g" ] && n=$((n + 1))
+	k=$((k + 1))
 	sleep 0.2
   done > "$T/samples" ) &
 SPID=$!; track_pid $SPID
