@@ -40,12 +40,6 @@ struct sqlbuf {
 	int	 oom;
 };
 
-/* A buffered insert of a run: its values, copied. */
-struct run_row {
-	uint16_t	 ncols;
-	struct ls_value	*vals;		/* data points into the run's arena */
-};
-
 struct stmt {
 	char		*key;		/* shape */
 	char		 name[24];	/* prepared statement name */
@@ -80,6 +74,19 @@ struct cmdctx {
 	uint32_t	 xid;
 	bool		 if_present;	/* no row found is fine */
 	uint32_t	 expect;	/* rows an UPDATE by set should find */
+};
+
+/* A buffered insert of a run: its values, copied. */
+struct run_row {
+	uint16_t	 ncols;
+	struct ls_value	*vals;		/* data points into the run's arena */
+	struct cmdctx	 ctx;		/* the source transaction it came from */
+};
+
+/* From this line of an open COPY on, its rows came from this transaction. */
+struct copy_from {
+	uint64_t	 line;
+	struct cmdctx	 ctx;
 };
 
 /*
@@ -123,6 +130,8 @@ struct applier {
 	bool		 copying;	/* a COPY into run_relid is open */
 	struct sqlbuf	 copybuf;	/* its data not yet handed to libpq */
 	uint64_t	 copy_rows;
+	struct copy_from *copy_from;	/* where each line came from */
+	size_t		 ncopy_from, copy_from_cap;
 	size_t		 unsent;	/* queued output, an upper bound */
 	unsigned	 tick;
 	const char	*values[MAX_PARAMS];
@@ -175,6 +184,7 @@ applier_free(struct applier *a)
 	set_free(&a->set);
 	free(a->run);
 	free(a->copybuf.p);
+	free(a->copy_from);
 	for (i = 0; i < a->cap; i++)
 		free(a->stmts[i].key);
 	free(a->stmts);
@@ -1612,6 +1622,7 @@ buffer_insert(struct applier *a, const struct ls_change *ch)
 	if ((row->vals = calloc(ch->new.ncols + 1, sizeof(*row->vals))) == NULL)
 		return LS_ERR_NOMEM;
 	row->ncols = ch->new.ncols;
+	row->ctx = a->ctx;
 	a->nrun++;
 	for (i = 0; i < row->ncols; i++) {
 		row->vals[i] = ch->new.vals[i];
@@ -1661,8 +1672,8 @@ copy_line(struct sqlbuf *b, uint16_t ncols, const struct ls_value *vals)
 
 /*
  * Hand the gathered COPY data to libpq: at COPY_CHUNK, or all of it when
- * the COPY ends.  A refusal means the target ended the COPY (an error in
- * a row): copy_end reads why.
+ * the COPY ends.  A refusal is out of memory or a lost connection (libpq
+ * reads the target's error about a row only at the COPY's end).
  */
 static int
 copy_put(struct applier *a, bool all, char **errmsg)
@@ -1678,6 +1689,50 @@ copy_put(struct applier *a, bool all, char **errmsg)
 	a->unsent += b->len;
 	b->len = 0;
 	return a->unsent > UNSENT_MAX ? push(a, errmsg) : 0;
+}
+
+/*
+ * The open COPY's next line comes from the source transaction x: note
+ * where a new one starts, so that an error about line N names its
+ * transaction (a COPY may span many).  Not noted, out of memory: the
+ * error names the transaction being sent instead.
+ */
+static void
+copy_note(struct applier *a, const struct cmdctx *x)
+{
+	struct copy_from *bigger, *last = a->ncopy_from ?
+	    &a->copy_from[a->ncopy_from - 1] : NULL;
+	size_t cap;
+
+	if (last != NULL && last->ctx.xid == x->xid && last->ctx.lsn == x->lsn)
+		return;
+	if (a->ncopy_from == a->copy_from_cap) {
+		cap = a->copy_from_cap ? a->copy_from_cap * 2 : 16;
+		if ((bigger = realloc(a->copy_from, cap * sizeof(*bigger))) == NULL)
+			return;
+		a->copy_from = bigger;
+		a->copy_from_cap = cap;
+	}
+	a->copy_from[a->ncopy_from].line = a->copy_rows + 1;
+	a->copy_from[a->ncopy_from++].ctx = *x;
+}
+
+/* " (table ..., segment ..., source transaction ...)" of the line res names. */
+static void
+copy_where(struct applier *a, const PGresult *res, char *buf, size_t len)
+{
+	const char *c = PQresultErrorField(res, PG_DIAG_CONTEXT), *p;
+	struct cmdctx x = a->ctx;
+	unsigned long long line = 0;
+	size_t i;
+
+	if (c != NULL && (p = strstr(c, ", line ")) != NULL)
+		line = strtoull(p + 7, NULL, 10);
+	for (i = 0; line > 0 && i < a->ncopy_from &&
+	    a->copy_from[i].line <= line; i++)
+		x = a->copy_from[i].ctx;
+	x.relid = a->run_relid;
+	where_from(a, &x, buf, len);
 }
 
 /*
@@ -1732,9 +1787,12 @@ copy_start(struct applier *a, const struct ls_relation *rel, char **errmsg)
 	PQclear(res);
 	a->copying = true;
 	a->copy_rows = 0;
+	a->ncopy_from = 0;
 	a->copybuf.len = 0;
-	for (i = 0; i < a->nrun && r == 0; i++, a->copy_rows++)
+	for (i = 0; i < a->nrun && r == 0; i++, a->copy_rows++) {
+		copy_note(a, &a->run[i].ctx);
 		r = copy_line(&a->copybuf, a->run[i].ncols, a->run[i].vals);
+	}
 	free_rows(a);
 	if (r != 0) {
 		(void)copy_end(a, "logship: out of memory", errmsg);
@@ -1753,29 +1811,30 @@ static int
 copy_end(struct applier *a, const char *abort_msg, char **errmsg)
 {
 	PGresult *res;
-	char from[512];
-	bool lost = false;
+	char from[512] = "";
+	bool aborting = abort_msg != NULL, lost = false;
 	int r = 0;
 
 	a->copying = false;
-	if (abort_msg == NULL && a->copybuf.oom)
-		abort_msg = "logship: out of memory";
-	if (abort_msg == NULL && copy_put(a, true, errmsg) != 0)
+	if (!aborting && (a->copybuf.oom || copy_put(a, true, errmsg) != 0)) {
+		/* rows that did not go must not commit: the COPY fails */
+		abort_msg = "logship: the COPY data could not be sent";
 		lost = true;
+	}
 	if (PQputCopyEnd(a->c, abort_msg) != 1)
 		lost = true;
 	a->copybuf.len = 0;
 	a->copybuf.oom = 0;
-	a->ctx.relid = a->run_relid;
-	where_from(a, &a->ctx, from, sizeof(from));
 	while ((res = PQgetResult(a->c)) != NULL) {
 		ExecStatusType st = PQresultStatus(res);
-		if (r == 0 && abort_msg == NULL && st != PGRES_COMMAND_OK)
+		if (r == 0 && !aborting && st != PGRES_COMMAND_OK) {
+			const char *m = st == PGRES_COPY_IN ? "the COPY could not "
+			    "be ended" : PQresultErrorMessage(res);
+			copy_where(a, res, from, sizeof(from));
 			r = ls_errf(errmsg, st == PGRES_COPY_IN ? LS_ERR_TRANSIENT :
 			    target_classify(a->c, res), "target: COPY: %.*s%s",
-			    (int)strcspn(PQresultErrorMessage(res), "\n"),
-			    st == PGRES_COPY_IN ? "the COPY could not be ended" :
-			    PQresultErrorMessage(res), from);
+			    (int)strcspn(m, "\n"), m, from);
+		}
 		PQclear(res);
 		if (st == PGRES_COPY_IN) {	/* never ended: drop the session */
 			lost = true;
@@ -1783,17 +1842,18 @@ copy_end(struct applier *a, const char *abort_msg, char **errmsg)
 			break;
 		}
 	}
-	if (r == 0 && abort_msg == NULL && lost)
+	if (r == 0 && !aborting && lost)
 		r = ls_errf(errmsg, LS_ERR_TRANSIENT, "target: %s",
 		    PQerrorMessage(a->c));
 	if (PQenterPipelineMode(a->c) != 1 && r == 0)
 		r = ls_errf(errmsg, PQstatus(a->c) == CONNECTION_OK ? LS_ERR_PG :
 		    LS_ERR_TRANSIENT, "target: %s", PQerrorMessage(a->c));
-	if (r == 0 && abort_msg == NULL)
+	if (r == 0 && !aborting)
 		a->rows += a->copy_rows;
-	else if (abort_msg == NULL)
+	else if (!aborting)
 		a->failed = 1;
 	a->copy_rows = 0;
+	a->ncopy_from = 0;
 	a->run_relid = 0;
 	return r;
 }
@@ -1839,6 +1899,7 @@ run_insert(struct applier *a, const struct ls_change *ch, char **errmsg)
 	const struct ls_relation *rel;
 
 	if (a->copying) {
+		copy_note(a, &a->ctx);
 		a->copy_rows++;
 		if (copy_line(&a->copybuf, ch->new.ncols, ch->new.vals) != 0) {
 			(void)copy_end(a, "logship: out of memory", errmsg);

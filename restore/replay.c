@@ -478,6 +478,14 @@ on_ddl(struct seg_ctx *x, const struct ls_message *m, char **errmsg)
 		    lsn);
 		return 0;
 	}
+	/*
+	 * What the batch sent before the DDL is flushed and checked first: its
+	 * errors (a row a COPY's target refused) are not the DDL's, and must
+	 * not end in "rerun with --skip-ddl" (the plan's catalog lookups would
+	 * take any error as "present" and leave it to the DDL).
+	 */
+	if ((rc = applier_flush(s->ap, errmsg)) != 0)
+		return rc;
 	if ((rc = rewrite_ddl_plan(s->r->rw, s->ap, m, &p, errmsg)) != 0)
 		return ls_errprefix(errmsg, rc, "segment %016" PRIx64 ", source "
 		    "LSN %s", x->it->segno, lsn);

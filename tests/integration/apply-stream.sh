@@ -14,6 +14,9 @@
 #   then inserts into two tables in turn (the COPY ends at each switch) and
 #   a table the target lacks after an open COPY (the COPY is ended, the
 #   missing table named);
+# - with DDL capture, a rejected row in a COPY followed in the same source
+#   transaction by an ALTER TABLE: the error is the row's, not the DDL's (no --skip-ddl
+#   advice, which would skip a DDL that was fine);
 # each time the target equals the source, by fingerprint.
 . "$(dirname "$0")/lib.sh"
 
@@ -60,6 +63,8 @@ kill -TERM $A; wait $A
 "$AGENT" --source "$SRC" --store "$S" --endpos "$(psql_at "$P" -c "select pg_current_wal_lsn()")" >> "$T/agent.log" 2>&1
 ok $? "the agent stored everything"
 
+bad_xid=$(psql_at "$P" -c "select xmin from t where id = 15000")
+
 restore() {	# restore DB LOG [args]
 	db=$1; log=$2; shift 2
 	"$RESTORE" --store "$S" --target "$(dst "$db")" --state-dir "$T/st.$db" "$@" > "$log" 2>&1
@@ -73,8 +78,8 @@ for w in 1 2; do
 	psql_at_db "$Q" $db -c "alter table t add constraint not_rejected check (v not like 'REJECTED%')" >/dev/null
 	restore $db "$T/$db.1.log" --apply-workers $w
 	is "$?" 1 "workers $w: a row the target rejects 14,900 rows into a COPY fails the restore (exit 1)"
-	like "$(grep ' error ' "$T/$db.1.log")" "COPY.*not_rejected.*table public.t, segment [0-9a-f]{16}, source transaction [0-9]+" \
-		"workers $w: one error line naming the COPY, the constraint, the table, the segment and the transaction"
+	like "$(grep ' error ' "$T/$db.1.log")" "COPY.*not_rejected.*table public.t, segment [0-9a-f]{16}, source transaction $bad_xid committed" \
+		"workers $w: one error line naming the COPY, the constraint, the table, the segment and the row's transaction ($bad_xid)"
 	# one worker batches both transactions, parallel apply commits the
 	# first alone: either way the marker counts exactly what is there
 	mk=$(psql_at_db "$Q" $db -c "select txns from logship.applied")
@@ -100,5 +105,45 @@ for w in 1 2; do
 		"$(psql_at "$P" -c "select v from t where id = 15001")" \
 		"workers $w: tab, backslash and newline survive the COPY text"
 done
+
+# with DDL capture: a rejected row, then an ALTER TABLE in the same transaction
+psql_at "$P" -c "create database d2" >/dev/null
+SRC2="host=127.0.0.1 port=$P user=postgres dbname=d2"
+S2="$T/store2"
+psql_at_db "$P" d2 -c "create table u (id int primary key, v text not null)" >/dev/null
+"$AGENT" --source "$SRC2" --store "$S2" --slot ls2 --init --ddl --flush-interval 0.2 > "$T/agent2.log" 2>&1 &
+A2=$!; track_pid $A2
+i=0; until grep -q "streaming generation" "$T/agent2.log" || [ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
+grep -q "streaming generation" "$T/agent2.log"; ok $? "--ddl: the agent took the base and streams"
+before2=$(psql_at "$P" -c "select pg_current_wal_lsn()")
+psql_at_db "$P" d2 > "$T/work2.out" 2>&1 <<'SQL'
+BEGIN;
+INSERT INTO u SELECT g, CASE WHEN g = 150 THEN 'REJECTED' ELSE 'u' || g END FROM generate_series(1, 300) g;
+ALTER TABLE u ADD COLUMN w int;
+COMMIT;
+INSERT INTO u VALUES (301, 'after', 1);
+SQL
+ok $? "--ddl: rows, then an ALTER TABLE, on the source"
+kill -TERM $A2; wait $A2
+"$AGENT" --source "$SRC2" --store "$S2" --slot ls2 --endpos "$(psql_at "$P" -c "select pg_current_wal_lsn()")" >> "$T/agent2.log" 2>&1
+ok $? "--ddl: the agent stored everything"
+psql_at "$Q" -c "create database dd" >/dev/null
+"$RESTORE" --store "$S2" --target "$(dst dd)" --state-dir "$T/st.dd" --until-lsn "$before2" > "$T/dd.0.log" 2>&1
+ok $? "--ddl: the base alone"
+psql_at_db "$Q" dd -c "alter table u add constraint not_rejected check (v <> 'REJECTED')" >/dev/null
+"$RESTORE" --store "$S2" --target "$(dst dd)" --state-dir "$T/st.dd" --apply-workers 1 > "$T/dd.1.log" 2>&1
+is "$?" 1 "--ddl: the rejected row fails the restore (exit 1)"
+err=$(grep -E ' (error|warning) ' "$T/dd.1.log")
+like "$err" "COPY.*not_rejected.*table public.u" "--ddl: the error is the COPY's, naming the constraint and the table"
+case "$err" in *skip-ddl*|*"not replayed"*) st=1 ;; *) st=0 ;; esac
+ok $st "--ddl: and it does not blame the DDL or advise --skip-ddl"
+[ $st -eq 0 ] || printf '%s\n' "$err" | sed 's/^/# /'
+psql_at_db "$Q" dd -c "alter table u drop constraint not_rejected" >/dev/null
+"$RESTORE" --store "$S2" --target "$(dst dd)" --state-dir "$T/st.dd" --apply-workers 1 > "$T/dd.2.log" 2>&1
+ok $? "--ddl: without the CHECK the rerun exits 0"
+fingerprint "$P" d2 > "$T/fp.d2"
+fingerprint "$Q" dd > "$T/fp.dd"
+cmp -s "$T/fp.d2" "$T/fp.dd"; ok $? "--ddl: the target equals the source"
+cmp -s "$T/fp.d2" "$T/fp.dd" || diff "$T/fp.d2" "$T/fp.dd" | head -n 10 | sed 's/^/# /'
 
 done_testing
