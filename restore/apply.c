@@ -1772,8 +1772,7 @@ copy_start(struct applier *a, const struct ls_relation *rel, char **errmsg)
 	res = PQexec(a->c, sql.p);
 	free(sql.p);
 	if (PQresultStatus(res) != PGRES_COPY_IN) {
-		a->ctx.relid = rel->oid;
-		where_from(a, &a->ctx, from, sizeof(from));
+		copy_where(a, res, from, sizeof(from));
 		r = ls_errf(errmsg, target_classify(a->c, res), "target: COPY: "
 		    "%.*s%s", (int)strcspn(PQresultErrorMessage(res), "\n"),
 		    PQresultErrorMessage(res), from);
