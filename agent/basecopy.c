@@ -17,6 +17,8 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +85,17 @@ struct bc {
 	uint64_t	 rows;
 	uint64_t	 bytes;
 	uint64_t	 size;		/* every table's size on disk */
+	atomic_bool	 dump_failed;	/* the schema dump failed: stop copying */
+};
+
+/* The schema dump, on its own thread beside the copy workers. */
+struct bc_dump {
+	const struct basecopy_opts *o;
+	PGconn		*ctl;
+	struct base_manifest *m;
+	struct bc	*bc;
+	int		 r;
+	char		*err;
 };
 
 struct oids {
@@ -819,7 +832,8 @@ next_chunk(struct bc *bc, const struct pool *pool)
 {
 	struct bc_chunk *k = NULL;
 
-	if (stopping(bc->o) || pool_stopping(pool))
+	if (stopping(bc->o) || pool_stopping(pool) ||
+	    atomic_load(&bc->dump_failed))
 		return NULL;
 	pthread_mutex_lock(&bc->lock);
 	if (bc->next < bc->nqueue)
@@ -889,6 +903,54 @@ run_workers(struct bc *bc, char **errmsg)
 	if (n > bc->nqueue)
 		n = bc->nqueue;
 	return pool_run((int)n, worker, bc, errmsg);
+}
+
+static void *
+dump_main(void *arg)
+{
+	struct bc_dump *d = arg;
+
+	if ((d->r = dump_schema(d->o, d->ctl, d->m, &d->err)) != 0)
+		atomic_store(&d->bc->dump_failed, true);
+	return NULL;
+}
+
+/*
+ * The schema dumps (pg_dump, a few tenths of a second of catalog reads
+ * on the source) run beside the copy rather than before it: the snapshot
+ * and the control connection's locks hold for both.  A failed dump stops
+ * the workers after the chunk each holds; its error comes first, as it
+ * did when the dump ran first.  A thread that cannot start dumps here,
+ * before the copy.
+ */
+static int
+copy_and_dump(struct bc *bc, PGconn *ctl, struct base_manifest *m,
+    char **errmsg)
+{
+	struct bc_dump d = { bc->o, ctl, m, bc, 0, NULL };
+	pthread_t t;
+	int r;
+
+	if (pthread_create(&t, NULL, dump_main, &d) != 0) {
+		if ((r = dump_schema(bc->o, ctl, m, errmsg)) != 0)
+			return r;
+		return run_workers(bc, errmsg);
+	}
+	r = run_workers(bc, errmsg);
+	pthread_join(t, NULL);
+	if (d.r != 0) {
+		if (r != 0 && errmsg != NULL) {
+			free(*errmsg);
+			*errmsg = NULL;
+		}
+		if (errmsg != NULL)
+			*errmsg = d.err;
+		else
+			free(d.err);
+		return d.r;
+	}
+	free(d.err);
+	return r;
 }
 
 /* ---- the whole copy ---- */
@@ -1010,8 +1072,7 @@ basecopy_run(const struct basecopy_opts *o, struct base_manifest *m,
 		return r;
 	pthread_mutex_init(&bc.lock, NULL);
 	if ((r = snapshot_conn(o, &ctl, errmsg)) != 0 ||
-	    (r = prepare(&bc, ctl, errmsg)) != 0 ||
-	    (r = dump_schema(o, ctl, m, errmsg)) != 0)
+	    (r = prepare(&bc, ctl, errmsg)) != 0)
 		goto out;
 	if (o->publication != NULL &&
 	    base_manifest_set_publication(m, o->publication) != 0) {
@@ -1023,7 +1084,7 @@ basecopy_run(const struct basecopy_opts *o, struct base_manifest *m,
 		goto out;
 	}
 	start = ls_now_us();
-	if ((r = run_workers(&bc, errmsg)) != 0 ||
+	if ((r = copy_and_dump(&bc, ctl, m, errmsg)) != 0 ||
 	    (r = fill_manifest(&bc, m, errmsg)) != 0)
 		goto out;
 	summary(&bc, start);

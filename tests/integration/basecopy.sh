@@ -276,6 +276,28 @@ is "$rc" 1 "a failing pg_dump fails the copy"
 like "$out" "pg_dump --section=pre-data failed \(exit 1\): pg_dump: error: simulated failure" \
 	"with pg_dump's last line of stderr"
 
+# The schema dumps run beside the copy, not before it: with a pg_dump that
+# takes 3 s to start, every chunk is copied before pre-data is dumped, and
+# the base is whole.  A slow pg_dump that then fails still fails the copy.
+printf '#!/bin/sh\nsleep 3\nexec "%s/pg_dump" "$@"\n' "$PG_BINDIR" > "$T/slow_dump"
+chmod +x "$T/slow_dump"
+LOGSHIP_PG_DUMP="$T/slow_dump" "$BASECOPY" "$CONN" "$T/store10" 00000001000000c0 2 $CHUNK > "$T/run10.log" 2>&1
+is "$?" 0 "a copy with a slow pg_dump exits 0"
+last_chunk=$(grep -n "copied public.big chunk" "$T/run10.log" | tail -n 1 | cut -d: -f1)
+pre=$(grep -n "pre-data dumped" "$T/run10.log" | cut -d: -f1)
+ok "$([ -n "$last_chunk" ] && [ -n "$pre" ] && [ "$last_chunk" -lt "$pre" ]; echo $?)" \
+	"the chunks were copied while pg_dump ran (last chunk at line ${last_chunk:-none}, pre-data at ${pre:-none})"
+is "$("$BLOBCAT" "$T/store10/00000001000000c0/base/manifest" | jq -r '.pre_data.key, .post_data.key' | tr '\n' ' ')" \
+	"00000001000000c0/base/pre-data 00000001000000c0/base/post-data " "its manifest names both sections"
+is "$(same_tables "$T/store10" 00000001000000c0 "$T/exp3" | grep -v '^ok ')" "" "and every table equals the source"
+printf '#!/bin/sh\nsleep 2\necho "pg_dump: error: simulated late failure" >&2\nexit 1\n' > "$T/late_bad_dump"
+chmod +x "$T/late_bad_dump"
+out=$(LOGSHIP_PG_DUMP="$T/late_bad_dump" "$BASECOPY" "$CONN" "$T/store11" 00000001000000c1 2 $CHUNK 2>&1); rc=$?
+is "$rc" 1 "a pg_dump failing after the chunks were copied fails the copy"
+like "$out" "pg_dump --section=pre-data failed \(exit 1\): pg_dump: error: simulated late failure" \
+	"with pg_dump's error, not a worker's"
+ok "$([ ! -e "$T/store11/00000001000000c1/base/manifest" ]; echo $?)" "and writes no manifest"
+
 out=$(psql_at "$P" -c "REVOKE pg_read_all_data FROM pwuser" 2>&1)
 out=$(LOGSHIP_PG_DUMP="$T/pg_dump" BASECOPY_TABLES="public.big" "$BASECOPY" \
 	"host=127.0.0.1 port=$P user=pwuser password=secret dbname=postgres" \
