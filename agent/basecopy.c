@@ -43,6 +43,16 @@
 #define KEYLEN		512
 #define MSGLEN		512
 
+/*
+ * A table is split into ctid ranges, each its own COPY, only from this many
+ * workers on.  On PostgreSQL 15 a Tid Range Scan of a table larger than a
+ * quarter of shared_buffers costs about twice a plain COPY's scan (measured
+ * on pgbench_accounts, 5M rows: 1.6 s against 0.8 s, bench/results.md), so
+ * two ranges on two workers take as long as one plain COPY and twice its
+ * CPU.  Below it a table is one plain COPY, cut into chunks as it streams.
+ */
+#define SPLIT_MIN_JOBS	3
+
 struct bc_table;
 
 struct bc_chunk {
@@ -70,6 +80,14 @@ struct bc_table {
 	unsigned	 ndone;		/* these three under bc.lock */
 	uint64_t	 rows;
 	uint64_t	 bytes;
+	/*
+	 * A table copied whole (nchunks == 1): its one COPY is cut into
+	 * these chunks, numbered 0, 1, ... in stream order, by the one
+	 * worker that copies it.
+	 */
+	struct bc_chunk	*cuts;
+	unsigned	 ncuts;
+	unsigned	 cutcap;
 };
 
 struct bc {
@@ -507,13 +525,24 @@ lock_tables(struct bc *bc, PGconn *c, char **errmsg)
 
 /* ---- planning ---- */
 
-/* Split a table into page ranges of about chunk_bytes each. */
+static uint64_t
+chunk_limit(const struct basecopy_opts *o)
+{
+	return o->chunk_bytes ? o->chunk_bytes : BASECOPY_CHUNK_BYTES;
+}
+
+/*
+ * Split a table into page ranges of about chunk_bytes each, from
+ * SPLIT_MIN_JOBS workers on; else it is one range, the whole table.
+ */
 static int
-plan_table(struct bc_table *t, uint64_t chunk_bytes)
+plan_table(struct bc_table *t, uint64_t chunk_bytes, int jobs)
 {
 	uint64_t n = (t->size + chunk_bytes - 1) / chunk_bytes;
 	unsigned i;
 
+	if (jobs < SPLIT_MIN_JOBS)
+		n = 1;
 	if (n > t->pages)
 		n = t->pages;
 	if (n <= 1) {
@@ -553,8 +582,8 @@ plan(struct bc *bc, char **errmsg)
 	unsigned k;
 
 	for (i = 0; i < bc->ntables; i++) {
-		if (plan_table(&bc->tables[i], bc->o->chunk_bytes ?
-		    bc->o->chunk_bytes : BASECOPY_CHUNK_BYTES) != 0)
+		if (plan_table(&bc->tables[i], chunk_limit(bc->o),
+		    bc->o->jobs) != 0)
 			return nomem(errmsg);
 		n += bc->tables[i].nchunks;
 	}
@@ -774,10 +803,12 @@ count_rows(const char *p, size_t len)
 	return n;
 }
 
-/* Run a COPY ... TO STDOUT and stream its rows into b. */
+/* Where copy_out hands each row: 0, or an LS_ERR_* with *errmsg. */
+typedef int row_fn(void *arg, const char *row, size_t len, char **errmsg);
+
+/* Run a COPY ... TO STDOUT and hand each of its rows to fn. */
 static int
-copy_out(PGconn *c, const char *sql, struct blob_writer *b, uint64_t *rows,
-    char **errmsg)
+copy_out(PGconn *c, const char *sql, row_fn *fn, void *arg, char **errmsg)
 {
 	PGresult *res;
 	char *row;
@@ -787,8 +818,7 @@ copy_out(PGconn *c, const char *sql, struct blob_writer *b, uint64_t *rows,
 	    errmsg)) != 0)
 		return r;
 	while ((n = PQgetCopyData(c, &row, 0)) > 0) {
-		*rows += count_rows(row, (size_t)n);
-		r = blob_writer_write(b, row, (size_t)n, errmsg);
+		r = fn(arg, row, (size_t)n, errmsg);
 		PQfreemem(row);
 		if (r != 0)
 			return r;	/* the connection is dropped */
@@ -801,11 +831,63 @@ copy_out(PGconn *c, const char *sql, struct blob_writer *b, uint64_t *rows,
 	return r;
 }
 
-static int
-copy_chunk(const struct basecopy_opts *o, PGconn *c, struct bc_chunk *k,
-    char **errmsg)
+/*
+ * Count chunk k of t as stored.  end: the piece of work that wrote it (a
+ * ctid range, or the whole table's COPY) is finished.
+ */
+static void
+chunk_done(struct bc *bc, struct bc_table *t, const struct bc_chunk *k,
+    bool end)
 {
+	size_t done;
+	bool last = false;
+
+	pthread_mutex_lock(&bc->lock);
+	t->rows += k->rows;
+	t->bytes += k->bytes;
+	if (end)
+		last = ++t->ndone == t->nchunks;
+	bc->rows += k->rows;
+	bc->bytes += k->bytes;
+	done = ++bc->ndone;
+	if (last)
+		bc->tables_done++;
+	if (bc->o->progress != NULL)
+		bc->o->progress(bc->o->progress_arg, bc->tables_done, bc->ntables,
+		    bc->bytes, bc->size);
+	pthread_mutex_unlock(&bc->lock);
+	crashpoint("agent-base-chunk");
+	log_info(SUB, "copied %s.%s chunk %u rows=%" PRIu64 " bytes=%" PRIu64
+	    " (%zu chunks stored)", t->schema, t->name, k->n + 1, k->rows,
+	    k->bytes, done);
+	if (last && (t->nchunks > 1 || t->ncuts > 1))
+		log_info(SUB, "copied table %s.%s chunks=%u rows=%" PRIu64
+		    " bytes=%" PRIu64, t->schema, t->name, t->nchunks > 1 ?
+		    t->nchunks : t->ncuts, t->rows, t->bytes);
+}
+
+/* ---- a ctid range: one COPY, one chunk ---- */
+
+struct sink {
+	struct blob_writer *b;
+	uint64_t	*rows;
+};
+
+static int
+sink_row(void *arg, const char *row, size_t len, char **errmsg)
+{
+	struct sink *x = arg;
+
+	*x->rows += count_rows(row, len);
+	return blob_writer_write(x->b, row, len, errmsg);
+}
+
+static int
+copy_range(struct bc *bc, PGconn *c, struct bc_chunk *k, char **errmsg)
+{
+	const struct basecopy_opts *o = bc->o;
 	struct blob_writer *b = NULL;
+	struct sink x = { NULL, &k->rows };
 	char key[KEYLEN], *sql;
 	int r;
 
@@ -813,13 +895,100 @@ copy_chunk(const struct basecopy_opts *o, PGconn *c, struct bc_chunk *k,
 	if ((sql = chunk_sql(k)) == NULL)
 		r = nomem(errmsg);
 	else if ((r = blob_writer_new("copy", o->key, o->spool_dir, o->comp, &b,
-	    errmsg)) == 0 && (r = copy_out(c, sql, b, &k->rows, errmsg)) == 0 &&
-	    (r = put_blob(o, b, key, k->sha, errmsg)) == 0)
+	    errmsg)) == 0 && (x.b = b, r = copy_out(c, sql, sink_row, &x,
+	    errmsg)) == 0 && (r = put_blob(o, b, key, k->sha, errmsg)) == 0)
 		k->bytes = blob_writer_raw_len(b);
 	if (r != 0)
 		ls_errprefix(errmsg, r, "table %s.%s chunk %u/%u", k->t->schema,
 		    k->t->name, k->n + 1, k->t->nchunks);
+	else
+		chunk_done(bc, k->t, k, true);
 	blob_writer_free(b);
+	free(sql);
+	return r;
+}
+
+/* ---- a whole table: one COPY, cut into chunks as it streams ---- */
+
+struct cutter {
+	struct bc	*bc;
+	struct bc_table	*t;
+	struct blob_writer *b;		/* the chunk being written, or NULL */
+	struct bc_chunk	 k;		/* its figures */
+	uint64_t	 limit;		/* raw bytes after which it is cut */
+};
+
+static int
+cut_open(struct cutter *x, char **errmsg)
+{
+	const struct basecopy_opts *o = x->bc->o;
+
+	x->k = (struct bc_chunk){ .t = x->t, .n = x->t->ncuts };
+	return blob_writer_new("copy", o->key, o->spool_dir, o->comp, &x->b,
+	    errmsg);
+}
+
+/* Store the chunk being written and count it; end: the table's last. */
+static int
+cut_close(struct cutter *x, bool end, char **errmsg)
+{
+	const struct basecopy_opts *o = x->bc->o;
+	struct bc_table *t = x->t;
+	struct bc_chunk *v;
+	char key[KEYLEN];
+	unsigned cap;
+	int r;
+
+	if (t->ncuts == t->cutcap) {
+		cap = t->cutcap > 0 ? 2 * t->cutcap : 8;
+		if ((v = realloc(t->cuts, cap * sizeof(*v))) == NULL)
+			return nomem(errmsg);
+		t->cuts = v;
+		t->cutcap = cap;
+	}
+	base_chunk_key(o->generation, o->base, t->no, x->k.n, key, sizeof(key));
+	if ((r = put_blob(o, x->b, key, x->k.sha, errmsg)) != 0)
+		return r;
+	x->k.bytes = blob_writer_raw_len(x->b);
+	blob_writer_free(x->b);
+	x->b = NULL;
+	t->cuts[t->ncuts++] = x->k;
+	chunk_done(x->bc, t, &x->k, end);
+	return 0;
+}
+
+/* A row: into the open chunk; a full one is cut when the next row comes. */
+static int
+cut_row(void *arg, const char *row, size_t len, char **errmsg)
+{
+	struct cutter *x = arg;
+	int r;
+
+	if (x->b != NULL && blob_writer_raw_len(x->b) >= x->limit &&
+	    (r = cut_close(x, false, errmsg)) != 0)
+		return r;
+	if (x->b == NULL && (r = cut_open(x, errmsg)) != 0)
+		return r;
+	x->k.rows += count_rows(row, len);
+	return blob_writer_write(x->b, row, len, errmsg);
+}
+
+/* The whole table; an empty one still gets its one (empty) chunk. */
+static int
+copy_table(struct bc *bc, PGconn *c, struct bc_table *t, char **errmsg)
+{
+	struct cutter x = { bc, t, NULL, { 0 }, chunk_limit(bc->o) };
+	char *sql;
+	int r;
+
+	if ((sql = chunk_sql(&t->chunks[0])) == NULL)
+		r = nomem(errmsg);
+	else if ((r = copy_out(c, sql, cut_row, &x, errmsg)) == 0 &&
+	    (x.b != NULL || (r = cut_open(&x, errmsg)) == 0))
+		r = cut_close(&x, true, errmsg);
+	if (r != 0)
+		ls_errprefix(errmsg, r, "table %s.%s", t->schema, t->name);
+	blob_writer_free(x.b);
 	free(sql);
 	return r;
 }
@@ -842,37 +1011,7 @@ next_chunk(struct bc *bc, const struct pool *pool)
 	return k;
 }
 
-static void
-chunk_done(struct bc *bc, struct bc_chunk *k)
-{
-	struct bc_table *t = k->t;
-	size_t done;
-	int last;
-
-	pthread_mutex_lock(&bc->lock);
-	t->rows += k->rows;
-	t->bytes += k->bytes;
-	last = ++t->ndone == t->nchunks;
-	bc->rows += k->rows;
-	bc->bytes += k->bytes;
-	done = ++bc->ndone;
-	if (last)
-		bc->tables_done++;
-	if (bc->o->progress != NULL)
-		bc->o->progress(bc->o->progress_arg, bc->tables_done, bc->ntables,
-		    bc->bytes, bc->size);
-	pthread_mutex_unlock(&bc->lock);
-	crashpoint("agent-base-chunk");
-	log_info(SUB, "copied %s.%s chunk %u/%u rows=%" PRIu64 " bytes=%"
-	    PRIu64 " (%zu/%zu chunks)", t->schema, t->name, k->n + 1,
-	    t->nchunks, k->rows, k->bytes, done, bc->nqueue);
-	if (last && t->nchunks > 1)
-		log_info(SUB, "copied table %s.%s chunks=%u rows=%" PRIu64
-		    " bytes=%" PRIu64, t->schema, t->name, t->nchunks, t->rows,
-		    t->bytes);
-}
-
-/* A pool worker: copy chunks on one snapshot connection. */
+/* A pool worker: copy tables and ranges on one snapshot connection. */
 static int
 worker(const struct pool *pool, void *arg, char **errmsg)
 {
@@ -884,8 +1023,8 @@ worker(const struct pool *pool, void *arg, char **errmsg)
 	if ((r = snapshot_conn(bc->o, &c, errmsg)) != 0)
 		return r;
 	while (r == 0 && (k = next_chunk(bc, pool)) != NULL)
-		if ((r = copy_chunk(bc->o, c, k, errmsg)) == 0)
-			chunk_done(bc, k);
+		r = k->t->nchunks == 1 ? copy_table(bc, c, k->t, errmsg) :
+		    copy_range(bc, c, k, errmsg);
 	if (r == 0 && stopping(bc->o))
 		r = interrupted(errmsg);
 	PQfinish(c);
@@ -959,22 +1098,25 @@ static int
 fill_manifest(const struct bc *bc, struct base_manifest *m, char **errmsg)
 {
 	const struct bc_table *t;
+	const struct bc_chunk *v;
 	struct base_chunk c;
 	char key[KEYLEN];
 	size_t i;
-	unsigned k;
+	unsigned k, n;
 
 	for (i = 0; i < bc->ntables; i++) {
 		t = &bc->tables[i];
 		if (base_manifest_set_columns(m, t->schema, t->name,
 		    (const char *const *)t->colnames, t->coltypes, t->ncols) != 0)
 			return nomem(errmsg);
-		for (k = 0; k < t->nchunks; k++) {
+		/* a whole table's chunks are its cuts; a split one's, its ranges */
+		v = t->nchunks == 1 ? t->cuts : t->chunks;
+		n = t->nchunks == 1 ? t->ncuts : t->nchunks;
+		for (k = 0; k < n; k++) {
 			base_chunk_key(bc->o->generation, bc->o->base, t->no, k, key,
 			    sizeof(key));
-			c = (struct base_chunk){ key, { 0 }, t->chunks[k].bytes,
-			    t->chunks[k].rows };
-			memcpy(c.sha256, t->chunks[k].sha, 32);
+			c = (struct base_chunk){ key, { 0 }, v[k].bytes, v[k].rows };
+			memcpy(c.sha256, v[k].sha, 32);
 			if (base_manifest_add_chunk(m, t->schema, t->name, &c))
 				return nomem(errmsg);
 		}
@@ -1021,7 +1163,7 @@ prepare(struct bc *bc, PGconn *ctl, char **errmsg)
 		    0, total);
 	if (bc->ntables == 0)
 		log_warn(SUB, "no tables to copy");
-	log_info(SUB, "copying %zu tables in %zu chunks, about %.1f MB, with "
+	log_info(SUB, "copying %zu tables in %zu pieces, about %.1f MB, with "
 	    "%d workers", bc->ntables, bc->nqueue, (double)total / 1e6,
 	    bc->o->jobs);
 	return 0;
@@ -1034,7 +1176,7 @@ summary(const struct bc *bc, int64_t start)
 
 	log_info(SUB, "base copy done: tables=%zu chunks=%zu rows=%" PRIu64
 	    " bytes=%" PRIu64 " seconds=%.2f rate=%.1f MB/s", bc->ntables,
-	    bc->nqueue, bc->rows, bc->bytes, secs,
+	    bc->ndone, bc->rows, bc->bytes, secs,
 	    secs > 0 ? (double)bc->bytes / 1e6 / secs : 0.0);
 }
 
@@ -1053,6 +1195,7 @@ bc_free(struct bc *bc)
 		free(bc->tables[i].qname);
 		free(bc->tables[i].cols);
 		free(bc->tables[i].chunks);
+		free(bc->tables[i].cuts);
 	}
 	free(bc->tables);
 	free(bc->queue);

@@ -39,7 +39,12 @@ struct basecopy_opts {
 	size_t			 ntables;
 	const char		*publication;
 	int			 jobs;		/* worker connections, >= 1 */
-	uint64_t		 chunk_bytes;	/* 0: BASECOPY_CHUNK_BYTES */
+	/*
+	 * 0: BASECOPY_CHUNK_BYTES.  Under 3 jobs: the COPY text a chunk
+	 * holds before it is cut (at the next row); from 3 jobs on: the
+	 * on-disk size of a table's ctid ranges.
+	 */
+	uint64_t		 chunk_bytes;
 	struct store		*store;
 	const uint8_t		*key;		/* 32 bytes or NULL */
 	const struct compression *comp;		/* NULL: zlib */
@@ -62,9 +67,12 @@ struct basecopy_opts {
 
 /*
  * Copy the base snapshot: pg_dump's pre-data and post-data sections to
- * <gen>/<base>/pre-data and <gen>/<base>/post-data, then every table's rows
- * in chunks numbered 0, 1, ... in ctid order (base_chunk_key), using
- * `jobs` connections that each import the snapshot.  Objects are written
+ * <gen>/<base>/pre-data and <gen>/<base>/post-data (on a thread beside the
+ * copy), and every table's rows in chunks numbered 0, 1, ...
+ * (base_chunk_key), using `jobs` connections that each import the
+ * snapshot.  Under 3 jobs a table is one plain COPY cut into chunks as it
+ * streams; from 3 on a big table is split into ctid ranges, one COPY and
+ * one chunk each, in ctid order.  Objects are written
  * with store_put from several threads at once, so the store must allow
  * concurrent puts.  On success the sections and the chunks (per table in
  * chunk order, tables ordered by schema and name) are in m, which the
