@@ -1,6 +1,7 @@
 /* baseload.c: parallel COPY of base chunks into the target (see baseload.h). */
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -165,10 +166,21 @@ column_list(PGconn *c, const struct baseload_opts *o, const struct job *j)
 	return NULL;
 }
 
-/* COPY one verified chunk (fd) and record it, in one transaction. */
+static int
+sha_differs(const struct job *j, char **errmsg)
+{
+	return ls_errf(errmsg, LS_ERR_CORRUPT, "%s: sha256 differs from the base "
+	    "manifest (replaced object)", j->chunk.key);
+}
+
+/*
+ * COPY one chunk (fd) and record it, in one transaction; check_sha: the
+ * chunk was not verified first, so its sha256 is checked against the
+ * manifest's before the COPY ends, and a difference aborts it.
+ */
 static int
 copy_chunk(PGconn *c, const struct baseload_opts *o, const struct job *j,
-    int fd, char **errmsg)
+    int fd, bool check_sha, char **errmsg)
 {
 	struct sink k = { c, o, j, NULL, 0, 0, NULL };
 	const uint8_t *key = o->key;
@@ -176,6 +188,7 @@ copy_chunk(PGconn *c, const struct baseload_opts *o, const struct job *j,
 	char *qt = target_qualify(c, j->schema, j->name), *sql = NULL;
 	char *list = column_list(c, o, j);
 	char what[1024];
+	uint8_t sha[32];
 	PGresult *res;
 	int r;
 
@@ -195,8 +208,10 @@ copy_chunk(PGconn *c, const struct baseload_opts *o, const struct job *j,
 		r = target_error(c, res, errmsg, what);
 	PQclear(res);
 	if (r == 0)
-		r = blob_read_fd(fd, j->chunk.key, key, "copy", send_copy, &k, NULL,
-		    errmsg);
+		r = blob_read_fd(fd, j->chunk.key, key, "copy", send_copy, &k,
+		    check_sha ? sha : NULL, errmsg);
+	if (r == 0 && check_sha && memcmp(sha, j->chunk.sha256, 32) != 0)
+		r = sha_differs(j, errmsg);	/* the COPY is aborted below */
 	if (r == 0 && k.plen > 0)	/* a last line without its newline */
 		r = put_line(&k, k.pend, k.plen);
 	if (r != 0 && k.err != NULL) {
@@ -245,13 +260,23 @@ chunk_recorded(PGconn *c, const char *key, int *yes, char **errmsg)
 	return r;
 }
 
-/* One chunk: skip if the target has it; else fetch, verify, load. */
+/*
+ * One chunk: skip if the target has it; else fetch, verify, load.  A
+ * chunk of an unencrypted store loaded as it is (no filters, no ID map) is
+ * checked against the manifest's sha256 while it streams into the COPY,
+ * which is aborted (nothing committed) when it differs: one pass, so the
+ * target does not wait while the restore reads the chunk twice.  An
+ * encrypted chunk is authenticated whole before any of it reaches the
+ * target (blob.h: its data is not authenticated until the end), and a
+ * transformed one before the transform sees it.
+ */
 static int
 load_one(struct loader *l, PGconn *c, const struct job *j, char **errmsg)
 {
 	const struct baseload_opts *o = l->o;
 	uint8_t sha[32];
 	int fd = -1, r, done = 0;
+	bool one_pass = o->key == NULL && o->transform == NULL;
 
 	if ((r = chunk_recorded(c, j->chunk.key, &done, errmsg)) != 0)
 		return r;
@@ -263,11 +288,11 @@ load_one(struct loader *l, PGconn *c, const struct job *j, char **errmsg)
 	}
 	if ((r = catalog_fetch(o->store, j->chunk.key, &fd, errmsg)) != 0)
 		return r;
-	if ((r = blob_read_fd(fd, j->chunk.key, o->key, "copy", NULL, NULL,
-	    sha, errmsg)) == 0 && memcmp(sha, j->chunk.sha256, 32) != 0)
-		r = ls_errf(errmsg, LS_ERR_CORRUPT, "%s: sha256 differs from the "
-		    "base manifest (replaced object)", j->chunk.key);
-	if (r == 0 && (r = copy_chunk(c, o, j, fd, errmsg)) == 0)
+	if (!one_pass && (r = blob_read_fd(fd, j->chunk.key, o->key, "copy",
+	    NULL, NULL, sha, errmsg)) == 0 &&
+	    memcmp(sha, j->chunk.sha256, 32) != 0)
+		r = sha_differs(j, errmsg);
+	if (r == 0 && (r = copy_chunk(c, o, j, fd, one_pass, errmsg)) == 0)
 		r = state_base_mark(o->state, j->chunk.key, errmsg);
 	close(fd);
 	if (r == 0) {

@@ -120,4 +120,37 @@ out=$("$RESTORE" --store "$S" --target "$(dst corrupt)" --state-dir "$T/st9" 2>&
 like "$out" "another logship-restore is restoring into this target" "a second restore into the same target is refused"
 kill -TERM $F; wait $F; ok $? "the --follow restore stops cleanly"
 
+
+# a base chunk replaced by another valid one, or damaged: loaded in one pass
+# (checked against the manifest's sha256 as it streams), the COPY is aborted
+# and none of the chunk's rows are committed; the rerun after the repair
+# loads it whole
+BLOBCAT="$top_builddir/tests/tools/blobcat"
+for db in repl dmg; do psql_at "$Q" -c "create database $db" >/dev/null; done
+psql_at "$P" -c "CREATE TABLE b (id int PRIMARY KEY, v text); INSERT INTO b SELECT g, md5(g::text) FROM generate_series(1, 20000) g" >/dev/null
+SB1="$T/storeb1"; SB2="$T/storeb2"
+"$AGENT" --source "$SRC" --store "$SB1" --slot sb1 --init --endpos "$(psql_at "$P" -c "select pg_current_wal_lsn()")" > "$T/agentb.log" 2>&1
+ok $? "a store with table b in its base"
+psql_at "$P" -c "INSERT INTO b SELECT g, 'later' FROM generate_series(20001, 20100) g" >/dev/null
+"$AGENT" --source "$SRC" --store "$SB2" --slot sb2 --init --endpos "$(psql_at "$P" -c "select pg_current_wal_lsn()")" >> "$T/agentb.log" 2>&1
+ok $? "and a second store, whose chunk of b holds 100 more rows"
+kb=$("$BLOBCAT" "$SB1/0000000000000001/base/manifest" | jq -r '.tables[] | select(.name == "b") | .chunks[0].key')
+cp "$SB1/$kb" "$T/chunk.orig"
+cp "$SB2/$kb" "$SB1/$kb"
+out=$("$RESTORE" --store "$SB1" --target "$(dst repl)" --state-dir "$T/stb1" 2>&1); rc=$?
+is "$rc" 1 "a replaced base chunk stops the restore"
+like "$out" "$kb: sha256 differs from the base manifest \(replaced object\)" "naming the chunk"
+is "$(psql_at_db "$Q" repl -c "select count(*) from b")" 0 "none of its rows are committed"
+cp "$T/chunk.orig" "$SB1/$kb"
+"$RESTORE" --store "$SB1" --target "$(dst repl)" --state-dir "$T/stb1" > "$T/rb.log" 2>&1
+ok $? "the rerun after the repair finishes"
+is "$(psql_at_db "$Q" repl -c "select count(*), sum(length(v)) from b")" "20000|640000" "with the chunk's rows, once"
+size=$(wc -c < "$SB1/$kb")
+printf '\377' | dd of="$SB1/$kb" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+out=$("$RESTORE" --store "$SB1" --target "$(dst dmg)" --state-dir "$T/stb2" 2>&1); rc=$?
+is "$rc" 1 "a damaged base chunk stops the restore"
+like "$out" "$kb" "naming the chunk"
+is "$(psql_at_db "$Q" dmg -c "select count(*) from b")" 0 "none of its rows are committed"
+psql_at "$P" -c "select pg_drop_replication_slot('sb1'), pg_drop_replication_slot('sb2')" >/dev/null
+
 done_testing
