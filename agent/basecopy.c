@@ -4,12 +4,14 @@
  * A control connection imports the snapshot, resolves the tables, reads
  * their columns and sizes, and holds ACCESS SHARE locks on them until the
  * copy ends, so that no table is rewritten under the ctid ranges.  pg_dump
- * writes the two schema sections, run by pgtool.h (connection parameters in
- * PG* environment variables, never argv).  Then `jobs` threads, each with
- * its own connection in the same snapshot, take chunks from a shared queue
- * (biggest tables first) and stream COPY text output into blobs.  Results
- * land in per-table slots, so the manifest lists each table's chunks in
- * ctid order whatever order they finished in.
+ * writes the schema sections on a thread beside the copy, run by pgtool.h
+ * (connection parameters in PG* environment variables, never argv).
+ * `jobs` threads, each with its own connection in the same snapshot, take
+ * pieces from a shared queue (biggest tables first) and stream COPY text
+ * output into blobs: a whole table cut into chunks as it streams, or (from
+ * SPLIT_MIN_JOBS on) one ctid range per chunk.  Results land in per-table
+ * slots, so the manifest lists each table's chunks in order whatever order
+ * they finished in.
  */
 #include <sys/types.h>
 
@@ -57,7 +59,7 @@ struct bc_table;
 
 struct bc_chunk {
 	struct bc_table	*t;
-	unsigned	 n;		/* 0, 1, ... in ctid order */
+	unsigned	 n;		/* 0, 1, ... in ctid or stream order */
 	uint8_t		 sha[32];
 	uint64_t	 bytes;		/* raw COPY text */
 	uint64_t	 rows;
@@ -911,6 +913,7 @@ copy_range(struct bc *bc, PGconn *c, struct bc_chunk *k, char **errmsg)
 /* ---- a whole table: one COPY, cut into chunks as it streams ---- */
 
 struct cutter {
+	const struct pool *pool;
 	struct bc	*bc;
 	struct bc_table	*t;
 	struct blob_writer *b;		/* the chunk being written, or NULL */
@@ -964,6 +967,12 @@ cut_row(void *arg, const char *row, size_t len, char **errmsg)
 	struct cutter *x = arg;
 	int r;
 
+	/* a whole table can be long: stop as promptly as between chunks */
+	if (stopping(x->bc->o))
+		return interrupted(errmsg);
+	if (pool_stopping(x->pool) || atomic_load(&x->bc->dump_failed))
+		return ls_errf(errmsg, LS_ERR_INTERNAL, "stopped: another part "
+		    "of the copy failed");
 	if (x->b != NULL && blob_writer_raw_len(x->b) >= x->limit &&
 	    (r = cut_close(x, false, errmsg)) != 0)
 		return r;
@@ -975,9 +984,10 @@ cut_row(void *arg, const char *row, size_t len, char **errmsg)
 
 /* The whole table; an empty one still gets its one (empty) chunk. */
 static int
-copy_table(struct bc *bc, PGconn *c, struct bc_table *t, char **errmsg)
+copy_table(const struct pool *pool, struct bc *bc, PGconn *c,
+    struct bc_table *t, char **errmsg)
 {
-	struct cutter x = { bc, t, NULL, { 0 }, chunk_limit(bc->o) };
+	struct cutter x = { pool, bc, t, NULL, { 0 }, chunk_limit(bc->o) };
 	char *sql;
 	int r;
 
@@ -1023,7 +1033,7 @@ worker(const struct pool *pool, void *arg, char **errmsg)
 	if ((r = snapshot_conn(bc->o, &c, errmsg)) != 0)
 		return r;
 	while (r == 0 && (k = next_chunk(bc, pool)) != NULL)
-		r = k->t->nchunks == 1 ? copy_table(bc, c, k->t, errmsg) :
+		r = k->t->nchunks == 1 ? copy_table(pool, bc, c, k->t, errmsg) :
 		    copy_range(bc, c, k, errmsg);
 	if (r == 0 && stopping(bc->o))
 		r = interrupted(errmsg);
@@ -1058,7 +1068,7 @@ dump_main(void *arg)
  * The schema dumps (pg_dump, a few tenths of a second of catalog reads
  * on the source) run beside the copy rather than before it: the snapshot
  * and the control connection's locks hold for both.  A failed dump stops
- * the workers after the chunk each holds; its error comes first, as it
+ * the workers at their next row or chunk; its error comes first, as it
  * did when the dump ran first.  A thread that cannot start dumps here,
  * before the copy.
  */

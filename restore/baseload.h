@@ -1,8 +1,10 @@
 /*
  * baseload.h: loading a base snapshot's table chunks into the target with
- * COPY, in parallel.  Each chunk is verified in full before any of it is
- * sent, and loaded in one transaction that also records it in
- * logship.base_chunks, so a chunk is loaded exactly once across restarts.
+ * COPY, in parallel.  Each chunk is loaded in one transaction that also
+ * records it in logship.base_chunks, so a chunk is loaded exactly once
+ * across restarts, and committed only once it is verified in full: an
+ * unencrypted, unrewritten chunk as it streams (a difference aborts the
+ * COPY), any other before any of it is sent.
  */
 #ifndef LS_RESTORE_BASELOAD_H
 #define LS_RESTORE_BASELOAD_H

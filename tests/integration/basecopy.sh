@@ -285,16 +285,16 @@ like "$out" "pg_dump --section=pre-data failed \(exit 1\): pg_dump: error: simul
 	"with pg_dump's last line of stderr"
 
 # The schema dumps run beside the copy, not before it: with a pg_dump that
-# takes 3 s to start, every chunk is copied before pre-data is dumped, and
-# the base is whole.  A slow pg_dump that then fails still fails the copy.
+# takes 3 s to start, chunks are copied before pre-data is dumped, and the
+# base is whole.  A slow pg_dump that then fails still fails the copy.
 printf '#!/bin/sh\nsleep 3\nexec "%s/pg_dump" "$@"\n' "$PG_BINDIR" > "$T/slow_dump"
 chmod +x "$T/slow_dump"
 LOGSHIP_PG_DUMP="$T/slow_dump" "$BASECOPY" "$CONN" "$T/store10" 00000001000000c0 2 $CHUNK > "$T/run10.log" 2>&1
 is "$?" 0 "a copy with a slow pg_dump exits 0"
-last_chunk=$(grep -n "copied public.big chunk" "$T/run10.log" | tail -n 1 | cut -d: -f1)
+first_chunk=$(grep -n "copied public.big chunk" "$T/run10.log" | head -n 1 | cut -d: -f1)
 pre=$(grep -n "pre-data dumped" "$T/run10.log" | cut -d: -f1)
-ok "$([ -n "$last_chunk" ] && [ -n "$pre" ] && [ "$last_chunk" -lt "$pre" ]; echo $?)" \
-	"the chunks were copied while pg_dump ran (last chunk at line ${last_chunk:-none}, pre-data at ${pre:-none})"
+ok "$([ -n "$first_chunk" ] && [ -n "$pre" ] && [ "$first_chunk" -lt "$pre" ]; echo $?)" \
+	"chunks were copied while pg_dump ran (first chunk at line ${first_chunk:-none}, pre-data at ${pre:-none})"
 is "$("$BLOBCAT" "$T/store10/00000001000000c0/base/manifest" | jq -r '.pre_data.key, .post_data.key' | tr '\n' ' ')" \
 	"00000001000000c0/base/pre-data 00000001000000c0/base/post-data " "its manifest names both sections"
 is "$(same_tables "$T/store10" 00000001000000c0 "$T/exp3" | grep -v '^ok ')" "" "and every table equals the source"
@@ -322,6 +322,14 @@ out=$(BASECOPY_STOP=1 "$BASECOPY" "$CONN" "$T/store8" 00000001000000a8 2 $CHUNK 
 is "$rc" 1 "a stop request ends the copy"
 like "$out" "base copy interrupted" "saying it was interrupted"
 ok "$([ ! -e "$T/store8/00000001000000a8/base/manifest" ]; echo $?)" "without a manifest"
+# a stop request in the middle of a table (copied whole, cut into chunks):
+# the copy ends at the next row, not at the end of the table
+out=$(BASECOPY_STOP_AFTER_CHUNK=1 "$BASECOPY" "$CONN" "$T/store12" 00000001000000c2 2 $CHUNK 2>&1); rc=$?
+is "$rc" 1 "a stop request after the first chunk ends the copy"
+like "$out" "base copy interrupted" "saying it was interrupted"
+nb=$(printf '%s\n' "$out" | grep -c "copied public.big chunk")
+ok "$([ "$nb" -le 1 ]; echo $?)" "within the big table: $nb of its chunks stored, not all $nbig"
+ok "$([ ! -e "$T/store12/00000001000000c2/base/manifest" ]; echo $?)" "without a manifest"
 is "$(psql_at "$P" -c "SELECT count(*) FROM pg_replication_slots")" 0 "no slot is left behind"
 is "$(pgrep -f "$T/pg_dump" | wc -l | tr -d ' ')" 0 "no pg_dump is left running"
 

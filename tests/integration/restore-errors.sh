@@ -146,7 +146,9 @@ cp "$T/chunk.orig" "$SB1/$kb"
 ok $? "the rerun after the repair finishes"
 is "$(psql_at_db "$Q" repl -c "select count(*), sum(length(v)) from b")" "20000|640000" "with the chunk's rows, once"
 size=$(wc -c < "$SB1/$kb")
-printf '\377' | dd of="$SB1/$kb" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+byte=$(od -An -tu1 -j $((size / 2)) -N1 "$SB1/$kb" | tr -d ' ')
+printf "\\$(printf '%03o' $((byte ^ 255)))" | dd of="$SB1/$kb" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+ok "$(cmp -s "$SB1/$kb" "$T/chunk.orig"; [ $? -eq 1 ]; echo $?)" "the chunk is damaged (one byte flipped)"
 out=$("$RESTORE" --store "$SB1" --target "$(dst dmg)" --state-dir "$T/stb2" 2>&1); rc=$?
 is "$rc" 1 "a damaged base chunk stops the restore"
 like "$out" "$kb" "naming the chunk"

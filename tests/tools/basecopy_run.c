@@ -15,6 +15,8 @@
  *	BASECOPY_AFTER_SNAPSHOT	shell command run once the snapshot is
  *				exported, before the copy starts
  *	BASECOPY_STOP		set: the copy is asked to stop at once
+ *	BASECOPY_STOP_AFTER_CHUNK set: it is asked to stop once a chunk is
+ *				stored (as a SIGTERM in mid-copy would)
  *	LOGSHIP_PG_DUMP		the pg_dump to run
  */
 #include <inttypes.h>
@@ -40,6 +42,16 @@ struct slot {
 };
 
 static volatile sig_atomic_t stop;
+
+/* The progress callback: BASECOPY_STOP_AFTER_CHUNK stops at the first. */
+static void
+progress(void *arg, size_t tables_done, size_t tables, uint64_t bytes_done,
+    uint64_t bytes_estimate)
+{
+	(void)arg, (void)tables_done, (void)tables, (void)bytes_estimate;
+	if (bytes_done > 0 && getenv("BASECOPY_STOP_AFTER_CHUNK") != NULL)
+		stop = 1;
+}
 
 /* Run a replication command that returns one row; NULL on failure. */
 static PGresult *
@@ -171,6 +183,7 @@ main(int argc, char **argv)
 	o = (struct basecopy_opts){ .conninfo = argv[1], .generation = argv[3],
 	    .jobs = atoi(argv[4]), .chunk_bytes = strtoull(argv[5], NULL, 10),
 	    .pg_dump = getenv("LOGSHIP_PG_DUMP"), .stop = &stop,
+	    .progress = progress,
 	    .publication = getenv("BASECOPY_PUBLICATION") ?
 	    getenv("BASECOPY_PUBLICATION") : "logship" };
 	if ((r = argc == 7 ? ls_key_load(argv[6], key, &err) : 0) != 0 ||
