@@ -833,6 +833,13 @@ copy_out(PGconn *c, const char *sql, row_fn *fn, void *arg, char **errmsg)
 	return r;
 }
 
+/* Another worker or the schema dump failed: take no more work. */
+static bool
+failed_elsewhere(struct bc *bc, const struct pool *pool)
+{
+	return pool_stopping(pool) || atomic_load(&bc->dump_failed);
+}
+
 /*
  * Count chunk k of t as stored.  end: the piece of work that wrote it (a
  * ctid range, or the whole table's COPY) is finished.
@@ -970,7 +977,7 @@ cut_row(void *arg, const char *row, size_t len, char **errmsg)
 	/* a whole table can be long: stop as promptly as between chunks */
 	if (stopping(x->bc->o))
 		return interrupted(errmsg);
-	if (pool_stopping(x->pool) || atomic_load(&x->bc->dump_failed))
+	if (failed_elsewhere(x->bc, x->pool))
 		return ls_errf(errmsg, LS_ERR_INTERNAL, "stopped: another part "
 		    "of the copy failed");
 	if (x->b != NULL && blob_writer_raw_len(x->b) >= x->limit &&
@@ -1011,8 +1018,7 @@ next_chunk(struct bc *bc, const struct pool *pool)
 {
 	struct bc_chunk *k = NULL;
 
-	if (stopping(bc->o) || pool_stopping(pool) ||
-	    atomic_load(&bc->dump_failed))
+	if (stopping(bc->o) || failed_elsewhere(bc, pool))
 		return NULL;
 	pthread_mutex_lock(&bc->lock);
 	if (bc->next < bc->nqueue)
