@@ -221,9 +221,13 @@ copy_chunk(PGconn *c, const struct baseload_opts *o, const struct job *j,
 	}
 	free(k.pend);
 	free(k.err);
-	if (r != 0)
-		PQputCopyEnd(c, "logship: chunk unreadable");
-	else
+	if (r != 0) {
+		/* the target's log says why the COPY was aborted */
+		snprintf(what, sizeof(what), "logship: %s", *errmsg != NULL ?
+		    *errmsg : "the chunk could not be read");
+		what[strcspn(what, "\n")] = '\0';
+		PQputCopyEnd(c, what);
+	} else
 		PQputCopyEnd(c, NULL);
 	res = PQgetResult(c);
 	if (r == 0 && PQresultStatus(res) != PGRES_COMMAND_OK)

@@ -140,6 +140,8 @@ cp "$SB2/$kb" "$SB1/$kb"
 out=$("$RESTORE" --store "$SB1" --target "$(dst repl)" --state-dir "$T/stb1" 2>&1); rc=$?
 is "$rc" 1 "a replaced base chunk stops the restore"
 like "$out" "$kb: sha256 differs from the base manifest \(replaced object\)" "naming the chunk"
+like "$(cat "$dst_DIR/log")" "COPY from stdin failed: logship: $kb: sha256 differs from the base manifest" \
+	"the target's log says why the COPY was aborted"
 is "$(psql_at_db "$Q" repl -c "select count(*) from b")" 0 "none of its rows are committed"
 cp "$T/chunk.orig" "$SB1/$kb"
 "$RESTORE" --store "$SB1" --target "$(dst repl)" --state-dir "$T/stb1" > "$T/rb.log" 2>&1
