@@ -187,7 +187,7 @@ copy_chunk(PGconn *c, const struct baseload_opts *o, const struct job *j,
 	const char *params[1] = { j->chunk.key };
 	char *qt = target_qualify(c, j->schema, j->name), *sql = NULL;
 	char *list = column_list(c, o, j);
-	char what[1024];
+	char what[1024], why[1024];
 	uint8_t sha[32];
 	PGresult *res;
 	int r;
@@ -223,10 +223,10 @@ copy_chunk(PGconn *c, const struct baseload_opts *o, const struct job *j,
 	free(k.err);
 	if (r != 0) {
 		/* the target's log says why the COPY was aborted */
-		snprintf(what, sizeof(what), "logship: %s", *errmsg != NULL ?
+		snprintf(why, sizeof(why), "logship: %s", *errmsg != NULL ?
 		    *errmsg : "the chunk could not be read");
-		what[strcspn(what, "\n")] = '\0';
-		PQputCopyEnd(c, what);
+		why[strcspn(why, "\n")] = '\0';
+		PQputCopyEnd(c, why);
 	} else
 		PQputCopyEnd(c, NULL);
 	res = PQgetResult(c);
