@@ -71,6 +71,7 @@ struct stream {
 	size_t		 nddlt;
 	uint64_t	 segs, txns, rows_total, missing_total, folded_total;
 	int64_t		 start_us, progress_us;
+	bool		 tty;		/* stderr is a terminal: show progress */
 	struct par	*par;		/* parallel apply, or NULL */
 	uint64_t	 par_chunks, par_early;	/* its account */
 	bool		 origin_behind;	/* workers moved the marker, not it */
@@ -138,20 +139,31 @@ stream_init(struct stream *s, struct run *r)
 {
 	s->r = r;
 	s->start_us = ls_now_us();
+	s->tty = isatty(STDERR_FILENO) == 1;
 }
 
+/*
+ * Called for every record: the terminal test is made once (stream_init),
+ * since isatty() is a system call and this runs a million times a second.
+ */
 static void
 progress(struct stream *s, bool final)
 {
-	int64_t now = ls_now_us();
-	double secs = (double)(now - s->start_us) / 1e6;
-	uint64_t rows = s->rows_total + (s->ap ? applier_rows(s->ap) : 0);
-	int64_t asof = s->r->mk.commit_time > s->r->mk.heartbeat_time ?
-	    s->r->mk.commit_time : s->r->mk.heartbeat_time;
+	int64_t now;
+	double secs;
+	uint64_t rows;
+	int64_t asof;
 	char lag[32] = "-";
 
-	if (!final && (!isatty(2) || now - s->progress_us < 1000000))
+	if (!final && !s->tty)
 		return;
+	now = ls_now_us();
+	if (!final && now - s->progress_us < 1000000)
+		return;
+	secs = (double)(now - s->start_us) / 1e6;
+	rows = s->rows_total + (s->ap ? applier_rows(s->ap) : 0);
+	asof = s->r->mk.commit_time > s->r->mk.heartbeat_time ?
+	    s->r->mk.commit_time : s->r->mk.heartbeat_time;
 	s->progress_us = now;
 	if (asof > 0)	/* a heartbeat says an idle source had nothing more */
 		snprintf(lag, sizeof(lag), "%.1fs", (double)(now - asof) / 1e6);

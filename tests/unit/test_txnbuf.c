@@ -46,6 +46,58 @@ fill(struct txnbuf *t, uint32_t subxid, int first, int last)
 	}
 }
 
+/*
+ * Sizes that cross the spool's 256 KiB buffers: small messages, one
+ * of exactly the buffer, and ones larger than it, each byte a function
+ * of the message's number and position.
+ */
+static size_t
+size_of(int i)
+{
+	static const size_t big[] = { 262139, 262144, 300000, 1u << 20 };
+
+	return i % 97 == 0 ? big[(i / 97) % 4] : 1 + (size_t)(i * 37 % 4000);
+}
+
+static void
+fill_sized(struct txnbuf *t, uint32_t subxid, int first, int last)
+{
+	uint8_t *buf = malloc(1u << 20);
+	size_t k, n;
+	int i;
+
+	for (i = first; i <= last; i++) {
+		n = size_of(i);
+		for (k = 0; k < n; k++)
+			buf[k] = (uint8_t)(i * 31 + k);
+		txnbuf_append(t, subxid, i % 2, buf, n, NULL);
+	}
+	free(buf);
+}
+
+struct sized {
+	int	 next, bad;
+};
+
+static int
+check_sized(void *arg, const uint8_t *msg, size_t len, bool in_stream)
+{
+	struct sized *s = arg;
+	size_t k;
+	int i = s->next++;
+
+	if (len != size_of(i) || in_stream != (i % 2 == 1)) {
+		s->bad++;
+		return 0;
+	}
+	for (k = 0; k < len; k++)
+		if (msg[k] != (uint8_t)(i * 31 + k)) {
+			s->bad++;
+			break;
+		}
+	return 0;
+}
+
 int
 main(void)
 {
@@ -81,6 +133,32 @@ main(void)
 	ok(s.n == 60 && s.bad == 0, "aborted subtransaction's messages are gone (%d)", s.n);
 	ok(txnbuf_abort_sub(t, 99, &err) == 0, "aborting an unknown subxact is a no-op");
 	txnbuf_free(t);
+
+	/* spilled through the buffers: messages larger than them, and aborts
+	 * whose tail is only in the buffer, or partly written out already */
+	{
+		struct sized z = { 1, 0 };
+
+		txnbuf_new(30, 64 << 10, NULL, &t, &err);
+		fill_sized(t, 30, 1, 400);
+		ok(txnbuf_spilled(t), "sized messages spill");
+		fill_sized(t, 31, 401, 410);	/* small: still in the buffer */
+		ok(txnbuf_abort_sub(t, 31, &err) == 0, "abort a tail held in the buffer");
+		fill_sized(t, 32, 401, 500);	/* 485 is 1 MiB: written past it */
+		fill_sized(t, 30, 501, 600);
+		ok(txnbuf_abort_sub(t, 32, &err) == 0, "abort a tail already partly written out");
+		fill_sized(t, 30, 401, 700);
+		ok(txnbuf_replay(t, check_sized, &z, &err) == 0, "replay");
+		ok(z.next == 701 && z.bad == 0, "700 messages of 1 B to 1 MiB replay whole and in order "
+		    "(%d, %d bad)", z.next - 1, z.bad);
+		fill_sized(t, 30, 701, 720);	/* appending after a replay */
+		z.next = 1;
+		z.bad = 0;
+		txnbuf_replay(t, check_sized, &z, &err);
+		ok(z.next == 721 && z.bad == 0, "and again after more appends (%d, %d bad)",
+		    z.next - 1, z.bad);
+		txnbuf_free(t);
+	}
 	txnbuf_free(NULL);
 	free(err);
 	return tap_done();
