@@ -230,6 +230,7 @@ txnbuf_append(struct txnbuf *t, uint32_t subxid, bool in_stream,
 int
 txnbuf_abort_sub(struct txnbuf *t, uint32_t subxid, char **errmsg)
 {
+	uint64_t off;
 	size_t i;
 
 	for (i = 0; i < t->nsubs; i++)
@@ -237,15 +238,16 @@ txnbuf_abort_sub(struct txnbuf *t, uint32_t subxid, char **errmsg)
 			break;
 	if (i == t->nsubs)
 		return 0;		/* it wrote nothing */
+	off = t->subs[i].off;
 	t->nsubs = i;		/* later subtransactions started after it */
-	if (t->fd >= 0 && t->subs[i].off >= t->size - t->wlen) {
-		/* the aborted tail is all still in the buffer */
-		t->wlen -= (size_t)(t->size - t->subs[i].off);
-		t->size = t->subs[i].off;
+	if (off >= t->size - t->wlen) {
+		/* nothing of the aborted tail reached the file */
+		t->wlen -= (size_t)(t->size - off);
+		t->size = off;
 		return 0;
 	}
 	t->wlen = 0;
-	t->size = t->subs[i].off;
+	t->size = off;
 	if (t->fd >= 0 && ftruncate(t->fd, (off_t)t->size) != 0)
 		return ls_errf(errmsg, LS_ERR_IO, "spill truncate: %s",
 		    strerror(errno));
