@@ -330,7 +330,42 @@ like "$out" "base copy interrupted" "saying it was interrupted"
 nb=$(printf '%s\n' "$out" | grep -c "copied public.big chunk")
 ok "$([ "$nb" -le 1 ]; echo $?)" "within the big table: $nb of its chunks stored, not all $nbig"
 ok "$([ ! -e "$T/store12/00000001000000c2/base/manifest" ]; echo $?)" "without a manifest"
+
 is "$(psql_at "$P" -c "SELECT count(*) FROM pg_replication_slots")" 0 "no slot is left behind"
 is "$(pgrep -f "$T/pg_dump" | wc -l | tr -d ' ')" 0 "no pg_dump is left running"
+
+# A connection cut in the middle of a COPY.  The reader polls its socket
+# before it sleeps (copy_wait): a lost connection ends the copy with the
+# connection's error, and neither spins nor hangs.  The copy goes through
+# a TCP proxy that passes 1 MB/s per connection, so that the big table's
+# COPY (over 25 MB) is still running when the proxy cuts every connection,
+# once pg_dump is done (else its error may be the one reported).
+FAULTPROXY="$top_builddir/tests/tools/faultproxy"
+echo slow > "$T/proxy.mode"
+"$FAULTPROXY" --upstream "127.0.0.1:$P" --mode-file "$T/proxy.mode" --rate 1048576 \
+	> "$T/proxy.port" 2> "$T/proxy.log" &
+PROXY=$!; track_pid $PROXY
+i=0; until [ -s "$T/proxy.port" ] || [ $i -gt 100 ]; do sleep 0.1; i=$((i+1)); done
+PCONN="host=127.0.0.1 port=$(head -n 1 "$T/proxy.port") user=postgres dbname=postgres"
+BASECOPY_TABLES="public.big" "$BASECOPY" "$PCONN" "$T/store13" 00000001000000c3 2 $CHUNK \
+	> "$T/run13.log" 2>&1 &
+CPID=$!; track_pid $CPID
+i=0; until [ "$(psql_at "$P" -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %big%' AND state = 'active'")" = 1 ] ||
+	[ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
+i=0; until grep -q "post-data dumped" "$T/run13.log" || [ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
+copying=$(psql_at "$P" -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %big%' AND state = 'active'")
+kill -USR1 $PROXY
+i=0; while kill -0 $CPID 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+kill -0 $CPID 2>/dev/null; running=$?
+[ "$running" -eq 0 ] && kill -9 $CPID
+wait $CPID; rc=$?
+is "$copying" 1 "the big table's COPY was running when the proxy cut the connections"
+is "$running" 1 "the copy ended within 30 s of the cut"
+is "$rc" 1 "a connection cut mid-COPY fails the copy"
+like "$(grep -v ' info ' "$T/run13.log")" "^basecopy_run: .*COPY: (server closed the connection unexpectedly|could not receive data from server)" \
+	"with the COPY connection's error"
+ok "$([ ! -e "$T/store13/00000001000000c3/base/manifest" ]; echo $?)" "and writes no manifest"
+kill $PROXY; wait $PROXY 2>/dev/null
+
 
 done_testing
