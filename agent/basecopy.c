@@ -822,8 +822,8 @@ typedef int row_fn(void *arg, const char *row, size_t len, char **errmsg);
  * BASE_SPIN_US, within which the next piece nearly always arrives, and only
  * then sleeps.  At most bc->max_spinners readers poll at once, so that on
  * a small machine they leave a core to the source's backends.
- * Returns 0, or -1 once the connection is lost (its error is the
- * connection's, for pg_check).
+ * Not over TLS (copy_out).  Returns 0, or -1 once the connection is lost
+ * (its error is the connection's, for pg_check).
  */
 #define BASE_SPIN_US	50
 
@@ -864,12 +864,17 @@ copy_out(struct bc *bc, PGconn *c, const char *sql, row_fn *fn, void *arg,
 {
 	PGresult *res;
 	char *row;
-	int n, r;
+	int n, r, async;
 
 	if ((r = pg_check(c, PQexec(c, sql), PGRES_COPY_OUT, NULL, "COPY",
 	    errmsg)) != 0)
 		return r;
-	while ((n = PQgetCopyData(c, &row, 1)) >= 0) {
+	/*
+	 * Over TLS, OpenSSL may hold bytes that poll() does not see: libpq's
+	 * own wait (blocking PQgetCopyData) knows to look there first.
+	 */
+	async = !PQsslInUse(c);
+	while ((n = PQgetCopyData(c, &row, async)) >= 0) {
 		if (n == 0) {
 			if (copy_wait(bc, c) != 0) {
 				n = -2;	/* the connection is lost */

@@ -347,7 +347,7 @@ echo slow > "$T/proxy.mode"
 PROXY=$!; track_pid $PROXY
 i=0; until [ -s "$T/proxy.port" ] || [ $i -gt 100 ]; do sleep 0.1; i=$((i+1)); done
 PCONN="host=127.0.0.1 port=$(head -n 1 "$T/proxy.port") user=postgres dbname=postgres"
-BASECOPY_TABLES="public.big" "$BASECOPY" "$PCONN" "$T/store13" 00000001000000c3 2 $CHUNK \
+BASECOPY_SLOT=basecopy_cut BASECOPY_TABLES="public.big" "$BASECOPY" "$PCONN" "$T/store13" 00000001000000c3 2 $CHUNK \
 	> "$T/run13.log" 2>&1 &
 CPID=$!; track_pid $CPID
 i=0; until [ "$(psql_at "$P" -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %big%' AND state = 'active'")" = 1 ] ||
@@ -366,6 +366,27 @@ like "$(grep -v ' info ' "$T/run13.log")" "^basecopy_run: .*COPY: (server closed
 	"with the COPY connection's error"
 ok "$([ ! -e "$T/store13/00000001000000c3/base/manifest" ]; echo $?)" "and writes no manifest"
 kill $PROXY; wait $PROXY 2>/dev/null
+# the cut left the tool's slot behind (its connection was gone): drop it
+# once its walsender has noticed
+i=0; until [ "$(psql_at "$P" -c "SELECT count(pg_drop_replication_slot(slot_name)) FROM pg_replication_slots WHERE slot_name = 'basecopy_cut' AND NOT active" 2>/dev/null)" = 1 ] ||
+	[ $i -gt 150 ]; do sleep 0.2; i=$((i+1)); done
 
+# Over TLS, where the reader leaves the waiting to libpq: OpenSSL may hold
+# the rest of a record while the socket is empty, which poll() does not
+# see.  The server takes TLS connections only (hostnossl ... reject), so
+# the copy below cannot have gone in the clear.
+openssl req -new -x509 -days 2 -nodes -subj "/CN=127.0.0.1" \
+	-keyout "$src_DIR/data/server.key" -out "$src_DIR/data/server.crt" >/dev/null 2>&1
+chmod 600 "$src_DIR/data/server.key"
+[ "$(id -u)" -eq 0 ] && chown postgres: "$src_DIR/data/server.key" "$src_DIR/data/server.crt"
+{ echo "hostnossl all all 127.0.0.1/32 reject"; cat "$hba"; } > "$T/hba" && cat "$T/hba" > "$hba"
+psql_at "$P" -c "ALTER SYSTEM SET ssl = on" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 1
+out=$("$PG_BINDIR/psql" -X -A -t -d "host=127.0.0.1 port=$P user=postgres dbname=postgres sslmode=disable" -c 'SELECT 1' 2>&1)
+like "$out" "rejects connection.*no encryption" "the source now refuses connections without TLS"
+timeout 120 "$BASECOPY" "$CONN sslmode=require" "$T/store14" 00000001000000c4 2 $CHUNK > "$T/run14.log" 2>&1; rc=$?
+is "$rc" 0 "a copy over TLS exits 0 (within 120 s)"
+[ "$rc" -eq 0 ] || grep -v ' info ' "$T/run14.log" | tail -n 5 | sed 's/^/# /'
+is "$(same_tables "$T/store14" 00000001000000c4 "$T/exp3" | grep -v '^ok ')" "" "over TLS every table equals the source"
 
 done_testing
