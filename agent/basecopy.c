@@ -20,6 +20,7 @@
 #include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -820,8 +821,9 @@ typedef int row_fn(void *arg, const char *row, size_t len, char **errmsg);
  * the reader does not sleep; bench/results.md, "Base: a reader that does
  * not sleep").  So a reader first polls the empty socket for up to
  * BASE_SPIN_US, within which the next piece nearly always arrives, and only
- * then sleeps.  At most bc->max_spinners readers poll at once, so that on
- * a small machine they leave a core to the source's backends.
+ * then sleeps.  At most bc->max_spinners readers poll at once (none on one
+ * core), so that on a small machine they leave a core to the source's
+ * backends.
  * Not over TLS (copy_out).  Returns 0, or -1 once the connection is lost
  * (its error is the connection's, for pg_check).
  */
@@ -848,13 +850,22 @@ copy_wait(struct bc *bc, PGconn *c)
 	return PQconsumeInput(c) == 1 ? 0 : -1;
 }
 
-/* One core is left to the source's backends when they run here. */
+/*
+ * One core is left to the source's backends when they run here; on one
+ * core a polling reader would only keep the backend from sending.
+ */
 static int
 base_max_spinners(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+	long n;
 
-	return n > 2 ? (int)n - 1 : 1;
+	/* the cores this process may run on (taskset, a cgroup's cpuset) */
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	else
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 1 ? (int)n - 1 : 0;
 }
 
 /* Run a COPY ... TO STDOUT and hand each of its rows to fn. */
