@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -812,6 +813,16 @@ count_rows(const char *p, size_t len)
 /* Where copy_out hands each row: 0, or an LS_ERR_* with *errmsg. */
 typedef int row_fn(void *arg, const char *row, size_t len, char **errmsg);
 
+/* A clock that a step of the wall clock does not move. */
+static int64_t
+mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 /*
  * Wait for more of a COPY's output.  A reader that keeps up with the
  * source finds the socket empty after each 8 kB piece, and if it then
@@ -824,30 +835,37 @@ typedef int row_fn(void *arg, const char *row, size_t len, char **errmsg);
  * then sleeps.  At most bc->max_spinners readers poll at once (none on one
  * core), so that on a small machine they leave a core to the source's
  * backends.
- * Not over TLS (copy_out).  Returns 0, or -1 once the connection is lost
- * (its error is the connection's, for pg_check).
+ * Not over TLS or GSSAPI encryption (copy_out).  Returns 0, or an
+ * LS_ERR_* with *errmsg (a lost connection: the connection's error).
  */
 #define BASE_SPIN_US	50
 
 static int
-copy_wait(struct bc *bc, PGconn *c)
+copy_wait(struct bc *bc, PGconn *c, char **errmsg)
 {
 	struct pollfd p = { PQsocket(c), POLLIN, 0 };
 	int64_t t0;
-	int n = 0;
+	int n = 0, e;
 
-	if (p.fd < 0)
-		return -1;
+	if (p.fd < 0)	/* the connection is lost */
+		return pg_check(c, NULL, PGRES_COMMAND_OK, NULL, "COPY",
+		    errmsg);
 	if (atomic_fetch_add(&bc->spinners, 1) < bc->max_spinners) {
-		t0 = ls_now_us();
+		t0 = mono_us();
 		while ((n = poll(&p, 1, 0)) == 0 &&
-		    ls_now_us() - t0 < BASE_SPIN_US)
+		    mono_us() - t0 < BASE_SPIN_US)
 			;
 	}
 	atomic_fetch_sub(&bc->spinners, 1);
-	if (n == 0 && poll(&p, 1, -1) < 0 && errno != EINTR)
-		return -1;
-	return PQconsumeInput(c) == 1 ? 0 : -1;
+	if (n == 0 && poll(&p, 1, -1) < 0 && errno != EINTR) {
+		e = errno;
+		return ls_errf(errmsg, LS_ERR_PG, "COPY: waiting for the "
+		    "source: poll: %s", strerror(e));
+	}
+	if (PQconsumeInput(c) != 1)	/* the connection is lost */
+		return pg_check(c, NULL, PGRES_COMMAND_OK, NULL, "COPY",
+		    errmsg);
+	return 0;
 }
 
 /*
@@ -881,16 +899,15 @@ copy_out(struct bc *bc, PGconn *c, const char *sql, row_fn *fn, void *arg,
 	    errmsg)) != 0)
 		return r;
 	/*
-	 * Over TLS, OpenSSL may hold bytes that poll() does not see: libpq's
-	 * own wait (blocking PQgetCopyData) knows to look there first.
+	 * Over TLS, OpenSSL may hold bytes that poll() does not see (and GSSAPI
+	 * encryption decrypted ones): libpq's own wait (blocking
+	 * PQgetCopyData) knows to look there first.
 	 */
-	async = !PQsslInUse(c);
+	async = !PQsslInUse(c) && !PQgssEncInUse(c);
 	while ((n = PQgetCopyData(c, &row, async)) >= 0) {
 		if (n == 0) {
-			if (copy_wait(bc, c) != 0) {
-				n = -2;	/* the connection is lost */
-				break;
-			}
+			if ((r = copy_wait(bc, c, errmsg)) != 0)
+				return r;	/* the connection is dropped */
 			continue;
 		}
 		r = fn(arg, row, (size_t)n, errmsg);

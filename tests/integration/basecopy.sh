@@ -353,6 +353,7 @@ CPID=$!; track_pid $CPID
 i=0; until [ "$(psql_at "$P" -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %big%' AND state = 'active'")" = 1 ] ||
 	[ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
 i=0; until grep -q "post-data dumped" "$T/run13.log" || [ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
+sleep 1	# the dump thread's last query (large objects) on the control connection
 copying=$(psql_at "$P" -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %big%' AND state = 'active'")
 kill -USR1 $PROXY
 i=0; while kill -0 $CPID 2>/dev/null && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
@@ -381,8 +382,8 @@ chmod 600 "$src_DIR/data/server.key"
 [ "$(id -u)" -eq 0 ] && chown postgres: "$src_DIR/data/server.key" "$src_DIR/data/server.crt"
 { echo "hostnossl all all 127.0.0.1/32 reject"; cat "$hba"; } > "$T/hba" && cat "$T/hba" > "$hba"
 psql_at "$P" -c "ALTER SYSTEM SET ssl = on" -c "SELECT pg_reload_conf()" >/dev/null
-sleep 1
-out=$("$PG_BINDIR/psql" -X -A -t -d "host=127.0.0.1 port=$P user=postgres dbname=postgres sslmode=disable" -c 'SELECT 1' 2>&1)
+i=0; while out=$("$PG_BINDIR/psql" -X -A -t -d "host=127.0.0.1 port=$P user=postgres dbname=postgres sslmode=disable" -c 'SELECT 1' 2>&1) &&
+	[ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 like "$out" "rejects connection.*no encryption" "the source now refuses connections without TLS"
 timeout 120 "$BASECOPY" "$CONN sslmode=require" "$T/store14" 00000001000000c4 2 $CHUNK > "$T/run14.log" 2>&1; rc=$?
 is "$rc" 0 "a copy over TLS exits 0 (within 120 s)"
