@@ -26,7 +26,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -813,16 +812,6 @@ count_rows(const char *p, size_t len)
 /* Where copy_out hands each row: 0, or an LS_ERR_* with *errmsg. */
 typedef int row_fn(void *arg, const char *row, size_t len, char **errmsg);
 
-/* A clock that a step of the wall clock does not move. */
-static int64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /*
  * Wait for more of a COPY's output.  A reader that keeps up with the
  * source finds the socket empty after each 8 kB piece, and if it then
@@ -845,23 +834,21 @@ copy_wait(struct bc *bc, PGconn *c, char **errmsg)
 {
 	struct pollfd p = { PQsocket(c), POLLIN, 0 };
 	int64_t t0;
-	int n = 0, e;
+	int n = 0;
 
 	if (p.fd < 0)	/* the connection is lost */
 		return pg_check(c, NULL, PGRES_COMMAND_OK, NULL, "COPY",
 		    errmsg);
 	if (atomic_fetch_add(&bc->spinners, 1) < bc->max_spinners) {
-		t0 = mono_us();
+		t0 = ls_mono_us();
 		while ((n = poll(&p, 1, 0)) == 0 &&
-		    mono_us() - t0 < BASE_SPIN_US)
+		    ls_mono_us() - t0 < BASE_SPIN_US)
 			;
 	}
 	atomic_fetch_sub(&bc->spinners, 1);
-	if (n == 0 && poll(&p, 1, -1) < 0 && errno != EINTR) {
-		e = errno;
+	if (n == 0 && poll(&p, 1, -1) < 0 && errno != EINTR)
 		return ls_errf(errmsg, LS_ERR_PG, "COPY: waiting for the "
-		    "source: poll: %s", strerror(e));
-	}
+		    "source: poll: %s", strerror(errno));
 	if (PQconsumeInput(c) != 1)	/* the connection is lost */
 		return pg_check(c, NULL, PGRES_COMMAND_OK, NULL, "COPY",
 		    errmsg);

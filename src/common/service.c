@@ -9,6 +9,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "common/service.h"
+#include "common/util.h"
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
@@ -17,15 +18,6 @@ static uint64_t half_us;	/* half of WATCHDOG_USEC, 0: no watchdog */
 static uint64_t last_us;	/* last WATCHDOG=1 */
 static bool busy, busy_thread;
 static pthread_t busy_tid;
-
-static uint64_t
-mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
-}
 
 /* Under systemd?  Reads the environment once (lock held). */
 static bool
@@ -90,7 +82,7 @@ feed(void)
 
 	if (!enabled() || half_us == 0)
 		return;
-	now = mono_us();
+	now = (uint64_t)ls_mono_us();
 	if (last_us != 0 && now - last_us < half_us)
 		return;
 	last_us = now;

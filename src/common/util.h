@@ -26,6 +26,8 @@ int ls_unhex(const char *s, uint8_t *buf, size_t len);
 
 /* Wall clock, microseconds since the Unix epoch. */
 int64_t ls_now_us(void);
+/* Monotonic clock, microseconds: for intervals a wall-clock step must not move. */
+int64_t ls_mono_us(void);
 /* "2026-11-21T05:44:30.123456Z" into out (at least 32 bytes). */
 void ls_format_time(int64_t us, char *out, size_t outlen);
 /*

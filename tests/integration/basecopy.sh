@@ -330,7 +330,6 @@ like "$out" "base copy interrupted" "saying it was interrupted"
 nb=$(printf '%s\n' "$out" | grep -c "copied public.big chunk")
 ok "$([ "$nb" -le 1 ]; echo $?)" "within the big table: $nb of its chunks stored, not all $nbig"
 ok "$([ ! -e "$T/store12/00000001000000c2/base/manifest" ]; echo $?)" "without a manifest"
-
 is "$(psql_at "$P" -c "SELECT count(*) FROM pg_replication_slots")" 0 "no slot is left behind"
 is "$(pgrep -f "$T/pg_dump" | wc -l | tr -d ' ')" 0 "no pg_dump is left running"
 
@@ -350,8 +349,7 @@ PCONN="host=127.0.0.1 port=$(head -n 1 "$T/proxy.port") user=postgres dbname=pos
 BASECOPY_SLOT=basecopy_cut BASECOPY_TABLES="public.big" "$BASECOPY" "$PCONN" "$T/store13" 00000001000000c3 2 $CHUNK \
 	> "$T/run13.log" 2>&1 &
 CPID=$!; track_pid $CPID
-i=0; until [ "$(psql_at "$P" -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %big%' AND state = 'active'")" = 1 ] ||
-	[ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
+wait_row "$P" postgres "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %big%' AND state = 'active'" $CPID
 i=0; until grep -q "post-data dumped" "$T/run13.log" || [ $i -gt 300 ]; do sleep 0.1; i=$((i+1)); done
 sleep 1	# the dump thread's last query (large objects) on the control connection
 copying=$(psql_at "$P" -c "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'COPY %big%' AND state = 'active'")
